@@ -1,0 +1,155 @@
+"""Command line: the TUI by default, and headless subcommands (train, runs, layers)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import signal
+import sys
+import threading
+
+from mnist_tui import __version__
+from mnist_tui.core.config import DEVICES, OPTIMIZERS, SCHEDULERS
+from mnist_tui.core.versions import VERSIONS
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mnist-tui", description="Train and study MNIST convolutional networks.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train a model version headless", description="Train a model version without the TUI. Unset options take the version's recipe.")
+    t.add_argument("--model", default="v2", choices=list(VERSIONS), help="model version (default: v2)")
+    t.add_argument("--epochs", type=_positive_int)
+    t.add_argument("--batch-size", type=_positive_int)
+    t.add_argument("--lr", type=_positive_float, help="learning rate")
+    t.add_argument("--optimizer", choices=OPTIMIZERS)
+    t.add_argument("--scheduler", choices=SCHEDULERS)
+    t.add_argument("--seed", type=_non_negative_int, default=0)
+    t.add_argument("--device", choices=DEVICES, default="auto")
+    t.add_argument("--limit", type=_positive_int, help="train on the first N training images only")
+    t.add_argument("--data", metavar="DIR", help="dataset root (default: $MNIST_TUI_DATA or the project's data/)")
+    t.add_argument("--runs", metavar="DIR", help="runs folder (default: $MNIST_TUI_RUNS or the project's runs/)")
+
+    r = sub.add_parser("runs", help="list saved runs")
+    r.add_argument("--runs", metavar="DIR", help="runs folder (default: $MNIST_TUI_RUNS or the project's runs/)")
+
+    lay = sub.add_parser("layers", help="layer-by-layer breakdown of a version, or all versions compared")
+    lay.add_argument("model", nargs="?", choices=list(VERSIONS))
+    lay.add_argument("--classic", action="store_true", help="print the classic torchsummary table")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "train":
+        return cmd_train(args)
+    if args.command == "runs":
+        return cmd_runs(args)
+    if args.command == "layers":
+        return cmd_layers(args)
+    # No TUI yet: the default is a headless run of v2 with its recipe.
+    return cmd_train(build_parser().parse_args(["train"]))
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    """Ctrl+C, SIGTERM and a dropped SSH session (SIGHUP) end the run cleanly."""
+
+    def handler(signum, _frame):
+        if stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl+C means now
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is not None:
+            signal.signal(sig, handler)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from mnist_tui.core import data
+    from mnist_tui.core.versions import get_version
+
+    overrides = {
+        k: v
+        for k, v in {
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "lr": args.lr,
+            "optimizer": args.optimizer,
+            "scheduler": args.scheduler,
+        }.items()
+        if v is not None
+    }
+    config = get_version(args.model).config(
+        seed=args.seed, device=args.device, limit=args.limit, data_dir=args.data, runs_dir=args.runs, **overrides
+    )
+    try:
+        data.prepare(data.find_root(args.data), log=lambda msg: print(msg, file=sys.stderr))
+    except data.DataError as exc:
+        print(f"mnist-tui: error: {exc}", file=sys.stderr)
+        return 1
+
+    from mnist_tui.core.engine import train
+    from mnist_tui.headless import report
+
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    status = report(train(config, stop), interactive=sys.stdout.isatty())
+    return {"finished": 0, "stopped": 130}.get(status, 1)
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from mnist_tui.core.runs import default_runs_dir, list_runs
+    from mnist_tui.headless import print_runs
+
+    runs_dir = default_runs_dir(args.runs)
+    print_runs(list_runs(runs_dir), runs_dir)
+    return 0
+
+
+def cmd_layers(args: argparse.Namespace) -> int:
+    from mnist_tui.headless import print_breakdown, print_versions
+
+    if args.model is None:
+        print_versions()
+    elif args.classic:
+        from mnist_tui.core.layers import classic_summary
+
+        print(classic_summary(args.model), end="")
+    else:
+        print_breakdown(args.model)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

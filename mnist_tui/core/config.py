@@ -1,0 +1,102 @@
+"""Training configuration: frozen dataclasses holding every default in one place."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULERS = ("none", "cosine", "step")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a model version is trained by default; every field can be overridden per run."""
+
+    epochs: int = 20
+    batch_size: int = 128
+    # Evaluation batches only bound memory; 2000 is what the seed notebooks used.
+    test_batch_size: int = 2000
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.9  # SGD only
+    scheduler: str = "none"  # cosine anneals over T_max = epochs; step halves every step_size
+    step_size: int = 5
+    dropout: float = 0.0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything one training run needs; `config.json` stores it verbatim."""
+
+    model: str
+    recipe: Recipe = field(default_factory=Recipe)
+    seed: int = 0
+    device: str = "auto"
+    limit: int | None = None  # train on the first N training images only
+    data_dir: str | None = None  # None: see data.find_root
+    runs_dir: str | None = None  # None: see runs.default_runs_dir
+    progress_every: int = 10  # batches between progress events
+
+    def replace(self, **changes) -> "TrainConfig":
+        """A copy with top-level or recipe fields changed (recipe fields by their own name)."""
+        recipe_names = {f.name for f in dataclasses.fields(Recipe)}
+        recipe_changes = {k: v for k, v in changes.items() if k in recipe_names}
+        top = {k: v for k, v in changes.items() if k not in recipe_names}
+        if recipe_changes:
+            top["recipe"] = dataclasses.replace(self.recipe, **recipe_changes)
+        return dataclasses.replace(self, **top)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        data = dict(data)
+        data["recipe"] = Recipe(**data.get("recipe", {}))
+        return cls(**data)
+
+
+class ConfigError(ValueError):
+    """A configuration a run cannot start with; the message says which value and why."""
+
+
+def config_problems(config: TrainConfig) -> list[str]:
+    """Every reason this configuration cannot run, in words a user can act on."""
+    from mnist_tui.core.versions import VERSIONS
+
+    problems = []
+    r = config.recipe
+    if config.model not in VERSIONS:
+        problems.append(f"unknown model {config.model!r} (choose from {', '.join(VERSIONS)})")
+    for name in ("epochs", "batch_size", "test_batch_size"):
+        value = getattr(r, name)
+        if not isinstance(value, int) or value <= 0:
+            problems.append(f"{name.replace('_', ' ')} must be a positive whole number, got {value!r}")
+    if not isinstance(r.lr, (int, float)) or not math.isfinite(r.lr) or r.lr <= 0:
+        problems.append(f"learning rate must be a positive number, got {r.lr!r}")
+    if r.weight_decay < 0:
+        problems.append(f"weight decay must be zero or more, got {r.weight_decay!r}")
+    if not 0 <= r.dropout < 1:
+        problems.append(f"dropout must be in [0, 1), got {r.dropout!r}")
+    if r.optimizer not in OPTIMIZERS:
+        problems.append(f"unknown optimizer {r.optimizer!r} (choose from {', '.join(OPTIMIZERS)})")
+    if r.scheduler not in SCHEDULERS:
+        problems.append(f"unknown scheduler {r.scheduler!r} (choose from {', '.join(SCHEDULERS)})")
+    if not isinstance(config.seed, int) or config.seed < 0:
+        problems.append(f"seed must be a whole number ≥ 0, got {config.seed!r}")
+    if config.device not in DEVICES:
+        problems.append(f"unknown device {config.device!r} (choose from {', '.join(DEVICES)})")
+    if config.limit is not None and (not isinstance(config.limit, int) or config.limit <= 0):
+        problems.append(f"limit must be a positive number of images, got {config.limit!r}")
+    return problems
+
+
+def check_config(config: TrainConfig) -> None:
+    """Raise ConfigError naming every problem, or return if the config can run."""
+    problems = config_problems(config)
+    if problems:
+        raise ConfigError("; ".join(problems))

@@ -1,0 +1,188 @@
+"""Find, verify, extract or download MNIST; hold it as tensors on the device; serve batches."""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+
+from mnist_tui.core.paths import project_dir
+
+# Pixel mean and standard deviation of the 60,000 training images scaled to [0, 1];
+# tests recompute both from the data.
+MNIST_MEAN = 0.1307
+MNIST_STD = 0.3081
+
+# md5 of each *uncompressed* IDX file, the canonical values of the original distribution.
+IDX_MD5 = {
+    "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+    "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+    "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+    "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+}
+DATA_ENV = "MNIST_TUI_DATA"
+
+
+class DataError(RuntimeError):
+    """The dataset is missing or damaged; the message names the file and what to do."""
+
+
+def find_root(explicit: str | os.PathLike | None = None) -> Path:
+    """Dataset root: an explicit path, else $MNIST_TUI_DATA, else the project's data/."""
+    if explicit:
+        return Path(explicit).expanduser()
+    if os.environ.get(DATA_ENV):
+        return Path(os.environ[DATA_ENV]).expanduser()
+    return project_dir() / "data"
+
+
+def raw_dir(root: Path) -> Path:
+    # torchvision's MNIST class reads <root>/MNIST/raw/.
+    return root / "MNIST" / "raw"
+
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=32)
+def _verified(path: Path, size: int, mtime_ns: int) -> bool:
+    """Checksum once per file version per process; the key changes when the file does."""
+    return _md5(path) == IDX_MD5[path.name]
+
+
+def _check(path: Path) -> None:
+    stat = path.stat()
+    if not _verified(path, stat.st_size, stat.st_mtime_ns):
+        raise DataError(
+            f"{path} is damaged (its md5 is not the canonical {IDX_MD5[path.name]}). "
+            f"Delete it: it is re-extracted from {path.name}.gz if that is present, "
+            "or downloaded again."
+        )
+
+
+def _extract(gz: Path, target: Path) -> None:
+    tmp = target.with_name(target.name + ".part")
+    try:
+        with gzip.open(gz, "rb") as src, open(tmp, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        tmp.unlink(missing_ok=True)
+        raise DataError(f"{gz} cannot be decompressed ({exc}); replace it or delete it to download again.") from None
+    os.replace(tmp, target)
+
+
+def _download(root: Path) -> None:
+    from torchvision.datasets import MNIST
+
+    try:
+        MNIST(str(root), train=True, download=True)
+    except Exception as exc:  # no network, mirror down, disk full: all end the same way
+        expected = ", ".join(IDX_MD5)
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(
+            f"MNIST is not in {raw_dir(root)} and could not be downloaded ({first_line}). "
+            f"Put the four files there ({expected}, or the same names with .gz), "
+            "or point --data / $MNIST_TUI_DATA at a folder that has them."
+        ) from None
+
+
+def prepare(root: Path, download: bool = True, log: Callable[[str], None] = lambda _msg: None) -> Path:
+    """Make sure the four IDX files are present and intact under root; return their folder.
+
+    Missing IDX files are extracted from a shipped .gz beside them; with neither, the dataset
+    is downloaded through torchvision (its mirrors and checksums, with a progress bar).
+    """
+    raw = raw_dir(root)
+    missing = [name for name in IDX_MD5 if not (raw / name).exists()]
+    for name in list(missing):
+        gz = raw / f"{name}.gz"
+        if gz.exists():
+            log(f"extracting {gz.name}")
+            _extract(gz, raw / name)
+            missing.remove(name)
+    if missing:
+        if not download:
+            raise DataError(f"MNIST files missing from {raw}: {', '.join(missing)}")
+        log(f"downloading MNIST into {raw}")
+        _download(root)
+    for name in IDX_MD5:
+        _check(raw / name)
+    return raw
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split as uint8 images (N, 28, 28) and int64 labels (N,), on the CPU."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@functools.lru_cache(maxsize=2)
+def _load(root: Path) -> tuple[Split, Split]:
+    from torchvision.datasets import MNIST
+
+    splits = []
+    for train in (True, False):
+        ds = MNIST(str(root), train=train, download=False)
+        splits.append(Split(ds.data.contiguous(), ds.targets.contiguous()))
+    return splits[0], splits[1]
+
+
+def load(root: Path | None = None, download: bool = True, log: Callable[[str], None] = lambda _m: None) -> tuple[Split, Split]:
+    """The training and test splits, read once per process through torchvision's MNIST."""
+    root = find_root(root)
+    prepare(root, download=download, log=log)
+    return _load(root.resolve())
+
+
+def normalise(images: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
+    """uint8 (N, 28, 28) to normalised float32 (N, 1, 28, 28) on the device, done once."""
+    x = images.to(device).unsqueeze(1).float().div_(255.0)
+    return x.sub_(MNIST_MEAN).div_(MNIST_STD)
+
+
+@dataclass
+class DeviceSplit:
+    """A split resident on the training device, ready to be indexed batch by batch."""
+
+    images: torch.Tensor  # float32 (N, 1, 28, 28), normalised
+    labels: torch.Tensor  # int64 (N,)
+
+    @classmethod
+    def from_split(cls, split: Split, device: torch.device | str, limit: int | None = None) -> "DeviceSplit":
+        n = len(split) if limit is None else min(limit, len(split))
+        return cls(normalise(split.images[:n], device), split.labels[:n].to(device))
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def batches(self, batch_size: int, generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Batches in a fresh order drawn from `generator`, or in order when it is None."""
+        n = len(self)
+        if generator is None:
+            for start in range(0, n, batch_size):
+                yield self.images[start : start + batch_size], self.labels[start : start + batch_size]
+            return
+        order = torch.randperm(n, generator=generator).to(self.labels.device)
+        for start in range(0, n, batch_size):
+            idx = order[start : start + batch_size]
+            yield self.images[idx], self.labels[idx]
+
+    def num_batches(self, batch_size: int) -> int:
+        return -(-len(self) // batch_size)

@@ -1,0 +1,246 @@
+"""The training loop: train(config, stop) yields events and keeps the run store up to date."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+
+from mnist_tui import __version__
+from mnist_tui.core import data
+from mnist_tui.core.config import ConfigError, TrainConfig, check_config
+from mnist_tui.core.events import BatchProgress, EpochFinished, Event, RunFailed, RunFinished, RunStarted
+from mnist_tui.core.runs import RunWriter, default_runs_dir
+from mnist_tui.core.versions import get_version
+
+
+class DeviceError(RuntimeError):
+    """The requested device is not available on this machine."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` picks CUDA, then Apple MPS, then the CPU; a named device must exist."""
+    has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise DeviceError("--device cuda was asked for, but this machine has no usable CUDA GPU; use --device cpu or auto")
+    if name == "mps" and not has_mps:
+        raise DeviceError("--device mps was asked for, but Apple MPS is not available here; use --device cpu or auto")
+    return torch.device(name)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return "Apple MPS"
+    return f"CPU, {torch.get_num_threads()} threads"
+
+
+def make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
+    r = config.recipe
+    if r.optimizer == "adam":
+        return torch.optim.Adam(params, lr=r.lr, weight_decay=r.weight_decay)
+    if r.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=r.lr, weight_decay=r.weight_decay)
+    return torch.optim.SGD(params, lr=r.lr, momentum=r.momentum, weight_decay=r.weight_decay)
+
+
+def make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer):
+    r = config.recipe
+    if r.scheduler == "cosine":
+        # Stepped once per epoch, so T_max = epochs anneals over exactly the whole run.
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=r.epochs)
+    if r.scheduler == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=r.step_size, gamma=0.5)
+    return None
+
+
+def evaluate(model: torch.nn.Module, split: data.DeviceSplit, batch_size: int, stop: threading.Event) -> tuple[float, float] | None:
+    """Mean loss and accuracy (%) over the whole split; None if stopped part-way."""
+    model.eval()
+    loss_sum = torch.zeros((), device=split.labels.device)
+    correct = torch.zeros((), dtype=torch.long, device=split.labels.device)
+    with torch.inference_mode():
+        for x, y in split.batches(batch_size):
+            if stop.is_set():
+                return None
+            out = model(x)
+            loss_sum += F.cross_entropy(out, y, reduction="sum")
+            correct += (out.argmax(1) == y).sum()
+    n = len(split)
+    return loss_sum.item() / n, 100.0 * correct.item() / n
+
+
+def train(config: TrainConfig, stop: threading.Event | None = None) -> Iterator[Event]:
+    """Train one run, yielding events; set `stop` to end it cleanly within one batch."""
+    stop = stop or threading.Event()
+    try:
+        check_config(config)
+        device = resolve_device(config.device)
+        train_split, test_split = data.load(config.data_dir)
+    except (ConfigError, DeviceError, data.DataError) as exc:
+        yield RunFailed(reason=str(exc), run_dir=None)
+        return
+
+    version = get_version(config.model)
+    r = config.recipe
+    # Separate seeds for the weights (and dropout) and for the data order.
+    torch.manual_seed(config.seed)
+    order = torch.Generator().manual_seed(config.seed + 1)
+    model = version.build(dropout=r.dropout).to(device)
+    optimizer = make_optimizer(config, model.parameters())
+    scheduler = make_scheduler(config, optimizer)
+    train_data = data.DeviceSplit.from_split(train_split, device, config.limit)
+    test_data = data.DeviceSplit.from_split(test_split, device)
+    params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    runs_dir = default_runs_dir(config.runs_dir)
+    try:
+        writer = RunWriter.create(
+            runs_dir,
+            config.model,
+            {
+                "config": config.to_dict(),
+                "seed": config.seed,
+                "device": device.type,
+                "device_name": device_name(device),
+                "torch_version": torch.__version__,
+                "mnist_tui_version": __version__,
+                "params": params,
+                "train_size": len(train_data),
+                "test_size": len(test_data),
+            },
+        )
+    except OSError as exc:
+        yield RunFailed(reason=f"cannot write a run into {runs_dir}: {exc.strerror or exc}", run_dir=None)
+        return
+
+    batches = train_data.num_batches(r.batch_size)
+    yield RunStarted(
+        run_id=writer.path.name,
+        run_dir=writer.path,
+        config=config,
+        device=device.type,
+        device_name=device_name(device),
+        params=params,
+        train_size=len(train_data),
+        test_size=len(test_data),
+        batches_per_epoch=batches,
+    )
+
+    started = time.perf_counter()
+    accs: list[float] = []
+    try:
+        for epoch in range(1, r.epochs + 1):
+            result = yield from _train_epoch(config, model, optimizer, train_data, order, epoch, batches, stop)
+            if result is None:
+                break
+            train_loss, train_acc, train_seconds = result
+            if not math.isfinite(train_loss):
+                reason = f"loss became {train_loss} in epoch {epoch}; try a smaller learning rate"
+                writer.set_status("diverged", reason)
+                yield RunFailed(f"training diverged: {reason}", writer.path, "diverged")
+                return
+            lr = optimizer.param_groups[0]["lr"]
+            if scheduler is not None:
+                scheduler.step()
+            t0 = time.perf_counter()
+            evaluated = evaluate(model, test_data, r.test_batch_size, stop)
+            if evaluated is None:
+                break
+            test_loss, test_acc = evaluated
+            finished = EpochFinished(
+                epoch=epoch,
+                epochs=r.epochs,
+                train_loss=train_loss,
+                train_acc=train_acc,
+                test_loss=test_loss,
+                test_acc=test_acc,
+                lr=lr,
+                seconds=train_seconds + time.perf_counter() - t0,
+                images_per_s=len(train_data) / train_seconds,
+            )
+            writer.append_epoch(finished.to_dict())
+            writer.save_checkpoint(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict() if scheduler is not None else {},
+                    "epoch": epoch,
+                    "config": config.to_dict(),
+                }
+            )
+            accs.append(test_acc)
+            yield finished
+    except Exception as exc:  # any failure is recorded in the run, then reported
+        reason = f"{type(exc).__name__}: {exc}"
+        writer.set_status("failed", reason)
+        yield RunFailed(reason=reason, run_dir=writer.path)
+        return
+    finally:
+        # A consumer that abandons the generator (GeneratorExit) leaves the run stopped.
+        if _status_is_running(writer):
+            writer.set_status("stopped", "training was abandoned")
+
+    status = "finished" if writer.epochs_done == r.epochs else "stopped"
+    writer.set_status(status)
+    yield RunFinished(
+        run_dir=writer.path,
+        status=status,
+        epochs_done=writer.epochs_done,
+        final_test_acc=accs[-1] if accs else None,
+        best_test_acc=max(accs) if accs else None,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _status_is_running(writer: RunWriter) -> bool:
+    import json
+
+    try:
+        return json.loads((writer.path / "status.json").read_text()).get("status") == "running"
+    except (OSError, ValueError):
+        return False
+
+
+def _train_epoch(config, model, optimizer, train_data, order, epoch, batches, stop):
+    """One pass over the training data; returns (loss, acc %, seconds), or None if stopped."""
+    r = config.recipe
+    model.train()
+    device = train_data.labels.device
+    # Accumulate on the device and read back only at progress events: no per-step sync.
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    seen = 0
+    t0 = time.perf_counter()
+    for i, (x, y) in enumerate(train_data.batches(r.batch_size, order), start=1):
+        if stop.is_set():
+            return None
+        out = model(x)
+        loss = F.cross_entropy(out, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.detach() * len(y)
+        correct += (out.argmax(1) == y).sum()
+        seen += len(y)
+        if i % config.progress_every == 0 or i == batches:
+            elapsed = time.perf_counter() - t0
+            running_loss = loss_sum.item() / seen
+            if not math.isfinite(running_loss):
+                break  # diverged: the caller reports it, no point training on
+            yield BatchProgress(
+                epoch=epoch,
+                epochs=r.epochs,
+                batch=i,
+                batches=batches,
+                loss=running_loss,
+                accuracy=100.0 * correct.item() / seen,
+                images_per_s=seen / elapsed if elapsed > 0 else 0.0,
+            )
+    return loss_sum.item() / seen, 100.0 * correct.item() / seen, time.perf_counter() - t0

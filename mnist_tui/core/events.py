@@ -1,0 +1,68 @@
+"""The typed events the training engine yields, in the order a run produces them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mnist_tui.core.config import TrainConfig
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    run_id: str
+    run_dir: Path
+    config: TrainConfig
+    device: str  # "cpu", "cuda", "mps"
+    device_name: str  # for people: "CPU, 2 threads", "NVIDIA H100 80GB HBM3"
+    params: int
+    train_size: int
+    test_size: int
+    batches_per_epoch: int
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    epoch: int  # 1-based
+    epochs: int
+    batch: int  # batches done in this epoch
+    batches: int
+    loss: float  # running mean over the epoch so far
+    accuracy: float  # running, percent
+    images_per_s: float
+
+
+@dataclass(frozen=True)
+class EpochFinished:
+    epoch: int
+    epochs: int
+    train_loss: float
+    train_acc: float  # percent
+    test_loss: float
+    test_acc: float  # percent, on the full test set
+    lr: float  # the learning rate this epoch trained with
+    seconds: float  # training and evaluation
+    images_per_s: float  # training images per second, evaluation excluded
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    run_dir: Path
+    status: str  # "finished", or "stopped" when the stop event ended it early
+    epochs_done: int
+    final_test_acc: float | None
+    best_test_acc: float | None
+    seconds: float
+
+
+@dataclass(frozen=True)
+class RunFailed:
+    reason: str
+    run_dir: Path | None  # None when it failed before a run folder was made
+    status: str = "failed"  # or "diverged"
+
+
+Event = RunStarted | BatchProgress | EpochFinished | RunFinished | RunFailed

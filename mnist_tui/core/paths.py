@@ -1,0 +1,17 @@
+"""Where the project's default folders live, without importing anything heavy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def project_dir() -> Path:
+    """The source checkout holding this package when there is one, else the current folder.
+
+    In a checkout (an editable install, the normal case) `data/` and `runs/` live next to
+    `pyproject.toml`, wherever the user starts the app from.
+    """
+    here = Path(__file__).resolve().parents[2]
+    if (here / "pyproject.toml").exists() and (here / "mnist_tui").is_dir():
+        return here
+    return Path.cwd()

@@ -1,0 +1,178 @@
+"""Terminal output for the headless commands: rich on a terminal, plain lines in logs."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Iterable
+
+from rich import box
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from mnist_tui.core.events import BatchProgress, EpochFinished, RunFailed, RunFinished, RunStarted
+
+
+def epoch_line(e: EpochFinished) -> str:
+    """The one plain line a log gets per epoch."""
+    return (
+        f"epoch {e.epoch}/{e.epochs}  train loss {e.train_loss:.4f} acc {e.train_acc:.2f}%  "
+        f"test loss {e.test_loss:.4f} acc {e.test_acc:.2f}%  lr {e.lr:.2e}  "
+        f"{e.seconds:.1f}s  {e.images_per_s:,.0f} img/s"
+    )
+
+
+def _started_line(e: RunStarted) -> str:
+    return (
+        f"run {e.run_id}: {e.config.model}, {e.params:,} parameters, {e.device_name}, "
+        f"{e.train_size:,} training / {e.test_size:,} test images"
+    )
+
+
+def _finished_line(e: RunFinished) -> str:
+    acc = f"final test acc {e.final_test_acc:.2f}% (best {e.best_test_acc:.2f}%)" if e.final_test_acc is not None else "no epoch finished"
+    return f"{e.status}: {e.epochs_done} epochs, {acc}, {e.seconds:.1f}s; saved in {e.run_dir}"
+
+
+def epoch_table(rows: list[EpochFinished]) -> Table:
+    table = Table(title="Epochs", title_justify="left")
+    for col in ("epoch", "train loss", "train acc", "test loss", "test acc", "lr", "seconds", "img/s"):
+        table.add_column(col, justify="right")
+    best = max((r.test_acc for r in rows), default=None)
+    for r in rows:
+        mark = " ★" if r.test_acc == best else ""
+        table.add_row(
+            f"{r.epoch}/{r.epochs}",
+            f"{r.train_loss:.4f}",
+            f"{r.train_acc:.2f}%",
+            f"{r.test_loss:.4f}",
+            f"[bold green]{r.test_acc:.2f}%{mark}[/]" if mark else f"{r.test_acc:.2f}%",
+            f"{r.lr:.2e}",
+            f"{r.seconds:.1f}",
+            f"{r.images_per_s:,.0f}",
+        )
+    return table
+
+
+def report(events: Iterable, interactive: bool, console: Console | None = None) -> str:
+    """Show a run's events as they come; return its final status."""
+    console = console or Console()
+    if not interactive:
+        return _report_plain(events)
+    rows: list[EpochFinished] = []
+    progress = Progress(
+        TextColumn("epoch {task.fields[epoch]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}  acc {task.fields[acc]:.2f}%  {task.fields[ips]:,.0f} img/s"),
+        TimeRemainingColumn(),
+        console=console,
+    )
+    task = progress.add_task("train", total=None, epoch="-", loss=0.0, acc=0.0, ips=0.0)
+    status = "failed"
+    with Live(Group(epoch_table(rows), progress), console=console, refresh_per_second=8) as live:
+        for ev in events:
+            if isinstance(ev, RunStarted):
+                console.print(_started_line(ev))
+            elif isinstance(ev, BatchProgress):
+                progress.update(task, total=ev.batches, completed=ev.batch, epoch=f"{ev.epoch}/{ev.epochs}", loss=ev.loss, acc=ev.accuracy, ips=ev.images_per_s)
+            elif isinstance(ev, EpochFinished):
+                rows.append(ev)
+                live.update(Group(epoch_table(rows), progress))
+            elif isinstance(ev, RunFinished):
+                progress.update(task, visible=False)
+                live.update(epoch_table(rows))
+                console.print(_finished_line(ev))
+                status = ev.status
+            elif isinstance(ev, RunFailed):
+                console.print(f"[red]{ev.status}: {ev.reason}[/]")
+                status = ev.status
+    return status
+
+
+def _report_plain(events: Iterable) -> str:
+    status = "failed"
+    for ev in events:
+        if isinstance(ev, RunStarted):
+            print(_started_line(ev), flush=True)
+        elif isinstance(ev, EpochFinished):
+            print(epoch_line(ev), flush=True)
+        elif isinstance(ev, RunFinished):
+            print(_finished_line(ev), flush=True)
+            status = ev.status
+        elif isinstance(ev, RunFailed):
+            print(f"mnist-tui: {ev.status}: {ev.reason}", file=sys.stderr, flush=True)
+            status = ev.status
+    return status
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}%"
+
+
+def _console() -> Console:
+    # Logs and pipes are not 80 columns wide: keep table rows on one line there.
+    return Console() if sys.stdout.isatty() else Console(width=160)
+
+
+def print_runs(records: list, runs_dir: Path, console: Console | None = None) -> None:
+    console = console or _console()
+    if not records:
+        console.print(f"No runs in {runs_dir}.")
+        return
+    wide = console.width >= 110
+    table = Table(title=f"Runs in {runs_dir}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    columns = [("run", "left"), ("model", "left"), ("status", "left"), ("epochs", "right"), ("final/best %", "right"), ("params", "right"), ("time", "right")]
+    for col, justify in columns + ([("device", "left")] if wide else []):
+        table.add_column(col, justify=justify, no_wrap=col != "device")
+    for rec in records:
+        total = "?" if rec.epochs_total is None else rec.epochs_total
+        status = rec.status if not rec.reason or rec.status == "finished" else f"{rec.status}: {rec.reason}"
+        accuracy = "-" if rec.final_test_acc is None else f"{rec.final_test_acc:.2f}/{rec.best_test_acc:.2f}"
+        cells = [
+            rec.run_id,
+            rec.model,
+            status,
+            f"{rec.epochs_done}/{total}",
+            accuracy,
+            "-" if rec.params is None else f"{rec.params:,}",
+            f"{rec.seconds:.0f}s",
+        ]
+        table.add_row(*cells, *([rec.device] if wide else []))
+    console.print(table)
+
+
+def print_breakdown(model: str, console: Console | None = None) -> None:
+    from mnist_tui.core.layers import breakdown
+    from mnist_tui.core.versions import get_version
+
+    console = console or Console()
+    b = breakdown(model)
+    version = get_version(model)
+    table = Table(title=f"{model}: {version.title}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for col, justify in (("layer", "left"), ("output shape", "right"), ("params", "right"), ("share", "left"), ("mult-adds", "right")):
+        table.add_column(col, justify=justify, no_wrap=True)
+    for row in b.rows:
+        bar = "█" * round(row.share * 8)
+        table.add_row(row.name, row.shape_text, f"{row.params:,}", f"{row.share:>6.1%} {bar}", f"{row.mult_adds:,}")
+    console.print(table)
+    console.print(
+        f"Total params: {b.total_params:,}   Trainable: {b.trainable_params:,}   "
+        f"Size: {b.param_mb:.2f} MB   Mult-adds per image: {b.mult_adds / 1e6:.2f} M"
+    )
+
+
+def print_versions(console: Console | None = None) -> None:
+    from mnist_tui.core.versions import VERSIONS
+
+    console = console or Console()
+    table = Table(title="Model versions", title_justify="left")
+    for col, justify in (("version", "left"), ("title", "left"), ("params", "right"), ("seed's final acc", "right"), ("recipe", "left")):
+        table.add_column(col, justify=justify)
+    for v in VERSIONS.values():
+        r = v.recipe
+        recipe = f"{r.optimizer} lr {r.lr:g}, {r.scheduler} schedule, batch {r.batch_size}, {r.epochs} epochs"
+        table.add_row(v.name, v.title, f"{v.params:,}", _pct(v.seed_accuracy), recipe)
+    console.print(table)

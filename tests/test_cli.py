@@ -1,0 +1,104 @@
+"""The headless command line as users and scripts meet it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from mnist_tui import __version__, cli
+
+
+def _run(*args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "mnist_tui", *args], capture_output=True, text=True, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "args, complaint",
+    [
+        (["--model", "v9"], "invalid choice: 'v9'"),
+        (["--epochs", "0"], "--epochs: must be greater than 0"),
+        (["--batch-size", "-3"], "--batch-size: must be greater than 0"),
+        (["--lr", "0"], "--lr: must be a positive number"),
+        (["--lr", "fast"], "--lr: 'fast' is not a number"),
+        (["--seed", "-1"], "--seed: must be 0 or more"),
+        (["--device", "tpu"], "invalid choice: 'tpu'"),
+    ],
+)
+def test_bad_arguments_exit_2_with_a_message(args, complaint, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["train", *args])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert complaint in err and err.startswith("usage: mnist-tui train")
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--version"])
+    assert capsys.readouterr().out.strip() == f"mnist-tui {__version__}"
+
+
+@pytest.mark.parametrize("model, total", [("v1", "420,614"), ("v2", "99,746")])
+def test_layers_prints_the_breakdown_and_total(model, total, capsys):
+    assert cli.main(["layers", model]) == 0
+    out = capsys.readouterr().out
+    assert f"Total params: {total}" in out and "Conv2d-1" in out
+    assert cli.main(["layers", model, "--classic"]) == 0
+    assert f"Total params: {total}" in capsys.readouterr().out
+
+
+def test_layers_without_a_model_compares_versions(capsys):
+    assert cli.main(["layers"]) == 0
+    out = capsys.readouterr().out
+    assert "420,614" in out and "99,746" in out and "98.47%" in out and "99.55%" in out
+
+
+def test_piped_training_prints_one_line_per_epoch_and_the_run_lists(tmp_path):
+    runs = str(tmp_path / "runs")
+    result = _run("train", "--model", "v2", "--epochs", "2", "--limit", "256", "--runs", runs, "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    epoch_lines = [line for line in lines if line.startswith("epoch ")]
+    assert [line.split()[1] for line in epoch_lines] == ["1/2", "2/2"]
+    assert all("test loss" in line and "img/s" in line for line in epoch_lines)
+    assert len(lines) == 4  # started, two epochs, finished: no progress noise in logs
+    final_acc = epoch_lines[-1].split("acc ")[2].split("%")[0]
+
+    listing = _run("runs", "--runs", runs)
+    assert listing.returncode == 0
+    assert "finished" in listing.stdout and "2/2" in listing.stdout and final_acc in listing.stdout
+
+
+def test_ctrl_c_stops_cleanly_and_saves_the_run_as_stopped(tmp_path):
+    runs = str(tmp_path / "runs")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mnist_tui", "train", "--model", "v2", "--epochs", "20", "--limit", "256", "--runs", runs, "--device", "cpu"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    for line in proc.stdout:  # wait until one epoch is on disk
+        if line.startswith("epoch 1/20"):
+            break
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    listing = _run("runs", "--runs", runs)
+    assert "stopped" in listing.stdout
+    [run_dir] = os.listdir(runs)
+    assert os.path.exists(os.path.join(runs, run_dir, "checkpoint.pt"))
+
+
+def test_missing_cuda_is_a_clear_message(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    result = _run("train", "--device", "cuda", "--limit", "256", "--epochs", "1", "--runs", str(tmp_path))
+    assert result.returncode == 1
+    assert "no usable CUDA GPU" in result.stderr and "Traceback" not in result.stderr

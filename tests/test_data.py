@@ -1,0 +1,107 @@
+"""The dataset: found, extracted, verified, normalised and batched as users rely on."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+
+import pytest
+import torch
+
+from mnist_tui import cli
+from mnist_tui.core import data
+
+PROJECT_RAW = data.raw_dir(data.find_root())
+
+
+def test_normalisation_constants_are_the_training_set_statistics():
+    train, _ = data.load()
+    pixels = train.images.float().div(255)
+    assert pixels.mean().item() == pytest.approx(data.MNIST_MEAN, abs=5e-5)
+    assert pixels.std().item() == pytest.approx(data.MNIST_STD, abs=5e-5)
+    normalised = data.normalise(train.images[:20000])
+    assert normalised.shape == (20000, 1, 28, 28) and normalised.dtype == torch.float32
+
+
+def test_splits_have_the_known_label_counts():
+    train, test = data.load()
+    assert train.labels.bincount().tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    assert test.labels.bincount().tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    assert train.labels[:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
+
+
+def test_extracts_shipped_gz_files_and_verifies_them(tmp_path):
+    raw = data.raw_dir(tmp_path)
+    raw.mkdir(parents=True)
+    for name in data.IDX_MD5:
+        shutil.copy(PROJECT_RAW / f"{name}.gz", raw)
+    messages = []
+    data.prepare(tmp_path, download=False, log=messages.append)
+    assert sorted(p.name for p in raw.iterdir() if not p.name.endswith(".gz")) == sorted(data.IDX_MD5)
+    assert len(messages) == 4 and all("extracting" in m for m in messages)
+
+
+def _copy_uncompressed(tmp_path):
+    raw = data.raw_dir(tmp_path)
+    raw.mkdir(parents=True)
+    for name in data.IDX_MD5:
+        (raw / name).symlink_to(PROJECT_RAW / name)
+    return raw
+
+
+def test_an_altered_file_is_reported_by_name(tmp_path):
+    data.prepare(data.find_root())  # make sure the project's files are extracted
+    raw = _copy_uncompressed(tmp_path)
+    target = raw / "train-labels-idx1-ubyte"
+    content = bytearray(target.read_bytes())
+    target.unlink()
+    content[100] ^= 0xFF
+    target.write_bytes(bytes(content))
+    with pytest.raises(data.DataError, match="train-labels-idx1-ubyte is damaged"):
+        data.prepare(tmp_path, download=False)
+
+
+def test_a_truncated_gz_is_reported_by_name(tmp_path):
+    raw = data.raw_dir(tmp_path)
+    raw.mkdir(parents=True)
+    blob = (PROJECT_RAW / "t10k-labels-idx1-ubyte.gz").read_bytes()
+    (raw / "t10k-labels-idx1-ubyte.gz").write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(data.DataError, match="t10k-labels-idx1-ubyte.gz cannot be decompressed"):
+        data.prepare(tmp_path, download=False)
+    assert not (raw / "t10k-labels-idx1-ubyte").exists()
+
+
+def test_no_data_and_no_network_gives_one_clear_message(tmp_path, monkeypatch, capsys):
+    from torchvision.datasets import MNIST
+
+    def offline(self):
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz: network unreachable")
+
+    monkeypatch.setattr(MNIST, "download", offline)
+    status = cli.main(["train", "--data", str(tmp_path), "--runs", str(tmp_path / "runs")])
+    err = capsys.readouterr().err
+    assert status == 1
+    assert str(data.raw_dir(tmp_path)) in err
+    assert all(name in err for name in data.IDX_MD5)
+    assert "Traceback" not in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_batches_reshuffle_each_epoch_reproducibly():
+    split = data.Split(torch.zeros(100, 28, 28, dtype=torch.uint8), torch.arange(100))
+    dev = data.DeviceSplit.from_split(split, "cpu")
+    gen = torch.Generator().manual_seed(7)
+    epoch1 = torch.cat([y for _, y in dev.batches(32, gen)])
+    epoch2 = torch.cat([y for _, y in dev.batches(32, gen)])
+    again = torch.cat([y for _, y in dev.batches(32, torch.Generator().manual_seed(7))])
+    assert sorted(epoch1.tolist()) == list(range(100))  # every image once, last batch partial
+    assert [len(y) for _, y in dev.batches(32, gen)] == [32, 32, 32, 4]
+    assert not torch.equal(epoch1, epoch2)
+    assert torch.equal(epoch1, again)
+    assert torch.equal(torch.cat([y for _, y in dev.batches(32)]), torch.arange(100))
+
+
+def test_limit_takes_the_first_images():
+    train, _ = data.load()
+    dev = data.DeviceSplit.from_split(train, "cpu", limit=10)
+    assert dev.labels.tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]

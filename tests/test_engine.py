@@ -1,0 +1,129 @@
+"""The training engine and the run store, driven as the CLI and the TUI drive them."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+import torch
+
+from mnist_tui.core.engine import evaluate, train
+from mnist_tui.core.events import BatchProgress, EpochFinished, RunFailed, RunFinished, RunStarted
+from mnist_tui.core.runs import list_runs, load_checkpoint, read_run
+
+
+def _metrics(events):
+    return [(e.train_loss, e.train_acc, e.test_loss, e.test_acc, e.lr) for e in events if isinstance(e, EpochFinished)]
+
+
+def test_a_small_run_yields_events_and_is_saved(small_config, runs_dir):
+    events = list(train(small_config))
+    kinds = [type(e) for e in events]
+    assert kinds[0] is RunStarted and kinds[-1] is RunFinished
+    started, finished = events[0], events[-1]
+    assert started.params == 99_746 and started.train_size == 256 and started.test_size == 10_000
+    assert started.batches_per_epoch == 2
+    epochs = [e for e in events if isinstance(e, EpochFinished)]
+    assert [e.epoch for e in epochs] == [1, 2]
+    # progress_every=1: one progress event per batch, before its epoch ends
+    assert kinds == [RunStarted, BatchProgress, BatchProgress, EpochFinished, BatchProgress, BatchProgress, EpochFinished, RunFinished]
+    assert epochs[0].lr == pytest.approx(1e-3) and epochs[1].lr == pytest.approx(5e-4)  # cosine, T_max=2
+    assert all(e.images_per_s > 0 and 0 <= e.test_acc <= 100 for e in epochs)
+    assert finished.status == "finished" and finished.final_test_acc == epochs[-1].test_acc
+
+    [record] = list_runs(runs_dir)
+    assert record.status == "finished" and record.model == "v2" and record.epochs_done == 2
+    assert record.final_test_acc == epochs[-1].test_acc
+    assert record.config["params"] == 99_746 and record.config["torch_version"] == torch.__version__
+    assert record.path.name.endswith(record.path.name[-6:]) and "-v2-" in record.path.name
+
+    # The checkpoint rebuilds the model that scored the last epoch's accuracy.
+    ckpt = load_checkpoint(record.path)
+    assert ckpt["epoch"] == 2
+    from mnist_tui.core import data
+    from mnist_tui.core.versions import get_version
+
+    model = get_version("v2").build()
+    model.load_state_dict(ckpt["model"])
+    _, test = data.load()
+    _, acc = evaluate(model, data.DeviceSplit.from_split(test, "cpu"), 2000, threading.Event())
+    assert acc == pytest.approx(epochs[-1].test_acc)
+
+
+def test_same_seed_same_metrics_other_seed_other_metrics(small_config):
+    first = _metrics(train(small_config))
+    second = _metrics(train(small_config))
+    other = _metrics(train(small_config.replace(seed=1, epochs=1)))
+    assert len(first) == 2 and first == second
+    assert other[0] != first[0]
+
+
+def test_stop_ends_training_within_one_batch(small_config, runs_dir):
+    stop = threading.Event()
+    config = small_config.replace(epochs=3, limit=1024)
+    events = []
+    for ev in train(config, stop):
+        events.append(ev)
+        if isinstance(ev, BatchProgress) and ev.batch == 3:
+            stop.set()
+    after_stop = events[events.index(next(e for e in events if isinstance(e, BatchProgress) and e.batch == 3)) + 1 :]
+    assert [type(e) for e in after_stop] == [RunFinished]
+    assert after_stop[0].status == "stopped" and after_stop[0].epochs_done == 0
+    [record] = list_runs(runs_dir)
+    assert record.status == "stopped" and record.epochs_done == 0
+
+
+def test_abandoned_generator_leaves_the_run_stopped(small_config, runs_dir):
+    events = train(small_config)
+    next(events)  # RunStarted
+    next(events)  # first batch
+    events.close()
+    [record] = list_runs(runs_dir)
+    assert record.status == "stopped"
+
+
+def test_unwritable_runs_folder_fails_before_training(small_config, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    events = list(train(small_config.replace(runs_dir=str(blocker / "runs"))))
+    assert len(events) == 1 and isinstance(events[0], RunFailed)
+    assert str(blocker) in events[0].reason
+
+
+def test_divergence_is_reported_and_recorded(small_config, runs_dir):
+    events = list(train(small_config.replace(lr=1e12, epochs=4)))
+    failed = events[-1]
+    assert isinstance(failed, RunFailed) and failed.status == "diverged"
+    assert "smaller learning rate" in failed.reason
+    finished = [e.epoch for e in events if isinstance(e, EpochFinished)]
+    assert len(finished) < 4
+    record = read_run(failed.run_dir)
+    assert record.status == "diverged" and record.epochs_done == len(finished)
+    if finished:  # the last good epoch's checkpoint is kept
+        assert load_checkpoint(failed.run_dir)["epoch"] == finished[-1]
+
+
+def test_listing_tolerates_a_half_written_last_metrics_line(small_config, runs_dir):
+    list(train(small_config.replace(epochs=1)))
+    [record] = list_runs(runs_dir)
+    with open(record.path / "metrics.jsonl", "a") as fh:
+        fh.write('{"epoch": 2, "train_lo')
+    again = read_run(record.path)
+    assert again.status == "finished" and again.epochs_done == 1
+
+
+def test_unreadable_config_marks_the_run_damaged_and_others_still_list(small_config, runs_dir):
+    list(train(small_config.replace(epochs=1)))
+    list(train(small_config.replace(epochs=1, seed=3)))
+    first, second = list_runs(runs_dir)
+    (first.path / "config.json").write_text("{not json")
+    statuses = {r.path.name: r.status for r in list_runs(runs_dir)}
+    assert statuses == {first.path.name: "damaged", second.path.name: "finished"}
+
+
+def test_status_json_is_plain_json(small_config, runs_dir):
+    list(train(small_config.replace(epochs=1)))
+    [record] = list_runs(runs_dir)
+    status = json.loads((record.path / "status.json").read_text())
+    assert status["status"] == "finished" and status["epochs_done"] == 1
