@@ -64,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("runs", help="list saved runs")
     r.add_argument("--runs", metavar="DIR", help="runs folder (default: $MNIST_TUI_RUNS or the project's runs/)")
 
+    u = sub.add_parser("tui", help="open the app (the default when no command is given)")
+    u.add_argument("--runs", metavar="DIR", help="runs folder (default: $MNIST_TUI_RUNS or the project's runs/)")
+    u.add_argument("--data", metavar="DIR", help="dataset root (default: $MNIST_TUI_DATA or the project's data/)")
+    u.add_argument("--open", choices=("train", "layers", "runs"), default="train", help="the screen to open on")
+
     lay = sub.add_parser("layers", help="layer-by-layer breakdown of a version, or all versions compared")
     lay.add_argument("model", nargs="?", choices=list(VERSIONS))
     lay.add_argument("--classic", action="store_true", help="print the classic torchsummary table")
@@ -78,8 +83,16 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_runs(args)
     if args.command == "layers":
         return cmd_layers(args)
-    # No TUI yet: the default is a headless run of v2 with its recipe.
-    return cmd_train(build_parser().parse_args(["train"]))
+    if args.command == "tui":
+        return cmd_tui(args.runs, args.data, args.open)
+    return cmd_tui(None, None, "train")
+
+
+def cmd_tui(runs: str | None, data_dir: str | None, screen: str) -> int:
+    from mnist_tui.ui.app import MnistTuiApp
+
+    MnistTuiApp(runs_dir=runs, data_dir=data_dir, start_mode=screen).run()
+    return 0
 
 
 def _stop_on_signals(stop: threading.Event) -> None:

@@ -64,34 +64,34 @@ class ConfigError(ValueError):
     """A configuration a run cannot start with; the message says which value and why."""
 
 
-def config_problems(config: TrainConfig) -> list[str]:
-    """Every reason this configuration cannot run, in words a user can act on."""
+def config_problems(config: TrainConfig) -> dict[str, str]:
+    """Every reason this configuration cannot run, keyed by field, in words a user can act on."""
     from mnist_tui.core.versions import VERSIONS
 
-    problems = []
+    problems: dict[str, str] = {}
     r = config.recipe
     if config.model not in VERSIONS:
-        problems.append(f"unknown model {config.model!r} (choose from {', '.join(VERSIONS)})")
-    for name in ("epochs", "batch_size", "test_batch_size"):
+        problems["model"] = f"unknown model {config.model!r} (choose from {', '.join(VERSIONS)})"
+    for name in ("epochs", "batch_size", "test_batch_size", "step_size"):
         value = getattr(r, name)
         if not isinstance(value, int) or value <= 0:
-            problems.append(f"{name.replace('_', ' ')} must be a positive whole number, got {value!r}")
+            problems[name] = f"{name.replace('_', ' ')} must be a positive whole number, got {value!r}"
     if not isinstance(r.lr, (int, float)) or not math.isfinite(r.lr) or r.lr <= 0:
-        problems.append(f"learning rate must be a positive number, got {r.lr!r}")
-    if r.weight_decay < 0:
-        problems.append(f"weight decay must be zero or more, got {r.weight_decay!r}")
+        problems["lr"] = f"learning rate must be a positive number, got {r.lr!r}"
+    if not r.weight_decay >= 0:
+        problems["weight_decay"] = f"weight decay must be zero or more, got {r.weight_decay!r}"
     if not 0 <= r.dropout < 1:
-        problems.append(f"dropout must be in [0, 1), got {r.dropout!r}")
+        problems["dropout"] = f"dropout must be in [0, 1), got {r.dropout!r}"
     if r.optimizer not in OPTIMIZERS:
-        problems.append(f"unknown optimizer {r.optimizer!r} (choose from {', '.join(OPTIMIZERS)})")
+        problems["optimizer"] = f"unknown optimizer {r.optimizer!r} (choose from {', '.join(OPTIMIZERS)})"
     if r.scheduler not in SCHEDULERS:
-        problems.append(f"unknown scheduler {r.scheduler!r} (choose from {', '.join(SCHEDULERS)})")
+        problems["scheduler"] = f"unknown scheduler {r.scheduler!r} (choose from {', '.join(SCHEDULERS)})"
     if not isinstance(config.seed, int) or config.seed < 0:
-        problems.append(f"seed must be a whole number ≥ 0, got {config.seed!r}")
+        problems["seed"] = f"seed must be a whole number ≥ 0, got {config.seed!r}"
     if config.device not in DEVICES:
-        problems.append(f"unknown device {config.device!r} (choose from {', '.join(DEVICES)})")
+        problems["device"] = f"unknown device {config.device!r} (choose from {', '.join(DEVICES)})"
     if config.limit is not None and (not isinstance(config.limit, int) or config.limit <= 0):
-        problems.append(f"limit must be a positive number of images, got {config.limit!r}")
+        problems["limit"] = f"training subset must be a positive number of images, got {config.limit!r}"
     return problems
 
 
@@ -99,4 +99,4 @@ def check_config(config: TrainConfig) -> None:
     """Raise ConfigError naming every problem, or return if the config can run."""
     problems = config_problems(config)
     if problems:
-        raise ConfigError("; ".join(problems))
+        raise ConfigError("; ".join(problems.values()))

@@ -42,6 +42,12 @@ def device_name(device: torch.device) -> str:
     return f"CPU, {torch.get_num_threads()} threads"
 
 
+def memory_in_use_mb(device: torch.device) -> float | None:
+    if device.type == "cuda":
+        return torch.cuda.memory_allocated(device) / 2**20
+    return None
+
+
 def make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
     r = config.recipe
     if r.optimizer == "adam":
@@ -164,6 +170,7 @@ def train(config: TrainConfig, stop: threading.Event | None = None) -> Iterator[
                 lr=lr,
                 seconds=train_seconds + time.perf_counter() - t0,
                 images_per_s=len(train_data) / train_seconds,
+                memory_mb=memory_in_use_mb(device),
             )
             writer.append_epoch(finished.to_dict())
             writer.save_checkpoint(
@@ -242,5 +249,6 @@ def _train_epoch(config, model, optimizer, train_data, order, epoch, batches, st
                 loss=running_loss,
                 accuracy=100.0 * correct.item() / seen,
                 images_per_s=seen / elapsed if elapsed > 0 else 0.0,
+                seconds_left=elapsed / i * (batches - i),
             )
     return loss_sum.item() / seen, 100.0 * correct.item() / seen, time.perf_counter() - t0

@@ -30,6 +30,7 @@ class BatchProgress:
     loss: float  # running mean over the epoch so far
     accuracy: float  # running, percent
     images_per_s: float
+    seconds_left: float  # estimated time to the end of this epoch's training
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class EpochFinished:
     lr: float  # the learning rate this epoch trained with
     seconds: float  # training and evaluation
     images_per_s: float  # training images per second, evaluation excluded
+    memory_mb: float | None = None  # accelerator memory in use; None on the CPU
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}

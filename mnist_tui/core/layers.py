@@ -77,3 +77,25 @@ def classic_summary(model_name: str) -> str:
     end = next(i for i, line in enumerate(lines) if line.startswith("Non-trainable params"))
     rule = "=" * 64
     return "\n".join([rule, *lines[1 : end + 1], rule]) + "\n"
+
+
+@dataclass(frozen=True)
+class VersionFacts:
+    """One line of the side-by-side comparison of versions."""
+
+    name: str
+    title: str
+    params: int
+    mult_adds: int
+    param_mb: float
+    seed_accuracy: float | None
+
+
+def compare_versions() -> list[VersionFacts]:
+    from mnist_tui.core.versions import VERSIONS
+
+    facts = []
+    for name, version in VERSIONS.items():
+        b = breakdown(name)
+        facts.append(VersionFacts(name, version.title, b.total_params, b.mult_adds, b.param_mb, version.seed_accuracy))
+    return facts

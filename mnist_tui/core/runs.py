@@ -206,3 +206,37 @@ def list_runs(runs_dir: Path) -> list[RunRecord]:
     if not runs_dir.is_dir():
         return []
     return [read_run(p) for p in sorted(runs_dir.iterdir()) if p.is_dir() and not p.name.startswith(".")]
+
+
+class RunBusy(RuntimeError):
+    """The run's training process is still alive."""
+
+
+def delete_run(path: Path) -> None:
+    """Remove a run folder; refuses while its training process is alive."""
+    import shutil
+
+    record = read_run(path)
+    if record.status == "running":
+        raise RunBusy(f"{record.run_id} is still training; stop it first")
+    shutil.rmtree(path)
+
+
+def changed_since(runs_dir: Path, stamp: float) -> float | None:
+    """The newest modification time under runs_dir if it is newer than stamp, else None.
+
+    Cheap enough to poll every second: it stats the folder and each run's status and
+    metrics files, without reading them.
+    """
+    runs_dir = Path(runs_dir)
+    try:
+        newest = runs_dir.stat().st_mtime
+        for run in runs_dir.iterdir():
+            for name in (STATUS, METRICS):
+                try:
+                    newest = max(newest, (run / name).stat().st_mtime)
+                except OSError:
+                    pass
+    except OSError:
+        return None
+    return newest if newest > stamp else None

@@ -1,0 +1,56 @@
+"""Predictions of a saved run's model on test digits, for the predictions grid."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from mnist_tui.core import data
+from mnist_tui.core.runs import load_checkpoint, read_run
+from mnist_tui.core.versions import get_version
+
+
+@dataclass(frozen=True)
+class Prediction:
+    index: int  # position in the test set
+    image: torch.Tensor  # uint8 (28, 28)
+    label: int
+    predicted: int
+    confidence: float  # softmax probability of the predicted class
+
+    @property
+    def correct(self) -> bool:
+        return self.label == self.predicted
+
+
+@dataclass(frozen=True)
+class Predictions:
+    run_id: str
+    epoch: int
+    items: list[Prediction]  # the first `count` test images, or the first mistakes
+    mistakes: int  # over the whole test set
+    total: int
+
+
+def predict(run_dir: Path, count: int = 64, mistakes_only: bool = False, data_dir: str | None = None) -> Predictions:
+    """Load a run's last checkpoint and classify the whole test set on the CPU."""
+    record = read_run(run_dir)
+    ckpt = load_checkpoint(run_dir)
+    cfg = ckpt["config"]
+    model = get_version(cfg["model"]).build()
+    model.load_state_dict(ckpt["model"])
+    model.eval()
+    _, test = data.load(data_dir or cfg.get("data_dir"))
+    images = data.normalise(test.images)
+    with torch.inference_mode():
+        probs = torch.cat([model(images[i : i + 2000]).softmax(1) for i in range(0, len(images), 2000)])
+    confidence, predicted = probs.max(1)
+    wrong = (predicted != test.labels).nonzero().flatten()
+    indices = wrong[:count].tolist() if mistakes_only else list(range(min(count, len(test))))
+    items = [
+        Prediction(i, test.images[i], int(test.labels[i]), int(predicted[i]), float(confidence[i]))
+        for i in indices
+    ]
+    return Predictions(record.run_id, int(ckpt["epoch"]), items, len(wrong), len(test))

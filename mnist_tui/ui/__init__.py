@@ -1,0 +1,1 @@
+"""The Textual interface: thin views over mnist_tui.core."""

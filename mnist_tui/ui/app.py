@@ -1,0 +1,118 @@
+"""The mnist-tui application: three modes (Train, Layers, Runs), bindings and palette commands."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+from textual.app import App
+from textual.command import Hit, Hits, Provider
+
+from mnist_tui.core.runs import default_runs_dir
+from mnist_tui.core.versions import VERSIONS
+from mnist_tui.ui.screens.confirm import ConfirmScreen
+from mnist_tui.ui.screens.layers import LayersScreen
+from mnist_tui.ui.screens.runs import RunsScreen
+from mnist_tui.ui.screens.train import TrainScreen
+
+
+class MnistCommands(Provider):
+    """Palette entries for every screen and for training each version."""
+
+    def commands(self) -> list[tuple[str, object, str]]:
+        app = self.app
+        entries = [
+            ("Open Train", partial(app.switch_mode, "train"), "The home screen: pick a version and train it"),
+            ("Open Layers", partial(app.switch_mode, "layers"), "Layer-by-layer breakdown of each version"),
+            ("Open Runs", partial(app.switch_mode, "runs"), "Browse, compare and delete saved runs"),
+            ("Predictions of the current run", app.action_predictions, "Test digits classified by the model being trained"),
+            ("Toggle dark / light theme", app.action_toggle_dark, "Switch between textual-dark and textual-light"),
+        ]
+        for name, v in VERSIONS.items():
+            entries.append((f"Train {name}", partial(app.train_version, name), f"{v.title}, {v.params:,} parameters"))
+        return entries
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for text, callback, help_text in self.commands():
+            score = matcher.match(text)
+            if score > 0:
+                yield Hit(score, matcher.highlight(text), callback, help=help_text)
+
+    async def discover(self) -> Hits:
+        for text, callback, help_text in self.commands():
+            yield Hit(1.0, text, callback, help=help_text)
+
+
+class MnistTuiApp(App):
+    TITLE = "mnist-tui"
+    CSS_PATH = "app.tcss"
+    # Installed by name so that the training screen can be found while another mode shows.
+    SCREENS = {"train": TrainScreen, "layers": LayersScreen, "runs": RunsScreen}
+    MODES = {"train": "train", "layers": "layers", "runs": "runs"}
+    COMMANDS = App.COMMANDS | {MnistCommands}
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
+    BINDINGS = [
+        ("f2", "switch_mode('train')", "Train"),
+        ("f3", "switch_mode('layers')", "Layers"),
+        ("f4", "switch_mode('runs')", "Runs"),
+        ("f5", "predictions", "Predict"),
+        ("ctrl+q", "quit", "Quit"),
+    ]
+
+    def __init__(self, runs_dir: Path | None = None, data_dir: str | None = None, start_mode: str = "train"):
+        super().__init__()
+        self.runs_dir = default_runs_dir(runs_dir)
+        self.data_dir = data_dir
+        self.start_mode = start_mode
+
+    def on_mount(self) -> None:
+        self.switch_mode(self.start_mode)
+
+    @property
+    def train_screen(self) -> TrainScreen | None:
+        try:
+            screen = self.get_screen("train")
+        except KeyError:
+            return None
+        return screen if isinstance(screen, TrainScreen) else None
+
+    def train_version(self, name: str) -> None:
+        self.switch_mode("train")
+        screen = self.train_screen
+        if screen is not None:
+            from textual.widgets import OptionList
+
+            screen.query_one("#versions", OptionList).highlighted = list(VERSIONS).index(name)
+
+    def action_toggle_dark(self) -> None:
+        self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"
+
+    def action_predictions(self) -> None:
+        screen = self.train_screen
+        run_dir = screen.run_dir if screen is not None else None
+        if run_dir is None or not (Path(run_dir) / "checkpoint.pt").exists():
+            self.notify("No epoch of a run started here has finished yet; open a saved run from Runs (p).", severity="warning")
+            return
+        from mnist_tui.ui.screens.predictions import PredictionsScreen
+
+        self.push_screen(PredictionsScreen(run_dir))
+
+    async def action_quit(self) -> None:
+        screen = self.train_screen
+        if screen is None or not screen.running:
+            self.exit()
+            return
+
+        async def answered(yes: bool | None) -> None:
+            if yes:
+                await self.stop_training_and_exit()
+
+        self.push_screen(ConfirmScreen("A run is training. Stop it (its finished epochs are kept) and quit?", yes="Stop and quit", no="Keep training"), answered)
+
+    async def stop_training_and_exit(self) -> None:
+        screen = self.train_screen
+        if screen is not None and screen.worker is not None:
+            screen.stop_event.set()
+            await screen.worker.wait()
+        self.exit()

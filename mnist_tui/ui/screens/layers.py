@@ -1,0 +1,101 @@
+"""Layer-by-layer breakdown of a version, and all versions side by side."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Label, OptionList, Static
+from textual.widgets.option_list import Option
+
+from mnist_tui.core.versions import VERSIONS
+
+
+class LayersScreen(Screen):
+    BINDINGS = [
+        ("c", "copy_summary", "Copy summary"),
+        ("s", "save_summary", "Save summary"),
+    ]
+
+    def __init__(self):
+        super().__init__()
+        self.model = "v1"
+        self.classic_text = ""
+        self.breakdown = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="layers-body"):
+            yield OptionList(*[Option(f"{n}  {VERSIONS[n].title}", id=n) for n in VERSIONS], id="layer-versions")
+            with VerticalScroll(id="layers-main"):
+                yield Static("", id="layers-description")
+                yield DataTable(id="layer-table", cursor_type="row", zebra_stripes=True)
+                yield Static("Loading…", id="layer-totals")
+                yield Label("Versions side by side", classes="section")
+                yield DataTable(id="compare-table", cursor_type="row")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#layer-table", DataTable)
+        table.add_columns("layer", "type", "output shape", "params", "share", "mult-adds")
+        compare = self.query_one("#compare-table", DataTable)
+        compare.add_columns("version", "title", "params", "mult-adds", "size MB", "seed acc")
+        self.query_one("#layer-versions", OptionList).highlighted = 0
+        self.load_comparison()
+
+    @on(OptionList.OptionHighlighted, "#layer-versions")
+    def version_picked(self, event: OptionList.OptionHighlighted) -> None:
+        self.model = event.option.id
+        self.query_one("#layers-description", Static).update(f"[b]{self.model}[/b]: {VERSIONS[self.model].description}")
+        self.load_breakdown(self.model)
+
+    @work(thread=True, exclusive=True, group="layers")
+    def load_breakdown(self, model: str) -> None:
+        from mnist_tui.core.layers import breakdown, classic_summary
+
+        b, text = breakdown(model), classic_summary(model)
+        self.app.call_from_thread(self.show_breakdown, b, text)
+
+    def show_breakdown(self, b, classic_text: str) -> None:
+        if b.model != self.model:
+            return
+        self.breakdown, self.classic_text = b, classic_text
+        table = self.query_one("#layer-table", DataTable)
+        table.clear()
+        for row in b.rows:
+            bar = Text("█" * round(row.share * 20), style="cyan")
+            share = Text(f"{row.share:6.1%} ").append_text(bar)
+            table.add_row(row.name, row.kind, row.shape_text, f"{row.params:,}", share, f"{row.mult_adds:,}")
+        self.query_one("#layer-totals", Static).update(
+            f"Total params [b]{b.total_params:,}[/b] · trainable {b.trainable_params:,} · "
+            f"size {b.param_mb:.2f} MB · mult-adds {b.mult_adds / 1e6:.2f} M per image"
+        )
+
+    @work(thread=True, exclusive=True, group="compare")
+    def load_comparison(self) -> None:
+        from mnist_tui.core.layers import compare_versions
+
+        facts = compare_versions()
+        self.app.call_from_thread(self.show_comparison, facts)
+
+    def show_comparison(self, facts) -> None:
+        table = self.query_one("#compare-table", DataTable)
+        table.clear()
+        for f in facts:
+            acc = "-" if f.seed_accuracy is None else f"{f.seed_accuracy:.2f}%"
+            table.add_row(f.name, f.title, f"{f.params:,}", f"{f.mult_adds / 1e6:.2f} M", f"{f.param_mb:.2f}", acc)
+
+    def action_copy_summary(self) -> None:
+        if self.classic_text:
+            self.app.copy_to_clipboard(self.classic_text)
+            self.notify(f"torchsummary table of {self.model} copied to the clipboard.")
+
+    def action_save_summary(self) -> None:
+        if self.classic_text:
+            path = Path.cwd() / f"{self.model}-summary.txt"
+            path.write_text(self.classic_text)
+            self.notify(f"Saved {path}")

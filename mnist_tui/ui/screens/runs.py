@@ -1,0 +1,215 @@
+"""The history browser: every saved run, sortable, filterable, refreshed while runs are live."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Input, Static
+
+from mnist_tui.core import history
+from mnist_tui.core.runs import RunBusy, changed_since, delete_run, list_runs
+from mnist_tui.ui.screens.confirm import ConfirmScreen
+
+HEADERS = {
+    "started": "started (UTC)",
+    "run": "run",
+    "model": "model",
+    "epochs": "epochs",
+    "final_acc": "final acc",
+    "best_acc": "best acc",
+    "params": "params",
+    "device": "device",
+    "seconds": "time",
+    "status": "status",
+}
+STATUS_STYLE = {"finished": "green", "running": "bold cyan", "stopped": "yellow", "interrupted": "yellow", "failed": "red", "diverged": "red", "damaged": "bold red"}
+
+
+def _cell(row: history.RunRow, column: str) -> Text | str:
+    value = row.value(column)
+    if column in ("final_acc", "best_acc"):
+        return "-" if value is None else f"{value:.2f}%"
+    if column == "params":
+        return "-" if value is None else f"{value:,}"
+    if column == "seconds":
+        return f"{value:.0f}s"
+    if column == "status":
+        text = value if not row.record.reason or value == "finished" else f"{value}: {row.record.reason}"
+        return Text(text, style=STATUS_STYLE.get(value, ""))
+    return str(value)
+
+
+class RunsScreen(Screen):
+    BINDINGS = [
+        ("enter", "open_run", "Open"),
+        ("space", "mark", "Mark"),
+        ("c", "compare", "Compare marked"),
+        ("p", "predictions", "Predictions"),
+        ("s", "sort_next", "Sort"),
+        ("d", "delete", "Delete"),
+        ("e", "export", "Export CSV"),
+        ("slash", "focus_filter", "Filter"),
+    ]
+
+    def __init__(self):
+        super().__init__()
+        self.rows: list[history.RunRow] = []
+        self.records = []
+        self.marked: set[str] = set()
+        self.sort_column = "started"
+        self.sort_reverse = True  # newest first
+        self.stamp = 0.0
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.app.runs_dir
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Input(placeholder="filter: words, model:v2, status:finished  (/ to focus, esc to leave)", id="runs-filter")
+        yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="runs-summary")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#runs-table", DataTable)
+        table.add_column("✓", key="mark")
+        for column in history.COLUMNS:
+            table.add_column(HEADERS[column], key=column)
+        self.reload()
+        table.focus()
+        self.set_interval(1.0, self.poll)
+
+    def on_screen_resume(self) -> None:
+        self.reload()
+
+    def poll(self) -> None:
+        """Reload when a run folder appeared, went, or a live run wrote an epoch or status."""
+        if changed_since(self.runs_dir, self.stamp) is not None:
+            self.reload()
+
+    def reload(self) -> None:
+        self.stamp = changed_since(self.runs_dir, 0.0) or 0.0
+        self.records = list_runs(self.runs_dir)
+        self.refresh_table()
+
+    def refresh_table(self) -> None:
+        query = self.query_one("#runs-filter", Input).value
+        self.rows = history.select(self.records, query, self.sort_column, self.sort_reverse)
+        table = self.query_one("#runs-table", DataTable)
+        cursor_key = self.current_row.run if self.current_row else None
+        table.clear()
+        for row in self.rows:
+            mark = "●" if row.run in self.marked else ""
+            table.add_row(mark, *(_cell(row, c) for c in history.COLUMNS), key=row.run)
+        if cursor_key in {r.run for r in self.rows}:
+            table.move_cursor(row=table.get_row_index(cursor_key))
+        live = sum(r.status == "running" for r in self.rows)
+        arrow = "↓" if self.sort_reverse else "↑"
+        self.query_one("#runs-summary", Static).update(
+            f"{len(self.rows)} of {len(self.records)} runs in {self.runs_dir} · {live} live · "
+            f"sorted by {HEADERS[self.sort_column]} {arrow} · {len(self.marked)} marked"
+        )
+
+    @property
+    def current_row(self) -> history.RunRow | None:
+        table = self.query_one("#runs-table", DataTable)
+        if not self.rows or table.cursor_row is None or table.cursor_row >= len(self.rows):
+            return None
+        return self.rows[table.cursor_row]
+
+    @on(Input.Changed, "#runs-filter")
+    def filter_changed(self) -> None:
+        self.refresh_table()
+
+    @on(Input.Submitted, "#runs-filter")
+    def filter_done(self) -> None:
+        self.query_one("#runs-table", DataTable).focus()
+
+    def key_escape(self) -> None:
+        self.query_one("#runs-table", DataTable).focus()
+
+    def action_focus_filter(self) -> None:
+        self.query_one("#runs-filter", Input).focus()
+
+    @on(DataTable.HeaderSelected, "#runs-table")
+    def header_clicked(self, event: DataTable.HeaderSelected) -> None:
+        self.sort_by(str(event.column_key.value))
+
+    def sort_by(self, column: str) -> None:
+        if column not in history.COLUMNS:
+            return
+        self.sort_reverse = not self.sort_reverse if column == self.sort_column else False
+        self.sort_column = column
+        self.refresh_table()
+
+    def action_sort_next(self) -> None:
+        columns = list(history.COLUMNS)
+        self.sort_column = columns[(columns.index(self.sort_column) + 1) % len(columns)]
+        self.sort_reverse = False
+        self.refresh_table()
+
+    @on(DataTable.RowSelected, "#runs-table")
+    def action_open_run(self) -> None:
+        row = self.current_row
+        if row is None:
+            return
+        if row.status == "damaged":
+            self.notify(f"{row.run} is damaged: {row.record.reason}", severity="warning")
+            return
+        from mnist_tui.ui.screens.run_detail import RunDetailScreen
+
+        self.app.push_screen(RunDetailScreen([row.record]))
+
+    def action_mark(self) -> None:
+        row = self.current_row
+        if row is not None:
+            self.marked.symmetric_difference_update({row.run})
+            self.refresh_table()
+
+    def action_compare(self) -> None:
+        chosen = [r.record for r in self.rows if r.run in self.marked and r.status != "damaged"]
+        if len(chosen) < 2:
+            self.notify("Mark two or more runs with space to compare them.", severity="warning")
+            return
+        from mnist_tui.ui.screens.run_detail import RunDetailScreen
+
+        self.app.push_screen(RunDetailScreen(chosen))
+
+    def action_predictions(self) -> None:
+        row = self.current_row
+        if row is None or not (row.record.path / "checkpoint.pt").exists():
+            self.notify("This run has no saved checkpoint to predict with.", severity="warning")
+            return
+        from mnist_tui.ui.screens.predictions import PredictionsScreen
+
+        self.app.push_screen(PredictionsScreen(row.record.path))
+
+    def action_delete(self) -> None:
+        row = self.current_row
+        if row is None:
+            return
+
+        def answered(yes: bool | None) -> None:
+            if not yes:
+                return
+            try:
+                delete_run(row.record.path)
+            except (RunBusy, OSError) as exc:
+                self.notify(str(exc), severity="error")
+                return
+            self.marked.discard(row.run)
+            self.notify(f"Deleted {row.run}")
+            self.reload()
+
+        self.app.push_screen(ConfirmScreen(f"Delete run {row.run} and all its files?", yes="Delete", no="Keep"), answered)
+
+    def action_export(self) -> None:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        path = history.export_csv(self.rows, Path.cwd() / f"mnist-tui-runs-{stamp}.csv")
+        self.notify(f"Exported {len(self.rows)} runs to {path}")

@@ -1,0 +1,79 @@
+"""Test digits drawn with half-block characters, each captioned true → predicted."""
+
+from __future__ import annotations
+
+from rich.color import Color
+from rich.style import Style
+from rich.text import Text
+from textual.widget import Widget
+
+CELL_WIDTH = 14 + 2  # a 14-pixel-wide digit and a gap
+CELL_HEIGHT = 7 + 2  # 14 pixel rows in 7 half-block lines, a caption and a gap
+
+
+def _shrink(image) -> list[list[int]]:
+    """28x28 uint8 to 14x14 by averaging 2x2 blocks: small enough for a grid, still legible."""
+    px = image.tolist() if hasattr(image, "tolist") else image
+    return [
+        [(px[2 * r][2 * c] + px[2 * r][2 * c + 1] + px[2 * r + 1][2 * c] + px[2 * r + 1][2 * c + 1]) // 4 for c in range(14)]
+        for r in range(14)
+    ]
+
+
+def _shade(value: int, wrong: bool) -> Color:
+    if wrong:  # mistakes are drawn in red so they stand out in the grid
+        return Color.from_rgb(value, value // 4, value // 4)
+    return Color.from_rgb(value, value, value)
+
+
+def digit_lines(image, wrong: bool = False) -> list[Text]:
+    """Seven lines of '▀': the top pixel is the foreground colour, the bottom the background."""
+    px = _shrink(image)
+    lines = []
+    for r in range(0, 14, 2):
+        line = Text()
+        for c in range(14):
+            line.append("▀", Style(color=_shade(px[r][c], wrong), bgcolor=_shade(px[r + 1][c], wrong)))
+        lines.append(line)
+    return lines
+
+
+class DigitGrid(Widget):
+    """A grid of predictions; give it `Prediction` items (see mnist_tui.core.predict)."""
+
+    DEFAULT_CSS = "DigitGrid { height: auto; }"
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.items: list = []
+
+    def show(self, items: list) -> None:
+        self.items = list(items)
+        self.refresh(layout=True)
+
+    @property
+    def per_row(self) -> int:
+        return max(1, (self.size.width or 80) // CELL_WIDTH)
+
+    def get_content_height(self, container, viewport, width: int) -> int:
+        per_row = max(1, width // CELL_WIDTH)
+        return -(-len(self.items) // per_row) * CELL_HEIGHT if self.items else 1
+
+    def render(self) -> Text:
+        if not self.items:
+            return Text("No predictions to show.")
+        out = Text()
+        per_row = self.per_row
+        for start in range(0, len(self.items), per_row):
+            chunk = self.items[start : start + per_row]
+            drawn = [digit_lines(p.image, not p.correct) for p in chunk]
+            for line_no in range(7):
+                for lines in drawn:
+                    out.append_text(lines[line_no])
+                    out.append("  ")
+                out.append("\n")
+            for p in chunk:
+                caption = f"{p.label}→{p.predicted} {p.confidence:.0%}"
+                out.append(f"{caption:<{CELL_WIDTH}}", style="bold red" if not p.correct else "green")
+            out.append("\n\n")
+        return out

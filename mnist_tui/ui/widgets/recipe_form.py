@@ -1,0 +1,100 @@
+"""The editable recipe of a run, prefilled from a version's defaults, checked as you type."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import Input, Label, Select, Static
+
+from mnist_tui.core.config import DEVICES, OPTIMIZERS, SCHEDULERS, TrainConfig, config_problems
+from mnist_tui.core.versions import get_version
+
+# (field, label, kind): kind is int, float, or a tuple of choices for a Select.
+FIELDS = (
+    ("epochs", "Epochs", int),
+    ("batch_size", "Batch size", int),
+    ("lr", "Learning rate", float),
+    ("optimizer", "Optimizer", OPTIMIZERS),
+    ("scheduler", "Scheduler", SCHEDULERS),
+    ("seed", "Seed", int),
+    ("device", "Device", DEVICES),
+    ("limit", "Training images (blank: all)", int),
+)
+
+
+class RecipeForm(Vertical):
+    """Inputs for one run; `config` is the TrainConfig they describe, or None if invalid."""
+
+    class Changed(Message):
+        def __init__(self, form: "RecipeForm"):
+            super().__init__()
+            self.form = form
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.model = "v2"
+        self.config: TrainConfig | None = None
+        self.problems: dict[str, str] = {}
+
+    def compose(self) -> ComposeResult:
+        for name, label, kind in FIELDS:
+            yield Label(label, classes="field-label")
+            if isinstance(kind, tuple):
+                yield Select([(c, c) for c in kind], allow_blank=False, id=f"field-{name}", compact=True)
+            else:
+                yield Input(id=f"field-{name}", type="number" if kind is float else "integer", compact=True)
+        yield Static("", id="form-errors")
+
+    def load(self, model: str, base: TrainConfig | None = None) -> None:
+        """Fill every field from a version's recipe (keeping seed, device and subset)."""
+        self.model = model
+        version = get_version(model)
+        keep = base or TrainConfig(model=model)
+        values = {**vars(version.recipe), "seed": keep.seed, "device": keep.device, "limit": keep.limit}
+        with self.prevent(Input.Changed, Select.Changed):
+            for name, _label, kind in FIELDS:
+                value = values[name]
+                if isinstance(kind, tuple):
+                    self.query_one(f"#field-{name}", Select).value = value
+                else:
+                    self.query_one(f"#field-{name}", Input).value = "" if value is None else f"{value:g}" if kind is float else str(value)
+        self.check()
+
+    def _read(self) -> tuple[dict, dict[str, str]]:
+        values, errors = {}, {}
+        for name, label, kind in FIELDS:
+            if isinstance(kind, tuple):
+                values[name] = self.query_one(f"#field-{name}", Select).value
+                continue
+            text = self.query_one(f"#field-{name}", Input).value.strip()
+            if not text and name == "limit":
+                values[name] = None
+                continue
+            try:
+                values[name] = kind(text)
+            except ValueError:
+                errors[name] = f"{label.split(' (')[0].lower()}: {text!r} is not a {'whole number' if kind is int else 'number'}"
+        return values, errors
+
+    def check(self) -> None:
+        """Re-read the fields, mark the invalid ones and list what is wrong."""
+        values, errors = self._read()
+        config = None
+        if not errors:
+            config = get_version(self.model).config(**values)
+            errors = config_problems(config)
+        for name, _label, kind in FIELDS:
+            self.query_one(f"#field-{name}").set_class(name in errors, "-invalid")
+        self.problems = errors
+        self.config = None if errors else config
+        self.query_one("#form-errors", Static).update("\n".join(errors.values()))
+        self.post_message(self.Changed(self))
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        self.check()
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        event.stop()
+        self.check()

@@ -1,0 +1,205 @@
+"""Pilot tests: the app driven from the keyboard, as a user would."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+from textual.widgets import DataTable, Input, OptionList, Static
+
+from mnist_tui.core.runs import list_runs
+from mnist_tui.ui.app import MnistTuiApp
+from mnist_tui.ui.screens.confirm import ConfirmScreen
+from mnist_tui.ui.screens.run_detail import RunDetailScreen
+from mnist_tui.ui.screens.train import TrainScreen
+from mnist_tui.ui.widgets.charts import MetricChart
+from mnist_tui.ui.widgets.epoch_table import EpochTable
+from tests.ui_helpers import fixture_store, settle, wait_until
+
+
+async def _type_into(pilot, selector: str, text: str) -> None:
+    """Focus a field (as Tab would, scrolling it into view), clear it and type."""
+    pilot.app.screen.query_one(selector).focus()
+    await pilot.pause()
+    await pilot.press("end", *["backspace"] * 12, *text)
+
+
+async def _set_recipe(pilot, epochs: str, limit: str) -> None:
+    await _type_into(pilot, "#field-epochs", epochs)
+    await _type_into(pilot, "#field-limit", limit)
+    await pilot.pause()
+
+
+@pytest.mark.parametrize("size", [(120, 40), (80, 24)])
+async def test_train_v2_from_the_keyboard_fills_table_charts_and_runs(tmp_path, size):
+    app = MnistTuiApp(runs_dir=tmp_path)
+    async with app.run_test(size=size) as pilot:
+        screen = app.screen
+        assert isinstance(screen, TrainScreen)
+        assert screen.query_one("#versions", OptionList).highlighted == 1  # v2
+        await _set_recipe(pilot, "2", "256")
+        form_config = screen.query_one("#form").config
+        assert form_config.recipe.epochs == 2 and form_config.limit == 256 and form_config.model == "v2"
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+
+        table = screen.query_one(EpochTable)
+        assert table.row_count == 2
+        assert screen.query_one("#loss-chart", MetricChart).point_counts == {"train": 2, "test": 2}
+        assert screen.query_one("#acc-chart", MetricChart).point_counts == {"train": 2, "test": 2}
+        assert screen.query_one("#lr-chart", MetricChart).point_counts == {"lr": 2}
+        assert "CPU" in str(screen.query_one("#device-line", Static).render())
+
+        await pilot.press("f4")
+        await settle(pilot)
+        runs_table = app.screen.query_one("#runs-table", DataTable)
+        assert runs_table.row_count == 1
+        row = runs_table.get_row_at(0)
+        assert "finished" in str(row[-1]) and "2/2" in row
+
+
+async def test_invalid_recipe_is_shown_inline_and_start_refused(tmp_path):
+    app = MnistTuiApp(runs_dir=tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _type_into(pilot, "#field-epochs", "0")
+        await pilot.pause()
+        field = app.screen.query_one("#field-epochs", Input)
+        assert field.has_class("-invalid")
+        assert "epochs must be a positive whole number" in str(app.screen.query_one("#form-errors", Static).render())
+        assert app.screen.query_one("#start").disabled
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert not tmp_path.exists() or not list(tmp_path.iterdir())
+
+
+async def test_stop_midway_saves_the_run_as_stopped(tmp_path):
+    app = MnistTuiApp(runs_dir=tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        await _set_recipe(pilot, "20", "256")
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: screen.query_one(EpochTable).row_count >= 1)
+        await pilot.press("ctrl+t")
+        await settle(pilot)
+        [record] = list_runs(tmp_path)
+        assert record.status == "stopped" and 1 <= record.epochs_done < 20
+        assert not screen.running
+
+
+async def test_quitting_while_training_asks_then_stops_cleanly(tmp_path):
+    app = MnistTuiApp(runs_dir=tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        await _set_recipe(pilot, "20", "256")
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: screen.query_one(EpochTable).row_count >= 1)
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await settle(pilot)
+    [record] = list_runs(tmp_path)
+    assert record.status == "stopped" and record.epochs_done >= 1
+
+
+async def test_layers_shows_totals_of_v1_and_v2(tmp_path):
+    app = MnistTuiApp(runs_dir=tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f3")
+        await settle(pilot)
+        totals = lambda: str(app.screen.query_one("#layer-totals", Static).render())  # noqa: E731
+        assert "420,614" in totals()
+        assert app.screen.query_one("#layer-table", DataTable).row_count == 13
+        app.screen.query_one("#layer-versions", OptionList).focus()
+        await pilot.press("down")
+        await settle(pilot)
+        assert "99,746" in totals()
+        assert app.screen.query_one("#layer-table", DataTable).row_count == 17
+        compare = app.screen.query_one("#compare-table", DataTable)
+        assert compare.row_count == 2
+        await pilot.press("s")
+        await pilot.pause()
+
+
+async def test_runs_open_filter_compare_delete_export(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    runs = tmp_path / "runs"
+    fixture_store(runs)
+    app = MnistTuiApp(runs_dir=runs, start_mode="runs")
+    async with app.run_test(size=(120, 40)) as pilot:
+        table = app.screen.query_one("#runs-table", DataTable)
+        assert table.row_count == 4
+        statuses = [str(table.get_row_at(i)[-1]) for i in range(4)]
+        assert sum(s.startswith("damaged") for s in statuses) == 1
+
+        # newest first: the damaged run, then the stopped v2; open the finished v2
+        await pilot.press("down", "down", "enter")
+        await pilot.pause()
+        assert isinstance(app.screen, RunDetailScreen)
+        assert app.screen.query_one(EpochTable).row_count == 3
+        await pilot.press("escape")
+
+        await pilot.press("slash", *"model:v1", "enter")
+        await pilot.pause()
+        assert table.row_count == 1
+        await pilot.press("slash", "ctrl+u", "enter")  # clear the filter
+        await pilot.pause()
+        assert table.row_count == 4
+
+        await pilot.press("space", "down", "space", "c")
+        await pilot.pause()
+        assert isinstance(app.screen, RunDetailScreen) and app.screen.comparing
+        assert len(app.screen.query_one("#detail-acc", MetricChart).series) == 2
+        await pilot.press("escape")
+
+        await pilot.press("e")
+        await pilot.pause()
+        [exported] = list(tmp_path.glob("mnist-tui-runs-*.csv"))
+        assert len(list(csv.reader(exported.open()))) == 5
+
+        doomed = app.screen.current_row.run
+        await pilot.press("d")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await pilot.pause()
+        assert not (runs / doomed).exists()
+        assert table.row_count == 3
+
+
+async def test_runs_screen_follows_a_run_written_elsewhere(tmp_path):
+    from tests.ui_helpers import write_run
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    app = MnistTuiApp(runs_dir=runs, start_mode="runs")
+    async with app.run_test(size=(120, 40)) as pilot:
+        table = app.screen.query_one("#runs-table", DataTable)
+        assert table.row_count == 0
+        write_run(runs, "20261105T100000Z-v2-eeeeee", "v2", "finished", [98.0, 99.0])  # as another process would
+        await wait_until(pilot, lambda: table.row_count == 1, timeout=10)
+
+
+async def test_predictions_grid_and_mistakes_only(tmp_path):
+    import torch
+
+    from mnist_tui.core.runs import RunWriter
+    from mnist_tui.core.versions import get_version
+    from mnist_tui.ui.screens.predictions import PredictionsScreen
+    from mnist_tui.ui.widgets.digit_grid import DigitGrid
+
+    torch.manual_seed(0)
+    model = get_version("v2").build()
+    writer = RunWriter.create(tmp_path, "v2", {"config": {"model": "v2", "recipe": {"epochs": 1}}})
+    writer.save_checkpoint({"model": model.state_dict(), "epoch": 1, "config": {"model": "v2"}})
+    app = MnistTuiApp(runs_dir=tmp_path, start_mode="runs")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("p")
+        await settle(pilot)
+        assert isinstance(app.screen, PredictionsScreen)
+        grid = app.screen.query_one(DigitGrid)
+        assert len(grid.items) == 48
+        assert "mistakes in" in str(app.screen.query_one("#predictions-title", Static).render())
+        await pilot.press("m")
+        await settle(pilot)
+        assert grid.items and all(not p.correct for p in grid.items)

@@ -1,0 +1,61 @@
+"""Helpers for the pilot and snapshot tests: a fixture run store and worker waiting."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+async def settle(pilot) -> None:
+    """Wait for every worker to finish and the messages they posted to be handled."""
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def wait_until(pilot, condition, timeout: float = 60.0) -> None:
+    """Let the app run until condition() holds (checked between short pauses)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await pilot.pause(0.05)
+
+
+def write_run(runs_dir: Path, name: str, model: str, status: str, accs: list[float], epochs_total: int = 3, created: str = "2026-11-01T10:00:00+00:00") -> Path:
+    """A run folder in the documented format (version 1), without training anything."""
+    path = Path(runs_dir) / name
+    path.mkdir(parents=True)
+    params = {"v1": 420614, "v2": 99746}[model]
+    config = {
+        "format": 1,
+        "run_id": name,
+        "created": created,
+        "config": {"model": model, "recipe": {"epochs": epochs_total, "batch_size": 128}, "seed": 0, "device": "cpu"},
+        "seed": 0,
+        "device": "cpu",
+        "device_name": "CPU, 2 threads",
+        "params": params,
+    }
+    (path / "config.json").write_text(json.dumps(config))
+    lines = []
+    for i, acc in enumerate(accs, start=1):
+        lines.append(json.dumps({
+            "epoch": i, "epochs": epochs_total, "train_loss": 0.5 / i, "train_acc": acc - 0.5,
+            "test_loss": 0.4 / i, "test_acc": acc, "lr": 0.001 / i, "seconds": 40.0, "images_per_s": 1500.0,
+        }))
+    (path / "metrics.jsonl").write_text("".join(line + "\n" for line in lines))
+    (path / "status.json").write_text(json.dumps({"status": status, "epochs_done": len(accs), "updated": created, "pid": 0, "host": "elsewhere"}))
+    return path
+
+
+def fixture_store(runs_dir: Path) -> None:
+    write_run(runs_dir, "20261101T100000Z-v1-aaaaaa", "v1", "finished", [97.1, 98.0, 98.4], created="2026-11-01T10:00:00+00:00")
+    write_run(runs_dir, "20261102T100000Z-v2-bbbbbb", "v2", "finished", [98.4, 99.1, 99.5], created="2026-11-02T10:00:00+00:00")
+    write_run(runs_dir, "20261103T100000Z-v2-cccccc", "v2", "stopped", [98.2], created="2026-11-03T10:00:00+00:00")
+    broken = Path(runs_dir) / "20261104T100000Z-v2-dddddd"
+    broken.mkdir()
+    (broken / "config.json").write_text("{half")
