@@ -17,6 +17,12 @@ from mnist_tui.ui.widgets.epoch_table import EpochTable
 from tests.ui_helpers import fixture_store, settle, wait_until
 
 
+def _cell(table: DataTable, row: int, column: str) -> str:
+    from mnist_tui.core.history import COLUMNS
+
+    return str(table.get_row_at(row)[1 + COLUMNS.index(column)])  # column 0 is the mark
+
+
 async def _type_into(pilot, selector: str, text: str) -> None:
     """Focus a field (as Tab would, scrolling it into view), clear it and type."""
     pilot.app.screen.query_one(selector).focus()
@@ -54,8 +60,7 @@ async def test_train_v2_from_the_keyboard_fills_table_charts_and_runs(tmp_path, 
         await settle(pilot)
         runs_table = app.screen.query_one("#runs-table", DataTable)
         assert runs_table.row_count == 1
-        row = runs_table.get_row_at(0)
-        assert "finished" in str(row[-1]) and "2/2" in row
+        assert _cell(runs_table, 0, "status") == "finished" and _cell(runs_table, 0, "epochs") == "2/2"
 
 
 async def test_invalid_recipe_is_shown_inline_and_start_refused(tmp_path):
@@ -129,7 +134,7 @@ async def test_runs_open_filter_compare_delete_export(tmp_path, monkeypatch):
     async with app.run_test(size=(120, 40)) as pilot:
         table = app.screen.query_one("#runs-table", DataTable)
         assert table.row_count == 4
-        statuses = [str(table.get_row_at(i)[-1]) for i in range(4)]
+        statuses = [_cell(table, i, "status") for i in range(4)]
         assert sum(s.startswith("damaged") for s in statuses) == 1
 
         # newest first: the damaged run, then the stopped v2; open the finished v2

@@ -9,7 +9,7 @@ from pathlib import Path
 from mnist_tui.core.runs import RunRecord
 
 # Columns of the runs table and of the CSV export, in order.
-COLUMNS = ("started", "run", "model", "epochs", "final_acc", "best_acc", "params", "device", "seconds", "status")
+COLUMNS = ("started", "run", "model", "status", "epochs", "final_acc", "best_acc", "params", "seconds", "device")
 
 
 @dataclass(frozen=True)

@@ -166,20 +166,35 @@ def _read_metrics(path: Path) -> list[dict]:
         except json.JSONDecodeError:
             if i == len(lines) - 1:
                 break  # a line cut short by a crash mid-write: the epoch never finished
-            raise ValueError(f"{METRICS} line {i + 1} is not JSON") from None
+            raise ValueError(f"{METRICS} line {i + 1} is not valid JSON") from None
     return rows
+
+
+def _read_json(path: Path) -> dict:
+    """A JSON object from a file, or ValueError saying plainly what is wrong with it."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{path.name} is missing") from None
+    except OSError as exc:
+        raise ValueError(f"{path.name} cannot be read ({exc.strerror})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ValueError(f"{path.name} is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path.name} does not hold a JSON object")
+    return data
 
 
 def read_run(path: Path) -> RunRecord:
     """Read one run folder; never raises for a damaged run, it says so in the record."""
     path = Path(path)
     try:
-        cfg = json.loads((path / CONFIG).read_text())
+        cfg = _read_json(path / CONFIG)
         if cfg.get("format") != FORMAT_VERSION:
             return RunRecord(path, path.name, "damaged", reason=f"unknown format version {cfg.get('format')!r}")
-        status = json.loads((path / STATUS).read_text())
+        status = _read_json(path / STATUS)
         metrics = _read_metrics(path / METRICS)
-    except (OSError, ValueError, AttributeError) as exc:
+    except ValueError as exc:
         return RunRecord(path, path.name, "damaged", reason=str(exc))
     state = status.get("status", "?")
     if state == "running" and status.get("host") == socket.gethostname() and not _pid_alive(int(status.get("pid", -1))):

@@ -67,7 +67,7 @@ class LayersScreen(Screen):
         table = self.query_one("#layer-table", DataTable)
         table.clear()
         for row in b.rows:
-            bar = Text("█" * round(row.share * 20), style="cyan")
+            bar = Text("█" * round(row.share * 10), style="cyan")
             share = Text(f"{row.share:6.1%} ").append_text(bar)
             table.add_row(row.name, row.kind, row.shape_text, f"{row.params:,}", share, f"{row.mult_adds:,}")
         self.query_one("#layer-totals", Static).update(

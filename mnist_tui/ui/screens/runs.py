@@ -39,8 +39,7 @@ def _cell(row: history.RunRow, column: str) -> Text | str:
     if column == "seconds":
         return f"{value:.0f}s"
     if column == "status":
-        text = value if not row.record.reason or value == "finished" else f"{value}: {row.record.reason}"
-        return Text(text, style=STATUS_STYLE.get(value, ""))
+        return Text(value, style=STATUS_STYLE.get(value, ""))
     return str(value)
 
 
@@ -109,12 +108,23 @@ class RunsScreen(Screen):
             table.add_row(mark, *(_cell(row, c) for c in history.COLUMNS), key=row.run)
         if cursor_key in {r.run for r in self.rows}:
             table.move_cursor(row=table.get_row_index(cursor_key))
+        self.show_summary()
+
+    def show_summary(self) -> None:
         live = sum(r.status == "running" for r in self.rows)
         arrow = "↓" if self.sort_reverse else "↑"
-        self.query_one("#runs-summary", Static).update(
+        line = (
             f"{len(self.rows)} of {len(self.records)} runs in {self.runs_dir} · {live} live · "
             f"sorted by {HEADERS[self.sort_column]} {arrow} · {len(self.marked)} marked"
         )
+        row = self.current_row
+        if row is not None and row.record.reason:
+            line += f"\n[b]{row.run}[/b] {row.status}: {row.record.reason}"
+        self.query_one("#runs-summary", Static).update(line)
+
+    @on(DataTable.RowHighlighted, "#runs-table")
+    def row_highlighted(self) -> None:
+        self.show_summary()
 
     @property
     def current_row(self) -> history.RunRow | None:

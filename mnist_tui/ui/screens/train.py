@@ -157,7 +157,7 @@ class TrainScreen(Screen):
         if isinstance(ev, RunStarted):
             self.run_dir = ev.run_dir
             self.query_one("#device-line", Static).update(
-                f"[b]{ev.config.model}[/b] {ev.params:,} params · {ev.device_name} · "
+                f"[b]{ev.config.model}[/b] · {ev.params:,} params · {ev.device_name} · "
                 f"{ev.train_size:,} train / {ev.test_size:,} test images · {ev.run_id}"
             )
             self.query_one("#epoch-progress", ProgressBar).update(total=ev.batches_per_epoch, progress=0)

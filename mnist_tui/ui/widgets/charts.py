@@ -48,5 +48,8 @@ class MetricChart(PlotextPlot):
             if points:
                 xs, ys = zip(*points)
                 plt.plot(list(xs), list(ys), label=name, marker="braille", color=colour)
+        epochs = sorted({x for points in self.series.values() for x, _ in points})
+        if 0 < len(epochs) <= 12:
+            plt.xticks(epochs, [str(int(x)) for x in epochs])  # whole epochs, not 1.25
         plt.xlabel("epoch")
         self.refresh()

@@ -1,0 +1,46 @@
+"""Snapshot tests of the static screens; regenerate with `pytest --snapshot-update` and look."""
+
+from __future__ import annotations
+
+import pytest
+
+from mnist_tui.ui.app import MnistTuiApp
+from tests.ui_helpers import fixture_store, settle, write_run
+
+
+@pytest.fixture
+def fixture_runs(tmp_path, monkeypatch):
+    """The fixture run store at the relative path `runs`, so the screen text never varies."""
+    monkeypatch.chdir(tmp_path)
+    fixture_store(tmp_path / "runs")
+    return "runs"
+
+
+def test_layers_screen(snap_compare, tmp_path):
+    assert snap_compare(MnistTuiApp(runs_dir=tmp_path, start_mode="layers"), terminal_size=(120, 40), run_before=settle)
+
+
+def test_runs_screen(snap_compare, fixture_runs):
+    assert snap_compare(MnistTuiApp(runs_dir=fixture_runs, start_mode="runs"), terminal_size=(120, 40), run_before=settle)
+
+
+def test_train_screen_fits_80x24(snap_compare, tmp_path):
+    assert snap_compare(MnistTuiApp(runs_dir=tmp_path), terminal_size=(80, 24), run_before=settle)
+
+
+def test_predictions_screen(snap_compare, tmp_path, monkeypatch):
+    import torch
+
+    from mnist_tui.core.versions import get_version
+
+    monkeypatch.chdir(tmp_path)
+    run = write_run(tmp_path / "runs", "20261101T100000Z-v2-ffffff", "v2", "finished", [99.0])
+    torch.manual_seed(0)  # an untrained network: its predictions are fixed by the seed
+    torch.save({"model": get_version("v2").build().state_dict(), "epoch": 1, "config": {"model": "v2"}}, run / "checkpoint.pt")
+
+    async def open_predictions(pilot):
+        await settle(pilot)
+        await pilot.press("p")
+        await settle(pilot)
+
+    assert snap_compare(MnistTuiApp(runs_dir="runs", start_mode="runs"), terminal_size=(120, 40), run_before=open_predictions)
