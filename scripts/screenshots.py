@@ -35,19 +35,14 @@ async def _settle(pilot) -> None:
 async def shoot(out: Path, size: tuple[int, int], runs: Path) -> None:
     app = MnistTuiApp(runs_dir=runs)
     async with app.run_test(size=size) as pilot:
-        # v1 for one epoch, so Runs has two versions to show
-        app.train_version("v1")
-        await pilot.pause()
-        await _type(pilot, "#field-epochs", "1")
-        await _type(pilot, "#field-limit", "2000")
-        await pilot.press("ctrl+s")
-        await _settle(pilot)
-        app.train_version("v2")
-        await pilot.pause()
-        await _type(pilot, "#field-epochs", "2")
-        await _type(pilot, "#field-limit", "2000")
-        await pilot.press("ctrl+s")
-        await _settle(pilot)
+        # v1 for one epoch first, so that Runs has two versions to show
+        for version, epochs in (("v1", "1"), ("v2", "2")):
+            app.train_version(version)
+            await pilot.pause()
+            await _type(pilot, "#field-epochs", epochs)
+            await _type(pilot, "#field-limit", "2000")
+            await pilot.press("ctrl+s")
+            await _settle(pilot)
         app.screen.query_one("#epochs").focus()
         await pilot.pause()
         app.save_screenshot(filename="train.svg", path=str(out))

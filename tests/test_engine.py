@@ -10,7 +10,7 @@ import torch
 
 from mnist_tui.core.engine import evaluate, train
 from mnist_tui.core.events import BatchProgress, EpochFinished, RunFailed, RunFinished, RunStarted
-from mnist_tui.core.runs import list_runs, load_checkpoint, read_run
+from mnist_tui.core.runs import RunWriter, list_runs, load_checkpoint, read_run
 
 
 def _metrics(events):
@@ -36,7 +36,9 @@ def test_a_small_run_yields_events_and_is_saved(small_config, runs_dir):
     assert record.status == "finished" and record.model == "v2" and record.epochs_done == 2
     assert record.final_test_acc == epochs[-1].test_acc
     assert record.config["params"] == 99_746 and record.config["torch_version"] == torch.__version__
-    assert record.path.name.endswith(record.path.name[-6:]) and "-v2-" in record.path.name
+    assert "-v2-" in record.path.name
+    status = json.loads((record.path / "status.json").read_text())
+    assert status["status"] == "finished" and status["epochs_done"] == 2
 
     # The checkpoint rebuilds the model that scored the last epoch's accuracy.
     ckpt = load_checkpoint(record.path)
@@ -51,12 +53,19 @@ def test_a_small_run_yields_events_and_is_saved(small_config, runs_dir):
     assert acc == pytest.approx(epochs[-1].test_acc)
 
 
+def _first_batch_loss(config) -> float:
+    stop = threading.Event()
+    for ev in train(config, stop):
+        if isinstance(ev, BatchProgress):
+            stop.set()
+            return ev.loss
+
+
 def test_same_seed_same_metrics_other_seed_other_metrics(small_config):
     first = _metrics(train(small_config))
     second = _metrics(train(small_config))
-    other = _metrics(train(small_config.replace(seed=1, epochs=1)))
     assert len(first) == 2 and first == second
-    assert other[0] != first[0]
+    assert _first_batch_loss(small_config) != _first_batch_loss(small_config.replace(seed=1))
 
 
 def test_stop_ends_training_within_one_batch(small_config, runs_dir):
@@ -104,26 +113,41 @@ def test_divergence_is_reported_and_recorded(small_config, runs_dir):
         assert load_checkpoint(failed.run_dir)["epoch"] == finished[-1]
 
 
-def test_listing_tolerates_a_half_written_last_metrics_line(small_config, runs_dir):
-    list(train(small_config.replace(epochs=1)))
-    [record] = list_runs(runs_dir)
-    with open(record.path / "metrics.jsonl", "a") as fh:
+def _written_run(runs_dir, epochs: int = 1):
+    """A run written by the store's own writer, as the engine writes it, without training."""
+    writer = RunWriter.create(runs_dir, "v2", {"config": {"model": "v2", "recipe": {"epochs": epochs}}})
+    for epoch in range(1, epochs + 1):
+        writer.append_epoch({"epoch": epoch, "epochs": epochs, "test_acc": 90.0 + epoch, "test_loss": 0.1, "seconds": 1.0})
+    writer.set_status("finished")
+    return writer.path
+
+
+def test_listing_tolerates_a_half_written_last_metrics_line(runs_dir):
+    path = _written_run(runs_dir)
+    with open(path / "metrics.jsonl", "a") as fh:
         fh.write('{"epoch": 2, "train_lo')
-    again = read_run(record.path)
-    assert again.status == "finished" and again.epochs_done == 1
+    again = read_run(path)
+    assert again.status == "finished" and again.epochs_done == 1 and again.final_test_acc == 91.0
 
 
-def test_unreadable_config_marks_the_run_damaged_and_others_still_list(small_config, runs_dir):
-    list(train(small_config.replace(epochs=1)))
-    list(train(small_config.replace(epochs=1, seed=3)))
-    first, second = list_runs(runs_dir)
-    (first.path / "config.json").write_text("{not json")
-    statuses = {r.path.name: r.status for r in list_runs(runs_dir)}
-    assert statuses == {first.path.name: "damaged", second.path.name: "finished"}
+def test_unreadable_config_marks_the_run_damaged_and_others_still_list(runs_dir):
+    first, second = _written_run(runs_dir), _written_run(runs_dir, epochs=2)
+    (first / "config.json").write_text("{not json")
+    records = {r.path.name: r for r in list_runs(runs_dir)}
+    assert records[first.name].status == "damaged" and "config.json is not valid JSON" in records[first.name].reason
+    assert records[second.name].status == "finished" and records[second.name].epochs_done == 2
 
 
-def test_status_json_is_plain_json(small_config, runs_dir):
-    list(train(small_config.replace(epochs=1)))
-    [record] = list_runs(runs_dir)
-    status = json.loads((record.path / "status.json").read_text())
-    assert status["status"] == "finished" and status["epochs_done"] == 1
+def test_a_dead_training_process_shows_as_interrupted(runs_dir):
+    import subprocess
+    import sys
+
+    path = _written_run(runs_dir)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    status = json.loads((path / "status.json").read_text())
+    status.update(status="running", pid=int(dead.stdout))
+    (path / "status.json").write_text(json.dumps(status))
+    assert read_run(path).status == "interrupted"
+    status["pid"] = __import__("os").getpid()  # alive: still running
+    (path / "status.json").write_text(json.dumps(status))
+    assert read_run(path).status == "running"

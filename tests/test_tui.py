@@ -20,7 +20,7 @@ from tests.ui_helpers import fixture_store, settle, wait_until
 def _cell(table: DataTable, row: int, column: str) -> str:
     from mnist_tui.core.history import COLUMNS
 
-    return str(table.get_row_at(row)[1 + COLUMNS.index(column)])  # column 0 is the mark
+    return str(table.get_row_at(row)[COLUMNS.index(column)])
 
 
 async def _type_into(pilot, selector: str, text: str) -> None:
@@ -42,7 +42,12 @@ async def test_train_v2_from_the_keyboard_fills_table_charts_and_runs(tmp_path, 
     async with app.run_test(size=size) as pilot:
         screen = app.screen
         assert isinstance(screen, TrainScreen)
-        assert screen.query_one("#versions", OptionList).highlighted == 1  # v2
+        versions = screen.query_one("#versions", OptionList)
+        versions.focus()
+        await pilot.press("up")  # v1 fills the form with its recipe...
+        assert screen.query_one("#field-optimizer").value == "adam"
+        await pilot.press("down")  # ...and v2 with its own
+        assert versions.highlighted == 1 and screen.query_one("#field-optimizer").value == "adamw"
         await _set_recipe(pilot, "2", "256")
         form_config = screen.query_one("#form").config
         assert form_config.recipe.epochs == 2 and form_config.limit == 256 and form_config.model == "v2"
@@ -77,13 +82,17 @@ async def test_invalid_recipe_is_shown_inline_and_start_refused(tmp_path):
         assert not tmp_path.exists() or not list(tmp_path.iterdir())
 
 
+async def _start_and_wait_for_an_epoch(pilot) -> None:
+    await _set_recipe(pilot, "20", "256")
+    await pilot.press("ctrl+s")
+    await wait_until(pilot, lambda: pilot.app.screen.query_one(EpochTable).row_count >= 1)
+
+
 async def test_stop_midway_saves_the_run_as_stopped(tmp_path):
     app = MnistTuiApp(runs_dir=tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
         screen = app.screen
-        await _set_recipe(pilot, "20", "256")
-        await pilot.press("ctrl+s")
-        await wait_until(pilot, lambda: screen.query_one(EpochTable).row_count >= 1)
+        await _start_and_wait_for_an_epoch(pilot)
         await pilot.press("ctrl+t")
         await settle(pilot)
         [record] = list_runs(tmp_path)
@@ -94,10 +103,7 @@ async def test_stop_midway_saves_the_run_as_stopped(tmp_path):
 async def test_quitting_while_training_asks_then_stops_cleanly(tmp_path):
     app = MnistTuiApp(runs_dir=tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
-        screen = app.screen
-        await _set_recipe(pilot, "20", "256")
-        await pilot.press("ctrl+s")
-        await wait_until(pilot, lambda: screen.query_one(EpochTable).row_count >= 1)
+        await _start_and_wait_for_an_epoch(pilot)
         await pilot.press("ctrl+q")
         await pilot.pause()
         assert isinstance(app.screen, ConfirmScreen)

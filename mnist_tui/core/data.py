@@ -13,7 +13,7 @@ from typing import Callable, Iterator
 
 import torch
 
-from mnist_tui.core.paths import project_dir
+from mnist_tui.core.paths import resolve_dir
 
 # Pixel mean and standard deviation of the 60,000 training images scaled to [0, 1];
 # tests recompute both from the data.
@@ -36,11 +36,7 @@ class DataError(RuntimeError):
 
 def find_root(explicit: str | os.PathLike | None = None) -> Path:
     """Dataset root: an explicit path, else $MNIST_TUI_DATA, else the project's data/."""
-    if explicit:
-        return Path(explicit).expanduser()
-    if os.environ.get(DATA_ENV):
-        return Path(os.environ[DATA_ENV]).expanduser()
-    return project_dir() / "data"
+    return resolve_dir(explicit, DATA_ENV, "data")
 
 
 def raw_dir(root: Path) -> Path:

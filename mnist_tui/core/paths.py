@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+
+def resolve_dir(explicit: str | os.PathLike | None, env: str, default_name: str) -> Path:
+    """A folder: the explicit path if given, else $env if set, else the project's folder."""
+    if explicit:
+        return Path(explicit).expanduser()
+    if os.environ.get(env):
+        return Path(os.environ[env]).expanduser()
+    return project_dir() / default_name
 
 
 def project_dir() -> Path:

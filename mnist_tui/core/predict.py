@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from mnist_tui.core import data
-from mnist_tui.core.runs import load_checkpoint, read_run
+from mnist_tui.core.runs import CHECKPOINT, load_checkpoint, read_run
 from mnist_tui.core.versions import get_version
 
 
@@ -34,23 +35,31 @@ class Predictions:
     total: int
 
 
-def predict(run_dir: Path, count: int = 64, mistakes_only: bool = False, data_dir: str | None = None) -> Predictions:
-    """Load a run's last checkpoint and classify the whole test set on the CPU."""
-    record = read_run(run_dir)
+@functools.lru_cache(maxsize=4)
+def _classify(run_dir: Path, checkpoint_mtime: float, data_dir: str | None) -> tuple[int, torch.Tensor, torch.Tensor]:
+    """(epoch, confidence, predicted class) for every test image; cached per checkpoint."""
     ckpt = load_checkpoint(run_dir)
-    cfg = ckpt["config"]
-    model = get_version(cfg["model"]).build()
+    model = get_version(ckpt["config"]["model"]).build()
     model.load_state_dict(ckpt["model"])
     model.eval()
-    _, test = data.load(data_dir or cfg.get("data_dir"))
+    _, test = data.load(data_dir or ckpt["config"].get("data_dir"))
     images = data.normalise(test.images)
     with torch.inference_mode():
         probs = torch.cat([model(images[i : i + 2000]).softmax(1) for i in range(0, len(images), 2000)])
     confidence, predicted = probs.max(1)
+    return int(ckpt["epoch"]), confidence, predicted
+
+
+def predict(run_dir: Path, count: int = 64, mistakes_only: bool = False, data_dir: str | None = None) -> Predictions:
+    """Classify the whole test set with a run's last checkpoint (on the CPU)."""
+    run_dir = Path(run_dir).resolve()
+    record = read_run(run_dir)
+    epoch, confidence, predicted = _classify(run_dir, (run_dir / CHECKPOINT).stat().st_mtime, data_dir)
+    _, test = data.load(data_dir or record.config.get("config", {}).get("data_dir"))
     wrong = (predicted != test.labels).nonzero().flatten()
     indices = wrong[:count].tolist() if mistakes_only else list(range(min(count, len(test))))
     items = [
         Prediction(i, test.images[i], int(test.labels[i]), int(predicted[i]), float(confidence[i]))
         for i in indices
     ]
-    return Predictions(record.run_id, int(ckpt["epoch"]), items, len(wrong), len(test))
+    return Predictions(record.run_id, epoch, items, len(wrong), len(test))

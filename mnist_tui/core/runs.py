@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from mnist_tui.core.paths import project_dir
+from mnist_tui.core.paths import resolve_dir
 
 FORMAT_VERSION = 1
 RUNS_ENV = "MNIST_TUI_RUNS"
@@ -31,11 +31,7 @@ CONFIG, METRICS, STATUS, CHECKPOINT = "config.json", "metrics.jsonl", "status.js
 
 def default_runs_dir(explicit: str | os.PathLike | None = None) -> Path:
     """Runs folder: an explicit path, else $MNIST_TUI_RUNS, else the project's runs/."""
-    if explicit:
-        return Path(explicit).expanduser()
-    if os.environ.get(RUNS_ENV):
-        return Path(os.environ[RUNS_ENV]).expanduser()
-    return project_dir() / "runs"
+    return resolve_dir(explicit, RUNS_ENV, "runs")
 
 
 def _now() -> str:

@@ -25,6 +25,8 @@ class MnistCommands(Provider):
             ("Open Train", partial(app.switch_mode, "train"), "The home screen: pick a version and train it"),
             ("Open Layers", partial(app.switch_mode, "layers"), "Layer-by-layer breakdown of each version"),
             ("Open Runs", partial(app.switch_mode, "runs"), "Browse, compare and delete saved runs"),
+            ("Start training", partial(app.on_train_screen, "action_start"), "Train the version picked on the Train screen with its recipe"),
+            ("Stop training", partial(app.on_train_screen, "action_stop"), "Stop after the current batch; finished epochs are kept"),
             ("Predictions of the current run", app.action_predictions, "Test digits classified by the model being trained"),
             ("Toggle dark / light theme", app.action_toggle_dark, "Switch between textual-dark and textual-light"),
         ]
@@ -46,7 +48,7 @@ class MnistCommands(Provider):
 
 class MnistTuiApp(App):
     TITLE = "mnist-tui"
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses may live elsewhere
     # Installed by name so that the training screen can be found while another mode shows.
     SCREENS = {"train": TrainScreen, "layers": LayersScreen, "runs": RunsScreen}
     MODES = {"train": "train", "layers": "layers", "runs": "runs"}
@@ -69,6 +71,16 @@ class MnistTuiApp(App):
     def on_mount(self) -> None:
         self.switch_mode(self.start_mode)
 
+    def on_ready(self) -> None:
+        # Once the first screen is drawn, build the Runs screen out of sight, so that F4
+        # shows a long history at once instead of paying Textual's screen set-up then.
+        self.set_timer(0.5, self._prewarm_runs)
+
+    def _prewarm_runs(self) -> None:
+        init_mode = getattr(self, "_init_mode", None)  # Textual's mode set-up, without the switch
+        if init_mode is not None and self.current_mode != "runs":
+            init_mode("runs")
+
     @property
     def train_screen(self) -> TrainScreen | None:
         try:
@@ -84,6 +96,12 @@ class MnistTuiApp(App):
             from textual.widgets import OptionList
 
             screen.query_one("#versions", OptionList).highlighted = list(VERSIONS).index(name)
+
+    def on_train_screen(self, action: str) -> None:
+        self.switch_mode("train")
+        screen = self.train_screen
+        if screen is not None:
+            getattr(screen, action)()
 
     def action_toggle_dark(self) -> None:
         self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"

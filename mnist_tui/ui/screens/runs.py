@@ -30,17 +30,19 @@ HEADERS = {
 STATUS_STYLE = {"finished": "green", "running": "bold cyan", "stopped": "yellow", "interrupted": "yellow", "failed": "red", "diverged": "red", "damaged": "bold red"}
 
 
-def _cell(row: history.RunRow, column: str) -> Text | str:
+def _cell(row: history.RunRow, column: str) -> Text:
+    # Text, not str: DataTable would parse every str cell as markup, which costs more
+    # than anything else when a thousand runs are listed.
     value = row.value(column)
     if column in ("final_acc", "best_acc"):
-        return "-" if value is None else f"{value:.2f}%"
+        return Text("-" if value is None else f"{value:.2f}%")
     if column == "params":
-        return "-" if value is None else f"{value:,}"
+        return Text("-" if value is None else f"{value:,}")
     if column == "seconds":
-        return f"{value:.0f}s"
+        return Text(f"{value:.0f}s")
     if column == "status":
         return Text(value, style=STATUS_STYLE.get(value, ""))
-    return str(value)
+    return Text(str(value))
 
 
 class RunsScreen(Screen):
@@ -77,19 +79,17 @@ class RunsScreen(Screen):
 
     def on_mount(self) -> None:
         table = self.query_one("#runs-table", DataTable)
-        table.add_column("✓", key="mark")
         for column in history.COLUMNS:
             table.add_column(HEADERS[column], key=column)
-        self.reload()
         table.focus()
         self.set_interval(1.0, self.poll)
 
     def on_screen_resume(self) -> None:
-        self.reload()
+        self.reload()  # also the first showing: runs may have finished while away
 
     def poll(self) -> None:
         """Reload when a run folder appeared, went, or a live run wrote an epoch or status."""
-        if changed_since(self.runs_dir, self.stamp) is not None:
+        if self.is_current and changed_since(self.runs_dir, self.stamp) is not None:
             self.reload()
 
     def reload(self) -> None:
@@ -104,8 +104,10 @@ class RunsScreen(Screen):
         cursor_key = self.current_row.run if self.current_row else None
         table.clear()
         for row in self.rows:
-            mark = "●" if row.run in self.marked else ""
-            table.add_row(mark, *(_cell(row, c) for c in history.COLUMNS), key=row.run)
+            cells = [_cell(row, c) for c in history.COLUMNS]
+            if row.run in self.marked:  # marked runs: a dot before the start time
+                cells[0] = Text("● ", style="bold magenta") + cells[0]
+            table.add_row(*cells, key=row.run)
         if cursor_key in {r.run for r in self.rows}:
             table.move_cursor(row=table.get_row_index(cursor_key))
         self.show_summary()
