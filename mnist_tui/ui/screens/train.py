@@ -23,8 +23,8 @@ from mnist_tui.ui.widgets.recipe_form import RecipeForm
 
 def version_label(name: str) -> str:
     v = VERSIONS[name]
-    acc = f"{v.seed_accuracy:.2f}% seed" if v.seed_accuracy is not None else "not measured"
-    return f"{name:<3} {v.params:>8,}  {acc}"
+    acc = f"{v.seed_accuracy:.2f}%" if v.seed_accuracy is not None else "-"
+    return f"{name:<3}{v.params:>8,}  {acc}"
 
 
 class TrainScreen(Screen):
@@ -63,7 +63,7 @@ class TrainScreen(Screen):
                     yield Button("Stop", variant="error", id="stop", disabled=True)
             with Vertical(id="dashboard"):
                 yield Static("Pick a version and press Start (ctrl+s).", id="device-line")
-                with Horizontal(id="progress-row"):
+                with Vertical(id="progress-row"):
                     yield ProgressBar(total=1, id="epoch-progress", show_eta=False)
                     yield Static("", id="speed")
                 yield EpochTable(id="epochs")
@@ -89,7 +89,8 @@ class TrainScreen(Screen):
 
     def _show_version(self, name: str) -> None:
         v = VERSIONS[name]
-        self.query_one("#version-title", Static).update(f"[b]{v.name}[/b]: {v.title}")
+        reported = f" · seed reported {v.seed_accuracy:.2f}%" if v.seed_accuracy is not None else ""
+        self.query_one("#version-title", Static).update(f"[b]{v.name}[/b]: {v.title}{reported}")
 
     @on(OptionList.OptionHighlighted, "#versions")
     def version_picked(self, event: OptionList.OptionHighlighted) -> None:
@@ -114,7 +115,10 @@ class TrainScreen(Screen):
         config = config.replace(runs_dir=str(runs_dir) if runs_dir else None, data_dir=data_dir)
         self._reset_dashboard()
         self.query_one("#device-line", Static).update(f"Loading MNIST and building {config.model}…")
-        self.add_class("-running")
+        # On a narrow terminal the dashboard takes the whole width from now on (ctrl+f shows
+        # the recipe again).
+        self.add_class("-has-run")
+        self.remove_class("-recipe-toggled")
         self.query_one("#start", Button).disabled = True
         self.query_one("#stop", Button).disabled = False
         self.worker = self.train_in_background(config)
@@ -126,7 +130,7 @@ class TrainScreen(Screen):
             self.query_one("#device-line", Static).update("Stopping after this batch…")
 
     def action_toggle_recipe(self) -> None:
-        self.toggle_class("-recipe-hidden")
+        self.toggle_class("-recipe-toggled")
 
     def _reset_dashboard(self) -> None:
         self.query_one(EpochTable).set_epochs([])
@@ -148,7 +152,6 @@ class TrainScreen(Screen):
         if event.state == WorkerState.ERROR:
             self.notify(f"Training crashed: {event.worker.error}", severity="error", timeout=10)
         if event.state in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
-            self.remove_class("-running")
             self.query_one("#stop", Button).disabled = True
             self.query_one("#start", Button).disabled = self.query_one(RecipeForm).config is None
 
