@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+from rich.console import Group
+from rich.syntax import Syntax
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
@@ -70,7 +73,9 @@ class RunDetailScreen(Screen):
             for name in ("train", "test"):
                 acc.series[name] = [(m["epoch"], m[f"{name}_acc"]) for m in r.metrics]
                 loss.series[name] = [(m["epoch"], m[f"{name}_loss"]) for m in r.metrics]
-            self.query_one("#detail-config", Static).update("config.json\n" + json.dumps(r.config, indent=2))
+            # A renderable, not markup: JSON brackets show as they are, indentation is kept.
+            config_text = Syntax(json.dumps(r.config, indent=2), "json", theme="ansi_dark", background_color="default")
+            self.query_one("#detail-config", Static).update(Group(Text("config.json", style="bold"), config_text))
         acc.replot()
         loss.replot()
 
