@@ -184,15 +184,16 @@ def train(config: TrainConfig, stop: threading.Event | None = None) -> Iterator[
             )
             accs.append(test_acc)
             yield finished
+    except GeneratorExit:
+        # A consumer that abandons the generator leaves the run stopped, epochs kept.
+        if writer.status == "running":
+            writer.set_status("stopped", "training was abandoned")
+        raise
     except Exception as exc:  # any failure is recorded in the run, then reported
         reason = f"{type(exc).__name__}: {exc}"
         writer.set_status("failed", reason)
         yield RunFailed(reason=reason, run_dir=writer.path)
         return
-    finally:
-        # A consumer that abandons the generator (GeneratorExit) leaves the run stopped.
-        if _status_is_running(writer):
-            writer.set_status("stopped", "training was abandoned")
 
     status = "finished" if writer.epochs_done == r.epochs else "stopped"
     writer.set_status(status)
@@ -204,15 +205,6 @@ def train(config: TrainConfig, stop: threading.Event | None = None) -> Iterator[
         best_test_acc=max(accs) if accs else None,
         seconds=time.perf_counter() - started,
     )
-
-
-def _status_is_running(writer: RunWriter) -> bool:
-    import json
-
-    try:
-        return json.loads((writer.path / "status.json").read_text()).get("status") == "running"
-    except (OSError, ValueError):
-        return False
 
 
 def _train_epoch(config, model, optimizer, train_data, order, epoch, batches, stop):

@@ -54,6 +54,7 @@ class RunWriter:
     def __init__(self, path: Path):
         self.path = path
         self.epochs_done = 0
+        self.status = "running"
 
     @classmethod
     def create(cls, runs_dir: Path, model: str, record: dict) -> "RunWriter":
@@ -84,6 +85,7 @@ class RunWriter:
         if reason:
             data["reason"] = reason
         _write_json_atomic(self.path / STATUS, data)
+        self.status = status
 
     def append_epoch(self, metrics: dict) -> None:
         with open(self.path / METRICS, "a") as fh:
