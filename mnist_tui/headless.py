@@ -71,7 +71,7 @@ def report(events: Iterable, interactive: bool, console: Console | None = None) 
         console=console,
     )
     task = progress.add_task("train", total=None, epoch="-", loss=0.0, acc=0.0, ips=0.0)
-    status = "failed"
+    status, last_words = "failed", ""
     with Live(Group(epoch_table(rows), progress), console=console, refresh_per_second=8) as live:
         for ev in events:
             if isinstance(ev, RunStarted):
@@ -82,13 +82,12 @@ def report(events: Iterable, interactive: bool, console: Console | None = None) 
                 rows.append(ev)
                 live.update(Group(epoch_table(rows), progress))
             elif isinstance(ev, RunFinished):
-                progress.update(task, visible=False)
                 live.update(epoch_table(rows))
-                console.print(_finished_line(ev))
-                status = ev.status
+                status, last_words = ev.status, _finished_line(ev)
             elif isinstance(ev, RunFailed):
-                console.print(f"[red]{ev.status}: {ev.reason}[/]")
-                status = ev.status
+                live.update(epoch_table(rows))
+                status, last_words = ev.status, f"[red]{ev.status}: {ev.reason}[/]"
+    console.print(last_words)  # below the final table, once the live display has ended
     return status
 
 
