@@ -59,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data", metavar="DIR", help="dataset root (default: $MNIST_TUI_DATA or the project's data/)")
     t.add_argument("--runs", metavar="DIR", help="runs folder (default: $MNIST_TUI_RUNS or the project's runs/)")
 
+    res = sub.add_parser("resume", help="continue a stopped or interrupted run from its last checkpoint")
+    res.add_argument("run", help="the run's folder, id, or short id (the 6 hex digits at its end)")
+    res.add_argument("--runs", metavar="DIR", help="runs folder (default: $MNIST_TUI_RUNS or the project's runs/)")
+    res.add_argument("--data", metavar="DIR", help="dataset root (default: the one the run used)")
+
     r = sub.add_parser("runs", help="list saved runs")
     r.add_argument("--runs", metavar="DIR", help="runs folder (default: $MNIST_TUI_RUNS or the project's runs/)")
 
@@ -79,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_train(args)
     if args.command == "runs":
         return cmd_runs(args)
+    if args.command == "resume":
+        return cmd_resume(args)
     if args.command == "layers":
         return cmd_layers(args)
     if args.command == "tui":
@@ -131,12 +138,31 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 1
 
     from mnist_tui.core.engine import train
-    from mnist_tui.headless import report
 
     stop = threading.Event()
+    return _report(train(config, stop), stop)
+
+
+def _report(events, stop: threading.Event) -> int:
+    from mnist_tui.headless import report
+
     _stop_on_signals(stop)
-    status = report(train(config, stop), interactive=sys.stdout.isatty())
+    status = report(events, interactive=sys.stdout.isatty())
     return {"finished": 0, "stopped": 130}.get(status, 1)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from mnist_tui.core.runs import default_runs_dir, find_run
+
+    try:
+        run_dir = find_run(default_runs_dir(args.runs), args.run)
+    except LookupError as exc:
+        print(f"mnist-tui resume: error: {exc}", file=sys.stderr)
+        return 2
+    from mnist_tui.core.engine import resume
+
+    stop = threading.Event()
+    return _report(resume(run_dir, stop, data_dir=args.data), stop)
 
 
 def cmd_runs(args: argparse.Namespace) -> int:

@@ -37,7 +37,7 @@ async def shoot(out: Path, size: tuple[int, int], runs: Path) -> None:
     async with app.run_test(size=size) as pilot:
         # v1 for one epoch first, so that Runs has two versions to show
         for version, epochs in (("v1", "1"), ("v2", "2")):
-            app.train_version(version)
+            await app.train_version(version)
             await pilot.pause()
             await _type(pilot, "#field-epochs", epochs)
             await _type(pilot, "#field-limit", "2000")

@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from mnist_tui.core.versions import get_version
+
+
+# The arguments of the uninterrupted reference run several tests compare against.
+REFERENCE_ARGS = ("--model", "v2", "--epochs", "2", "--limit", "256", "--device", "cpu")
+
+
+@pytest.fixture(scope="session")
+def reference_run(tmp_path_factory):
+    """`mnist-tui train` run once, piped, to the end: (its completed process, its runs folder)."""
+    runs = tmp_path_factory.mktemp("reference") / "runs"
+    result = subprocess.run([sys.executable, "-m", "mnist_tui", "train", *REFERENCE_ARGS, "--runs", str(runs)], capture_output=True, text=True)
+    return result, runs
 
 
 @pytest.fixture

@@ -57,9 +57,8 @@ def test_layers_without_a_model_compares_versions(capsys):
     assert "420,614" in out and "99,746" in out and "98.47%" in out and "99.55%" in out
 
 
-def test_piped_training_prints_one_line_per_epoch_and_the_run_lists(tmp_path):
-    runs = str(tmp_path / "runs")
-    result = _run("train", "--model", "v2", "--epochs", "2", "--limit", "256", "--runs", runs, "--device", "cpu")
+def test_piped_training_prints_one_line_per_epoch_and_the_run_lists(reference_run):
+    result, runs = reference_run  # train --model v2 --epochs 2 --limit 256, stdout a pipe
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     epoch_lines = [line for line in lines if line.startswith("epoch ")]
@@ -68,7 +67,7 @@ def test_piped_training_prints_one_line_per_epoch_and_the_run_lists(tmp_path):
     assert len(lines) == 4  # started, two epochs, finished: no progress noise in logs
     final_acc = epoch_lines[-1].split("acc ")[2].split("%")[0]
 
-    listing = _run("runs", "--runs", runs)
+    listing = _run("runs", "--runs", str(runs))
     assert listing.returncode == 0
     assert "finished" in listing.stdout and "2/2" in listing.stdout and final_acc in listing.stdout
 

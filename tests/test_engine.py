@@ -13,10 +13,6 @@ from mnist_tui.core.events import BatchProgress, EpochFinished, RunFailed, RunFi
 from mnist_tui.core.runs import RunWriter, list_runs, load_checkpoint, read_run
 
 
-def _metrics(events):
-    return [(e.train_loss, e.train_acc, e.test_loss, e.test_acc, e.lr) for e in events if isinstance(e, EpochFinished)]
-
-
 def test_a_small_run_yields_events_and_is_saved(small_config, runs_dir):
     events = list(train(small_config))
     kinds = [type(e) for e in events]
@@ -61,10 +57,9 @@ def _first_batch_loss(config) -> float:
             return ev.loss
 
 
-def test_same_seed_same_metrics_other_seed_other_metrics(small_config):
-    first = _metrics(train(small_config))
-    second = _metrics(train(small_config))
-    assert len(first) == 2 and first == second
+def test_same_seed_same_numbers_other_seed_other_numbers(small_config):
+    # Whole epochs are compared across processes by the kill-and-resume test (test_faults).
+    assert _first_batch_loss(small_config) == _first_batch_loss(small_config)
     assert _first_batch_loss(small_config) != _first_batch_loss(small_config.replace(seed=1))
 
 
@@ -117,7 +112,8 @@ def _written_run(runs_dir, epochs: int = 1):
     """A run written by the store's own writer, as the engine writes it, without training."""
     writer = RunWriter.create(runs_dir, "v2", {"config": {"model": "v2", "recipe": {"epochs": epochs}}})
     for epoch in range(1, epochs + 1):
-        writer.append_epoch({"epoch": epoch, "epochs": epochs, "test_acc": 90.0 + epoch, "test_loss": 0.1, "seconds": 1.0})
+        writer.append_epoch({"epoch": epoch, "epochs": epochs, "train_loss": 0.2, "train_acc": 95.0, "test_loss": 0.1, "test_acc": 90.0 + epoch, "lr": 1e-3, "seconds": 1.0, "images_per_s": 1000.0})
+        writer.save_checkpoint({"epoch": epoch})
     writer.set_status("finished")
     return writer.path
 

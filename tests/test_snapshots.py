@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mnist_tui.ui.app import MnistTuiApp
-from tests.ui_helpers import fixture_store, settle, write_run
+from tests.ui_helpers import fixture_store, settle, wait_until, write_run
 
 
 @pytest.fixture
@@ -17,7 +17,15 @@ def fixture_runs(tmp_path, monkeypatch):
 
 
 def test_layers_screen(snap_compare, tmp_path):
-    assert snap_compare(MnistTuiApp(runs_dir=tmp_path, start_mode="layers"), terminal_size=(120, 40), run_before=settle)
+    async def loaded(pilot):
+        from textual.widgets import Static
+
+        # the breakdown is computed in a worker that starts once the version is highlighted
+        await wait_until(pilot, lambda: "Total params" in str(pilot.app.screen.query_one("#layer-totals", Static).render()))
+        await wait_until(pilot, lambda: pilot.app.screen.query_one("#compare-table").row_count == 2)
+        await settle(pilot)
+
+    assert snap_compare(MnistTuiApp(runs_dir=tmp_path, start_mode="layers"), terminal_size=(120, 40), run_before=loaded)
 
 
 def test_runs_screen(snap_compare, fixture_runs):

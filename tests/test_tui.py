@@ -103,14 +103,16 @@ async def test_stop_midway_saves_the_run_as_stopped(tmp_path):
 async def test_quitting_while_training_asks_then_stops_cleanly(tmp_path):
     app = MnistTuiApp(runs_dir=tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
-        await _start_and_wait_for_an_epoch(pilot)
+        await _set_recipe(pilot, "20", "256")
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: app.screen.run_dir is not None)  # a run folder exists
         await pilot.press("ctrl+q")
         await pilot.pause()
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("y")
         await settle(pilot)
     [record] = list_runs(tmp_path)
-    assert record.status == "stopped" and record.epochs_done >= 1
+    assert record.status == "stopped" and record.epochs_done < 20
 
 
 async def test_layers_shows_totals_of_v1_and_v2(tmp_path):
@@ -214,3 +216,41 @@ async def test_predictions_grid_and_mistakes_only(tmp_path):
         await pilot.press("m")
         await settle(pilot)
         assert grid.items and all(not p.correct for p in grid.items)
+
+
+async def test_damaged_runs_are_marked_and_the_good_one_opens(tmp_path):
+    from tests.test_faults import damaged_store
+
+    expected, good = damaged_store(tmp_path)
+    app = MnistTuiApp(runs_dir=tmp_path, start_mode="runs")
+    async with app.run_test(size=(120, 40)) as pilot:
+        table = app.screen.query_one("#runs-table", DataTable)
+        statuses = {str(table.get_row_at(i)[1]): _cell(table, i, "status") for i in range(table.row_count)}
+        assert {name for name, s in statuses.items() if s == "damaged"} == set(expected)
+        assert statuses[good.name] == "stopped"
+        table.move_cursor(row=table.get_row_index(good.name))
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, RunDetailScreen) and app.screen.records[0].path == good
+
+
+async def test_resume_key_continues_a_stopped_run_on_the_train_screen(tmp_path):
+    import threading
+
+    from mnist_tui.core.engine import train
+    from mnist_tui.core.events import EpochFinished
+    from mnist_tui.core.versions import get_version
+
+    stop = threading.Event()
+    config = get_version("v2").config(epochs=2, limit=256, device="cpu", runs_dir=str(tmp_path))
+    for ev in train(config, stop):
+        if isinstance(ev, EpochFinished):
+            stop.set()
+    app = MnistTuiApp(runs_dir=tmp_path, start_mode="runs")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("r")
+        await settle(pilot)
+        assert isinstance(app.screen, TrainScreen)
+        assert app.screen.query_one(EpochTable).row_count == 2  # the old epoch and the resumed one
+        [record] = list_runs(tmp_path)
+        assert record.status == "finished" and record.epochs_done == 2

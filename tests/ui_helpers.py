@@ -48,6 +48,10 @@ def write_run(runs_dir: Path, name: str, model: str, status: str, accs: list[flo
             "test_loss": 0.4 / i, "test_acc": acc, "lr": 0.001 / i, "seconds": 40.0, "images_per_s": 1500.0,
         }))
     (path / "metrics.jsonl").write_text("".join(line + "\n" for line in lines))
+    if accs:  # a finished epoch always has its checkpoint; this one holds no weights
+        import torch
+
+        torch.save({"epoch": len(accs), "config": config["config"]}, path / "checkpoint.pt")
     (path / "status.json").write_text(json.dumps({"status": status, "epochs_done": len(accs), "updated": created, "pid": 0, "host": "elsewhere"}))
     return path
 

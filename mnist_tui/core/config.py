@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass, field
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
+MNIST_TRAIN_SIZE = 60_000
 SCHEDULERS = ("none", "cosine", "step")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -92,6 +93,9 @@ def config_problems(config: TrainConfig) -> dict[str, str]:
         problems["device"] = f"unknown device {config.device!r} (choose from {', '.join(DEVICES)})"
     if config.limit is not None and (not isinstance(config.limit, int) or config.limit <= 0):
         problems["limit"] = f"training subset must be a positive number of images, got {config.limit!r}"
+    images = MNIST_TRAIN_SIZE if config.limit is None or "limit" in problems else min(config.limit, MNIST_TRAIN_SIZE)
+    if "batch_size" not in problems and r.batch_size > images:
+        problems["batch_size"] = f"batch size {r.batch_size:,} is larger than the {images:,} training images"
     return problems
 
 

@@ -114,7 +114,19 @@ def prepare(root: Path, download: bool = True, log: Callable[[str], None] = lamb
         log(f"downloading MNIST into {raw}")
         _download(root)
     for name in IDX_MD5:
-        _check(raw / name)
+        try:
+            _check(raw / name)
+        except DataError:
+            gz = raw / f"{name}.gz"
+            if not gz.exists():
+                raise
+            # A damaged copy with its shipped archive beside it: extract it again.
+            log(f"{name} is damaged; extracting it again from {gz.name}")
+            _extract(gz, raw / name)
+            try:
+                _check(raw / name)
+            except DataError:
+                raise DataError(f"{gz} holds a damaged copy of {name}; replace the .gz, or delete both to download them again") from None
     return raw
 
 

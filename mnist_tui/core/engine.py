@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from pathlib import Path
 from typing import Iterator
 
 import torch
@@ -14,7 +15,7 @@ from mnist_tui import __version__
 from mnist_tui.core import data
 from mnist_tui.core.config import ConfigError, TrainConfig, check_config
 from mnist_tui.core.events import BatchProgress, EpochFinished, Event, RunFailed, RunFinished, RunStarted
-from mnist_tui.core.runs import RunWriter, default_runs_dir
+from mnist_tui.core.runs import CHECKPOINT, RESUMABLE, CheckpointError, RunWriter, default_runs_dir, load_checkpoint, read_run
 from mnist_tui.core.versions import get_version
 
 
@@ -85,11 +86,32 @@ def evaluate(model: torch.nn.Module, split: data.DeviceSplit, batch_size: int, s
 
 def train(config: TrainConfig, stop: threading.Event | None = None) -> Iterator[Event]:
     """Train one run, yielding events; set `stop` to end it cleanly within one batch."""
-    stop = stop or threading.Event()
+    yield from _run(config, stop or threading.Event(), None)
+
+
+def resume(run_dir: Path, stop: threading.Event | None = None, data_dir: str | None = None) -> Iterator[Event]:
+    """Continue a stopped or interrupted run from its last checkpoint to its planned epochs.
+
+    The checkpoint holds the random states of the weights/dropout and data-order generators,
+    so on the CPU the resumed epochs equal those of an uninterrupted run with the same seed.
+    """
+    record = read_run(Path(run_dir))
+    if record.status not in RESUMABLE:
+        why = f": {record.reason}" if record.reason else ""
+        yield RunFailed(f"{record.run_id} is {record.status}{why}; only {' or '.join(RESUMABLE)} runs can be resumed", None)
+        return
+    config = TrainConfig.from_dict(record.config["config"])
+    if data_dir:
+        config = config.replace(data_dir=data_dir)
+    yield from _run(config, stop or threading.Event(), record.path)
+
+
+def _run(config: TrainConfig, stop: threading.Event, resume_dir: Path | None) -> Iterator[Event]:
     try:
         check_config(config)
         device = resolve_device(config.device)
         train_split, test_split = data.load(config.data_dir)
+        check_batch_size(config, len(train_split))
     except (ConfigError, DeviceError, data.DataError) as exc:
         yield RunFailed(reason=str(exc), run_dir=None)
         return
@@ -106,25 +128,34 @@ def train(config: TrainConfig, stop: threading.Event | None = None) -> Iterator[
     test_data = data.DeviceSplit.from_split(test_split, device)
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     runs_dir = default_runs_dir(config.runs_dir)
-    try:
-        writer = RunWriter.create(
-            runs_dir,
-            config.model,
-            {
-                "config": config.to_dict(),
-                "seed": config.seed,
-                "device": device.type,
-                "device_name": device_name(device),
-                "torch_version": torch.__version__,
-                "mnist_tui_version": __version__,
-                "params": params,
-                "train_size": len(train_data),
-                "test_size": len(test_data),
-            },
-        )
-    except OSError as exc:
-        yield RunFailed(reason=f"cannot write a run into {runs_dir}: {exc.strerror or exc}", run_dir=None)
-        return
+    first_epoch, accs = 1, []
+    if resume_dir is not None:
+        try:
+            first_epoch, accs = _restore(resume_dir, device, model, optimizer, scheduler, order)
+            writer = RunWriter.reopen(resume_dir, first_epoch - 1)
+        except (CheckpointError, OSError) as exc:
+            yield RunFailed(reason=f"cannot resume {resume_dir.name}: {exc}", run_dir=None)
+            return
+    else:
+        try:
+            writer = RunWriter.create(
+                runs_dir,
+                config.model,
+                {
+                    "config": config.to_dict(),
+                    "seed": config.seed,
+                    "device": device.type,
+                    "device_name": device_name(device),
+                    "torch_version": torch.__version__,
+                    "mnist_tui_version": __version__,
+                    "params": params,
+                    "train_size": len(train_data),
+                    "test_size": len(test_data),
+                },
+            )
+        except OSError as exc:
+            yield RunFailed(reason=f"cannot write a run into {runs_dir}: {exc.strerror or exc}", run_dir=None)
+            return
 
     batches = train_data.num_batches(r.batch_size)
     yield RunStarted(
@@ -140,10 +171,9 @@ def train(config: TrainConfig, stop: threading.Event | None = None) -> Iterator[
     )
 
     started = time.perf_counter()
-    accs: list[float] = []
     try:
-        for epoch in range(1, r.epochs + 1):
-            result = yield from _train_epoch(config, model, optimizer, train_data, order, epoch, batches, stop)
+        for epoch in range(first_epoch, r.epochs + 1):
+            result = yield from _train_epoch(config, model, optimizer, train_data, order, epoch, batches, stop, writer)
             if result is None:
                 break
             train_loss, train_acc, train_seconds = result
@@ -180,6 +210,8 @@ def train(config: TrainConfig, stop: threading.Event | None = None) -> Iterator[
                     "scheduler": scheduler.state_dict() if scheduler is not None else {},
                     "epoch": epoch,
                     "config": config.to_dict(),
+                    # What exact continuation needs: the dropout and data-order streams.
+                    "rng": {"torch": torch.get_rng_state(), "order": order.get_state()},
                 }
             )
             accs.append(test_acc)
@@ -190,8 +222,11 @@ def train(config: TrainConfig, stop: threading.Event | None = None) -> Iterator[
             writer.set_status("stopped", "training was abandoned")
         raise
     except Exception as exc:  # any failure is recorded in the run, then reported
-        reason = f"{type(exc).__name__}: {exc}"
-        writer.set_status("failed", reason)
+        reason = _failure_reason(exc, config, writer)
+        try:
+            writer.set_status("failed", reason)
+        except OSError:
+            pass  # the disk that failed the save may fail this too; the event still says why
         yield RunFailed(reason=reason, run_dir=writer.path)
         return
 
@@ -207,7 +242,42 @@ def train(config: TrainConfig, stop: threading.Event | None = None) -> Iterator[
     )
 
 
-def _train_epoch(config, model, optimizer, train_data, order, epoch, batches, stop):
+def _failure_reason(exc: Exception, config: TrainConfig, writer: RunWriter) -> str:
+    """What went wrong, in words that say what to do about it."""
+    if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower():
+        return f"out of memory at batch size {config.recipe.batch_size}; try a smaller batch size, e.g. --batch-size {max(1, config.recipe.batch_size // 2)}"
+    if isinstance(exc, OSError):
+        return (
+            f"could not save to {writer.path} ({exc.strerror or exc}); the checkpoint of epoch "
+            f"{writer.epochs_done} is intact"
+        )
+    return f"{type(exc).__name__}: {exc}"
+
+
+def check_batch_size(config: TrainConfig, available: int) -> None:
+    n = available if config.limit is None else min(config.limit, available)
+    if config.recipe.batch_size > n:
+        raise ConfigError(f"batch size {config.recipe.batch_size} is larger than the {n:,} training images; use a smaller batch size")
+
+
+def _restore(run_dir: Path, device, model, optimizer, scheduler, order) -> tuple[int, list[float]]:
+    """Load a run's checkpoint into the fresh objects; return the next epoch and past accuracies."""
+    if not (run_dir / CHECKPOINT).exists():  # stopped during epoch 1: start that epoch again
+        return 1, []
+    ckpt = load_checkpoint(run_dir, map_location=str(device))
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    if scheduler is not None:
+        scheduler.load_state_dict(ckpt["scheduler"])
+    if "rng" in ckpt:
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        order.set_state(ckpt["rng"]["order"])
+    done = int(ckpt["epoch"])
+    accs = [m["test_acc"] for m in read_run(run_dir).metrics[:done]]
+    return done + 1, accs
+
+
+def _train_epoch(config, model, optimizer, train_data, order, epoch, batches, stop, writer=None):
     """One pass over the training data; returns (loss, acc %, seconds), or None if stopped."""
     r = config.recipe
     model.train()
@@ -233,6 +303,8 @@ def _train_epoch(config, model, optimizer, train_data, order, epoch, batches, st
             running_loss = loss_sum.item() / seen
             if not math.isfinite(running_loss):
                 break  # diverged: the caller reports it, no point training on
+            if writer is not None:
+                writer.heartbeat()
             yield BatchProgress(
                 epoch=epoch,
                 epochs=r.epochs,

@@ -18,6 +18,7 @@ import json
 import os
 import secrets
 import socket
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,6 +26,9 @@ from pathlib import Path
 from mnist_tui.core.paths import resolve_dir
 
 FORMAT_VERSION = 1
+RESUMABLE = ("interrupted", "stopped")  # statuses `mnist-tui resume` continues
+# Every metrics.jsonl line has at least these (see the README's format table).
+METRIC_KEYS = ("epoch", "epochs", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds", "images_per_s")
 RUNS_ENV = "MNIST_TUI_RUNS"
 CONFIG, METRICS, STATUS, CHECKPOINT = "config.json", "metrics.jsonl", "status.json", "checkpoint.pt"
 
@@ -74,18 +78,39 @@ class RunWriter:
         writer.set_status("running")
         return writer
 
+    @classmethod
+    def reopen(cls, path: Path, epochs_done: int) -> "RunWriter":
+        """Continue writing an existing run from `epochs_done` finished epochs: metrics of
+        later epochs (written before a crash could save their checkpoint) are dropped."""
+        writer = cls(Path(path))
+        lines = (writer.path / METRICS).read_text().splitlines() if (writer.path / METRICS).exists() else []
+        kept = [line for line in lines[:epochs_done]]
+        tmp = writer.path / f".{METRICS}.tmp"
+        tmp.write_text("".join(line + "\n" for line in kept))
+        os.replace(tmp, writer.path / METRICS)
+        writer.epochs_done = epochs_done
+        writer.set_status("running")
+        return writer
+
     def set_status(self, status: str, reason: str | None = None) -> None:
         data = {
             "status": status,
             "epochs_done": self.epochs_done,
             "updated": _now(),
             "pid": os.getpid(),
+            "pid_started": _process_started(os.getpid()),
             "host": socket.gethostname(),
         }
         if reason:
             data["reason"] = reason
         _write_json_atomic(self.path / STATUS, data)
         self.status = status
+        self._beat = time.monotonic()
+
+    def heartbeat(self, every_s: float = 30.0) -> None:
+        """Refresh `updated` now and then while running, so readers elsewhere see it live."""
+        if time.monotonic() - getattr(self, "_beat", 0.0) >= every_s:
+            self.set_status(self.status)
 
     def append_epoch(self, metrics: dict) -> None:
         with open(self.path / METRICS, "a") as fh:
@@ -95,19 +120,42 @@ class RunWriter:
         self.epochs_done = metrics["epoch"]
 
     def save_checkpoint(self, state: dict) -> None:
+        """Write to a temporary file and rename: a crash or a full disk mid-write leaves the
+        previous checkpoint as it was."""
         import torch
 
         final = self.path / CHECKPOINT
         tmp = final.with_name(f".{CHECKPOINT}.tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, final)
+        try:
+            torch.save(state, tmp)
+            os.replace(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that is missing, damaged, or refused as unsafe."""
 
 
 def load_checkpoint(run_dir: Path, map_location: str = "cpu") -> dict:
     """A run's checkpoint, loaded with weights_only=True so it cannot run code."""
+    import pickle
+
     import torch
 
-    return torch.load(Path(run_dir) / CHECKPOINT, map_location=map_location, weights_only=True)
+    path = Path(run_dir) / CHECKPOINT
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} is missing") from None
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise CheckpointError(
+            f"{path} was refused: it holds objects other than tensors and plain data, which could "
+            f"run code when loaded (torch.load with weights_only=True). {first}"
+        ) from None
+    except (RuntimeError, EOFError, OSError) as exc:
+        raise CheckpointError(f"{path} is damaged ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
 
 
 @dataclass
@@ -143,6 +191,24 @@ class RunRecord:
         return sum(m.get("seconds", 0.0) for m in self.metrics)
 
 
+def _process_started(pid: int) -> str | None:
+    """When a process started (Linux: clock ticks since boot), to tell a reused pid apart."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]  # field 22, counted after the command name
+
+
+def _process_gone(status: dict) -> bool:
+    """True when the training process that wrote this status no longer exists here."""
+    pid = int(status.get("pid", -1))
+    if pid <= 0 or not _pid_alive(pid):
+        return True
+    started = status.get("pid_started")
+    return started is not None and _process_started(pid) not in (None, started)
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -160,11 +226,15 @@ def _read_metrics(path: Path) -> list[dict]:
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError:
             if i == len(lines) - 1:
                 break  # a line cut short by a crash mid-write: the epoch never finished
             raise ValueError(f"{METRICS} line {i + 1} is not valid JSON") from None
+        missing = [k for k in METRIC_KEYS if k not in row] if isinstance(row, dict) else ["all"]
+        if missing:
+            raise ValueError(f"{METRICS} line {i + 1} lacks {', '.join(missing)}")
+        rows.append(row)
     return rows
 
 
@@ -183,6 +253,17 @@ def _read_json(path: Path) -> dict:
     return data
 
 
+def _checkpoint_problem(path: Path) -> str | None:
+    """Why a run's checkpoint cannot be used, judged without torch: torch.save writes a zip."""
+    import zipfile
+
+    if not path.exists():
+        return f"{CHECKPOINT} is missing"
+    if not zipfile.is_zipfile(path):
+        return f"{CHECKPOINT} is damaged (not a complete torch checkpoint)"
+    return None
+
+
 def read_run(path: Path) -> RunRecord:
     """Read one run folder; never raises for a damaged run, it says so in the record."""
     path = Path(path)
@@ -195,8 +276,12 @@ def read_run(path: Path) -> RunRecord:
     except ValueError as exc:
         return RunRecord(path, path.name, "damaged", reason=str(exc))
     state = status.get("status", "?")
-    if state == "running" and status.get("host") == socket.gethostname() and not _pid_alive(int(status.get("pid", -1))):
+    if state == "running" and status.get("host") == socket.gethostname() and _process_gone(status):
         state = "interrupted"
+    if metrics and state != "running":
+        problem = _checkpoint_problem(path / CHECKPOINT)
+        if problem:
+            return RunRecord(path, path.name, "damaged", model=cfg.get("config", {}).get("model", "?"), reason=problem, config=cfg, metrics=metrics)
     train_config = cfg.get("config", {})
     return RunRecord(
         path=path,
@@ -219,6 +304,19 @@ def list_runs(runs_dir: Path) -> list[RunRecord]:
     if not runs_dir.is_dir():
         return []
     return [read_run(p) for p in sorted(runs_dir.iterdir()) if p.is_dir() and not p.name.startswith(".")]
+
+
+def find_run(runs_dir: Path, ref: str) -> Path:
+    """A run folder from a path, a run id, or an unambiguous part of one (its short id)."""
+    if Path(ref).is_dir() and (Path(ref) / CONFIG).exists():
+        return Path(ref)
+    runs_dir = Path(runs_dir)
+    names = [p.name for p in runs_dir.iterdir() if p.is_dir()] if runs_dir.is_dir() else []
+    matches = [n for n in names if n == ref] or [n for n in names if ref in n]
+    if len(matches) != 1:
+        found = "no run" if not matches else f"{len(matches)} runs"
+        raise LookupError(f"{found} in {runs_dir} matches {ref!r}; give the run's folder or its full id")
+    return runs_dir / matches[0]
 
 
 class RunBusy(RuntimeError):

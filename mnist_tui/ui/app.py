@@ -89,16 +89,16 @@ class MnistTuiApp(App):
             return None
         return screen if isinstance(screen, TrainScreen) else None
 
-    def train_version(self, name: str) -> None:
-        self.switch_mode("train")
+    async def train_version(self, name: str) -> None:
+        await self.switch_mode("train")
         screen = self.train_screen
         if screen is not None:
             from textual.widgets import OptionList
 
             screen.query_one("#versions", OptionList).highlighted = list(VERSIONS).index(name)
 
-    def on_train_screen(self, action: str) -> None:
-        self.switch_mode("train")
+    async def on_train_screen(self, action: str) -> None:
+        await self.switch_mode("train")
         screen = self.train_screen
         if screen is not None:
             getattr(screen, action)()

@@ -12,7 +12,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from mnist_tui.core import history
-from mnist_tui.core.runs import RunBusy, changed_since, delete_run, list_runs
+from mnist_tui.core.runs import RESUMABLE, RunBusy, changed_since, delete_run, list_runs
 from mnist_tui.ui.screens.confirm import ConfirmScreen
 
 HEADERS = {
@@ -51,6 +51,7 @@ class RunsScreen(Screen):
         ("space", "mark", "Mark"),
         ("c", "compare", "Compare marked"),
         ("p", "predictions", "Predictions"),
+        ("r", "resume", "Resume"),
         ("s", "sort_next", "Sort"),
         ("d", "delete", "Delete"),
         ("e", "export", "Export CSV"),
@@ -201,6 +202,16 @@ class RunsScreen(Screen):
         from mnist_tui.ui.screens.predictions import PredictionsScreen
 
         self.app.push_screen(PredictionsScreen(row.record.path))
+
+    async def action_resume(self) -> None:
+        row = self.current_row
+        if row is None:
+            return
+        if row.status not in RESUMABLE:
+            self.notify(f"{row.run} is {row.status}; only {' or '.join(RESUMABLE)} runs can be resumed.", severity="warning")
+            return
+        await self.app.switch_mode("train")  # mounted before it is asked to train
+        self.app.train_screen.resume_run(row.record)
 
     def action_delete(self) -> None:
         row = self.current_row

@@ -21,6 +21,13 @@ from mnist_tui.ui.widgets.epoch_table import EpochTable
 from mnist_tui.ui.widgets.recipe_form import RecipeForm
 
 
+def _engine():
+    """The training engine, imported when first needed: torch loads then, not at startup."""
+    from mnist_tui.core import engine
+
+    return engine
+
+
 def version_label(name: str) -> str:
     v = VERSIONS[name]
     acc = f"{v.seed_accuracy:.2f}%" if v.seed_accuracy is not None else "-"
@@ -109,19 +116,32 @@ class TrainScreen(Screen):
             if config is None:
                 self.notify("Fix the recipe first: " + "; ".join(self.query_one(RecipeForm).problems.values()), severity="error")
             return
-        self.stop_event = threading.Event()
         runs_dir = getattr(self.app, "runs_dir", None)
         data_dir = getattr(self.app, "data_dir", None)
         config = config.replace(runs_dir=str(runs_dir) if runs_dir else None, data_dir=data_dir)
+        self._launch(f"Loading MNIST and building {config.model}…", [], lambda stop: _engine().train(config, stop))
+
+    def resume_run(self, record) -> None:
+        """Continue a stopped or interrupted run, its finished epochs shown first."""
+        if self.running:
+            self.notify("A run is already training here; stop it first.", severity="warning")
+            return
+        data_dir = getattr(self.app, "data_dir", None)
+        self._launch(f"Resuming {record.run_id}…", record.metrics, lambda stop: _engine().resume(record.path, stop, data_dir))
+
+    def _launch(self, message: str, past_epochs: list[dict], events) -> None:
+        self.stop_event = threading.Event()
         self._reset_dashboard()
-        self.query_one("#device-line", Static).update(f"Loading MNIST and building {config.model}…")
+        for epoch in past_epochs:
+            self._show_epoch(epoch)
+        self.query_one("#device-line", Static).update(message)
         # On a narrow terminal the dashboard takes the whole width from now on (ctrl+f shows
         # the recipe again).
         self.add_class("-has-run")
         self.remove_class("-recipe-toggled")
         self.query_one("#start", Button).disabled = True
         self.query_one("#stop", Button).disabled = False
-        self.worker = self.train_in_background(config)
+        self.worker = self.train_in_background(events)
 
     @on(Button.Pressed, "#stop")
     def action_stop(self) -> None:
@@ -140,10 +160,9 @@ class TrainScreen(Screen):
         self.query_one("#speed", Static).update("")
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="train")
-    def train_in_background(self, config) -> None:
-        from mnist_tui.core.engine import train
-
-        for event in train(config, self.stop_event):
+    def train_in_background(self, events) -> None:
+        """Iterate the engine (`events(stop)`) in a thread, posting each event to the UI."""
+        for event in events(self.stop_event):
             self.post_message(self.EngineEvent(event))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -154,6 +173,12 @@ class TrainScreen(Screen):
         if event.state in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
             self.query_one("#stop", Button).disabled = True
             self.query_one("#start", Button).disabled = self.query_one(RecipeForm).config is None
+
+    def _show_epoch(self, e: dict) -> None:
+        self.query_one(EpochTable).add_epoch(e)
+        self.query_one("#loss-chart", MetricChart).add_point(e["epoch"], {"train": e["train_loss"], "test": e["test_loss"]})
+        self.query_one("#acc-chart", MetricChart).add_point(e["epoch"], {"train": e["train_acc"], "test": e["test_acc"]})
+        self.query_one("#lr-chart", MetricChart).add_point(e["epoch"], {"lr": e["lr"]})
 
     def on_train_screen_engine_event(self, message: EngineEvent) -> None:
         ev = message.event
@@ -171,10 +196,7 @@ class TrainScreen(Screen):
                 f"{ev.images_per_s:,.0f} img/s · {ev.seconds_left:.0f}s left"
             )
         elif isinstance(ev, EpochFinished):
-            self.query_one(EpochTable).add_epoch(ev.to_dict())
-            self.query_one("#loss-chart", MetricChart).add_point(ev.epoch, {"train": ev.train_loss, "test": ev.test_loss})
-            self.query_one("#acc-chart", MetricChart).add_point(ev.epoch, {"train": ev.train_acc, "test": ev.test_acc})
-            self.query_one("#lr-chart", MetricChart).add_point(ev.epoch, {"lr": ev.lr})
+            self._show_epoch(ev.to_dict())
             if ev.memory_mb is not None:
                 self.query_one("#speed", Static).update(f"{ev.images_per_s:,.0f} img/s · {ev.memory_mb:,.0f} MiB in use")
         elif isinstance(ev, RunFinished):

@@ -1,0 +1,189 @@
+"""Faults and bad input: killed runs resume exactly, damaged files are named, nothing is lost."""
+
+from __future__ import annotations
+
+import errno
+import json
+import signal
+import subprocess
+import sys
+import threading
+import zipfile
+
+import pytest
+import torch
+
+from tests.conftest import REFERENCE_ARGS
+
+from mnist_tui.core import data
+from mnist_tui.core.config import config_problems
+from mnist_tui.core.engine import resume, train
+from mnist_tui.core.events import RunFailed
+from mnist_tui.core.runs import CheckpointError, RunWriter, list_runs, load_checkpoint, read_run
+from mnist_tui.core.versions import get_version
+
+METRIC_KEYS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr")
+
+
+def _cli(*args):
+    return [sys.executable, "-m", "mnist_tui", *args]
+
+
+def _metrics(run_dir):
+    return [{k: m[k] for k in METRIC_KEYS} for m in read_run(run_dir).metrics]
+
+
+def test_killed_mid_epoch_shows_interrupted_and_resumes_to_the_same_metrics(tmp_path, reference_run):
+    runs = tmp_path / "runs"
+    proc = subprocess.Popen(_cli("train", *REFERENCE_ARGS, "--runs", str(runs)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:
+        if line.startswith("epoch 1/2"):  # its checkpoint is on disk; epoch 2 is under way
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    [killed] = list_runs(runs)
+    assert killed.status == "interrupted" and killed.epochs_done == 1
+    assert load_checkpoint(killed.path)["epoch"] == 1
+
+    resumed = subprocess.run(_cli("resume", killed.path.name[-6:], "--runs", str(runs)), capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert [line.split()[1] for line in resumed.stdout.splitlines() if line.startswith("epoch ")] == ["2/2"]
+    assert read_run(killed.path).status == "finished"
+
+    # Same seed, same recipe, never interrupted, another process: identical epochs.
+    [uninterrupted] = list_runs(reference_run[1])
+    assert len(_metrics(uninterrupted.path)) == 2
+    assert _metrics(killed.path) == _metrics(uninterrupted.path)
+
+
+def test_sighup_stops_cleanly_like_ctrl_c(tmp_path):
+    runs = tmp_path / "runs"
+    proc = subprocess.Popen(
+        _cli("train", "--model", "v2", "--epochs", "20", "--limit", "256", "--device", "cpu", "--runs", str(runs)),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    for line in proc.stdout:
+        if line.startswith("run "):  # training has started (Ctrl+C's test waits for an epoch)
+            break
+    proc.send_signal(signal.SIGHUP)  # what a dropped SSH session sends
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err
+    [record] = list_runs(runs)
+    assert record.status == "stopped" and record.epochs_done < 20
+
+
+def test_resume_refuses_a_finished_run(tmp_path):
+    writer = RunWriter.create(tmp_path, "v2", {"config": get_version("v2").config(epochs=1).to_dict()})
+    writer.set_status("finished")
+    [failed] = list(resume(writer.path))
+    assert isinstance(failed, RunFailed) and "finished" in failed.reason and "stopped" in failed.reason
+
+
+class _Payload:
+    def __reduce__(self):
+        return (print, ("this ran on load",))
+
+
+def test_a_checkpoint_crafted_to_run_code_is_refused(tmp_path):
+    torch.save({"model": {}, "epoch": 1, "payload": _Payload()}, tmp_path / "checkpoint.pt")
+    with pytest.raises(CheckpointError, match="was refused"):
+        load_checkpoint(tmp_path)
+
+
+def _good_run(runs_dir, name_epochs=1):
+    writer = RunWriter.create(runs_dir, "v2", {"config": {"model": "v2", "recipe": {"epochs": 2}}})
+    for epoch in range(1, name_epochs + 1):
+        writer.append_epoch({"epoch": epoch, "epochs": 2, "train_loss": 0.2, "train_acc": 97.0, "test_loss": 0.1, "test_acc": 98.0, "lr": 1e-3, "seconds": 1.0, "images_per_s": 1500.0})
+        writer.save_checkpoint({"epoch": epoch})
+    writer.set_status("stopped")
+    return writer.path
+
+
+def damaged_store(runs_dir):
+    """One run of each kind of damage, and one good run; returns {folder: expected reason}."""
+    expected = {}
+    path = _good_run(runs_dir)
+    (path / "config.json").write_text('{"format": 1, "run_id": ')
+    expected[path.name] = "config.json is not valid JSON"
+    path = _good_run(runs_dir)
+    (path / "checkpoint.pt").unlink()
+    expected[path.name] = "checkpoint.pt is missing"
+    path = _good_run(runs_dir)
+    blob = (path / "checkpoint.pt").read_bytes()
+    (path / "checkpoint.pt").write_bytes(blob[: len(blob) // 2])
+    expected[path.name] = "checkpoint.pt is damaged"
+    path = _good_run(runs_dir)
+    cfg = json.loads((path / "config.json").read_text())
+    (path / "config.json").write_text(json.dumps({**cfg, "format": 99}))
+    expected[path.name] = "unknown format version 99"
+    path = _good_run(runs_dir)
+    (path / "status.json").unlink()
+    expected[path.name] = "status.json is missing"
+    path = _good_run(runs_dir)
+    (path / "metrics.jsonl").write_text('{"epoch": 1}\n{"epoch": 2}\n')
+    expected[path.name] = "metrics.jsonl line 1 lacks"
+    good = _good_run(runs_dir)
+    with open(good / "metrics.jsonl", "a") as fh:
+        fh.write('{"epoch": 2, "te')  # a crash mid-write: ignored, not damage
+    return expected, good
+
+
+def test_every_kind_of_damage_is_named_and_the_good_run_still_lists(tmp_path):
+    expected, good = damaged_store(tmp_path)
+    records = {r.path.name: r for r in list_runs(tmp_path)}
+    for name, reason in expected.items():
+        assert records[name].status == "damaged" and reason in records[name].reason, name
+    assert records[good.name].status == "stopped" and records[good.name].epochs_done == 1
+
+
+def test_a_full_disk_at_the_save_keeps_the_previous_checkpoint(small_config, runs_dir, monkeypatch):
+    real_save, calls = torch.save, []
+
+    def save_until_the_disk_fills(obj, f, *args, **kwargs):
+        calls.append(f)
+        if len(calls) == 2:
+            with open(f, "wb") as fh:
+                fh.write(b"half a checkpoint")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save_until_the_disk_fills)
+    events = list(train(small_config.replace(epochs=3)))
+    failed = events[-1]
+    assert isinstance(failed, RunFailed) and "No space left on device" in failed.reason and "epoch" in failed.reason
+    assert load_checkpoint(failed.run_dir)["epoch"] == 1
+    assert not any(p.name.endswith(".tmp") for p in failed.run_dir.iterdir())
+    assert read_run(failed.run_dir).status == "failed"
+
+
+def test_two_trainings_at_once_get_their_own_folders(tmp_path):
+    made = []
+    threads = [threading.Thread(target=lambda: made.append(RunWriter.create(tmp_path, "v2", {}).path)) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(made)) == 16 and all(p.is_dir() for p in made)
+
+
+def test_a_batch_larger_than_the_training_set_is_refused_before_anything_starts(tmp_path):
+    config = get_version("v2").config(batch_size=512, limit=256, runs_dir=str(tmp_path))
+    assert "larger than the 256 training images" in config_problems(config)["batch_size"]
+    result = subprocess.run(_cli("train", "--batch-size", "70000", "--runs", str(tmp_path)), capture_output=True, text=True)
+    assert result.returncode == 1 and "larger than the 60,000 training images" in result.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_damaged_idx_file_is_extracted_again_from_its_gz(tmp_path):
+    raw = data.raw_dir(tmp_path)
+    raw.mkdir(parents=True)
+    project_raw = data.raw_dir(data.find_root())
+    for name in data.IDX_MD5:
+        (raw / f"{name}.gz").write_bytes((project_raw / f"{name}.gz").read_bytes())
+    data.prepare(tmp_path, download=False)
+    target = raw / "t10k-labels-idx1-ubyte"
+    target.write_bytes(target.read_bytes()[:-10])  # truncated
+    messages = []
+    data.prepare(tmp_path, download=False, log=messages.append)
+    assert any("t10k-labels-idx1-ubyte is damaged; extracting it again" in m for m in messages)
+    assert len(target.read_bytes()) == 10_008
