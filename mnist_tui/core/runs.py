@@ -191,19 +191,27 @@ class RunRecord:
         return sum(m.get("seconds", 0.0) for m in self.metrics)
 
 
+def _proc_stat(pid: int) -> list[str] | None:
+    """Linux's /proc/<pid>/stat fields after the command name (field 3 onwards), if any."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
 def _process_started(pid: int) -> str | None:
     """When a process started (Linux: clock ticks since boot), to tell a reused pid apart."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]  # field 22, counted after the command name
+    fields = _proc_stat(pid)
+    return fields[19] if fields else None  # field 22
 
 
 def _process_gone(status: dict) -> bool:
     """True when the training process that wrote this status no longer exists here."""
     pid = int(status.get("pid", -1))
     if pid <= 0 or not _pid_alive(pid):
+        return True
+    fields = _proc_stat(pid)
+    if fields and fields[0] in ("Z", "X"):  # killed, not yet reaped by its parent
         return True
     started = status.get("pid_started")
     return started is not None and _process_started(pid) not in (None, started)
