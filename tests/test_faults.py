@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import threading
-import zipfile
 
 import pytest
 import torch
