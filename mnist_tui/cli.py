@@ -9,7 +9,7 @@ import sys
 import threading
 
 from mnist_tui import __version__
-from mnist_tui.core.config import DEVICES, OPTIMIZERS, SCHEDULERS
+from mnist_tui.core.config import DEVICES, OPTIMIZERS, PRECISIONS, SCHEDULERS
 from mnist_tui.core.versions import VERSIONS
 
 
@@ -56,6 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=_non_negative_int, default=0)
     t.add_argument("--device", choices=DEVICES, default="auto")
     t.add_argument("--limit", type=_positive_int, help="train on the first N training images only")
+    t.add_argument("--dropout", type=float)
+    t.add_argument("--weight-decay", type=float)
+    t.add_argument("--rotate", type=float, metavar="DEG", help="augment: rotate each image by up to ± DEG degrees")
+    t.add_argument("--translate", type=float, metavar="F", help="augment: shift each image by up to ± F of its size")
+    t.add_argument("--scale", type=float, metavar="F", help="augment: zoom each image by 1 ± up to F")
+    t.add_argument("--precision", choices=PRECISIONS, default="auto", help="fp32, bf16 autocast, or auto: bf16 where the hardware has it (default)")
+    t.add_argument("--holdout", type=_non_negative_int, default=0, metavar="N", help="evaluate on the last N training images instead of the test set (for tuning)")
     t.add_argument("--data", metavar="DIR", help="dataset root (default: $MNIST_TUI_DATA or the project's data/)")
     t.add_argument("--runs", metavar="DIR", help="runs folder (default: $MNIST_TUI_RUNS or the project's runs/)")
 
@@ -125,11 +132,23 @@ def cmd_train(args: argparse.Namespace) -> int:
             "lr": args.lr,
             "optimizer": args.optimizer,
             "scheduler": args.scheduler,
+            "dropout": args.dropout,
+            "weight_decay": args.weight_decay,
+            "rotate": args.rotate,
+            "translate": args.translate,
+            "scale": args.scale,
         }.items()
         if v is not None
     }
     config = get_version(args.model).config(
-        seed=args.seed, device=args.device, limit=args.limit, data_dir=args.data, runs_dir=args.runs, **overrides
+        seed=args.seed,
+        device=args.device,
+        limit=args.limit,
+        data_dir=args.data,
+        runs_dir=args.runs,
+        precision=args.precision,
+        holdout=args.holdout,
+        **overrides,
     )
     try:
         data.prepare(data.find_root(args.data), log=lambda msg: print(msg, file=sys.stderr))

@@ -26,8 +26,12 @@ def epoch_line(e: EpochFinished) -> str:
 
 def _started_line(e: RunStarted) -> str:
     return (
-        f"run {e.run_id}: {e.config.model}, {e.params:,} parameters, {e.device_name}, "
-        f"{e.train_size:,} training / {e.test_size:,} test images"
+        f"run {e.run_id}: {e.config.model}, {e.params:,} parameters, {e.device_name}, {e.precision}, "
+        + (
+            f"{e.train_size:,} training / {e.test_size:,} held-out training images (reported as test)"
+            if e.evaluated_on == "holdout"
+            else f"{e.train_size:,} training / {e.test_size:,} test images"
+        )
     )
 
 
@@ -168,10 +172,10 @@ def print_versions(console: Console | None = None) -> None:
 
     console = console or Console()
     table = Table(title="Model versions", title_justify="left")
-    for col, justify in (("version", "left"), ("title", "left"), ("params", "right"), ("seed's final acc", "right"), ("recipe", "left")):
+    for col, justify in (("version", "left"), ("title", "left"), ("params", "right"), ("seed's final acc", "right"), ("our final acc", "right"), ("recipe", "left")):
         table.add_column(col, justify=justify)
     for v in VERSIONS.values():
         r = v.recipe
         recipe = f"{r.optimizer} lr {r.lr:g}, {r.scheduler} schedule, batch {r.batch_size}, {r.epochs} epochs"
-        table.add_row(v.name, v.title, f"{v.params:,}", _pct(v.seed_accuracy), recipe)
+        table.add_row(v.name, v.title, f"{v.params:,}", _pct(v.seed_accuracy), _pct(v.measured_mean), recipe)
     console.print(table)

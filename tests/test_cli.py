@@ -58,7 +58,7 @@ def test_layers_without_a_model_compares_versions(capsys):
 
 
 def test_piped_training_prints_one_line_per_epoch_and_the_run_lists(reference_run):
-    result, runs = reference_run  # train --model v2 --epochs 2 --limit 256, stdout a pipe
+    result, runs = reference_run  # train --model v4 --epochs 2 --limit 256, stdout a pipe
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     epoch_lines = [line for line in lines if line.startswith("epoch ")]

@@ -93,9 +93,52 @@ def test_seed_recipes_build_the_seed_optimisers():
     v1, v2 = VERSIONS["v1"], VERSIONS["v2"]
     opt = make_optimizer(v1.config(), v1.build().parameters())
     assert type(opt).__name__ == "Adam" and opt.defaults["lr"] == 1e-3
-    assert make_scheduler(v1.config(), opt) is None
+    assert make_scheduler(v1.config(), opt, 10) is None
     opt = make_optimizer(v2.config(), v2.build().parameters())
     assert type(opt).__name__ == "AdamW" and opt.defaults["weight_decay"] == 1e-4
-    sched = make_scheduler(v2.config(epochs=7), opt)
+    sched = make_scheduler(v2.config(epochs=7), opt, 10)
     assert type(sched).__name__ == "CosineAnnealingLR" and sched.T_max == 7
     assert v2.build().dropout.p == 0.1
+
+
+def test_compact_versions_stay_under_their_budgets():
+    for name, budget in (("v3", 20_000), ("v4", 8_000)):
+        b = breakdown(name)
+        assert b.total_params < budget, name
+        # The classifier is a 1x1 convolution on the pooled features: no dense layer anywhere.
+        assert not any(r.name.startswith("Linear") for r in b.rows), name
+        assert VERSIONS[name].description and VERSIONS[name].recipe.epochs <= 15
+
+
+def test_onecycle_runs_its_full_cycle_over_the_planned_batches():
+    import torch
+
+    from mnist_tui.core.engine import make_optimizer, make_scheduler
+
+    v4 = VERSIONS["v4"]
+    config = v4.config(epochs=3)
+    opt = make_optimizer(config, v4.build().parameters())
+    sched = make_scheduler(config, opt, batches=5)
+    used = []
+    for _ in range(15):  # 3 epochs of 5 batches: exactly the planned steps, no error at the end
+        used.append(opt.param_groups[0]["lr"])  # the rate this batch trains with
+        opt.step()
+        sched.step()
+    assert used[0] < config.recipe.lr / 10
+    assert max(used) == pytest.approx(config.recipe.lr, rel=0.05)
+    assert used[-1] < config.recipe.lr / 1000
+    assert isinstance(sched, torch.optim.lr_scheduler.OneCycleLR)
+
+
+def test_precision_auto_falls_back_to_fp32_without_native_bf16(monkeypatch):
+    import torch
+
+    from mnist_tui.core import engine
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(engine, "bf16_native", lambda device: False)
+    assert engine.resolve_precision("auto", cpu) == "fp32"
+    monkeypatch.setattr(engine, "bf16_native", lambda device: True)
+    assert engine.resolve_precision("auto", cpu) == "bf16"
+    assert engine.resolve_precision("fp32", cpu) == "fp32"
+    assert engine.resolve_precision("bf16", torch.device("mps")) == "fp32"

@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 MNIST_TRAIN_SIZE = 60_000
-SCHEDULERS = ("none", "cosine", "step")
+SCHEDULERS = ("none", "cosine", "step", "onecycle")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+# auto: bf16 autocast where the hardware computes it natively (see engine.resolve_precision).
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -24,9 +26,15 @@ class Recipe:
     lr: float = 1e-3
     weight_decay: float = 0.0
     momentum: float = 0.9  # SGD only
-    scheduler: str = "none"  # cosine anneals over T_max = epochs; step halves every step_size
+    # cosine anneals over T_max = epochs; step halves every step_size; onecycle warms up to lr
+    # over the first 20% of the batches, then anneals to lr/1e4, stepped every batch.
+    scheduler: str = "none"
     step_size: int = 5
     dropout: float = 0.0
+    # Augmentation, applied per image on the training device (see augment.py); 0 turns it off.
+    rotate: float = 0.0  # up to ± this many degrees
+    translate: float = 0.0  # up to ± this fraction of the image size, each axis
+    scale: float = 0.0  # zoom by 1 ± up to this fraction
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,10 @@ class TrainConfig:
     data_dir: str | None = None  # None: see data.find_root
     runs_dir: str | None = None  # None: see runs.default_runs_dir
     progress_every: int = 10  # batches between progress events
+    precision: str = "auto"  # fp32, bf16 (autocast) or auto
+    # Hold out the last N training images and evaluate on them instead of the test set, for
+    # tuning a recipe without looking at the test set. 0: evaluate on the test set.
+    holdout: int = 0
 
     def replace(self, **changes) -> "TrainConfig":
         """A copy with top-level or recipe fields changed (recipe fields by their own name)."""
@@ -87,6 +99,14 @@ def config_problems(config: TrainConfig) -> dict[str, str]:
         problems["optimizer"] = f"unknown optimizer {r.optimizer!r} (choose from {', '.join(OPTIMIZERS)})"
     if r.scheduler not in SCHEDULERS:
         problems["scheduler"] = f"unknown scheduler {r.scheduler!r} (choose from {', '.join(SCHEDULERS)})"
+    for name, top in (("rotate", 180), ("translate", 0.5), ("scale", 0.5)):
+        value = getattr(r, name)
+        if not isinstance(value, (int, float)) or not 0 <= value <= top:
+            problems[name] = f"{name} must be between 0 and {top}, got {value!r}"
+    if config.precision not in PRECISIONS:
+        problems["precision"] = f"unknown precision {config.precision!r} (choose from {', '.join(PRECISIONS)})"
+    if not isinstance(config.holdout, int) or not 0 <= config.holdout < MNIST_TRAIN_SIZE:
+        problems["holdout"] = f"holdout must be a number of images from 0 to {MNIST_TRAIN_SIZE - 1:,}, got {config.holdout!r}"
     if not isinstance(config.seed, int) or config.seed < 0:
         problems["seed"] = f"seed must be a whole number ≥ 0, got {config.seed!r}"
     if config.device not in DEVICES:
@@ -94,6 +114,8 @@ def config_problems(config: TrainConfig) -> dict[str, str]:
     if config.limit is not None and (not isinstance(config.limit, int) or config.limit <= 0):
         problems["limit"] = f"training subset must be a positive number of images, got {config.limit!r}"
     images = MNIST_TRAIN_SIZE if config.limit is None or "limit" in problems else min(config.limit, MNIST_TRAIN_SIZE)
+    if "holdout" not in problems:
+        images = min(images, MNIST_TRAIN_SIZE - config.holdout)
     if "batch_size" not in problems and r.batch_size > images:
         problems["batch_size"] = f"batch size {r.batch_size:,} is larger than the {images:,} training images"
     return problems

@@ -19,6 +19,7 @@ from mnist_tui.core.paths import resolve_dir
 # tests recompute both from the data.
 MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
+BACKGROUND = (0.0 - MNIST_MEAN) / MNIST_STD  # a black pixel after normalisation
 
 # md5 of each *uncompressed* IDX file, the canonical values of the original distribution.
 IDX_MD5 = {
@@ -139,6 +140,10 @@ class Split:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def split_off(self, n: int) -> tuple["Split", "Split"]:
+        """(all but the last n, the last n): a validation split carved from this one."""
+        return Split(self.images[:-n], self.labels[:-n]), Split(self.images[-n:], self.labels[-n:])
 
 
 @functools.lru_cache(maxsize=2)

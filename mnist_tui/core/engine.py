@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from mnist_tui import __version__
 from mnist_tui.core import data
+from mnist_tui.core.augment import Affine
 from mnist_tui.core.config import ConfigError, TrainConfig, check_config
 from mnist_tui.core.events import BatchProgress, EpochFinished, Event, RunFailed, RunFinished, RunStarted
 from mnist_tui.core.runs import CHECKPOINT, RESUMABLE, CheckpointError, RunWriter, default_runs_dir, load_checkpoint, read_run
@@ -33,6 +34,36 @@ def resolve_device(name: str) -> torch.device:
     if name == "mps" and not has_mps:
         raise DeviceError("--device mps was asked for, but Apple MPS is not available here; use --device cpu or auto")
     return torch.device(name)
+
+
+def bf16_native(device: torch.device) -> bool:
+    """Whether the device computes bf16 natively (CPU: AVX512-BF16 or AMX; CUDA: Ampere on)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    if device.type == "cpu":
+        probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+        try:
+            return any(probe() for probe in probes if probe is not None)
+        except RuntimeError:
+            return False
+    return False
+
+
+def resolve_precision(requested: str, device: torch.device) -> str:
+    """`auto` means bf16 autocast where the hardware has it natively, fp32 elsewhere.
+
+    An explicit bf16 is honoured wherever autocast supports it (slowly where emulated); MPS
+    always trains in fp32.
+    """
+    if device.type == "mps":
+        return "fp32"
+    if requested == "auto":
+        return "bf16" if bf16_native(device) else "fp32"
+    return requested
+
+
+def autocast(device: torch.device, precision: str):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 def device_name(device: torch.device) -> str:
@@ -58,8 +89,11 @@ def make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=r.lr, momentum=r.momentum, weight_decay=r.weight_decay)
 
 
-def make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer):
+def make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, batches: int):
+    """The run's LR schedule; onecycle is stepped every batch, the others every epoch."""
     r = config.recipe
+    if r.scheduler == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=r.lr, total_steps=r.epochs * batches, pct_start=0.2)
     if r.scheduler == "cosine":
         # Stepped once per epoch, so T_max = epochs anneals over exactly the whole run.
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=r.epochs)
@@ -68,16 +102,19 @@ def make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer):
     return None
 
 
-def evaluate(model: torch.nn.Module, split: data.DeviceSplit, batch_size: int, stop: threading.Event) -> tuple[float, float] | None:
+def evaluate(model: torch.nn.Module, split: data.DeviceSplit, batch_size: int, stop: threading.Event, precision: str = "fp32") -> tuple[float, float] | None:
     """Mean loss and accuracy (%) over the whole split; None if stopped part-way."""
     model.eval()
-    loss_sum = torch.zeros((), device=split.labels.device)
-    correct = torch.zeros((), dtype=torch.long, device=split.labels.device)
+    device = split.labels.device
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
     with torch.inference_mode():
         for x, y in split.batches(batch_size):
             if stop.is_set():
                 return None
-            out = model(x)
+            with autocast(device, precision):
+                out = model(x)
+            out = out.float()
             loss_sum += F.cross_entropy(out, y, reduction="sum")
             correct += (out.argmax(1) == y).sum()
     n = len(split)
@@ -111,6 +148,10 @@ def _run(config: TrainConfig, stop: threading.Event, resume_dir: Path | None) ->
         check_config(config)
         device = resolve_device(config.device)
         train_split, test_split = data.load(config.data_dir)
+        evaluated_on = "test"
+        if config.holdout:
+            train_split, test_split = train_split.split_off(config.holdout)
+            evaluated_on = "holdout"
         check_batch_size(config, len(train_split))
     except (ConfigError, DeviceError, data.DataError) as exc:
         yield RunFailed(reason=str(exc), run_dir=None)
@@ -121,17 +162,21 @@ def _run(config: TrainConfig, stop: threading.Event, resume_dir: Path | None) ->
     # Separate seeds for the weights (and dropout) and for the data order.
     torch.manual_seed(config.seed)
     order = torch.Generator().manual_seed(config.seed + 1)
-    model = version.build(dropout=r.dropout).to(device)
+    augment = torch.Generator().manual_seed(config.seed + 2)
+    precision = resolve_precision(config.precision, device)
+    # channels_last lets the CPU (oneDNN) and CUDA (cuDNN) convolutions skip layout reorders.
+    model = version.build(dropout=r.dropout).to(device, memory_format=torch.channels_last)
     optimizer = make_optimizer(config, model.parameters())
-    scheduler = make_scheduler(config, optimizer)
     train_data = data.DeviceSplit.from_split(train_split, device, config.limit)
     test_data = data.DeviceSplit.from_split(test_split, device)
+    batches = train_data.num_batches(r.batch_size)
+    scheduler = make_scheduler(config, optimizer, batches)
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     runs_dir = default_runs_dir(config.runs_dir)
     first_epoch, accs = 1, []
     if resume_dir is not None:
         try:
-            first_epoch, accs = _restore(resume_dir, device, model, optimizer, scheduler, order)
+            first_epoch, accs = _restore(resume_dir, device, model, optimizer, scheduler, order, augment)
             writer = RunWriter.reopen(resume_dir, first_epoch - 1)
         except (CheckpointError, OSError) as exc:
             yield RunFailed(reason=f"cannot resume {resume_dir.name}: {exc}", run_dir=None)
@@ -146,6 +191,8 @@ def _run(config: TrainConfig, stop: threading.Event, resume_dir: Path | None) ->
                     "seed": config.seed,
                     "device": device.type,
                     "device_name": device_name(device),
+                    "precision": precision,
+                    "evaluated_on": evaluated_on,
                     "torch_version": torch.__version__,
                     "mnist_tui_version": __version__,
                     "params": params,
@@ -157,7 +204,6 @@ def _run(config: TrainConfig, stop: threading.Event, resume_dir: Path | None) ->
             yield RunFailed(reason=f"cannot write a run into {runs_dir}: {exc.strerror or exc}", run_dir=None)
             return
 
-    batches = train_data.num_batches(r.batch_size)
     yield RunStarted(
         run_id=writer.path.name,
         run_dir=writer.path,
@@ -168,12 +214,17 @@ def _run(config: TrainConfig, stop: threading.Event, resume_dir: Path | None) ->
         train_size=len(train_data),
         test_size=len(test_data),
         batches_per_epoch=batches,
+        precision=precision,
+        evaluated_on=evaluated_on,
     )
 
     started = time.perf_counter()
     try:
         for epoch in range(first_epoch, r.epochs + 1):
-            result = yield from _train_epoch(config, model, optimizer, train_data, order, epoch, batches, stop, writer)
+            result = yield from _train_epoch(
+                config, model, optimizer, train_data, order, epoch, batches, stop, writer,
+                precision=precision, scheduler=scheduler, augment=augment,
+            )
             if result is None:
                 break
             train_loss, train_acc, train_seconds = result
@@ -183,10 +234,10 @@ def _run(config: TrainConfig, stop: threading.Event, resume_dir: Path | None) ->
                 yield RunFailed(f"training diverged: {reason}", writer.path, "diverged")
                 return
             lr = optimizer.param_groups[0]["lr"]
-            if scheduler is not None:
+            if scheduler is not None and r.scheduler != "onecycle":
                 scheduler.step()
             t0 = time.perf_counter()
-            evaluated = evaluate(model, test_data, r.test_batch_size, stop)
+            evaluated = evaluate(model, test_data, r.test_batch_size, stop, precision)
             if evaluated is None:
                 break
             test_loss, test_acc = evaluated
@@ -211,7 +262,7 @@ def _run(config: TrainConfig, stop: threading.Event, resume_dir: Path | None) ->
                     "epoch": epoch,
                     "config": config.to_dict(),
                     # What exact continuation needs: the dropout and data-order streams.
-                    "rng": {"torch": torch.get_rng_state(), "order": order.get_state()},
+                    "rng": {"torch": torch.get_rng_state(), "order": order.get_state(), "augment": augment.get_state()},
                 }
             )
             accs.append(test_acc)
@@ -260,7 +311,7 @@ def check_batch_size(config: TrainConfig, available: int) -> None:
         raise ConfigError(f"batch size {config.recipe.batch_size} is larger than the {n:,} training images; use a smaller batch size")
 
 
-def _restore(run_dir: Path, device, model, optimizer, scheduler, order) -> tuple[int, list[float]]:
+def _restore(run_dir: Path, device, model, optimizer, scheduler, order, augment) -> tuple[int, list[float]]:
     """Load a run's checkpoint into the fresh objects; return the next epoch and past accuracies."""
     if not (run_dir / CHECKPOINT).exists():  # stopped during epoch 1: start that epoch again
         return 1, []
@@ -272,16 +323,20 @@ def _restore(run_dir: Path, device, model, optimizer, scheduler, order) -> tuple
     if "rng" in ckpt:
         torch.set_rng_state(ckpt["rng"]["torch"])
         order.set_state(ckpt["rng"]["order"])
+        if "augment" in ckpt["rng"]:
+            augment.set_state(ckpt["rng"]["augment"])
     done = int(ckpt["epoch"])
     accs = [m["test_acc"] for m in read_run(run_dir).metrics[:done]]
     return done + 1, accs
 
 
-def _train_epoch(config, model, optimizer, train_data, order, epoch, batches, stop, writer=None):
+def _train_epoch(config, model, optimizer, train_data, order, epoch, batches, stop, writer=None, *, precision="fp32", scheduler=None, augment=None):
     """One pass over the training data; returns (loss, acc %, seconds), or None if stopped."""
     r = config.recipe
     model.train()
     device = train_data.labels.device
+    affine = Affine(r.rotate, r.translate, r.scale)
+    per_batch = scheduler if r.scheduler == "onecycle" else None
     # Accumulate on the device and read back only at progress events: no per-step sync.
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.long, device=device)
@@ -290,11 +345,16 @@ def _train_epoch(config, model, optimizer, train_data, order, epoch, batches, st
     for i, (x, y) in enumerate(train_data.batches(r.batch_size, order), start=1):
         if stop.is_set():
             return None
-        out = model(x)
-        loss = F.cross_entropy(out, y)
+        if affine.active and augment is not None:
+            x = affine(x, augment, data.BACKGROUND)
+        with autocast(device, precision):
+            out = model(x)
+        loss = F.cross_entropy(out.float(), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if per_batch is not None:
+            per_batch.step()
         loss_sum += loss.detach() * len(y)
         correct += (out.argmax(1) == y).sum()
         seen += len(y)

@@ -19,6 +19,8 @@ class RunStarted:
     train_size: int
     test_size: int
     batches_per_epoch: int
+    precision: str = "fp32"  # the numeric mode in use: "fp32" or "bf16" (autocast)
+    evaluated_on: str = "test"  # "test", or "holdout" when tuning on held-out training images
 
 
 @dataclass(frozen=True)

@@ -89,6 +89,7 @@ class VersionFacts:
     mult_adds: int
     param_mb: float
     seed_accuracy: float | None
+    measured_accuracy: float | None = None  # mean of our seeds, see versions.ModelVersion.measured
 
 
 def compare_versions() -> list[VersionFacts]:
@@ -97,5 +98,5 @@ def compare_versions() -> list[VersionFacts]:
     facts = []
     for name, version in VERSIONS.items():
         b = breakdown(name)
-        facts.append(VersionFacts(name, version.title, b.total_params, b.mult_adds, b.param_mb, version.seed_accuracy))
+        facts.append(VersionFacts(name, version.title, b.total_params, b.mult_adds, b.param_mb, version.seed_accuracy, version.measured_mean))
     return facts

@@ -59,3 +59,51 @@ class SeedV2(nn.Module):
         x = F.relu(self.bn6(self.conv6(x)))
         x = self.gap(x).flatten(1)
         return self.fc(self.dropout(x))
+
+
+class CompactNet(nn.Module):
+    """The shape of v3 and v4: unpadded 3x3 convolutions, one pool, a 1x1 squeeze, GAP.
+
+    Two convolutions at full resolution, a 2x2 max-pool, a 1x1 convolution that narrows the
+    channels again, three more unpadded 3x3 convolutions on the 12x12 map (down to 6x6), global
+    average pooling and a 1x1 classifier. Every convolution but the classifier is followed by
+    batch norm and ReLU and has no bias (batch norm's shift replaces it). Receptive field 18.
+    """
+
+    def __init__(self, widths: tuple[int, int, int, int, int, int], dropout: float = 0.0):
+        super().__init__()
+        c1, c2, squeeze, c4, c5, c6 = widths
+
+        def block(cin: int, cout: int, k: int = 3) -> nn.Sequential:
+            return nn.Sequential(nn.Conv2d(cin, cout, k, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
+
+        self.features = nn.Sequential(
+            block(1, c1),  # 28 -> 26
+            block(c1, c2),  # 26 -> 24
+            nn.MaxPool2d(2, 2),  # 24 -> 12
+            block(c2, squeeze, 1),
+            nn.Dropout(dropout),
+            block(squeeze, c4),  # 12 -> 10
+            block(c4, c5),  # 10 -> 8
+            block(c5, c6),  # 8 -> 6
+            nn.Dropout(dropout),
+        )
+        self.gap = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Conv2d(c6, 10, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.gap(self.features(x))).flatten(1)
+
+
+class CompactV3(CompactNet):
+    """v3: 12-24 | 12 | 24-24-32 channels, 18,252 parameters."""
+
+    def __init__(self, dropout: float = 0.0):
+        super().__init__((12, 24, 12, 24, 24, 32), dropout)
+
+
+class CompactV4(CompactNet):
+    """v4: 8-16 | 8 | 16-16-16 channels, 7,432 parameters."""
+
+    def __init__(self, dropout: float = 0.0):
+        super().__init__((8, 16, 8, 16, 16, 16), dropout)

@@ -43,7 +43,7 @@ class LayersScreen(Screen):
         table = self.query_one("#layer-table", DataTable)
         table.add_columns("layer", "type", "output shape", "params", "share", "mult-adds")
         compare = self.query_one("#compare-table", DataTable)
-        compare.add_columns("version", "title", "params", "mult-adds", "size MB", "seed acc")
+        compare.add_columns("version", "title", "params", "mult-adds", "size MB", "seed acc", "our acc")
         self.query_one("#layer-versions", OptionList).highlighted = 0
         self.load_comparison()
 
@@ -87,7 +87,8 @@ class LayersScreen(Screen):
         table.clear()
         for f in facts:
             acc = "-" if f.seed_accuracy is None else f"{f.seed_accuracy:.2f}%"
-            table.add_row(f.name, f.title, f"{f.params:,}", f"{f.mult_adds / 1e6:.2f} M", f"{f.param_mb:.2f}", acc)
+            ours = "-" if f.measured_accuracy is None else f"{f.measured_accuracy:.2f}%"
+            table.add_row(f.name, f.title, f"{f.params:,}", f"{f.mult_adds / 1e6:.2f} M", f"{f.param_mb:.2f}", acc, ours)
 
     def action_copy_summary(self) -> None:
         if self.classic_text:

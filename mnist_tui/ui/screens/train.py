@@ -30,8 +30,8 @@ def _engine():
 
 def version_label(name: str) -> str:
     v = VERSIONS[name]
-    acc = f"{v.seed_accuracy:.2f}%" if v.seed_accuracy is not None else "-"
-    return f"{name:<3}{v.params:>8,}  {acc}"
+    acc = v.measured_mean if v.measured_mean is not None else v.seed_accuracy
+    return f"{name:<3}{v.params:>8,}  {'-' if acc is None else f'{acc:.2f}%'}"
 
 
 class TrainScreen(Screen):
@@ -96,8 +96,12 @@ class TrainScreen(Screen):
 
     def _show_version(self, name: str) -> None:
         v = VERSIONS[name]
-        reported = f" · seed reported {v.seed_accuracy:.2f}%" if v.seed_accuracy is not None else ""
-        self.query_one("#version-title", Static).update(f"[b]{v.name}[/b]: {v.title}{reported}")
+        facts = []
+        if v.measured:
+            facts.append(f"measured {v.measured_mean:.2f}% (mean of {len(v.measured)} seeds)")
+        if v.seed_accuracy is not None:
+            facts.append(f"seed reported {v.seed_accuracy:.2f}%")
+        self.query_one("#version-title", Static).update(f"[b]{v.name}[/b]: {v.title}" + "".join(f" · {f}" for f in facts))
 
     @on(OptionList.OptionHighlighted, "#versions")
     def version_picked(self, event: OptionList.OptionHighlighted) -> None:
@@ -185,8 +189,8 @@ class TrainScreen(Screen):
         if isinstance(ev, RunStarted):
             self.run_dir = ev.run_dir
             self.query_one("#device-line", Static).update(
-                f"[b]{ev.config.model}[/b] · {ev.params:,} params · {ev.device_name} · "
-                f"{ev.train_size:,} train / {ev.test_size:,} test images · {ev.run_id}"
+                f"[b]{ev.config.model}[/b] · {ev.params:,} params · {ev.device_name} · {ev.precision} · "
+                f"{ev.train_size:,} train / {ev.test_size:,} {'held-out' if ev.evaluated_on == 'holdout' else 'test'} images · {ev.run_id}"
             )
             self.query_one("#epoch-progress", ProgressBar).update(total=ev.batches_per_epoch, progress=0)
         elif isinstance(ev, BatchProgress):

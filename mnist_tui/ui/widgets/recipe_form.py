@@ -7,7 +7,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Input, Label, Select, Static
 
-from mnist_tui.core.config import DEVICES, OPTIMIZERS, SCHEDULERS, TrainConfig, config_problems
+from mnist_tui.core.config import DEVICES, OPTIMIZERS, PRECISIONS, SCHEDULERS, TrainConfig, config_problems
 from mnist_tui.core.versions import get_version
 
 # (field, label, kind): kind is int, float, or a tuple of choices for a Select.
@@ -19,6 +19,7 @@ FIELDS = (
     ("scheduler", "Scheduler", SCHEDULERS),
     ("seed", "Seed", int),
     ("device", "Device", DEVICES),
+    ("precision", "Precision (auto: bf16 where native)", PRECISIONS),
     ("limit", "Training images (blank: all)", int),
 )
 
@@ -51,7 +52,7 @@ class RecipeForm(Vertical):
         self.model = model
         version = get_version(model)
         keep = base or TrainConfig(model=model)
-        values = {**vars(version.recipe), "seed": keep.seed, "device": keep.device, "limit": keep.limit}
+        values = {**vars(version.recipe), "seed": keep.seed, "device": keep.device, "precision": keep.precision, "limit": keep.limit}
         with self.prevent(Input.Changed, Select.Changed):
             for name, _label, kind in FIELDS:
                 value = values[name]

@@ -1,0 +1,138 @@
+"""Training images/s: the seed notebooks' pipeline against this project's engine, same CPU/GPU.
+
+    .venv/bin/python benchmarks/throughput.py [--versions v1 v2 v3 v4] [--steps 120] [--rounds 3]
+
+For each version, the same number of training steps at batch 128 through:
+
+(a) seed: what the seed notebooks do - `torchvision.datasets.MNIST` with `ToTensor()` and
+    `Normalize((0.1307,), (0.3081,))`, a `DataLoader(batch_size=128, shuffle=True)`, the
+    version's optimizer, fp32, eager, default memory format;
+(b) engine: `mnist_tui.core.engine.train` with the version's recipe and the app's defaults
+    (tensor-resident data, channels_last, numeric mode `auto`, no per-step sync); its
+    second epoch's training images/s (the first is the warm-up);
+(c) tui: the engine run from the app's Train screen (a Textual worker, the app rendering
+    every progress update in a headless terminal), as benchmarks/ui_speed.py measures it.
+
+(a) and (b) alternate in one process for --rounds rounds after a warm-up, so drift on a noisy
+machine hits both; the table shows the median of each side and their ratio. (c) runs once per
+version, in this process, after the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import platform
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+BATCH = 128
+
+
+def seed_pipeline_ips(name: str, steps: int, warmup: int, data_root: str) -> float:
+    """Images/s of the seed notebooks' loop over `steps` batches, after `warmup` batches."""
+    import torch.nn.functional as F
+    from torch.utils.data import DataLoader
+    from torchvision import datasets, transforms
+
+    from mnist_tui.core.engine import make_optimizer
+    from mnist_tui.core.versions import get_version
+
+    version = get_version(name)
+    tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
+    loader = DataLoader(datasets.MNIST(data_root, train=True, download=False, transform=tf), batch_size=BATCH, shuffle=True)
+    model = version.build()
+    model.train()
+    optimizer = make_optimizer(version.config(), model.parameters())
+    batches = iter(loader)
+    t0 = None
+    for i in range(warmup + steps):
+        if i == warmup:
+            t0 = time.perf_counter()
+        x, y = next(batches)
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+    return steps * BATCH / (time.perf_counter() - t0)
+
+
+def engine_ips(name: str, steps: int, runs: str, precision: str = "auto") -> tuple[float, str]:
+    """The engine's training images/s in its second epoch of `steps` batches (epoch 1 warms up)."""
+    from mnist_tui.core.engine import train
+    from mnist_tui.core.events import EpochFinished, RunStarted
+    from mnist_tui.core.versions import get_version
+
+    config = get_version(name).config(epochs=2, batch_size=BATCH, limit=steps * BATCH, runs_dir=runs, precision=precision)
+    mode, ips = "", 0.0
+    for ev in train(config, threading.Event()):
+        if isinstance(ev, RunStarted):
+            mode = ev.precision
+        elif isinstance(ev, EpochFinished):
+            ips = ev.images_per_s
+    return ips, mode
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--versions", nargs="+", default=["v1", "v2", "v3", "v4"])
+    parser.add_argument("--steps", type=int, default=120, help="timed batches per measurement")
+    parser.add_argument("--warmup", type=int, default=15, help="untimed batches before the seed side's timing")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"), help="the engine's numeric mode")
+    parser.add_argument("--no-tui", action="store_true", help="skip the TUI column")
+    args = parser.parse_args()
+
+    import torch
+
+    from benchmarks.accuracy import cpu_model, git_commit
+    from mnist_tui.core import data
+    from mnist_tui.core.engine import device_name, resolve_device
+
+    root = str(data.find_root())
+    data.prepare(Path(root))
+    device = resolve_device("auto")
+    print(
+        f"# device: {device_name(device)} ({cpu_model() if device.type == 'cpu' else device.type}); "
+        f"torch {torch.__version__}; python {platform.python_version()}; commit {git_commit()}",
+        flush=True,
+    )
+    print(f"# {args.steps} steps of batch {BATCH} per measurement, {args.rounds} alternating rounds, medians", flush=True)
+    rows = []
+    with tempfile.TemporaryDirectory() as runs:
+        for name in args.versions:
+            seed, engine, mode = [], [], ""
+            for _ in range(args.rounds):
+                seed.append(seed_pipeline_ips(name, args.steps, args.warmup, root))
+                ips, mode = engine_ips(name, args.steps, runs, args.precision)
+                engine.append(ips)
+                print(f"  {name}: seed {seed[-1]:,.0f}  engine {engine[-1]:,.0f} img/s", flush=True)
+            rows.append([name, statistics.median(seed), statistics.median(engine), mode, None])
+        if not args.no_tui:
+            from benchmarks.ui_speed import tui_ips
+            from mnist_tui.core.versions import get_version
+
+            for row in rows:
+                config = get_version(row[0]).config(epochs=2, limit=args.steps * BATCH, runs_dir=runs, precision=args.precision)
+                row[4] = asyncio.run(tui_ips(config, Path(runs)))[0]
+                print(f"  {row[0]}: tui {row[4]:,.0f} img/s", flush=True)
+
+    print()
+    print("| version | seed pipeline img/s | engine img/s | engine mode | engine / seed | TUI img/s | TUI / engine |")
+    print("|---|---:|---:|---|---:|---:|---:|")
+    for name, s, e, mode, t in rows:
+        tui = f"{t:,.0f} | {100 * t / e:.0f}%" if t else "- | -"
+        print(f"| {name} | {s:,.0f} | {e:,.0f} | {mode} | {e / s:.2f}x | {tui} |")
+    print(f"\n{device_name(device)}, torch {torch.__version__}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
