@@ -19,7 +19,7 @@ FIELDS = (
     ("scheduler", "Scheduler", SCHEDULERS),
     ("seed", "Seed", int),
     ("device", "Device", DEVICES),
-    ("precision", "Precision (auto: bf16 where native)", PRECISIONS),
+    ("precision", "Precision", PRECISIONS),
     ("limit", "Training images (blank: all)", int),
 )
 
