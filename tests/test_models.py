@@ -142,3 +142,16 @@ def test_precision_auto_falls_back_to_fp32_without_native_bf16(monkeypatch):
     assert engine.resolve_precision("auto", cpu) == "bf16"
     assert engine.resolve_precision("fp32", cpu) == "fp32"
     assert engine.resolve_precision("bf16", torch.device("mps")) == "fp32"
+
+
+def test_classic_summaries_built_at_once_never_spill_onto_the_terminal(capfd):
+    # The Layers screen builds them in worker threads; scrolling the version list quickly
+    # runs several at once, and torchsummary prints to the process's stdout.
+    from concurrent.futures import ThreadPoolExecutor
+
+    names = ["v3", "v4", "v2", "v4", "v3", "v2"]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        texts = list(pool.map(classic_summary, names))
+    for name, text in zip(names, texts):
+        assert f"Total params: {VERSIONS[name].params:,}" in text
+    assert capfd.readouterr().out == ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import threading
 from dataclasses import dataclass
 
 from mnist_tui.core.versions import get_version
@@ -64,13 +65,19 @@ def breakdown(model_name: str) -> Breakdown:
     )
 
 
+_PRINT_LOCK = threading.Lock()
+
+
 def classic_summary(model_name: str) -> str:
     """torchsummary's own table for a version, framed as the seed README shows it."""
     from torchsummary import summary
 
     net = get_version(model_name).build()
     out = io.StringIO()
-    with contextlib.redirect_stdout(out):
+    # torchsummary prints; redirect_stdout swaps the process-wide sys.stdout, so two threads
+    # doing this at once (a user scrolling through versions) would restore each other's
+    # streams and spill a table onto the terminal. One at a time.
+    with _PRINT_LOCK, contextlib.redirect_stdout(out):
         summary(net, INPUT_SHAPE, device="cpu")
     lines = out.getvalue().splitlines()
     # Keep the table and its totals; torchsummary's memory estimates follow them.
