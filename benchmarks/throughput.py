@@ -13,6 +13,11 @@ For each version, the same number of training steps at batch 128 through:
 (c) tui: the engine run from the app's Train screen (a Textual worker, the app rendering
     every progress update in a headless terminal), as benchmarks/ui_speed.py measures it.
 
+--ablate adds a table for one version (default v2) of the options weighed for the engine,
+each measured alone on the same tensor-resident loop: fp32 contiguous, channels_last, bf16
+autocast, both, both with flushed denormals, with the fused optimizer step, and (with
+--compile) torch.compile, whose compile time is reported separately.
+
 (a) and (b) alternate in one process for --rounds rounds after a warm-up, so drift on a noisy
 machine hits both; the table shows the median of each side and their ratio. (c) runs once per
 version, in this process, after the others.
@@ -80,6 +85,84 @@ def engine_ips(name: str, steps: int, runs: str, precision: str = "auto") -> tup
     return ips, mode
 
 
+def resident_ips(name: str, steps: int, warmup: int, options: set[str]) -> tuple[float, float]:
+    """A bare training loop on normalised tensors already in memory, with some options on:
+    "cl" channels_last, "bf16" autocast, "denormal" flush-to-zero, "fused" fused optimizer,
+    "compile" torch.compile. Returns (images/s, seconds spent before the first step ends)."""
+    import torch
+    import torch.nn.functional as F
+
+    from mnist_tui.core import data
+    from mnist_tui.core.engine import make_optimizer
+    from mnist_tui.core.versions import get_version
+
+    version = get_version(name)
+    train, _ = data.load()
+    n = (warmup + steps) * BATCH
+    images, labels = data.normalise(train.images[:n]), train.labels[:n]
+    torch.set_flush_denormal("denormal" in options)
+    model = version.build()
+    if "cl" in options:
+        model = model.to(memory_format=torch.channels_last)
+    params = list(model.parameters())
+    optimizer = make_optimizer(version.config(), params)
+    if "fused" in options:
+        for group in optimizer.param_groups:
+            group["fused"] = True
+            group["foreach"] = False
+    step_model = torch.compile(model) if "compile" in options else model
+    order = torch.randperm(n)
+    t_start = time.perf_counter()
+    first = t0 = None
+    for i in range(warmup + steps):
+        if i == warmup:
+            t0 = time.perf_counter()
+        idx = order[i * BATCH : (i + 1) * BATCH]
+        x, y = images[idx], labels[idx]
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled="bf16" in options):
+            out = step_model(x)
+        loss = F.cross_entropy(out.float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if first is None:
+            first = time.perf_counter() - t_start
+    torch.set_flush_denormal(False)
+    return steps * BATCH / (time.perf_counter() - t0), first
+
+
+ABLATION = (
+    ("fp32, contiguous", set()),
+    ("channels_last", {"cl"}),
+    ("bf16 autocast", {"bf16"}),
+    ("channels_last + bf16 (the engine)", {"cl", "bf16"}),
+    ("+ flush denormals", {"cl", "bf16", "denormal"}),
+    ("+ fused optimizer step", {"cl", "bf16", "fused"}),
+)
+
+
+def ablate(name: str, steps: int, warmup: int, rounds: int, root: str, compile_too: bool) -> None:
+    variants = list(ABLATION) + ([("+ torch.compile", {"cl", "bf16", "compile"})] if compile_too else [])
+    results: dict[str, list[float]] = {label: [] for label, _ in variants}
+    seed: list[float] = []
+    first_step: dict[str, float] = {}
+    for _ in range(rounds):
+        seed.append(seed_pipeline_ips(name, steps, warmup, root))
+        for label, options in variants:
+            ips, first = resident_ips(name, steps, warmup, options)
+            results[label].append(ips)
+            first_step[label] = first
+        print(f"  ablation round {len(seed)}/{rounds} done", flush=True)
+    base = statistics.median(seed)
+    print(f"\nOptions for {name}, tensor-resident loop, {steps} steps of {BATCH}, median of {rounds} rounds:\n")
+    print("| variant | img/s | vs seed pipeline | time to first step |")
+    print("|---|---:|---:|---:|")
+    print(f"| seed pipeline (DataLoader, fp32) | {base:,.0f} | 1.00x | |")
+    for label, _ in variants:
+        ips = statistics.median(results[label])
+        print(f"| {label} | {ips:,.0f} | {ips / base:.2f}x | {first_step[label]:.1f} s |")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--versions", nargs="+", default=["v1", "v2", "v3", "v4"])
@@ -88,6 +171,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"), help="the engine's numeric mode")
     parser.add_argument("--no-tui", action="store_true", help="skip the TUI column")
+    parser.add_argument("--ablate", metavar="VERSION", nargs="?", const="v2", help="also measure each engine option alone (default v2)")
+    parser.add_argument("--compile", action="store_true", help="include torch.compile in the ablation")
     args = parser.parse_args()
 
     import torch
@@ -131,6 +216,8 @@ def main() -> int:
         tui = f"{t:,.0f} | {100 * t / e:.0f}%" if t else "- | -"
         print(f"| {name} | {s:,.0f} | {e:,.0f} | {mode} | {e / s:.2f}x | {tui} |")
     print(f"\n{device_name(device)}, torch {torch.__version__}")
+    if args.ablate:
+        ablate(args.ablate, args.steps, args.warmup, args.rounds, root, args.compile)
     return 0
 
 

@@ -82,7 +82,7 @@ VERSIONS: dict[str, ModelVersion] = {
         ),
         ModelVersion(
             name="v3",
-            title="Compact, under 20k",
+            title="Compact <20k",
             net="CompactV3",
             params=18_252,
             recipe=Recipe(
@@ -111,7 +111,7 @@ VERSIONS: dict[str, ModelVersion] = {
         ),
         ModelVersion(
             name="v4",
-            title="Compact, under 8k",
+            title="Compact <8k",
             net="CompactV4",
             params=7_432,
             recipe=Recipe(
