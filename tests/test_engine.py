@@ -45,8 +45,29 @@ def test_a_small_run_yields_events_and_is_saved(small_config, runs_dir):
     model = get_version("v2").build()
     model.load_state_dict(ckpt["model"])
     _, test = data.load()
-    _, acc = evaluate(model, data.DeviceSplit.from_split(test, "cpu"), 2000, threading.Event())
+    # Evaluated in the numeric mode the run used (recorded in its config).
+    assert record.config["precision"] in ("fp32", "bf16") and started.precision == record.config["precision"]
+    _, acc = evaluate(model, data.DeviceSplit.from_split(test, "cpu"), 2000, threading.Event(), record.config["precision"])
     assert acc == pytest.approx(epochs[-1].test_acc)
+
+
+def test_holdout_evaluates_on_held_back_training_images_not_the_test_set(small_config, runs_dir):
+    from mnist_tui.core import data
+
+    events = list(train(small_config.replace(holdout=1000, epochs=1)))
+    started = events[0]
+    assert started.evaluated_on == "holdout" and started.test_size == 1000 and started.train_size == 256
+    [record] = list_runs(runs_dir)
+    assert record.config["evaluated_on"] == "holdout" and record.config["test_size"] == 1000
+    # The accuracy reported is the trained model's on the last 1,000 training images.
+    from mnist_tui.core.versions import get_version
+
+    train_split, _ = data.load()
+    held = data.Split(train_split.images[-1000:], train_split.labels[-1000:])
+    model = get_version("v2").build()
+    model.load_state_dict(load_checkpoint(record.path)["model"])
+    _, acc = evaluate(model, data.DeviceSplit.from_split(held, "cpu"), 500, threading.Event(), record.config["precision"])
+    assert acc == pytest.approx(events[-2].test_acc)
 
 
 def _first_batch_loss(config) -> float:
