@@ -108,6 +108,7 @@ VERSIONS: dict[str, ModelVersion] = {
                 "one-cycle schedule, light dropout, and per-image random rotation (±8°), shift "
                 "(±8%) and zoom (±8%) done on whole batches."
             ),
+            measured=(99.56, 99.56, 99.60),
         ),
         ModelVersion(
             name="v4",
@@ -137,6 +138,7 @@ VERSIONS: dict[str, ModelVersion] = {
                 "on a held-out 10,000 training images this lifted it from 99.37% to 99.53%) and "
                 "a one-cycle SGD schedule."
             ),
+            measured=(99.51, 99.48, 99.42),
         ),
     )
 }
