@@ -9,9 +9,11 @@ For each version, the same number of training steps at batch 128 through:
     version's optimizer, fp32, eager, default memory format;
 (b) engine: `mnist_tui.core.engine.train` with the version's recipe and the app's defaults
     (tensor-resident data, channels_last, numeric mode `auto`, no per-step sync); its
-    second epoch's training images/s (the first is the warm-up);
-(c) tui: the engine run from the app's Train screen (a Textual worker, the app rendering
-    every progress update in a headless terminal), as benchmarks/ui_speed.py measures it.
+    second epoch's training images/s (the first is the warm-up). Augmentation is switched
+    off so that both sides do the same work (v3 and v4's recipes augment; the seed's do not);
+(c) tui: the same run as (b) started from the app's Train screen (a Textual worker, the app
+    rendering every progress update in a headless terminal), as benchmarks/ui_speed.py
+    measures it, with the version picked in the app.
 
 --ablate adds a table for one version (default v2) of the options weighed for the engine,
 each measured alone on the same tensor-resident loop: fp32 contiguous, channels_last, bf16
@@ -69,13 +71,22 @@ def seed_pipeline_ips(name: str, steps: int, warmup: int, data_root: str) -> flo
     return steps * BATCH / (time.perf_counter() - t0)
 
 
+def same_work(name: str, steps: int, runs: str, precision: str):
+    """The version's recipe at batch 128 without augmentation, for `steps` batches an epoch."""
+    from mnist_tui.core.versions import get_version
+
+    return get_version(name).config(
+        epochs=2, batch_size=BATCH, limit=steps * BATCH, runs_dir=runs, precision=precision,
+        rotate=0.0, translate=0.0, scale=0.0,
+    )
+
+
 def engine_ips(name: str, steps: int, runs: str, precision: str = "auto") -> tuple[float, str]:
     """The engine's training images/s in its second epoch of `steps` batches (epoch 1 warms up)."""
     from mnist_tui.core.engine import train
     from mnist_tui.core.events import EpochFinished, RunStarted
-    from mnist_tui.core.versions import get_version
 
-    config = get_version(name).config(epochs=2, batch_size=BATCH, limit=steps * BATCH, runs_dir=runs, precision=precision)
+    config = same_work(name, steps, runs, precision)
     mode, ips = "", 0.0
     for ev in train(config, threading.Event()):
         if isinstance(ev, RunStarted):
@@ -202,10 +213,9 @@ def main() -> int:
             rows.append([name, statistics.median(seed), statistics.median(engine), mode, None])
         if not args.no_tui:
             from benchmarks.ui_speed import tui_ips
-            from mnist_tui.core.versions import get_version
 
             for row in rows:
-                config = get_version(row[0]).config(epochs=2, limit=args.steps * BATCH, runs_dir=runs, precision=args.precision)
+                config = same_work(row[0], args.steps, runs, args.precision)
                 row[4] = asyncio.run(tui_ips(config, Path(runs)))[0]
                 print(f"  {row[0]}: tui {row[4]:,.0f} img/s", flush=True)
 

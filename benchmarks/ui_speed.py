@@ -56,9 +56,23 @@ async def tui_ips(config, runs: Path) -> tuple[float, float]:
     from mnist_tui.ui.app import MnistTuiApp
     from mnist_tui.ui.widgets.epoch_table import EpochTable
 
+    from textual.widgets import OptionList
+
+    from mnist_tui.core.versions import VERSIONS
+
     app = MnistTuiApp(runs_dir=runs)
     async with app.run_test(size=(120, 40)) as pilot:
-        for field, value in (("epochs", config.recipe.epochs), ("limit", config.limit), ("seed", config.seed)):
+        app.screen.query_one("#versions", OptionList).highlighted = list(VERSIONS).index(config.model)
+        await pilot.pause()  # the form now holds this version's recipe
+        for field, value in (
+            ("epochs", config.recipe.epochs),
+            ("batch_size", config.recipe.batch_size),
+            ("rotate", config.recipe.rotate),
+            ("translate", config.recipe.translate),
+            ("scale", config.recipe.scale),
+            ("limit", config.limit),
+            ("seed", config.seed),
+        ):
             app.screen.query_one(f"#field-{field}", Input).value = str(value)
         await pilot.pause()
         cpu0, wall0 = time.thread_time(), time.perf_counter()  # this is the UI thread

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 
 import pytest
 from textual.widgets import DataTable, Input, OptionList, Static
@@ -59,7 +60,10 @@ async def test_train_v2_from_the_keyboard_fills_table_charts_and_runs(tmp_path, 
         assert screen.query_one("#loss-chart", MetricChart).point_counts == {"train": 2, "test": 2}
         assert screen.query_one("#acc-chart", MetricChart).point_counts == {"train": 2, "test": 2}
         assert screen.query_one("#lr-chart", MetricChart).point_counts == {"lr": 2}
-        assert "CPU" in str(screen.query_one("#device-line", Static).render())
+        device_line = str(screen.query_one("#device-line", Static).render())
+        [run_dir] = list(tmp_path.iterdir())
+        used = json.loads((run_dir / "config.json").read_text())["precision"]
+        assert "CPU" in device_line and f"· {used} ·" in device_line  # the numeric mode is shown
 
         await pilot.press("f4")
         await settle(pilot)
