@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from mnist_tui.core.versions import VERSIONS
 from mnist_tui.ui.app import MnistTuiApp
 from tests.ui_helpers import fixture_store, settle, wait_until, write_run
 
@@ -22,7 +23,7 @@ def test_layers_screen(snap_compare, tmp_path):
 
         # the breakdown is computed in a worker that starts once the version is highlighted
         await wait_until(pilot, lambda: "Total params" in str(pilot.app.screen.query_one("#layer-totals", Static).render()))
-        await wait_until(pilot, lambda: pilot.app.screen.query_one("#compare-table").row_count == 2)
+        await wait_until(pilot, lambda: pilot.app.screen.query_one("#compare-table").row_count == len(VERSIONS))
         await settle(pilot)
 
     assert snap_compare(MnistTuiApp(runs_dir=tmp_path, start_mode="layers"), terminal_size=(120, 40), run_before=loaded)

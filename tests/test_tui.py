@@ -119,7 +119,7 @@ async def test_quitting_while_training_asks_then_stops_cleanly(tmp_path):
     assert record.status == "stopped" and record.epochs_done < 20
 
 
-async def test_layers_shows_totals_of_v1_and_v2(tmp_path):
+async def test_layers_shows_totals_of_every_version(tmp_path):
     app = MnistTuiApp(runs_dir=tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("f3")
@@ -133,7 +133,14 @@ async def test_layers_shows_totals_of_v1_and_v2(tmp_path):
         assert "99,746" in totals()
         assert app.screen.query_one("#layer-table", DataTable).row_count == 17
         compare = app.screen.query_one("#compare-table", DataTable)
-        assert compare.row_count == 2
+        assert compare.row_count == 4  # v1..v4 side by side
+        app.screen.query_one("#layer-versions", OptionList).focus()
+        await pilot.press("down", "down")
+        await settle(pilot)
+        assert "7,432" in totals()  # v4, under 8k
+        await pilot.press("up", "up")
+        await settle(pilot)
+        assert "99,746" in totals()
         await pilot.press("s")
         await pilot.pause()
 

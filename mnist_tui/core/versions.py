@@ -73,6 +73,7 @@ VERSIONS: dict[str, ModelVersion] = {
                 "regularisation."
             ),
             seed_accuracy=98.47,
+            measured=(98.92, 98.45),
         ),
         ModelVersion(
             name="v2",
@@ -97,6 +98,7 @@ VERSIONS: dict[str, ModelVersion] = {
                 "schedule over the whole run."
             ),
             seed_accuracy=99.55,
+            measured=(99.58, 99.55),
         ),
         ModelVersion(
             name="v3",
