@@ -178,11 +178,11 @@ def main() -> int:
     csv_path, md_path = args.results / "accuracy.csv", args.results / "accuracy.md"
     if not args.table:
         print(f"# {cpu_model()} · {platform.python_version()} · commit {git_commit()}", flush=True)
+        from mnist_tui.core.engine import resolve_device, resolve_precision
+
+        mode = resolve_precision(args.precision, resolve_device("auto"))
         for name, seed in parse_jobs(args.jobs):
             done = {(r["version"], r["seed"], r["precision"]) for r in read_rows(csv_path)}
-            from mnist_tui.core.engine import resolve_device, resolve_precision
-
-            mode = resolve_precision(args.precision, resolve_device("auto"))
             if (name, str(seed), mode) in done and not args.again:
                 print(f"  {name} seed {seed} ({mode}) is already in {csv_path.name}; skipped", flush=True)
                 continue

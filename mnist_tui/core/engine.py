@@ -89,6 +89,11 @@ def make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=r.lr, momentum=r.momentum, weight_decay=r.weight_decay)
 
 
+def steps_every_batch(config: TrainConfig) -> bool:
+    """Whether the run's scheduler steps after every batch (onecycle) or after every epoch."""
+    return config.recipe.scheduler == "onecycle"
+
+
 def make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, batches: int):
     """The run's LR schedule; onecycle is stepped every batch, the others every epoch."""
     r = config.recipe
@@ -234,7 +239,7 @@ def _run(config: TrainConfig, stop: threading.Event, resume_dir: Path | None) ->
                 yield RunFailed(f"training diverged: {reason}", writer.path, "diverged")
                 return
             lr = optimizer.param_groups[0]["lr"]
-            if scheduler is not None and r.scheduler != "onecycle":
+            if scheduler is not None and not steps_every_batch(config):
                 scheduler.step()
             t0 = time.perf_counter()
             evaluated = evaluate(model, test_data, r.test_batch_size, stop, precision)
@@ -336,7 +341,7 @@ def _train_epoch(config, model, optimizer, train_data, order, epoch, batches, st
     model.train()
     device = train_data.labels.device
     affine = Affine(r.rotate, r.translate, r.scale)
-    per_batch = scheduler if r.scheduler == "onecycle" else None
+    per_batch = scheduler if steps_every_batch(config) else None
     # Accumulate on the device and read back only at progress events: no per-step sync.
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.long, device=device)
