@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--translate", type=float, metavar="F", help="augment: shift each image by up to ± F of its size")
     t.add_argument("--scale", type=float, metavar="F", help="augment: zoom each image by 1 ± up to F")
     t.add_argument("--precision", choices=PRECISIONS, default="auto", help="fp32, bf16 autocast, or auto: bf16 where the hardware has it (default)")
+    t.add_argument("--no-cuda-graph", dest="cuda_graph", action="store_false", help="on CUDA, train eagerly instead of replaying each step from a CUDA graph")
     t.add_argument("--holdout", type=_non_negative_int, default=0, metavar="N", help="evaluate on the last N training images instead of the test set (for tuning)")
     t.add_argument("--data", metavar="DIR", help="dataset root (default: $MNIST_TUI_DATA or the project's data/)")
     t.add_argument("--runs", metavar="DIR", help="runs folder (default: $MNIST_TUI_RUNS or the project's runs/)")
@@ -147,6 +148,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         data_dir=args.data,
         runs_dir=args.runs,
         precision=args.precision,
+        cuda_graph=args.cuda_graph,
         holdout=args.holdout,
         **overrides,
     )

@@ -26,13 +26,15 @@ def epoch_line(e: EpochFinished) -> str:
 
 def _started_line(e: RunStarted) -> str:
     return (
-        f"run {e.run_id}: {e.config.model}, {e.params:,} parameters, {e.device_name}, {e.precision}, "
+        f"run {e.run_id}: {e.config.model}, {e.params:,} parameters, {e.device_name}, {e.precision}"
+        + (", CUDA graph" if e.cuda_graph else "")
+        + ", "
         + (
             f"{e.train_size:,} training / {e.test_size:,} held-out training images (reported as test)"
             if e.evaluated_on == "holdout"
             else f"{e.train_size:,} training / {e.test_size:,} test images"
         )
-    )
+    ) + (f"\nwarning: {e.warning}" if e.warning else "")
 
 
 def _finished_line(e: RunFinished) -> str:

@@ -32,4 +32,4 @@ def runs_dir(tmp_path):
 @pytest.fixture
 def small_config(runs_dir):
     """v2 on 256 training images for 2 epochs, evaluated on the full test set."""
-    return get_version("v2").config(epochs=2, limit=256, device="cpu", runs_dir=str(runs_dir), progress_every=1)
+    return get_version("v2").config(epochs=2, limit=256, device="cpu", runs_dir=str(runs_dir), progress_every=1, progress_seconds=0)

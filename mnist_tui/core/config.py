@@ -48,11 +48,15 @@ class TrainConfig:
     limit: int | None = None  # train on the first N training images only
     data_dir: str | None = None  # None: see data.find_root
     runs_dir: str | None = None  # None: see runs.default_runs_dir
-    progress_every: int = 10  # batches between progress events
+    progress_every: int = 10  # batches between progress events...
+    progress_seconds: float = 0.25  # ...and at least this many seconds between them
     precision: str = "auto"  # fp32, bf16 (autocast) or auto
     # Hold out the last N training images and evaluate on them instead of the test set, for
     # tuning a recipe without looking at the test set. 0: evaluate on the test set.
     holdout: int = 0
+    # On CUDA, record each full batch's forward and backward pass once as a CUDA graph and
+    # replay it (see step.py); False trains eagerly. No effect on other devices.
+    cuda_graph: bool = True
 
     def replace(self, **changes) -> "TrainConfig":
         """A copy with top-level or recipe fields changed (recipe fields by their own name)."""
@@ -107,6 +111,8 @@ def config_problems(config: TrainConfig) -> dict[str, str]:
         problems["precision"] = f"unknown precision {config.precision!r} (choose from {', '.join(PRECISIONS)})"
     if not isinstance(config.holdout, int) or not 0 <= config.holdout < MNIST_TRAIN_SIZE:
         problems["holdout"] = f"holdout must be a number of images from 0 to {MNIST_TRAIN_SIZE - 1:,}, got {config.holdout!r}"
+    if not isinstance(config.progress_seconds, (int, float)) or not config.progress_seconds >= 0:
+        problems["progress_seconds"] = f"seconds between progress updates must be zero or more, got {config.progress_seconds!r}"
     if not isinstance(config.seed, int) or config.seed < 0:
         problems["seed"] = f"seed must be a whole number ≥ 0, got {config.seed!r}"
     if config.device not in DEVICES:

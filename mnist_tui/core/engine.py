@@ -16,6 +16,7 @@ from mnist_tui.core import data
 from mnist_tui.core.augment import Affine
 from mnist_tui.core.config import ConfigError, TrainConfig, check_config
 from mnist_tui.core.events import BatchProgress, EpochFinished, Event, RunFailed, RunFinished, RunStarted
+from mnist_tui.core.step import EagerStep, autocast, make_step
 from mnist_tui.core.runs import CHECKPOINT, RESUMABLE, CheckpointError, RunWriter, default_runs_dir, load_checkpoint, read_run
 from mnist_tui.core.versions import get_version
 
@@ -62,10 +63,6 @@ def resolve_precision(requested: str, device: torch.device) -> str:
     return requested
 
 
-def autocast(device: torch.device, precision: str):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
-
-
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
@@ -80,13 +77,15 @@ def memory_in_use_mb(device: torch.device) -> float | None:
     return None
 
 
-def make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
+def make_optimizer(config: TrainConfig, params, device: torch.device | None = None) -> torch.optim.Optimizer:
+    """The recipe's optimizer; on CUDA the fused kernel (one launch per step, not one per op)."""
     r = config.recipe
+    fused = {"fused": True} if device is not None and device.type == "cuda" else {}
     if r.optimizer == "adam":
-        return torch.optim.Adam(params, lr=r.lr, weight_decay=r.weight_decay)
+        return torch.optim.Adam(params, lr=r.lr, weight_decay=r.weight_decay, **fused)
     if r.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=r.lr, weight_decay=r.weight_decay)
-    return torch.optim.SGD(params, lr=r.lr, momentum=r.momentum, weight_decay=r.weight_decay)
+        return torch.optim.AdamW(params, lr=r.lr, weight_decay=r.weight_decay, **fused)
+    return torch.optim.SGD(params, lr=r.lr, momentum=r.momentum, weight_decay=r.weight_decay, **fused)
 
 
 def steps_every_batch(config: TrainConfig) -> bool:
@@ -171,11 +170,14 @@ def _run(config: TrainConfig, stop: threading.Event, resume_dir: Path | None) ->
     precision = resolve_precision(config.precision, device)
     # channels_last lets the CPU (oneDNN) and CUDA (cuDNN) convolutions skip layout reorders.
     model = version.build(dropout=r.dropout).to(device, memory_format=torch.channels_last)
-    optimizer = make_optimizer(config, model.parameters())
+    optimizer = make_optimizer(config, model.parameters(), device)
+    step = make_step(model, optimizer, device, precision, r.batch_size, config.cuda_graph)
     train_data = data.DeviceSplit.from_split(train_split, device, config.limit)
     test_data = data.DeviceSplit.from_split(test_split, device)
     batches = train_data.num_batches(r.batch_size)
     scheduler = make_scheduler(config, optimizer, batches)
+    # Recorded before any checkpoint is restored: restoring copies into the same tensors.
+    step.prepare(train_data.images[: r.batch_size], train_data.labels[: r.batch_size])
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     runs_dir = default_runs_dir(config.runs_dir)
     first_epoch, accs = 1, []
@@ -197,6 +199,7 @@ def _run(config: TrainConfig, stop: threading.Event, resume_dir: Path | None) ->
                     "device": device.type,
                     "device_name": device_name(device),
                     "precision": precision,
+                    "cuda_graph": step.graph,
                     "evaluated_on": evaluated_on,
                     "torch_version": torch.__version__,
                     "mnist_tui_version": __version__,
@@ -220,6 +223,8 @@ def _run(config: TrainConfig, stop: threading.Event, resume_dir: Path | None) ->
         test_size=len(test_data),
         batches_per_epoch=batches,
         precision=precision,
+        cuda_graph=step.graph,
+        warning=step.fallback,
         evaluated_on=evaluated_on,
     )
 
@@ -227,8 +232,7 @@ def _run(config: TrainConfig, stop: threading.Event, resume_dir: Path | None) ->
     try:
         for epoch in range(first_epoch, r.epochs + 1):
             result = yield from _train_epoch(
-                config, model, optimizer, train_data, order, epoch, batches, stop, writer,
-                precision=precision, scheduler=scheduler, augment=augment,
+                config, step, train_data, order, epoch, batches, stop, writer, scheduler=scheduler, augment=augment,
             )
             if result is None:
                 break
@@ -335,10 +339,15 @@ def _restore(run_dir: Path, device, model, optimizer, scheduler, order, augment)
     return done + 1, accs
 
 
-def _train_epoch(config, model, optimizer, train_data, order, epoch, batches, stop, writer=None, *, precision="fp32", scheduler=None, augment=None):
-    """One pass over the training data; returns (loss, acc %, seconds), or None if stopped."""
+def _train_epoch(config, step: EagerStep, train_data, order, epoch, batches, stop, writer=None, *, scheduler=None, augment=None):
+    """One pass over the training data; returns (loss, acc %, seconds), or None if stopped.
+
+    Progress events come every `progress_every` batches but at most every
+    `progress_seconds`: each reads the running sums back from the device, and a fast GPU
+    would otherwise wait on that, and a screen redraw, every few milliseconds.
+    """
     r = config.recipe
-    model.train()
+    step.model.train()
     device = train_data.labels.device
     affine = Affine(r.rotate, r.translate, r.scale)
     per_batch = scheduler if steps_every_batch(config) else None
@@ -346,25 +355,22 @@ def _train_epoch(config, model, optimizer, train_data, order, epoch, batches, st
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.long, device=device)
     seen = 0
-    t0 = time.perf_counter()
+    t0 = last_event = time.perf_counter()
     for i, (x, y) in enumerate(train_data.batches(r.batch_size, order), start=1):
         if stop.is_set():
             return None
         if affine.active and augment is not None:
             x = affine(x, augment, data.BACKGROUND)
-        with autocast(device, precision):
-            out = model(x)
-        loss = F.cross_entropy(out.float(), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        out, loss = step(x, y)
+        step.optimizer.step()
         if per_batch is not None:
             per_batch.step()
         loss_sum += loss.detach() * len(y)
         correct += (out.argmax(1) == y).sum()
         seen += len(y)
-        if i % config.progress_every == 0 or i == batches:
-            elapsed = time.perf_counter() - t0
+        if i == batches or (i % config.progress_every == 0 and time.perf_counter() - last_event >= config.progress_seconds):
+            last_event = time.perf_counter()
+            elapsed = last_event - t0
             running_loss = loss_sum.item() / seen
             if not math.isfinite(running_loss):
                 break  # diverged: the caller reports it, no point training on

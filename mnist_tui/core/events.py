@@ -21,6 +21,8 @@ class RunStarted:
     batches_per_epoch: int
     precision: str = "fp32"  # the numeric mode in use: "fp32" or "bf16" (autocast)
     evaluated_on: str = "test"  # "test", or "holdout" when tuning on held-out training images
+    cuda_graph: bool = False  # training steps replayed from a CUDA graph (see core/step.py)
+    warning: str | None = None  # something the user should know, e.g. a fallback to eager steps
 
 
 @dataclass(frozen=True)

@@ -189,10 +189,12 @@ class TrainScreen(Screen):
         if isinstance(ev, RunStarted):
             self.run_dir = ev.run_dir
             self.query_one("#device-line", Static).update(
-                f"[b]{ev.config.model}[/b] · {ev.params:,} params · {ev.device_name} · {ev.precision} · "
+                f"[b]{ev.config.model}[/b] · {ev.params:,} params · {ev.device_name} · {ev.precision}{' · CUDA graph' if ev.cuda_graph else ''} · "
                 f"{ev.train_size:,} train / {ev.test_size:,} {'held-out' if ev.evaluated_on == 'holdout' else 'test'} images · {ev.run_id}"
             )
             self.query_one("#epoch-progress", ProgressBar).update(total=ev.batches_per_epoch, progress=0)
+            if ev.warning:
+                self.notify(ev.warning, severity="warning", timeout=10)
         elif isinstance(ev, BatchProgress):
             self.query_one("#epoch-progress", ProgressBar).update(total=ev.batches, progress=ev.batch)
             self.query_one("#speed", Static).update(

@@ -1,0 +1,135 @@
+"""One training step's forward and backward pass: eager everywhere, a CUDA graph on CUDA.
+
+On a GPU, MNIST-sized networks spend most of an eager step launching a hundred small kernels
+from Python. `GraphStep` records the forward pass, the loss and the backward pass of one full
+batch once, as a CUDA graph, and afterwards only copies each batch into the graph's input
+buffers and replays it: one launch instead of a hundred. The optimizer step, the schedule and
+the running sums stay eager (a few launches, a fused optimizer on CUDA).
+
+Both steps leave the gradients in the parameters' `.grad` and return (logits, loss); the caller
+then steps the optimizer. A batch of another size than the recorded one (the last, partial
+batch of an epoch) runs eagerly, accumulating into the graph's own gradient buffers after
+zeroing them in place.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def autocast(device: torch.device, precision: str, cache: bool = True):
+    # Recording a CUDA graph needs the weight-cast cache off: cached casts would be graph memory.
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16", cache_enabled=cache)
+
+
+def forward_backward(model, x, y, device, precision, cache=True):
+    with autocast(device, precision, cache):
+        out = model(x)
+    loss = F.cross_entropy(out.float(), y)
+    loss.backward()
+    return out, loss
+
+
+class EagerStep:
+    """Forward and backward pass in plain PyTorch, gradients set afresh each step."""
+
+    graph = False
+    fallback: str | None = None
+
+    def prepare(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """Called once with a sample batch before training; nothing to do here."""
+
+    def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, device: torch.device, precision: str):
+        self.model, self.optimizer, self.device, self.precision = model, optimizer, device, precision
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self.optimizer.zero_grad(set_to_none=True)
+        return forward_backward(self.model, x, y, self.device, self.precision)
+
+
+class GraphStep(EagerStep):
+    """Forward and backward pass of full batches replayed from a CUDA graph (CUDA only).
+
+    `prepare` records the graph from a sample batch, after three warm-up passes on a side
+    stream (cuDNN picks its algorithms there); the batch-norm running statistics those passes
+    touch are put back, so recording leaves the model as it found it. If recording fails, the
+    step says why in `fallback` and runs eagerly from then on.
+    """
+
+    graph = True
+    # Let cuDNN time its algorithms for the recorded shapes (about a second, once): measured on
+    # an H200, v2's recorded step then runs in 0.39 s an epoch instead of 0.48 s. Everything
+    # run eagerly (evaluation, the partial batch) keeps cuDNN's quick heuristics.
+    tune_algorithms = True
+
+    def __init__(self, model, optimizer, device, precision, batch_size: int):
+        super().__init__(model, optimizer, device, precision)
+        self.batch_size = batch_size
+        self.cuda_graph: torch.cuda.CUDAGraph | None = None
+
+    def prepare(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        try:
+            self._record(x[: self.batch_size], y[: self.batch_size])
+        except RuntimeError as exc:
+            self.fallback = f"CUDA graph recording failed, training eagerly: {str(exc).strip().splitlines()[0]}"
+            self.cuda_graph = None
+            self.graph = False
+            self.optimizer.zero_grad(set_to_none=True)
+            torch.cuda.synchronize(self.device)
+
+    def __call__(self, x, y):
+        if self.cuda_graph is None or len(y) != self.batch_size:
+            return self._eager(x, y)
+        self.x.copy_(x)
+        self.y.copy_(y)
+        self.cuda_graph.replay()
+        return self.out, self.loss
+
+    def _eager(self, x, y):
+        # Zero in place: the graph keeps writing into these same gradient tensors.
+        self.optimizer.zero_grad(set_to_none=self.cuda_graph is None)
+        return forward_backward(self.model, x, y, self.device, self.precision)
+
+    def _record(self, x, y) -> None:
+        self.x, self.y = x.clone(), y.clone()
+        saved = {name: b.clone() for name, b in self.model.named_buffers()}
+        benchmark = torch.backends.cudnn.benchmark
+        torch.backends.cudnn.benchmark = self.tune_algorithms
+        try:
+            self._warm_up_and_record(saved)
+        finally:
+            torch.backends.cudnn.benchmark = benchmark
+
+    def _warm_up_and_record(self, saved: dict) -> None:
+        model, device = self.model, self.device
+        side = torch.cuda.Stream(device)
+        side.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(side):  # warm-up passes: they touch the BN statistics, restored below
+            for _ in range(3):
+                self.optimizer.zero_grad(set_to_none=True)
+                forward_backward(model, self.x, self.y, device, self.precision, cache=False)
+        torch.cuda.current_stream(device).wait_stream(side)
+        # Gradients must not exist yet, so that backward allocates them from the graph's pool.
+        self.optimizer.zero_grad(set_to_none=True)
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(graph):
+                out, loss = forward_backward(model, self.x, self.y, device, self.precision, cache=False)
+            # Keep the outputs' memory but not their autograd graph: holding it would keep the
+            # parameters' gradient-accumulator nodes tied to the recording stream, and an eager
+            # backward (the partial last batch) would then add its gradients on that stream.
+            self.out, self.loss = out.detach(), loss.detach()
+            del out, loss
+        finally:
+            with torch.no_grad():
+                for name, b in model.named_buffers():
+                    b.copy_(saved[name])
+        self.cuda_graph = graph
+
+
+def make_step(model, optimizer, device: torch.device, precision: str, batch_size: int, cuda_graph: bool) -> EagerStep:
+    """GraphStep on CUDA when asked for, EagerStep everywhere else."""
+    if cuda_graph and device.type == "cuda":
+        return GraphStep(model, optimizer, device, precision, batch_size)
+    return EagerStep(model, optimizer, device, precision)

@@ -1,0 +1,102 @@
+"""Training steps: eager on the CPU, CUDA graphs on a GPU (those tests run where CUDA is)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from mnist_tui.core import data
+from mnist_tui.core.engine import make_optimizer, train
+from mnist_tui.core.events import BatchProgress, EpochFinished, RunFinished, RunStarted
+from mnist_tui.core.step import EagerStep, GraphStep, make_step
+from mnist_tui.core.versions import get_version
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def test_cpu_trains_eagerly_and_says_so(small_config, runs_dir):
+    events = list(train(small_config.replace(epochs=1)))
+    started = events[0]
+    assert isinstance(started, RunStarted) and started.cuda_graph is False and started.warning is None
+    saved = json.loads((started.run_dir / "config.json").read_text())
+    assert saved["cuda_graph"] is False
+    assert isinstance(events[-1], RunFinished) and events[-1].status == "finished"
+
+
+def test_progress_events_are_spaced_in_time(small_config):
+    # 256 images in batches of 16: 16 batches per epoch, one event each when unthrottled...
+    config = small_config.replace(epochs=1, batch_size=16)
+    every = [e for e in train(config) if isinstance(e, BatchProgress)]
+    assert [e.batch for e in every] == list(range(1, 17))
+    # ...but with an hour between events only the epoch's last batch reports.
+    spaced = [e for e in train(config.replace(progress_seconds=3600))]
+    assert [e.batch for e in spaced if isinstance(e, BatchProgress)] == [16]
+    assert sum(isinstance(e, EpochFinished) for e in spaced) == 1
+
+
+def _twin_steps(device: torch.device, graph: bool, batch: int = 32):
+    torch.manual_seed(0)
+    version = get_version("v2")
+    model = version.build(dropout=0.0).to(device, memory_format=torch.channels_last)
+    optimizer = make_optimizer(version.config(optimizer="sgd", lr=0.05, weight_decay=0.0), model.parameters(), device)
+    return model, optimizer, make_step(model, optimizer, device, "fp32", batch, graph)
+
+
+@cuda
+def test_graph_steps_train_like_eager_steps(monkeypatch):
+    # Same algorithms, no TF32 rounding: then only the order of float sums may differ.
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    device = torch.device("cuda")
+    train_split, _ = data.load()
+    x = data.normalise(train_split.images[:112], device)
+    y = train_split.labels[:112].to(device)
+    # Three full batches of 32 and the partial batch of 16 an epoch ends with.
+    batches = [(x[i : i + 32], y[i : i + 32]) for i in range(0, 112, 32)]
+    results = []
+    for graph in (False, True):
+        model, optimizer, step = _twin_steps(device, graph)
+        step.prepare(x[:32], y[:32])
+        assert isinstance(step, GraphStep) == graph and step.fallback is None
+        losses = []
+        for xb, yb in batches * 2:
+            _, loss = step(xb, yb)
+            optimizer.step()
+            losses.append(loss.item())
+        results.append((losses, model.state_dict()))
+    (eager_losses, eager_state), (graph_losses, graph_state) = results
+    errors = {}
+    for name, value in eager_state.items():
+        ref = value.double()
+        errors[name] = ((graph_state[name].double() - ref).norm() / max(ref.norm().item(), 1e-12)).item()
+    assert max(errors.values()) < 1e-3, errors
+    assert graph_losses == pytest.approx(eager_losses, rel=1e-3)
+
+
+@cuda
+def test_a_cuda_run_records_and_replays_its_steps(tmp_path):
+    config = get_version("v4").config(epochs=2, limit=2000, device="cuda", runs_dir=str(tmp_path))
+    events = list(train(config))
+    started, finished = events[0], events[-1]
+    assert started.cuda_graph is True and started.warning is None
+    assert isinstance(finished, RunFinished) and finished.status == "finished"
+    assert finished.final_test_acc > 50
+
+
+def test_make_step_is_eager_off_cuda():
+    model, optimizer, step = _twin_steps(torch.device("cpu"), graph=True)
+    assert type(step) is EagerStep and step.graph is False
+
+
+def test_the_start_line_says_when_steps_replay_and_why_they_do_not(small_config, tmp_path):
+    from mnist_tui.headless import _started_line
+
+    common = dict(run_id="r1", run_dir=tmp_path, config=small_config, device="cuda", device_name="NVIDIA H200",
+                  params=99_746, train_size=60_000, test_size=10_000, batches_per_epoch=469, precision="bf16")
+    assert "NVIDIA H200, bf16, CUDA graph, 60,000 training" in _started_line(RunStarted(**common, cuda_graph=True))
+    line = _started_line(RunStarted(**common, warning="CUDA graph recording failed, training eagerly: boom"))
+    assert "CUDA graph," not in line and line.endswith("\nwarning: CUDA graph recording failed, training eagerly: boom")
