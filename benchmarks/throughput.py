@@ -13,7 +13,10 @@ For each version, the same number of training steps at batch 128 through:
     off so that both sides do the same work (v3 and v4's recipes augment; the seed's do not);
 (c) tui: the same run as (b) started from the app's Train screen (a Textual worker, the app
     rendering every progress update in a headless terminal), as benchmarks/ui_speed.py
-    measures it, with the version picked in the app.
+    measures it, with the version picked in the app, in a fresh process as a user's would
+    be. (In this process the main thread has already run torch: GNU OpenMP then counts more
+    threads than cores and stops spin-waiting in the worker's thread pool, which alone costs
+    a thread-run engine 10-35% on two cores.)
 
 --ablate adds a table for one version (default v2) of the options weighed for the engine,
 each measured alone on the same tensor-resident loop: fp32 contiguous, channels_last, bf16
@@ -31,6 +34,7 @@ import argparse
 import asyncio
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -94,6 +98,20 @@ def engine_ips(name: str, steps: int, runs: str, precision: str = "auto") -> tup
         elif isinstance(ev, EpochFinished):
             ips = ev.images_per_s
     return ips, mode
+
+
+def tui_in_fresh_process(name: str, steps: int, precision: str) -> float:
+    """(c): the TUI's training images/s for `name`, measured in a new Python process."""
+    cmd = [sys.executable, __file__, "--tui-one", name, "--steps", str(steps), "--precision", precision]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return float(out.strip().splitlines()[-1])
+
+
+def tui_one(name: str, steps: int, precision: str) -> None:
+    from benchmarks.ui_speed import tui_ips
+
+    with tempfile.TemporaryDirectory() as runs:
+        print(asyncio.run(tui_ips(same_work(name, steps, runs, precision), Path(runs)))[0], flush=True)
 
 
 def resident_ips(name: str, steps: int, warmup: int, options: set[str]) -> tuple[float, float]:
@@ -184,7 +202,11 @@ def main() -> int:
     parser.add_argument("--no-tui", action="store_true", help="skip the TUI column")
     parser.add_argument("--ablate", metavar="VERSION", nargs="?", const="v2", help="also measure each engine option alone (default v2)")
     parser.add_argument("--compile", action="store_true", help="include torch.compile in the ablation")
+    parser.add_argument("--tui-one", metavar="VERSION", help=argparse.SUPPRESS)  # child process of (c)
     args = parser.parse_args()
+    if args.tui_one:
+        tui_one(args.tui_one, args.steps, args.precision)
+        return 0
 
     import torch
 
@@ -212,11 +234,8 @@ def main() -> int:
                 print(f"  {name}: seed {seed[-1]:,.0f}  engine {engine[-1]:,.0f} img/s", flush=True)
             rows.append([name, statistics.median(seed), statistics.median(engine), mode, None])
         if not args.no_tui:
-            from benchmarks.ui_speed import tui_ips
-
             for row in rows:
-                config = same_work(row[0], args.steps, runs, args.precision)
-                row[4] = asyncio.run(tui_ips(config, Path(runs)))[0]
+                row[4] = tui_in_fresh_process(row[0], args.steps, args.precision)
                 print(f"  {row[0]}: tui {row[4]:,.0f} img/s", flush=True)
 
     print()
