@@ -104,18 +104,16 @@ def seed_pipeline(name: str, epochs: int, root: str, device: str, smoke: dict) -
     """The seed notebooks' loop on the GPU: per-epoch train + test seconds, and accuracies."""
     import torch
     import torch.nn.functional as F
-    from torch.utils.data import DataLoader
-    from torchvision import datasets, transforms
 
+    from benchmarks.throughput import seed_loader
     from mnist_tui.core.engine import make_optimizer, make_scheduler
     from mnist_tui.core.versions import get_version
 
     dev = torch.device(device)
     version = get_version(name)
     config = version.config()
-    tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
-    train_loader = DataLoader(datasets.MNIST(root, train=True, download=False, transform=tf), batch_size=128, shuffle=True)
-    test_loader = DataLoader(datasets.MNIST(root, train=False, download=False, transform=tf), batch_size=config.recipe.test_batch_size)
+    train_loader = seed_loader(root, train=True)
+    test_loader = seed_loader(root, train=False, batch_size=config.recipe.test_batch_size)
     torch.manual_seed(1)
     model = version.build().to(dev)
     optimizer = make_optimizer(config, model.parameters())  # not fused: the seed's own optimizer

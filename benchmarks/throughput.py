@@ -47,18 +47,24 @@ sys.path.insert(0, str(ROOT))
 BATCH = 128
 
 
+def seed_loader(data_root: str, train: bool, batch_size: int = BATCH):
+    """The seed notebooks' data pipeline: torchvision's MNIST, ToTensor + Normalize, a DataLoader."""
+    from torch.utils.data import DataLoader
+    from torchvision import datasets, transforms
+
+    tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
+    return DataLoader(datasets.MNIST(data_root, train=train, download=False, transform=tf), batch_size=batch_size, shuffle=train)
+
+
 def seed_pipeline_ips(name: str, steps: int, warmup: int, data_root: str) -> float:
     """Images/s of the seed notebooks' loop over `steps` batches, after `warmup` batches."""
     import torch.nn.functional as F
-    from torch.utils.data import DataLoader
-    from torchvision import datasets, transforms
 
     from mnist_tui.core.engine import make_optimizer
     from mnist_tui.core.versions import get_version
 
     version = get_version(name)
-    tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
-    loader = DataLoader(datasets.MNIST(data_root, train=True, download=False, transform=tf), batch_size=BATCH, shuffle=True)
+    loader = seed_loader(data_root, train=True)
     model = version.build()
     model.train()
     optimizer = make_optimizer(version.config(), model.parameters())
