@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from mnist_tui import __version__
-from mnist_tui.core import data
+from mnist_tui.core import data, layout
 from mnist_tui.core.augment import Affine
 from mnist_tui.core.config import ConfigError, TrainConfig, check_config
 from mnist_tui.core.events import BatchProgress, EpochFinished, Event, RunFailed, RunFinished, RunStarted
@@ -170,6 +170,7 @@ def _run(config: TrainConfig, stop: threading.Event, resume_dir: Path | None) ->
     precision = resolve_precision(config.precision, device)
     # channels_last lets the CPU (oneDNN) and CUDA (cuDNN) convolutions skip layout reorders.
     model = version.build(dropout=r.dropout).to(device, memory_format=torch.channels_last)
+    nchw = layout.nchw_batch_norms(model, device, precision)
     optimizer = make_optimizer(config, model.parameters(), device)
     step = make_step(model, optimizer, device, precision, r.batch_size, config.cuda_graph)
     train_data = data.DeviceSplit.from_split(train_split, device, config.limit)
@@ -200,6 +201,7 @@ def _run(config: TrainConfig, stop: threading.Event, resume_dir: Path | None) ->
                     "device_name": device_name(device),
                     "precision": precision,
                     "cuda_graph": step.graph,
+                    "nchw_batch_norms": nchw,
                     "evaluated_on": evaluated_on,
                     "torch_version": torch.__version__,
                     "mnist_tui_version": __version__,
