@@ -8,7 +8,8 @@ For each version, the same number of training steps at batch 128 through:
     `Normalize((0.1307,), (0.3081,))`, a `DataLoader(batch_size=128, shuffle=True)`, the
     version's optimizer, fp32, eager, default memory format;
 (b) engine: `mnist_tui.core.engine.train` with the version's recipe and the app's defaults
-    (tensor-resident data, channels_last, numeric mode `auto`, no per-step sync); its
+    (tensor-resident data, channels_last but for the batch norms it is slow on, numeric mode
+    `auto`, no per-step sync); its
     second epoch's training images/s (the first is the warm-up). Augmentation is switched
     off so that both sides do the same work (v3 and v4's recipes augment; the seed's do not);
 (c) tui: the same run as (b) started from the app's Train screen (a Textual worker, the app
@@ -19,9 +20,10 @@ For each version, the same number of training steps at batch 128 through:
     a thread-run engine 10-35% on two cores.)
 
 --ablate adds a table for one version (default v2) of the options weighed for the engine,
-each measured alone on the same tensor-resident loop: fp32 contiguous, channels_last, bf16
-autocast, both, both with flushed denormals, with the fused optimizer step, and (with
---compile) torch.compile, whose compile time is reported separately.
+each measured on the same tensor-resident loop: fp32 contiguous, channels_last, bf16 autocast,
+both, both with NCHW batch norms where channels_last is slow (the engine), and the engine's
+options with flushed denormals, with the fused optimizer step, and (with --compile)
+torch.compile, whose compile time is reported separately.
 
 (a) and (b) alternate in one process for --rounds rounds after a warm-up, so drift on a noisy
 machine hits both; the table shows the median of each side and their ratio. (c) runs once per
@@ -122,13 +124,14 @@ def tui_one(name: str, steps: int, precision: str) -> None:
 
 def resident_ips(name: str, steps: int, warmup: int, options: set[str]) -> tuple[float, float]:
     """A bare training loop on normalised tensors already in memory, with some options on:
-    "cl" channels_last, "bf16" autocast, "denormal" flush-to-zero, "fused" fused optimizer,
-    "compile" torch.compile. Returns (images/s, seconds spent before the first step ends)."""
+    "cl" channels_last, "bf16" autocast, "bn" the batch norms channels_last is slow on in NCHW
+    (core/layout.py), "denormal" flush-to-zero, "fused" fused optimizer, "compile" torch.compile. Returns (images/s, seconds spent before the first step ends)."""
     import torch
     import torch.nn.functional as F
 
     from mnist_tui.core import data
     from mnist_tui.core.engine import make_optimizer
+    from mnist_tui.core.layout import nchw_batch_norms
     from mnist_tui.core.versions import get_version
 
     version = get_version(name)
@@ -139,6 +142,8 @@ def resident_ips(name: str, steps: int, warmup: int, options: set[str]) -> tuple
     model = version.build()
     if "cl" in options:
         model = model.to(memory_format=torch.channels_last)
+    if "bn" in options:
+        nchw_batch_norms(model, torch.device("cpu"), "bf16" if "bf16" in options else "fp32")
     params = list(model.parameters())
     optimizer = make_optimizer(version.config(), params)
     if "fused" in options:
@@ -170,14 +175,15 @@ ABLATION = (
     ("fp32, contiguous", set()),
     ("channels_last", {"cl"}),
     ("bf16 autocast", {"bf16"}),
-    ("channels_last + bf16 (the engine)", {"cl", "bf16"}),
-    ("+ flush denormals", {"cl", "bf16", "denormal"}),
-    ("+ fused optimizer step", {"cl", "bf16", "fused"}),
+    ("channels_last + bf16", {"cl", "bf16"}),
+    ("+ NCHW batch norms off 16 channels (the engine)", {"cl", "bf16", "bn"}),
+    ("+ flush denormals", {"cl", "bf16", "bn", "denormal"}),
+    ("+ fused optimizer step", {"cl", "bf16", "bn", "fused"}),
 )
 
 
 def ablate(name: str, steps: int, warmup: int, rounds: int, root: str, compile_too: bool) -> None:
-    variants = list(ABLATION) + ([("+ torch.compile", {"cl", "bf16", "compile"})] if compile_too else [])
+    variants = list(ABLATION) + ([("+ torch.compile", {"cl", "bf16", "bn", "compile"})] if compile_too else [])
     results: dict[str, list[float]] = {label: [] for label, _ in variants}
     seed: list[float] = []
     first_step: dict[str, float] = {}
