@@ -9,7 +9,7 @@ Each argument is VERSION:SEEDS. Every run trains the version with its registry r
 reported is the LAST epoch's test accuracy, never the best. Nothing here looks at the test
 set to choose anything. Each finished run is appended to `benchmarks/results/accuracy.csv`
 at once (so an interrupted benchmark keeps what it finished, and a rerun skips pairs already
-there unless --again), and the markdown table `accuracy.md` is rebuilt from that CSV: one
+there unless --again; the CSV keeps every run, the table each seed's newest), and the markdown table `accuracy.md` is rebuilt from that CSV: one
 row per version and numeric mode, every seed listed, mean ± sample std, wall time per run.
 The runs themselves are saved in --runs (default runs/) so the TUI's Runs screen shows them.
 """
@@ -138,6 +138,10 @@ def table(rows: list[dict]) -> str:
     """Markdown: one line per (version, precision, epochs, device), every seed shown."""
     from mnist_tui.core.versions import VERSIONS
 
+    newest: dict[tuple, dict] = {}  # a seed trained again (--again) shows its newest result
+    for row in rows:
+        newest[(row["version"], row["precision"], row["epochs"], row["device"], row["seed"])] = row
+    rows = list(newest.values())
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
         groups.setdefault((row["version"], row["precision"], row["epochs"], row["device"]), []).append(row)
@@ -168,7 +172,7 @@ def main() -> int:
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto", help="numeric mode (default: the app's default, auto)")
     parser.add_argument("--runs", help="runs folder (default: the app's runs/)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="folder for accuracy.csv and accuracy.md")
-    parser.add_argument("--again", action="store_true", help="train pairs already in the CSV again")
+    parser.add_argument("--again", action="store_true", help="train pairs already in the CSV again (the table then shows the newest)")
     parser.add_argument("--epochs", type=int, help="override the recipe's epochs (smoke tests only)")
     parser.add_argument("--limit", type=int, help="train on N images (smoke tests only)")
     parser.add_argument("--table", action="store_true", help="only rebuild the markdown table from the CSV")
