@@ -19,6 +19,8 @@ For each version, the same number of training steps at batch 128 through:
     threads than cores and stops spin-waiting in the worker's thread pool, which alone costs
     a thread-run engine 10-35% on two cores.)
 
+--batch-norm prints only the table behind core/layout.py's choice of layout per batch norm.
+
 --ablate adds a table for one version (default v2) of the options weighed for the engine,
 each measured on the same tensor-resident loop: fp32 contiguous, channels_last, bf16 autocast,
 both, both with NCHW batch norms where channels_last is slow (the engine), and the engine's
@@ -182,6 +184,47 @@ ABLATION = (
 )
 
 
+def batch_norm_layouts(repeats: int = 6, calls: int = 15) -> None:
+    """Print forward + backward + ReLU times of a training batch norm in channels_last and routed
+    through NCHW (core/layout.py, copies both ways included), per channel count, bf16 and fp32:
+    the measurements behind `layout.slow_in_channels_last`. Best of `repeats` runs of `calls`."""
+    import torch
+    import torch.nn.functional as F
+
+    from mnist_tui.core.layout import CHANNELS_LAST, NCHW, ToFormat, slow_in_channels_last
+
+    def best_ms(fn, x, grad) -> float:
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            for _ in range(calls):
+                fn(x).backward(grad)
+            times.append((time.perf_counter() - t0) / calls * 1e3)
+        return min(times)
+
+    print(f"\nBatch norm + ReLU, forward + backward, batch {BATCH}, best of {repeats} x {calls} calls:\n")
+    print("| dtype | channels | size | channels_last ms | via NCHW ms | NCHW / channels_last | engine uses |")
+    print("|---|---:|---:|---:|---:|---:|---|")
+    for dtype, precision in ((torch.bfloat16, "bf16"), (torch.float32, "fp32")):
+        for channels, size in ((8, 28), (12, 28), (16, 28), (24, 28), (32, 28), (48, 14), (64, 7)):
+            bn = torch.nn.BatchNorm2d(channels)
+            x = torch.randn(BATCH, channels, size, size, dtype=dtype).contiguous(memory_format=CHANNELS_LAST)
+            x.requires_grad_()
+            grad = torch.randn_like(x)
+
+            def direct(t, bn=bn):
+                return F.relu(bn(t * 1))
+
+            def via_nchw(t, bn=bn):
+                inner = bn(ToFormat.apply(t * 1, NCHW, CHANNELS_LAST))
+                return F.relu(ToFormat.apply(inner, CHANNELS_LAST, NCHW))
+
+            best_ms(direct, x, grad), best_ms(via_nchw, x, grad)  # warm-up
+            cl, nchw = best_ms(direct, x, grad), best_ms(via_nchw, x, grad)
+            uses = "NCHW" if slow_in_channels_last(channels, precision) else "channels_last"
+            print(f"| {precision} | {channels} | {size}x{size} | {cl:.2f} | {nchw:.2f} | {nchw / cl:.2f} | {uses} |", flush=True)
+
+
 def ablate(name: str, steps: int, warmup: int, rounds: int, root: str, compile_too: bool) -> None:
     variants = list(ABLATION) + ([("+ torch.compile", {"cl", "bf16", "bn", "compile"})] if compile_too else [])
     results: dict[str, list[float]] = {label: [] for label, _ in variants}
@@ -214,6 +257,7 @@ def main() -> int:
     parser.add_argument("--no-tui", action="store_true", help="skip the TUI column")
     parser.add_argument("--ablate", metavar="VERSION", nargs="?", const="v2", help="also measure each engine option alone (default v2)")
     parser.add_argument("--compile", action="store_true", help="include torch.compile in the ablation")
+    parser.add_argument("--batch-norm", action="store_true", help="only time batch norm in channels_last against NCHW, per channel count")
     parser.add_argument("--tui-one", metavar="VERSION", help=argparse.SUPPRESS)  # child process of (c)
     args = parser.parse_args()
     if args.tui_one:
@@ -223,6 +267,12 @@ def main() -> int:
     import torch
 
     from benchmarks.accuracy import cpu_model, git_commit
+
+    if args.batch_norm:
+        print(f"# {cpu_model()}; {torch.get_num_threads()} threads; torch {torch.__version__}; "
+              f"ATen CPU capability {torch.backends.cpu.get_cpu_capability()}; commit {git_commit()}")
+        batch_norm_layouts()
+        return 0
     from mnist_tui.core import data
     from mnist_tui.core.engine import device_name, resolve_device
 

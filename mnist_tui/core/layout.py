@@ -27,7 +27,7 @@ def slow_in_channels_last(channels: int, precision: str) -> bool:
     return channels < 16
 
 
-class _ToFormat(torch.autograd.Function):
+class ToFormat(torch.autograd.Function):
     """`x.contiguous(memory_format=to)` whose gradient is made contiguous in `back`.
 
     Plain `.contiguous()` passes the gradient through in whatever layout it arrives, and the
@@ -46,13 +46,13 @@ class _ToFormat(torch.autograd.Function):
 def _into_nchw(module: nn.Module, args: tuple) -> tuple | None:
     if not module.training:
         return None
-    return (_ToFormat.apply(args[0], NCHW, CHANNELS_LAST), *args[1:])
+    return (ToFormat.apply(args[0], NCHW, CHANNELS_LAST), *args[1:])
 
 
 def _back_to_channels_last(module: nn.Module, args: tuple, out: torch.Tensor) -> torch.Tensor | None:
     if not module.training:
         return None
-    return _ToFormat.apply(out, CHANNELS_LAST, NCHW)
+    return ToFormat.apply(out, CHANNELS_LAST, NCHW)
 
 
 def nchw_batch_norms(model: nn.Module, device: torch.device, precision: str) -> list[str]:
