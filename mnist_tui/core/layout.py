@@ -1,14 +1,16 @@
 """Memory layout for CPU training: channels_last, except batch norms PyTorch runs slowly in it.
 
 The engine trains in channels_last, where oneDNN's convolutions are fastest. PyTorch's own
-channels_last batch norm, though, vectorises over the channel dimension, and when the channel
-count does not fill its vectors it falls to scalar code: on this project's 2-core AVX-512 CPU,
-forward + backward + ReLU on a 128x12x28x28 bf16 batch takes 12.1 ms in channels_last but 3.1 ms
-in NCHW, copies both ways included (128x24x28x28: 9.2 / 7.3 ms; 16 or 48 channels: channels_last
-wins 2x). `nchw_batch_norms` routes those layers through NCHW while training: v2 trains 9-10%
-faster, v3 15-18% and v4 16% (benchmarks/results/throughput.md). Which layers: in bf16, channel
-counts that are not a multiple of 16; in fp32, fewer than 16 channels (24 channels is faster in
-channels_last there). Evaluation is left alone: it is faster in channels_last throughout.
+channels_last batch norm, though, vectorises across channels, and measured here it is
+several times slower when the channel count is not a multiple of 16. On this project's 2-core AVX-512 CPU,
+batch norm + ReLU forward and backward on a 128x24x28x28 bf16 batch took 9.9 ms in
+channels_last and 7.7 ms through NCHW, copies both ways included (8 channels: 4.3 / 2.1 ms),
+while 16, 32 or 48 channels run 1.3-2.7x faster in channels_last
+(`python benchmarks/throughput.py --batch-norm`). `nchw_batch_norms` routes the slow layers
+through NCHW while training; a v2 step got 8-10% faster, v3 and v4 16-18%
+(benchmarks/results/throughput.md). The rule: in bf16, channel counts that are not a
+multiple of 16; in fp32, fewer than 16 channels (24 is faster in channels_last there).
+Evaluation is left alone: it is faster in channels_last throughout.
 """
 
 from __future__ import annotations
