@@ -9,8 +9,9 @@ Each argument is VERSION:SEEDS. Every run trains the version with its registry r
 reported is the LAST epoch's test accuracy, never the best. Nothing here looks at the test
 set to choose anything. Each finished run is appended to `benchmarks/results/accuracy.csv`
 at once (so an interrupted benchmark keeps what it finished, and a rerun skips pairs already
-there unless --again; the CSV keeps every run, the table each seed's newest), and the markdown table `accuracy.md` is rebuilt from that CSV: one
-row per version and numeric mode, every seed listed, mean ± sample std, wall time per run.
+there unless --again; the CSV keeps every run, the table each seed's newest), and the
+markdown table `accuracy.md` is rebuilt from that CSV: one row per version and numeric
+mode, every seed listed, mean ± sample std, wall time per run.
 The runs themselves are saved in --runs (default runs/) so the TUI's Runs screen shows them.
 """
 

@@ -127,7 +127,8 @@ def tui_one(name: str, steps: int, precision: str) -> None:
 def resident_ips(name: str, steps: int, warmup: int, options: set[str]) -> tuple[float, float]:
     """A bare training loop on normalised tensors already in memory, with some options on:
     "cl" channels_last, "bf16" autocast, "bn" the batch norms channels_last is slow on in NCHW
-    (core/layout.py), "denormal" flush-to-zero, "fused" fused optimizer, "compile" torch.compile. Returns (images/s, seconds spent before the first step ends)."""
+    (core/layout.py), "denormal" flush-to-zero, "fused" fused optimizer, "compile"
+    torch.compile. Returns (images/s, seconds spent before the first step ends)."""
     import torch
     import torch.nn.functional as F
 
@@ -273,6 +274,7 @@ def main() -> int:
               f"ATen CPU capability {torch.backends.cpu.get_cpu_capability()}; commit {git_commit()}")
         batch_norm_layouts()
         return 0
+
     from mnist_tui.core import data
     from mnist_tui.core.engine import device_name, resolve_device
 
