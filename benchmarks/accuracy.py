@@ -187,7 +187,7 @@ def main() -> int:
     csv_path, md_path = args.results / "accuracy.csv", args.results / "accuracy.md"
     if not args.table:
         print(f"# {cpu_model()} · {platform.python_version()} · commit {git_commit()}", flush=True)
-        from mnist_tui.core.engine import resolve_device, resolve_precision
+        from mnist_tui.core.device import resolve_device, resolve_precision
 
         mode = resolve_precision(args.precision, resolve_device("auto"))
         for name, seed in parse_jobs(args.jobs):

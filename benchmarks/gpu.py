@@ -106,7 +106,7 @@ def seed_pipeline(name: str, epochs: int, root: str, device: str, smoke: dict) -
     import torch.nn.functional as F
 
     from benchmarks.throughput import seed_loader
-    from mnist_tui.core.engine import make_optimizer, make_scheduler
+    from mnist_tui.core.optim import make_optimizer, make_scheduler
     from mnist_tui.core.versions import get_version
 
     dev = torch.device(device)
@@ -160,7 +160,7 @@ def probe(name: str, batch: int, precision: str, channels_last: bool, steps: int
     import torch
 
     from mnist_tui.core import data
-    from mnist_tui.core.engine import make_optimizer
+    from mnist_tui.core.optim import make_optimizer
     from mnist_tui.core.step import GraphStep
     from mnist_tui.core.versions import get_version
 

@@ -64,7 +64,7 @@ def seed_pipeline_ips(name: str, steps: int, warmup: int, data_root: str) -> flo
     """Images/s of the seed notebooks' loop over `steps` batches, after `warmup` batches."""
     import torch.nn.functional as F
 
-    from mnist_tui.core.engine import make_optimizer
+    from mnist_tui.core.optim import make_optimizer
     from mnist_tui.core.versions import get_version
 
     version = get_version(name)
@@ -133,7 +133,7 @@ def resident_ips(name: str, steps: int, warmup: int, options: set[str]) -> tuple
     import torch.nn.functional as F
 
     from mnist_tui.core import data
-    from mnist_tui.core.engine import make_optimizer
+    from mnist_tui.core.optim import make_optimizer
     from mnist_tui.core.layout import nchw_batch_norms
     from mnist_tui.core.versions import get_version
 
@@ -276,7 +276,7 @@ def main() -> int:
         return 0
 
     from mnist_tui.core import data
-    from mnist_tui.core.engine import device_name, resolve_device
+    from mnist_tui.core.device import device_name, resolve_device
 
     root = str(data.find_root())
     data.prepare(Path(root))

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
-import signal
 import sys
 import threading
+from pathlib import Path
 
 from mnist_tui import __version__
 from mnist_tui.core.config import DEVICES, OPTIMIZERS, PRECISIONS, SCHEDULERS
 from mnist_tui.core.versions import VERSIONS
+from mnist_tui.trainer import ProcessLauncher, adopt_starting_log, handle_stop_signals, record_failed_start
 
 
 def _whole_number(minimum: int):
@@ -41,11 +43,17 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mnist-tui", description="Train and study MNIST convolutional networks.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+RUNS_HELP = "runs folder (default: $MNIST_TUI_RUNS or the project's runs/)"
+DATA_HELP = "dataset root (default: $MNIST_TUI_DATA or the project's data/)"
+RUN_HELP = "the run's id, its short id (the 6 hex digits at its end), or its folder"
 
+
+def _absolute(path: str | None) -> str | None:
+    """A folder given on the command line, made absolute so it means the same later."""
+    return str(Path(path).expanduser().resolve()) if path else None
+
+
+def _train_parser(sub) -> None:
     t = sub.add_parser("train", help="train a model version headless", description="Train a model version without the TUI. Unset options take the version's recipe.")
     t.add_argument("--model", default="v2", choices=list(VERSIONS), help="model version (default: v2)")
     t.add_argument("--epochs", type=_positive_int)
@@ -64,20 +72,51 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--precision", choices=PRECISIONS, default="auto", help="fp32, bf16 autocast, or auto: bf16 where the hardware has it (default)")
     t.add_argument("--no-cuda-graph", dest="cuda_graph", action="store_false", help="on CUDA, train eagerly instead of replaying each step from a CUDA graph")
     t.add_argument("--holdout", type=_non_negative_int, default=0, metavar="N", help="evaluate on the last N training images instead of the test set (for tuning)")
-    t.add_argument("--data", metavar="DIR", help="dataset root (default: $MNIST_TUI_DATA or the project's data/)")
-    t.add_argument("--runs", metavar="DIR", help="runs folder (default: $MNIST_TUI_RUNS or the project's runs/)")
+    t.add_argument("--data", metavar="DIR", help=DATA_HELP)
+    t.add_argument("--runs", metavar="DIR", help=RUNS_HELP)
+    t.add_argument("--detach", action="store_true", help="train in a background process of its own; print the run id and return")
+    # Used by the launcher of a detached trainer: the whole config, and the reserved folder name.
+    t.add_argument("--config-json", help=argparse.SUPPRESS)
+    t.add_argument("--run-name", help=argparse.SUPPRESS)
+    t.set_defaults(refuse=t.error)  # bad values found after parsing exit 2 the argparse way
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mnist-tui", description="Train and study MNIST convolutional networks. With no command, opens the app.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--runs", dest="app_runs", metavar="DIR", help=RUNS_HELP + " for the app")
+    parser.add_argument("--data", dest="app_data", metavar="DIR", help=DATA_HELP + " for the app")
+    parser.add_argument("--open", dest="app_open", choices=("train", "layers", "runs"), default="train", help="the screen the app opens on")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _train_parser(sub)
 
     res = sub.add_parser("resume", help="continue a stopped or interrupted run from its last checkpoint")
-    res.add_argument("run", help="the run's folder, id, or short id (the 6 hex digits at its end)")
-    res.add_argument("--runs", metavar="DIR", help="runs folder (default: $MNIST_TUI_RUNS or the project's runs/)")
-    res.add_argument("--data", metavar="DIR", help="dataset root (default: the one the run used)")
+    res.add_argument("run", help=RUN_HELP)
+    res.add_argument("--runs", metavar="DIR", help=RUNS_HELP)
+    res.add_argument("--data", metavar="DIR", help=DATA_HELP + "; never the folder stored in the run")
+    res.add_argument("--force", action="store_true", help="resume a run last seen training on another host that has been silent for 10 minutes")
+    res.add_argument("--detach", action="store_true", help="continue in a background process of its own and return")
+
+    st = sub.add_parser("stop", help="stop a live run after its current batch")
+    st.add_argument("run", help=RUN_HELP)
+    st.add_argument("--runs", metavar="DIR", help=RUNS_HELP)
+    st.add_argument("--no-wait", dest="wait", action="store_false", help="return at once instead of waiting until it has stopped")
+
+    fo = sub.add_parser("follow", help="show a run's progress and epochs until it ends (Ctrl+C stops following, not training)")
+    fo.add_argument("run", help=RUN_HELP)
+    fo.add_argument("--runs", metavar="DIR", help=RUNS_HELP)
+
+    de = sub.add_parser("delete", help="delete a run that is not training")
+    de.add_argument("run", help=RUN_HELP)
+    de.add_argument("--runs", metavar="DIR", help=RUNS_HELP)
+    de.add_argument("--force", action="store_true", help="also delete a run last seen training on another host that has been silent for 10 minutes")
 
     r = sub.add_parser("runs", help="list saved runs")
-    r.add_argument("--runs", metavar="DIR", help="runs folder (default: $MNIST_TUI_RUNS or the project's runs/)")
+    r.add_argument("--runs", metavar="DIR", help=RUNS_HELP)
 
     u = sub.add_parser("tui", help="open the app (the default when no command is given)")
-    u.add_argument("--runs", metavar="DIR", help="runs folder (default: $MNIST_TUI_RUNS or the project's runs/)")
-    u.add_argument("--data", metavar="DIR", help="dataset root (default: $MNIST_TUI_DATA or the project's data/)")
+    u.add_argument("--runs", metavar="DIR", help=RUNS_HELP)
+    u.add_argument("--data", metavar="DIR", help=DATA_HELP)
     u.add_argument("--open", choices=("train", "layers", "runs"), default="train", help="the screen to open on")
 
     lay = sub.add_parser("layers", help="layer-by-layer breakdown of a version, or all versions compared")
@@ -88,109 +127,180 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "train":
-        return cmd_train(args)
-    if args.command == "runs":
-        return cmd_runs(args)
-    if args.command == "resume":
-        return cmd_resume(args)
-    if args.command == "layers":
-        return cmd_layers(args)
+    commands = {"train": cmd_train, "runs": cmd_runs, "resume": cmd_resume, "layers": cmd_layers, "stop": cmd_stop, "follow": cmd_follow, "delete": cmd_delete}
+    if args.command in commands:
+        return commands[args.command](args)
     if args.command == "tui":
-        return cmd_tui(args.runs, args.data, args.open)
-    return cmd_tui(None, None, "train")
+        return cmd_tui(args.runs or args.app_runs, args.data or args.app_data, args.open)
+    return cmd_tui(args.app_runs, args.app_data, args.app_open)
 
 
 def cmd_tui(runs: str | None, data_dir: str | None, screen: str) -> int:
     from mnist_tui.ui.app import MnistTuiApp
 
-    MnistTuiApp(runs_dir=runs, data_dir=data_dir, start_mode=screen).run()
+    MnistTuiApp(runs_dir=_absolute(runs), data_dir=_absolute(data_dir), start_mode=screen).run()
     return 0
 
 
-def _stop_on_signals(stop: threading.Event) -> None:
-    """Ctrl+C, SIGTERM and a dropped SSH session (SIGHUP) end the run cleanly."""
+def _config_of(args: argparse.Namespace):
+    """The run's config from the arguments (or, for a launched trainer, from --config-json)."""
+    from mnist_tui.core.config import ConfigError, TrainConfig
+    from mnist_tui.core.versions import get_version
 
-    def handler(signum, _frame):
-        if stop.is_set() and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # a second Ctrl+C means now
-        stop.set()
-
-    for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
-        if sig is not None:
-            signal.signal(sig, handler)
+    if args.config_json:
+        try:
+            return TrainConfig.from_dict(json.loads(args.config_json))
+        except (ValueError, ConfigError) as exc:
+            raise ConfigError(f"--config-json: {exc}") from None
+    names = ("epochs", "batch_size", "lr", "optimizer", "scheduler", "dropout", "weight_decay", "rotate", "translate", "scale")
+    overrides = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
+    return get_version(args.model).config(
+        seed=args.seed, device=args.device, limit=args.limit, data_dir=_absolute(args.data), runs_dir=_absolute(args.runs),
+        precision=args.precision, cuda_graph=args.cuda_graph, holdout=args.holdout, **overrides,
+    )
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from mnist_tui.core import data
-    from mnist_tui.core.versions import get_version
+    from mnist_tui.core.config import ConfigError, config_problems
+    from mnist_tui.core.store import default_runs_dir
 
-    overrides = {
-        k: v
-        for k, v in {
-            "epochs": args.epochs,
-            "batch_size": args.batch_size,
-            "lr": args.lr,
-            "optimizer": args.optimizer,
-            "scheduler": args.scheduler,
-            "dropout": args.dropout,
-            "weight_decay": args.weight_decay,
-            "rotate": args.rotate,
-            "translate": args.translate,
-            "scale": args.scale,
-        }.items()
-        if v is not None
-    }
-    config = get_version(args.model).config(
-        seed=args.seed,
-        device=args.device,
-        limit=args.limit,
-        data_dir=args.data,
-        runs_dir=args.runs,
-        precision=args.precision,
-        cuda_graph=args.cuda_graph,
-        holdout=args.holdout,
-        **overrides,
-    )
+    stop = threading.Event()
+    handle_stop_signals(stop)  # before the slow imports: an early Ctrl+C ends quietly too
     try:
-        data.prepare(data.find_root(args.data), log=lambda msg: print(msg, file=sys.stderr))
+        config = _config_of(args)
+    except ConfigError as exc:
+        args.refuse(str(exc))
+    problems = config_problems(config)
+    if problems:
+        args.refuse("; ".join(problems.values()))
+    runs_dir = default_runs_dir(config.runs_dir)
+    if args.detach:
+        return _detach(ProcessLauncher().train(config, runs_dir).run_dir, "training")
+
+    from mnist_tui.core import data
+
+    try:
+        data.prepare(data.find_root(config.data_dir), log=lambda msg: print(msg, file=sys.stderr))
     except data.DataError as exc:
-        print(f"mnist-tui: error: {exc}", file=sys.stderr)
-        return 1
+        return _failed_start(args, runs_dir, config, str(exc))
 
     from mnist_tui.core.engine import train
 
-    stop = threading.Event()
-    return _report(train(config, stop), stop)
+    return _report(train(config, stop, run_name=args.run_name), stop, runs_dir=runs_dir if args.run_name else None, start=(args, config))
 
 
-def _report(events, stop: threading.Event) -> int:
+def _failed_start(args, runs_dir, config, reason: str) -> int:
+    print(f"mnist-tui: failed: {reason}", file=sys.stderr)
+    if args.run_name:
+        record_failed_start(runs_dir, args.run_name, config, reason)
+    return 1
+
+
+def _detach(run_dir: Path, what: str) -> int:
+    short = run_dir.name[-6:]
+    print(f"run {run_dir.name}: {what} in the background in {run_dir}")
+    print(f"follow it: mnist-tui follow {short} · stop it: mnist-tui stop {short} · list: mnist-tui runs")
+    return 0
+
+
+def _report(events, stop: threading.Event, runs_dir: Path | None = None, start=None) -> int:
+    from mnist_tui.core.events import RunFailed, RunStarted
     from mnist_tui.headless import report
 
-    _stop_on_signals(stop)
-    status = report(events, interactive=sys.stdout.isatty())
+    def watched(events):
+        for ev in events:
+            if isinstance(ev, RunStarted) and runs_dir is not None:
+                adopt_starting_log(runs_dir, ev.run_dir)
+            if isinstance(ev, RunFailed) and ev.run_dir is None and start is not None and start[0].run_name:
+                record_failed_start(runs_dir, start[0].run_name, start[1], ev.reason)
+            yield ev
+
+    status = report(watched(events), interactive=sys.stdout.isatty())
     return {"finished": 0, "stopped": 130}.get(status, 1)
 
 
-def cmd_resume(args: argparse.Namespace) -> int:
-    from mnist_tui.core.runs import default_runs_dir, find_run
+def _find(args: argparse.Namespace, command: str, starting: bool = False) -> Path:
+    from mnist_tui.core.store import default_runs_dir, find_run
 
     try:
-        run_dir = find_run(default_runs_dir(args.runs), args.run)
+        return find_run(default_runs_dir(_absolute(args.runs)), args.run, starting)
     except LookupError as exc:
-        print(f"mnist-tui resume: error: {exc}", file=sys.stderr)
-        return 2
+        print(f"mnist-tui {command}: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    stop = threading.Event()
+    handle_stop_signals(stop)
+    run_dir = _find(args, "resume")
+    if args.detach:
+        return _detach(ProcessLauncher().resume(run_dir, _absolute(args.data), args.force).run_dir, "resuming")
     from mnist_tui.core.engine import resume
 
-    stop = threading.Event()
-    return _report(resume(run_dir, stop, data_dir=args.data), stop)
+    return _report(resume(run_dir, stop, data_dir=_absolute(args.data), force=args.force), stop)
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    import time
+
+    from mnist_tui.core.store import read_run, request_stop
+
+    run_dir = _find(args, "stop")
+    record = read_run(run_dir)
+    if record.status != "running":
+        print(f"mnist-tui stop: {record.run_id} is not training (it is {record.status})", file=sys.stderr)
+        return 1
+    request_stop(run_dir)
+    if not args.wait:
+        print(f"asked {record.run_id} to stop after its current batch")
+        return 0
+    deadline = time.monotonic() + 120
+    while (record := read_run(run_dir)).status == "running" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    print(f"{record.run_id}: {record.status} after {record.epochs_done} epoch{'s' if record.epochs_done != 1 else ''}")
+    return 0 if record.status != "running" else 1
+
+
+def cmd_follow(args: argparse.Namespace) -> int:
+    import time
+
+    from mnist_tui.core.store.follow import Follower
+    from mnist_tui.headless import report
+
+    run_dir = _find(args, "follow", starting=True)
+    follower = Follower(run_dir)
+
+    def events():
+        while not follower.done:
+            yield from follower.poll()
+            time.sleep(0.25)
+
+    try:
+        status = report(events(), interactive=sys.stdout.isatty())
+    except KeyboardInterrupt:
+        print(f"\nstopped following; {run_dir.name} trains on", file=sys.stderr)
+        return 0
+    return {"finished": 0, "stopped": 130}.get(status, 1)
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    from mnist_tui.core.store import RunBusy, delete_run
+
+    run_dir = _find(args, "delete")
+    try:
+        delete_run(run_dir, force=args.force)
+    except (RunBusy, OSError) as exc:
+        print(f"mnist-tui delete: {exc}", file=sys.stderr)
+        return 1
+    print(f"deleted {run_dir.name}")
+    return 0
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from mnist_tui.core.runs import default_runs_dir, list_runs
+    from mnist_tui.core.store import default_runs_dir, list_runs
     from mnist_tui.headless import print_runs
 
-    runs_dir = default_runs_dir(args.runs)
+    runs_dir = default_runs_dir(_absolute(args.runs))
     print_runs(list_runs(runs_dir), runs_dir)
     return 0
 

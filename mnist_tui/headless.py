@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Iterable
@@ -11,6 +12,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from mnist_tui.core.events import BatchProgress, EpochFinished, RunFailed, RunFinished, RunStarted
 
@@ -81,7 +83,7 @@ def report(events: Iterable, interactive: bool, console: Console | None = None) 
     with Live(Group(epoch_table(rows), progress), console=console, refresh_per_second=8) as live:
         for ev in events:
             if isinstance(ev, RunStarted):
-                console.print(_started_line(ev))
+                console.print(_started_line(ev), markup=False, highlight=False)
             elif isinstance(ev, BatchProgress):
                 progress.update(task, total=ev.batches, completed=ev.batch, epoch=f"{ev.epoch}/{ev.epochs}", loss=ev.loss, acc=ev.accuracy, ips=ev.images_per_s)
             elif isinstance(ev, EpochFinished):
@@ -92,25 +94,43 @@ def report(events: Iterable, interactive: bool, console: Console | None = None) 
                 status, last_words = ev.status, _finished_line(ev)
             elif isinstance(ev, RunFailed):
                 live.update(epoch_table(rows))
-                status, last_words = ev.status, f"[red]{ev.status}: {ev.reason}[/]"
-    console.print(last_words)  # below the final table, once the live display has ended
+                status, last_words = ev.status, Text(_failed_line(ev), style="red")
+    console.print(last_words, markup=False, highlight=False)  # below the final table, once the live display has ended
     return status
+
+
+def _say(text: str, stream=None) -> None:
+    """Print one line; a reader that went away (`| head -1`) silences the output, and the run
+    trains on to its end."""
+    stream = stream or sys.stdout
+    try:
+        print(text, file=stream, flush=True)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())  # also spares Python's own flush at exit
+        os.close(devnull)
 
 
 def _report_plain(events: Iterable) -> str:
     status = "failed"
     for ev in events:
         if isinstance(ev, RunStarted):
-            print(_started_line(ev), flush=True)
+            _say(_started_line(ev))
         elif isinstance(ev, EpochFinished):
-            print(epoch_line(ev), flush=True)
+            _say(epoch_line(ev))
         elif isinstance(ev, RunFinished):
-            print(_finished_line(ev), flush=True)
+            _say(_finished_line(ev))
             status = ev.status
         elif isinstance(ev, RunFailed):
-            print(f"mnist-tui: {ev.status}: {ev.reason}", file=sys.stderr, flush=True)
+            _say(f"mnist-tui: {_failed_line(ev)}", sys.stderr)
             status = ev.status
     return status
+
+
+def _failed_line(e: RunFailed) -> str:
+    """A refusal before any run folder (cannot resume: ...) reads as itself; a run that
+    ended badly says how (failed, diverged, interrupted)."""
+    return e.reason if e.run_dir is None and e.reason.startswith("cannot ") else f"{e.status}: {e.reason}"
 
 
 def _pct(value: float | None) -> str:
@@ -125,10 +145,10 @@ def _console() -> Console:
 def print_runs(records: list, runs_dir: Path, console: Console | None = None) -> None:
     console = console or _console()
     if not records:
-        console.print(f"No runs in {runs_dir}.")
+        console.print(f"No runs in {runs_dir}.", markup=False, highlight=False)
         return
     wide = console.width >= 110
-    table = Table(title=f"Runs in {runs_dir}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    table = Table(title=Text(f"Runs in {runs_dir}"), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     columns = [("run", "left"), ("model", "left"), ("status", "left"), ("epochs", "right"), ("final/best %", "right"), ("params", "right"), ("time", "right")]
     for col, justify in columns + ([("device", "left")] if wide else []):
         table.add_column(col, justify=justify, no_wrap=col != "device")
@@ -145,7 +165,7 @@ def print_runs(records: list, runs_dir: Path, console: Console | None = None) ->
             "-" if rec.params is None else f"{rec.params:,}",
             f"{rec.seconds:.0f}s",
         ]
-        table.add_row(*cells, *([rec.device] if wide else []))
+        table.add_row(*map(Text, cells), *([Text(rec.device)] if wide else []))
     console.print(table)
 
 

@@ -33,3 +33,13 @@ def runs_dir(tmp_path):
 def small_config(runs_dir):
     """v2 on 256 training images for 2 epochs, evaluated on the full test set."""
     return get_version("v2").config(epochs=2, limit=256, device="cpu", runs_dir=str(runs_dir), progress_every=1, progress_seconds=0)
+
+
+def stub_checkpoint(epoch: int, model: dict | None = None, config: dict | None = None):
+    """A checkpoint in the documented format with no real training state (for store tests)."""
+    import torch
+
+    from mnist_tui.core.store import Checkpoint
+
+    rng = {name: torch.zeros(8, dtype=torch.uint8) for name in ("torch", "order", "augment")}
+    return Checkpoint(model=model or {}, optimizer={}, scheduler={}, epoch=epoch, config=config or {}, rng=rng)

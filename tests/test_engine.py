@@ -8,9 +8,11 @@ import threading
 import pytest
 import torch
 
+from tests.conftest import stub_checkpoint
 from mnist_tui.core.engine import evaluate, train
 from mnist_tui.core.events import BatchProgress, EpochFinished, RunFailed, RunFinished, RunStarted
-from mnist_tui.core.runs import RunWriter, list_runs, load_checkpoint, read_run
+from mnist_tui.core.store import RunWriter, list_runs, read_run
+from mnist_tui.core.store.checkpoint import load_state as load_checkpoint
 
 
 def test_a_small_run_yields_events_and_is_saved(small_config, runs_dir):
@@ -134,7 +136,7 @@ def _written_run(runs_dir, epochs: int = 1):
     writer = RunWriter.create(runs_dir, "v2", {"config": {"model": "v2", "recipe": {"epochs": epochs}}})
     for epoch in range(1, epochs + 1):
         writer.append_epoch({"epoch": epoch, "epochs": epochs, "train_loss": 0.2, "train_acc": 95.0, "test_loss": 0.1, "test_acc": 90.0 + epoch, "lr": 1e-3, "seconds": 1.0, "images_per_s": 1000.0})
-        writer.save_checkpoint({"epoch": epoch})
+        writer.save_checkpoint(stub_checkpoint(epoch))
     writer.set_status("finished")
     return writer.path
 

@@ -14,11 +14,13 @@ import torch
 
 from tests.conftest import REFERENCE_ARGS
 
+from tests.conftest import stub_checkpoint
 from mnist_tui.core import data
 from mnist_tui.core.config import config_problems
 from mnist_tui.core.engine import resume, train
 from mnist_tui.core.events import RunFailed
-from mnist_tui.core.runs import CheckpointError, RunWriter, list_runs, load_checkpoint, read_run
+from mnist_tui.core.store import CheckpointError, RunWriter, list_runs, read_run
+from mnist_tui.core.store.checkpoint import load_state as load_checkpoint
 from mnist_tui.core.versions import get_version
 
 METRIC_KEYS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr")
@@ -93,7 +95,7 @@ def _good_run(runs_dir, name_epochs=1):
     writer = RunWriter.create(runs_dir, "v2", {"config": {"model": "v2", "recipe": {"epochs": 2}}})
     for epoch in range(1, name_epochs + 1):
         writer.append_epoch({"epoch": epoch, "epochs": 2, "train_loss": 0.2, "train_acc": 97.0, "test_loss": 0.1, "test_acc": 98.0, "lr": 1e-3, "seconds": 1.0, "images_per_s": 1500.0})
-        writer.save_checkpoint({"epoch": epoch})
+        writer.save_checkpoint(stub_checkpoint(epoch))
     writer.set_status("stopped")
     return writer.path
 

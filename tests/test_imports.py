@@ -21,6 +21,6 @@ def test_core_imports_no_ui_library():
 
 
 def test_listing_runs_does_not_import_torch(tmp_path):
-    mods = _modules_after(f"from mnist_tui.core.runs import list_runs; list_runs({str(tmp_path)!r})\nfrom mnist_tui import cli; cli.main(['runs', '--runs', {str(tmp_path)!r}])")
+    mods = _modules_after(f"from mnist_tui.core.store import list_runs; list_runs({str(tmp_path)!r})\nfrom mnist_tui import cli; cli.main(['runs', '--runs', {str(tmp_path)!r}])")
     assert "mnist_tui.core.runs" in mods
     assert "torch" not in mods

@@ -88,7 +88,7 @@ def test_classic_summary_v2_total_is_the_table_sum():
 
 
 def test_seed_recipes_build_the_seed_optimisers():
-    from mnist_tui.core.engine import make_optimizer, make_scheduler
+    from mnist_tui.core.optim import make_optimizer, make_scheduler
 
     v1, v2 = VERSIONS["v1"], VERSIONS["v2"]
     opt = make_optimizer(v1.config(), v1.build().parameters())
@@ -113,7 +113,7 @@ def test_compact_versions_stay_under_their_budgets():
 def test_onecycle_runs_its_full_cycle_over_the_planned_batches():
     import torch
 
-    from mnist_tui.core.engine import make_optimizer, make_scheduler
+    from mnist_tui.core.optim import make_optimizer, make_scheduler
 
     v4 = VERSIONS["v4"]
     config = v4.config(epochs=3)
@@ -133,15 +133,15 @@ def test_onecycle_runs_its_full_cycle_over_the_planned_batches():
 def test_precision_auto_falls_back_to_fp32_without_native_bf16(monkeypatch):
     import torch
 
-    from mnist_tui.core import engine
+    from mnist_tui.core import device
 
     cpu = torch.device("cpu")
-    monkeypatch.setattr(engine, "bf16_native", lambda device: False)
-    assert engine.resolve_precision("auto", cpu) == "fp32"
-    monkeypatch.setattr(engine, "bf16_native", lambda device: True)
-    assert engine.resolve_precision("auto", cpu) == "bf16"
-    assert engine.resolve_precision("fp32", cpu) == "fp32"
-    assert engine.resolve_precision("bf16", torch.device("mps")) == "fp32"
+    monkeypatch.setattr(device, "bf16_native", lambda device: False)
+    assert device.resolve_precision("auto", cpu) == "fp32"
+    monkeypatch.setattr(device, "bf16_native", lambda device: True)
+    assert device.resolve_precision("auto", cpu) == "bf16"
+    assert device.resolve_precision("fp32", cpu) == "fp32"
+    assert device.resolve_precision("bf16", torch.device("mps")) == "fp32"
 
 
 def test_classic_summaries_built_at_once_never_spill_onto_the_terminal(capfd):

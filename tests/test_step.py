@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from mnist_tui.core import data
-from mnist_tui.core.engine import make_optimizer, train
+from mnist_tui.core.engine import train
+from mnist_tui.core.optim import make_optimizer
 from mnist_tui.core.events import BatchProgress, EpochFinished, RunFinished, RunStarted
 from mnist_tui.core.step import EagerStep, GraphStep, make_step
 from mnist_tui.core.versions import get_version

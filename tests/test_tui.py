@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 
 import pytest
 from textual.widgets import DataTable, Input, OptionList, Static
 
-from mnist_tui.core.runs import list_runs
+from mnist_tui.core.store import list_runs
+from mnist_tui.trainer import InProcessLauncher
 from mnist_tui.ui.app import MnistTuiApp
-from mnist_tui.ui.screens.confirm import ConfirmScreen
+from mnist_tui.core.versions import get_version
+from mnist_tui.ui.screens.confirm import ChoiceScreen, ConfirmScreen
 from mnist_tui.ui.screens.run_detail import RunDetailScreen
 from mnist_tui.ui.screens.train import TrainScreen
 from mnist_tui.ui.widgets.charts import MetricChart
 from mnist_tui.ui.widgets.epoch_table import EpochTable
-from tests.ui_helpers import fixture_store, settle, wait_until
+from tests.ui_helpers import fixture_store, settle, wait_for_run_end, wait_until
 
 
 def _cell(table: DataTable, row: int, column: str) -> str:
@@ -39,7 +42,7 @@ async def _set_recipe(pilot, epochs: str, limit: str) -> None:
 
 @pytest.mark.parametrize("size", [(120, 40), (80, 24)])
 async def test_train_v2_from_the_keyboard_fills_table_charts_and_runs(tmp_path, size):
-    app = MnistTuiApp(runs_dir=tmp_path)
+    app = MnistTuiApp(runs_dir=tmp_path, launcher=InProcessLauncher())
     async with app.run_test(size=size) as pilot:
         screen = app.screen
         assert isinstance(screen, TrainScreen)
@@ -53,7 +56,7 @@ async def test_train_v2_from_the_keyboard_fills_table_charts_and_runs(tmp_path, 
         form_config = screen.query_one("#form").config
         assert form_config.recipe.epochs == 2 and form_config.limit == 256 and form_config.model == "v2"
         await pilot.press("ctrl+s")
-        await settle(pilot)
+        await wait_for_run_end(pilot)
 
         table = screen.query_one(EpochTable)
         assert table.row_count == 2
@@ -73,7 +76,7 @@ async def test_train_v2_from_the_keyboard_fills_table_charts_and_runs(tmp_path, 
 
 
 async def test_invalid_recipe_is_shown_inline_and_start_refused(tmp_path):
-    app = MnistTuiApp(runs_dir=tmp_path)
+    app = MnistTuiApp(runs_dir=tmp_path, launcher=InProcessLauncher())
     async with app.run_test(size=(120, 40)) as pilot:
         await _type_into(pilot, "#field-epochs", "0")
         await pilot.pause()
@@ -93,34 +96,58 @@ async def _start_and_wait_for_an_epoch(pilot) -> None:
 
 
 async def test_stop_midway_saves_the_run_as_stopped(tmp_path):
-    app = MnistTuiApp(runs_dir=tmp_path)
+    app = MnistTuiApp(runs_dir=tmp_path, launcher=InProcessLauncher())
     async with app.run_test(size=(120, 40)) as pilot:
         screen = app.screen
         await _start_and_wait_for_an_epoch(pilot)
         await pilot.press("ctrl+t")
-        await settle(pilot)
+        await wait_for_run_end(pilot)
         [record] = list_runs(tmp_path)
         assert record.status == "stopped" and 1 <= record.epochs_done < 20
         assert not screen.running
 
 
-async def test_quitting_while_training_asks_then_stops_cleanly(tmp_path):
-    app = MnistTuiApp(runs_dir=tmp_path)
+@pytest.mark.parametrize("answer, status", [("s", "stopped"), ("k", "finished")])
+async def test_quitting_while_training_asks_whether_to_keep_it_training(tmp_path, answer, status):
+    launcher = InProcessLauncher()
+    app = MnistTuiApp(runs_dir=tmp_path, launcher=launcher)
     async with app.run_test(size=(120, 40)) as pilot:
-        await _set_recipe(pilot, "20", "256")
+        await _set_recipe(pilot, "3", "256")
         await pilot.press("ctrl+s")
-        await wait_until(pilot, lambda: app.screen.run_dir is not None)  # a run folder exists
+        await wait_until(pilot, lambda: bool(list_runs(tmp_path)))  # its run folder exists
         await pilot.press("ctrl+q")
         await pilot.pause()
-        assert isinstance(app.screen, ConfirmScreen)
-        await pilot.press("y")
-        await settle(pilot)
+        assert isinstance(app.screen, ChoiceScreen)
+        await pilot.press(answer)
+        await pilot.pause()
+    assert app.return_code == 0  # the app has quit; the trainer goes on (or stops) without it
+    launcher.join()
     [record] = list_runs(tmp_path)
-    assert record.status == "stopped" and record.epochs_done < 20
+    assert record.status == status and (record.epochs_done < 3 if status == "stopped" else record.epochs_done == 3)
+
+
+async def test_the_app_attaches_to_a_run_that_is_training_and_stops_it(tmp_path):
+    launcher = InProcessLauncher()
+    config = get_version("v4").config(epochs=20, limit=256, device="cpu", progress_every=1, progress_seconds=0)
+    launch = launcher.train(config, tmp_path)  # as if started earlier by another mnist-tui
+    deadline = time.monotonic() + 60
+    while not (launch.run_dir.exists() and list_runs(tmp_path)[0].epochs_done >= 1):
+        assert time.monotonic() < deadline, "the trainer did not finish an epoch"
+        launch.thread.join(0.05)
+    app = MnistTuiApp(runs_dir=tmp_path, launcher=launcher)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        await wait_until(pilot, lambda: screen.running and screen.query_one(EpochTable).row_count >= 1)
+        assert screen.run_dir == launch.run_dir and not screen.query_one("#stop").disabled
+        await pilot.press("ctrl+t")
+        await wait_for_run_end(pilot)
+    launcher.join()
+    [record] = list_runs(tmp_path)
+    assert record.status == "stopped" and 1 <= record.epochs_done < 20
 
 
 async def test_layers_shows_totals_of_every_version(tmp_path):
-    app = MnistTuiApp(runs_dir=tmp_path)
+    app = MnistTuiApp(runs_dir=tmp_path, launcher=InProcessLauncher())
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("f3")
         await settle(pilot)
@@ -151,6 +178,7 @@ async def test_runs_open_filter_compare_delete_export(tmp_path, monkeypatch):
     fixture_store(runs)
     app = MnistTuiApp(runs_dir=runs, start_mode="runs")
     async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
         table = app.screen.query_one("#runs-table", DataTable)
         assert table.row_count == 4
         statuses = [_cell(table, i, "status") for i in range(4)]
@@ -198,6 +226,7 @@ async def test_runs_screen_follows_a_run_written_elsewhere(tmp_path):
     runs.mkdir()
     app = MnistTuiApp(runs_dir=runs, start_mode="runs")
     async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
         table = app.screen.query_one("#runs-table", DataTable)
         assert table.row_count == 0
         write_run(runs, "20261105T100000Z-v2-eeeeee", "v2", "finished", [98.0, 99.0])  # as another process would
@@ -207,7 +236,8 @@ async def test_runs_screen_follows_a_run_written_elsewhere(tmp_path):
 async def test_predictions_grid_and_mistakes_only(tmp_path):
     import torch
 
-    from mnist_tui.core.runs import RunWriter
+    from mnist_tui.core.store import RunWriter
+    from tests.conftest import stub_checkpoint
     from mnist_tui.core.versions import get_version
     from mnist_tui.ui.screens.predictions import PredictionsScreen
     from mnist_tui.ui.widgets.digit_grid import DigitGrid
@@ -215,9 +245,11 @@ async def test_predictions_grid_and_mistakes_only(tmp_path):
     torch.manual_seed(0)
     model = get_version("v2").build()
     writer = RunWriter.create(tmp_path, "v2", {"config": {"model": "v2", "recipe": {"epochs": 1}}})
-    writer.save_checkpoint({"model": model.state_dict(), "epoch": 1, "config": {"model": "v2"}})
-    app = MnistTuiApp(runs_dir=tmp_path, start_mode="runs")
+    writer.save_checkpoint(stub_checkpoint(1, model.state_dict(), {"model": "v2"}))
+    writer.close("stopped")
+    app = MnistTuiApp(runs_dir=tmp_path, start_mode="runs", launcher=InProcessLauncher())
     async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
         await pilot.press("p")
         await settle(pilot)
         assert isinstance(app.screen, PredictionsScreen)
@@ -233,8 +265,9 @@ async def test_damaged_runs_are_marked_and_the_good_one_opens(tmp_path):
     from tests.test_faults import damaged_store
 
     expected, good = damaged_store(tmp_path)
-    app = MnistTuiApp(runs_dir=tmp_path, start_mode="runs")
+    app = MnistTuiApp(runs_dir=tmp_path, start_mode="runs", launcher=InProcessLauncher())
     async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
         table = app.screen.query_one("#runs-table", DataTable)
         statuses = {str(table.get_row_at(i)[1]): _cell(table, i, "status") for i in range(table.row_count)}
         assert {name for name, s in statuses.items() if s == "damaged"} == set(expected)
@@ -257,10 +290,12 @@ async def test_resume_key_continues_a_stopped_run_on_the_train_screen(tmp_path):
     for ev in train(config, stop):
         if isinstance(ev, EpochFinished):
             stop.set()
-    app = MnistTuiApp(runs_dir=tmp_path, start_mode="runs")
+    app = MnistTuiApp(runs_dir=tmp_path, start_mode="runs", launcher=InProcessLauncher())
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("r")
         await settle(pilot)
+        await pilot.press("r")
+        await pilot.pause()
+        await wait_for_run_end(pilot)
         assert isinstance(app.screen, TrainScreen)
         assert app.screen.query_one(EpochTable).row_count == 2  # the old epoch and the resumed one
         [record] = list_runs(tmp_path)

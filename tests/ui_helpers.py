@@ -25,6 +25,17 @@ async def wait_until(pilot, condition, timeout: float = 60.0) -> None:
         await pilot.pause(0.05)
 
 
+async def wait_for_run_end(pilot, timeout: float = 120.0) -> None:
+    """Let the app run until the Train screen's followed run has ended (or none is followed)."""
+    from mnist_tui.ui.screens.train import TrainScreen
+
+    await pilot.pause()
+    screen = pilot.app.get_screen("train")
+    assert isinstance(screen, TrainScreen)
+    await wait_until(pilot, lambda: screen.follower is not None and screen.follower.done, timeout)
+    await pilot.pause()
+
+
 def write_run(runs_dir: Path, name: str, model: str, status: str, accs: list[float], epochs_total: int = 3, created: str = "2026-11-01T10:00:00+00:00") -> Path:
     """A run folder in the documented format (version 1), without training anything."""
     path = Path(runs_dir) / name

@@ -10,7 +10,7 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 MNIST_TRAIN_SIZE = 60_000
 SCHEDULERS = ("none", "cosine", "step", "onecycle")
 DEVICES = ("auto", "cpu", "cuda", "mps")
-# auto: bf16 autocast where the hardware computes it natively (see engine.resolve_precision).
+# auto: bf16 autocast where the hardware computes it natively (see device.resolve_precision).
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
@@ -71,10 +71,36 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "TrainConfig":
-        data = dict(data)
-        data["recipe"] = Recipe(**data.get("recipe", {}))
-        return cls(**data)
+    def from_dict(cls, data: object) -> "TrainConfig":
+        """A config from its stored form (config.json, a checkpoint), checked field by field:
+        unknown settings (a run saved by a newer mnist-tui) and wrong types are refused with
+        a ConfigError naming them."""
+        if not isinstance(data, dict) or not isinstance(data.get("recipe", {}), dict):
+            raise ConfigError("the stored config is not an object with a recipe object")
+        recipe = _checked_fields(Recipe, data.get("recipe", {}))
+        top = _checked_fields(cls, {k: v for k, v in data.items() if k != "recipe"})
+        return cls(**top, recipe=Recipe(**recipe))
+
+
+def _checked_fields(kind, data: dict) -> dict:
+    """data's keys must be fields of the dataclass `kind`, each value of its default's type."""
+    fields = {f.name: f for f in dataclasses.fields(kind) if f.name != "recipe"}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(f"unknown settings {', '.join(map(str, unknown))} (saved by a newer mnist-tui?)")
+    for name, value in data.items():
+        f = fields[name]
+        default = f.default if f.default is not dataclasses.MISSING else None
+        allowed: tuple[type, ...] = (str,) if name == "model" else (type(default),) if default is not None else (int, str)
+        if isinstance(default, float):
+            allowed = (int, float)
+        if name in ("limit", "data_dir", "runs_dir") or default is None:
+            allowed = allowed + (type(None),)
+        if isinstance(value, bool) and bool not in allowed or not isinstance(value, allowed):
+            raise ConfigError(f"setting {name} has the wrong type ({type(value).__name__})")
+    if "model" in fields and "model" not in data:
+        raise ConfigError("the stored config names no model")
+    return data
 
 
 class ConfigError(ValueError):

@@ -14,6 +14,7 @@ from typing import Callable, Iterator
 import torch
 
 from mnist_tui.core.paths import resolve_dir
+from mnist_tui.core.store.files import FileProblem, open_regular, write_atomic
 
 # Pixel mean and standard deviation of the 60,000 training images scaled to [0, 1];
 # tests recompute both from the data.
@@ -47,7 +48,11 @@ def raw_dir(root: Path) -> Path:
 
 def _md5(path: Path) -> str:
     digest = hashlib.md5()
-    with open(path, "rb") as fh:
+    try:
+        fd = open_regular(path)  # a FIFO or device planted in its place would never end
+    except FileProblem as exc:
+        raise DataError(f"{path} cannot be used: {exc}") from None
+    with os.fdopen(fd, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
@@ -70,14 +75,14 @@ def _check(path: Path) -> None:
 
 
 def _extract(gz: Path, target: Path) -> None:
-    tmp = target.with_name(target.name + ".part")
+    """Decompress into a uniquely named, exclusively created file, then rename over target
+    (a planted symlink is never followed, a shared folder never sees half a file)."""
     try:
-        with gzip.open(gz, "rb") as src, open(tmp, "wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        tmp.unlink(missing_ok=True)
+        src_fd = open_regular(gz)
+        with os.fdopen(src_fd, "rb") as raw_src, gzip.open(raw_src, "rb") as src:
+            write_atomic(target, lambda dst: shutil.copyfileobj(src, dst, 1 << 20), binary=True)
+    except (OSError, EOFError, gzip.BadGzipFile, FileProblem) as exc:
         raise DataError(f"{gz} cannot be decompressed ({exc}); replace it or delete it to download again.") from None
-    os.replace(tmp, target)
 
 
 def _download(root: Path) -> None:

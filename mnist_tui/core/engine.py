@@ -1,12 +1,19 @@
-"""The training loop: train(config, stop) yields events and keeps the run store up to date."""
+"""The training loop: train(config, stop) yields events and keeps the run store up to date.
+
+A run goes through named phases: `_build` (data, model, optimizer: raises only setup
+errors), `_open_new` or `_open_resume` (the run folder, under its lock), then `_loop` over
+`_train_epoch` and `evaluate`. One error contract: anything that fails before training
+yields RunFailed (never a traceback); a failure while training is recorded in the run.
+"""
 
 from __future__ import annotations
 
 import math
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -15,107 +22,63 @@ from mnist_tui import __version__
 from mnist_tui.core import data, layout
 from mnist_tui.core.augment import Affine
 from mnist_tui.core.config import ConfigError, TrainConfig, check_config
+from mnist_tui.core.device import DeviceError, device_name, memory_in_use_mb, resolve_device, resolve_precision
 from mnist_tui.core.events import BatchProgress, EpochFinished, Event, RunFailed, RunFinished, RunStarted
+from mnist_tui.core.optim import make_optimizer, make_scheduler, steps_every_batch
 from mnist_tui.core.step import EagerStep, autocast, make_step
-from mnist_tui.core.runs import CHECKPOINT, RESUMABLE, CheckpointError, RunWriter, default_runs_dir, load_checkpoint, read_run
+from mnist_tui.core.store import Checkpoint, CheckpointError, RunBusy, RunLock, RunWriter, SaveError, default_runs_dir
+from mnist_tui.core.store import checkpoint as checkpoints
+from mnist_tui.core.store.records import CHECKPOINT, RESUMABLE, read_run
 from mnist_tui.core.versions import get_version
 
 
-class DeviceError(RuntimeError):
-    """The requested device is not available on this machine."""
+@dataclass
+class Session:
+    """What one run trains with: built once, then restored into when resuming."""
+
+    config: TrainConfig
+    device: torch.device
+    precision: str
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: object | None
+    step: EagerStep
+    train_data: data.DeviceSplit
+    test_data: data.DeviceSplit
+    evaluated_on: str
+    nchw: list[str]
+    # Separate seeds for the weights (and dropout), the data order and the augmentation.
+    order: torch.Generator = field(default_factory=torch.Generator)
+    augment: torch.Generator = field(default_factory=torch.Generator)
+
+    @property
+    def batches(self) -> int:
+        return self.train_data.num_batches(self.config.recipe.batch_size)
+
+    @property
+    def params(self) -> int:
+        return sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+
+    def checkpoint(self, epoch: int) -> Checkpoint:
+        return Checkpoint(
+            model=self.model.state_dict(),
+            optimizer=self.optimizer.state_dict(),
+            scheduler=self.scheduler.state_dict() if self.scheduler is not None else {},
+            epoch=epoch,
+            config=self.config.to_dict(),
+            # What exact continuation needs: the dropout, data-order and augmentation streams.
+            rng={"torch": torch.get_rng_state(), "order": self.order.get_state(), "augment": self.augment.get_state()},
+        )
 
 
-def resolve_device(name: str) -> torch.device:
-    """`auto` picks CUDA, then Apple MPS, then the CPU; a named device must exist."""
-    has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise DeviceError("--device cuda was asked for, but this machine has no usable CUDA GPU; use --device cpu or auto")
-    if name == "mps" and not has_mps:
-        raise DeviceError("--device mps was asked for, but Apple MPS is not available here; use --device cpu or auto")
-    return torch.device(name)
-
-
-def bf16_native(device: torch.device) -> bool:
-    """Whether the device computes bf16 natively (CPU: AVX512-BF16 or AMX; CUDA: Ampere on)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported(including_emulation=False)
-    if device.type == "cpu":
-        probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
-        try:
-            return any(probe() for probe in probes if probe is not None)
-        except RuntimeError:
-            return False
-    return False
-
-
-def resolve_precision(requested: str, device: torch.device) -> str:
-    """`auto` means bf16 autocast where the hardware has it natively, fp32 elsewhere.
-
-    An explicit bf16 is honoured wherever autocast supports it (slowly where emulated); MPS
-    always trains in fp32.
-    """
-    if device.type == "mps":
-        return "fp32"
-    if requested == "auto":
-        return "bf16" if bf16_native(device) else "fp32"
-    return requested
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    if device.type == "mps":
-        return "Apple MPS"
-    return f"CPU, {torch.get_num_threads()} threads"
-
-
-def memory_in_use_mb(device: torch.device) -> float | None:
-    if device.type == "cuda":
-        return torch.cuda.memory_allocated(device) / 2**20
-    return None
-
-
-def make_optimizer(config: TrainConfig, params, device: torch.device | None = None) -> torch.optim.Optimizer:
-    """The recipe's optimizer; on CUDA the fused kernel (one launch per step, not one per op)."""
-    r = config.recipe
-    fused = {"fused": True} if device is not None and device.type == "cuda" else {}
-    if r.optimizer == "adam":
-        return torch.optim.Adam(params, lr=r.lr, weight_decay=r.weight_decay, **fused)
-    if r.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=r.lr, weight_decay=r.weight_decay, **fused)
-    return torch.optim.SGD(params, lr=r.lr, momentum=r.momentum, weight_decay=r.weight_decay, **fused)
-
-
-def steps_every_batch(config: TrainConfig) -> bool:
-    """Whether the run's scheduler steps after every batch (onecycle) or after every epoch."""
-    return config.recipe.scheduler == "onecycle"
-
-
-def make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, batches: int):
-    """The run's LR schedule; onecycle is stepped every batch, the others every epoch."""
-    r = config.recipe
-    if r.scheduler == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=r.lr, total_steps=r.epochs * batches, pct_start=0.2)
-    if r.scheduler == "cosine":
-        # Stepped once per epoch, so T_max = epochs anneals over exactly the whole run.
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=r.epochs)
-    if r.scheduler == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=r.step_size, gamma=0.5)
-    return None
-
-
-def evaluate(model: torch.nn.Module, split: data.DeviceSplit, batch_size: int, stop: threading.Event, precision: str = "fp32") -> tuple[float, float] | None:
-    """Mean loss and accuracy (%) over the whole split; None if stopped part-way."""
+def evaluate(model: torch.nn.Module, split: data.DeviceSplit, batch_size: int, precision: str = "fp32") -> tuple[float, float]:
+    """Mean loss and accuracy (%) over the whole split."""
     model.eval()
     device = split.labels.device
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.long, device=device)
     with torch.inference_mode():
         for x, y in split.batches(batch_size):
-            if stop.is_set():
-                return None
             with autocast(device, precision):
                 out = model(x)
             out = out.float()
@@ -125,246 +88,260 @@ def evaluate(model: torch.nn.Module, split: data.DeviceSplit, batch_size: int, s
     return loss_sum.item() / n, 100.0 * correct.item() / n
 
 
-def train(config: TrainConfig, stop: threading.Event | None = None) -> Iterator[Event]:
-    """Train one run, yielding events; set `stop` to end it cleanly within one batch."""
-    yield from _run(config, stop or threading.Event(), None)
+def train(config: TrainConfig, stop: threading.Event | None = None, run_name: str | None = None) -> Iterator[Event]:
+    """Train one run, yielding events; set `stop` (or ask through the run folder's stop file)
+    to end it cleanly within one batch. `run_name` names the folder (reserved by a launcher)."""
+    try:
+        session = _build(config)
+        writer = _open_new(session, run_name)
+    except (ConfigError, DeviceError, data.DataError, OSError) as exc:
+        yield RunFailed(reason=_setup_reason(exc, config), run_dir=None)
+        return
+    yield from _loop(session, writer, stop or threading.Event(), [])
 
 
-def resume(run_dir: Path, stop: threading.Event | None = None, data_dir: str | None = None) -> Iterator[Event]:
+def resume(run_dir: Path, stop: threading.Event | None = None, data_dir: str | None = None, force: bool = False) -> Iterator[Event]:
     """Continue a stopped or interrupted run from its last checkpoint to its planned epochs.
 
-    The checkpoint holds the random states of the weights/dropout and data-order generators,
-    so on the CPU the resumed epochs equal those of an uninterrupted run with the same seed.
+    The lock is taken before anything is read, so a second resume is refused. The checkpoint
+    holds the random states of the weights/dropout, data-order and augmentation generators, so
+    on the CPU the resumed epochs equal those of an uninterrupted run with the same seed. The
+    data folder is the one given now (or the default), never a path read from the run.
     """
-    record = read_run(Path(run_dir))
-    if record.status not in RESUMABLE:
-        why = f": {record.reason}" if record.reason else ""
-        yield RunFailed(f"{record.run_id} is {record.status}{why}; only {' or '.join(RESUMABLE)} runs can be resumed", None)
-        return
-    config = TrainConfig.from_dict(record.config["config"])
-    if data_dir:
-        config = config.replace(data_dir=data_dir)
-    yield from _run(config, stop or threading.Event(), record.path)
-
-
-def _run(config: TrainConfig, stop: threading.Event, resume_dir: Path | None) -> Iterator[Event]:
+    run_dir = Path(run_dir)
     try:
-        check_config(config)
-        device = resolve_device(config.device)
-        train_split, test_split = data.load(config.data_dir)
-        evaluated_on = "test"
-        if config.holdout:
-            train_split, test_split = train_split.split_off(config.holdout)
-            evaluated_on = "holdout"
-        check_batch_size(config, len(train_split))
-    except (ConfigError, DeviceError, data.DataError) as exc:
-        yield RunFailed(reason=str(exc), run_dir=None)
+        lock = RunLock.acquire(run_dir)
+    except RunBusy as exc:
+        yield RunFailed(f"cannot resume: {exc}", None)
         return
+    except OSError as exc:
+        yield RunFailed(f"cannot resume {run_dir.name}: {exc.strerror or exc}", None)
+        return
+    try:
+        session, writer, accs = _open_resume(run_dir, lock, data_dir, force)
+    except (ConfigError, DeviceError, data.DataError, CheckpointError, OSError) as exc:
+        lock.release()
+        yield RunFailed(f"cannot resume {run_dir.name}: {_setup_reason(exc, None)}", None)
+        return
+    except BaseException:
+        lock.release()
+        raise
+    yield from _loop(session, writer, stop or threading.Event(), accs)
 
-    version = get_version(config.model)
+
+def _setup_reason(exc: BaseException, config: TrainConfig | None) -> str:
+    if isinstance(exc, OSError) and not isinstance(exc, SaveError):
+        where = default_runs_dir(config.runs_dir) if config is not None else "the run folder"
+        return f"cannot write into {where}: {exc.strerror or exc}"
+    return str(exc)
+
+
+def _build(config: TrainConfig) -> Session:
+    """Everything a run needs, on its device; raises only setup errors."""
+    check_config(config)
+    device = resolve_device(config.device)
+    train_split, test_split = data.load(config.data_dir)
+    evaluated_on = "test"
+    if config.holdout:
+        train_split, test_split = train_split.split_off(config.holdout)
+        evaluated_on = "holdout"
     r = config.recipe
-    # Separate seeds for the weights (and dropout) and for the data order.
     torch.manual_seed(config.seed)
-    order = torch.Generator().manual_seed(config.seed + 1)
-    augment = torch.Generator().manual_seed(config.seed + 2)
     precision = resolve_precision(config.precision, device)
     # channels_last lets the CPU (oneDNN) and CUDA (cuDNN) convolutions skip layout reorders.
-    model = version.build(dropout=r.dropout).to(device, memory_format=torch.channels_last)
+    model = get_version(config.model).build(dropout=r.dropout).to(device, memory_format=torch.channels_last)
     nchw = layout.nchw_batch_norms(model, device, precision)
     optimizer = make_optimizer(config, model.parameters(), device)
     step = make_step(model, optimizer, device, precision, r.batch_size, config.cuda_graph)
     train_data = data.DeviceSplit.from_split(train_split, device, config.limit)
     test_data = data.DeviceSplit.from_split(test_split, device)
-    batches = train_data.num_batches(r.batch_size)
-    scheduler = make_scheduler(config, optimizer, batches)
+    scheduler = make_scheduler(config, optimizer, train_data.num_batches(r.batch_size))
     # Recorded before any checkpoint is restored: restoring copies into the same tensors.
     step.prepare(train_data.images[: r.batch_size], train_data.labels[: r.batch_size])
-    params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    runs_dir = default_runs_dir(config.runs_dir)
-    first_epoch, accs = 1, []
-    if resume_dir is not None:
-        try:
-            first_epoch, accs = _restore(resume_dir, device, model, optimizer, scheduler, order, augment)
-            writer = RunWriter.reopen(resume_dir, first_epoch - 1)
-        except (CheckpointError, OSError) as exc:
-            yield RunFailed(reason=f"cannot resume {resume_dir.name}: {exc}", run_dir=None)
-            return
-    else:
-        try:
-            writer = RunWriter.create(
-                runs_dir,
-                config.model,
-                {
-                    "config": config.to_dict(),
-                    "seed": config.seed,
-                    "device": device.type,
-                    "device_name": device_name(device),
-                    "precision": precision,
-                    "cuda_graph": step.graph,
-                    "nchw_batch_norms": nchw,
-                    "evaluated_on": evaluated_on,
-                    "torch_version": torch.__version__,
-                    "mnist_tui_version": __version__,
-                    "params": params,
-                    "train_size": len(train_data),
-                    "test_size": len(test_data),
-                },
-            )
-        except OSError as exc:
-            yield RunFailed(reason=f"cannot write a run into {runs_dir}: {exc.strerror or exc}", run_dir=None)
-            return
+    session = Session(config, device, precision, model, optimizer, scheduler, step, train_data, test_data, evaluated_on, nchw)
+    session.order.manual_seed(config.seed + 1)
+    session.augment.manual_seed(config.seed + 2)
+    return session
 
-    yield RunStarted(
+
+def _open_new(s: Session, run_name: str | None) -> RunWriter:
+    record = {
+        "config": s.config.to_dict(),
+        "seed": s.config.seed,
+        "device": s.device.type,
+        "device_name": device_name(s.device),
+        "precision": s.precision,
+        "cuda_graph": s.step.graph,
+        "nchw_batch_norms": s.nchw,
+        "evaluated_on": s.evaluated_on,
+        "torch_version": torch.__version__,
+        "mnist_tui_version": __version__,
+        "params": s.params,
+        "train_size": len(s.train_data),
+        "test_size": len(s.test_data),
+    }
+    return RunWriter.create(default_runs_dir(s.config.runs_dir), s.config.model, record, name=run_name)
+
+
+def _open_resume(run_dir: Path, lock: RunLock, data_dir: str | None, force: bool) -> tuple[Session, RunWriter, list[float]]:
+    """Check the run can continue exactly, rebuild it and restore its checkpoint."""
+    record = read_run(run_dir, holding_lock=True)
+    if record.status == "stale" and force:
+        pass  # its host is gone, the user says: continue here
+    elif record.status not in RESUMABLE:
+        why = f" ({record.reason})" if record.reason else ""
+        raise CheckpointError(f"it is {record.status}{why}; only {' or '.join(RESUMABLE)} runs can be resumed")
+    config = TrainConfig.from_dict(record.config.get("config")).replace(data_dir=data_dir, runs_dir=str(run_dir.parent))
+    done = len(record.metrics)
+    ckpt = checkpoints.load(run_dir) if (run_dir / CHECKPOINT).exists() or done > 1 else None
+    epoch = ckpt.epoch if ckpt is not None else 0
+    if not done - 1 <= epoch <= done or epoch >= config.recipe.epochs:
+        raise CheckpointError(f"its checkpoint holds epoch {epoch} but metrics.jsonl has {done} of {config.recipe.epochs} epochs")
+    session = _build(config)
+    if ckpt is not None:
+        _restore(session, ckpt)
+    accs = [m["test_acc"] for m in record.metrics[:epoch]]
+    return session, RunWriter.reopen(lock, epoch), accs
+
+
+def _restore(s: Session, ckpt: Checkpoint) -> None:
+    try:
+        s.model.load_state_dict(ckpt.model)
+    except RuntimeError:
+        raise CheckpointError(f"its checkpoint does not fit {s.config.model}: made by another version or an older {s.config.model}") from None
+    try:
+        s.optimizer.load_state_dict(ckpt.optimizer)
+        if s.scheduler is not None:
+            s.scheduler.load_state_dict(ckpt.scheduler)
+        torch.set_rng_state(ckpt.rng["torch"])
+        s.order.set_state(ckpt.rng["order"])
+        s.augment.set_state(ckpt.rng["augment"])
+    except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"its checkpoint's optimizer, schedule or random state does not fit this run ({str(exc).splitlines()[0][:120]})") from None
+
+
+def _started(s: Session, writer: RunWriter) -> RunStarted:
+    return RunStarted(
         run_id=writer.path.name,
         run_dir=writer.path,
-        config=config,
-        device=device.type,
-        device_name=device_name(device),
-        params=params,
-        train_size=len(train_data),
-        test_size=len(test_data),
-        batches_per_epoch=batches,
-        precision=precision,
-        cuda_graph=step.graph,
-        warning=step.fallback,
-        evaluated_on=evaluated_on,
+        config=s.config,
+        device=s.device.type,
+        device_name=device_name(s.device),
+        params=s.params,
+        train_size=len(s.train_data),
+        test_size=len(s.test_data),
+        batches_per_epoch=s.batches,
+        precision=s.precision,
+        cuda_graph=s.step.graph,
+        warning=s.step.fallback,
+        evaluated_on=s.evaluated_on,
     )
 
+
+def _loop(s: Session, writer: RunWriter, stop: threading.Event, accs: list[float]) -> Iterator[Event]:
+    """Train epoch after epoch until done or stopped; the run's status records how it ended."""
+    yield _started(s, writer)
     started = time.perf_counter()
+    stopping = lambda: stop.is_set() or writer.stop_requested()  # noqa: E731
+    status, reason = "stopped", None
     try:
-        for epoch in range(first_epoch, r.epochs + 1):
-            result = yield from _train_epoch(
-                config, step, train_data, order, epoch, batches, stop, writer, scheduler=scheduler, augment=augment,
-            )
-            if result is None:
+        for epoch in range(writer.epochs_done + 1, s.config.recipe.epochs + 1):
+            finished = yield from _epoch(s, writer, epoch, stopping)
+            if finished is None:
                 break
-            train_loss, train_acc, train_seconds = result
-            if not math.isfinite(train_loss):
-                reason = f"loss became {train_loss} in epoch {epoch}; try a smaller learning rate"
-                writer.set_status("diverged", reason)
-                yield RunFailed(f"training diverged: {reason}", writer.path, "diverged")
-                return
-            lr = optimizer.param_groups[0]["lr"]
-            if scheduler is not None and not steps_every_batch(config):
-                scheduler.step()
-            t0 = time.perf_counter()
-            evaluated = evaluate(model, test_data, r.test_batch_size, stop, precision)
-            if evaluated is None:
-                break
-            test_loss, test_acc = evaluated
-            finished = EpochFinished(
-                epoch=epoch,
-                epochs=r.epochs,
-                train_loss=train_loss,
-                train_acc=train_acc,
-                test_loss=test_loss,
-                test_acc=test_acc,
-                lr=lr,
-                seconds=train_seconds + time.perf_counter() - t0,
-                images_per_s=len(train_data) / train_seconds,
-                memory_mb=memory_in_use_mb(device),
-            )
-            writer.append_epoch(finished.to_dict())
-            writer.save_checkpoint(
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict() if scheduler is not None else {},
-                    "epoch": epoch,
-                    "config": config.to_dict(),
-                    # What exact continuation needs: the dropout and data-order streams.
-                    "rng": {"torch": torch.get_rng_state(), "order": order.get_state(), "augment": augment.get_state()},
-                }
-            )
-            accs.append(test_acc)
+            accs.append(finished.test_acc)
             yield finished
+        else:
+            status = "finished"
+    except _Diverged as exc:
+        status, reason = "diverged", str(exc)
     except GeneratorExit:
-        # A consumer that abandons the generator leaves the run stopped, epochs kept.
-        if writer.status == "running":
-            writer.set_status("stopped", "training was abandoned")
+        status, reason = "stopped", "training was abandoned"  # its consumer went away
         raise
     except Exception as exc:  # any failure is recorded in the run, then reported
-        reason = _failure_reason(exc, config, writer)
-        try:
-            writer.set_status("failed", reason)
-        except OSError:
-            pass  # the disk that failed the save may fail this too; the event still says why
-        yield RunFailed(reason=reason, run_dir=writer.path)
+        status, reason = "failed", _failure_reason(exc, s.config)
+    finally:
+        writer.close(status, reason)
+    if status in ("failed", "diverged"):
+        yield RunFailed(f"training diverged: {reason}" if status == "diverged" else str(reason), writer.path, status)
         return
+    yield RunFinished(writer.path, status, writer.epochs_done, accs[-1] if accs else None, max(accs) if accs else None, time.perf_counter() - started)
 
-    status = "finished" if writer.epochs_done == r.epochs else "stopped"
-    writer.set_status(status)
-    yield RunFinished(
-        run_dir=writer.path,
-        status=status,
-        epochs_done=writer.epochs_done,
-        final_test_acc=accs[-1] if accs else None,
-        best_test_acc=max(accs) if accs else None,
-        seconds=time.perf_counter() - started,
+
+class _Diverged(RuntimeError):
+    pass
+
+
+def _epoch(s: Session, writer: RunWriter, epoch: int, stopping: Callable[[], bool]):
+    """Train and evaluate one epoch and save it; None if stopped before its training ended.
+
+    An epoch whose training finished is always evaluated and kept, even if a stop arrives
+    during its test pass (a few seconds at most)."""
+    result = yield from _train_epoch(s, writer, epoch, stopping)
+    if result is None:
+        return None
+    train_loss, train_acc, train_seconds = result
+    if not math.isfinite(train_loss):
+        raise _Diverged(f"loss became {train_loss} in epoch {epoch}; try a smaller learning rate")
+    lr = s.optimizer.param_groups[0]["lr"]
+    if s.scheduler is not None and not steps_every_batch(s.config):
+        s.scheduler.step()
+    t0 = time.perf_counter()
+    writer.progress({"phase": "evaluating", "epoch": epoch, "epochs": s.config.recipe.epochs, "batch": s.batches, "batches": s.batches,
+                     "loss": train_loss, "accuracy": train_acc, "images_per_s": len(s.train_data) / train_seconds, "seconds_left": 0.0})
+    test_loss, test_acc = evaluate(s.model, s.test_data, s.config.recipe.test_batch_size, s.precision)
+    finished = EpochFinished(
+        epoch=epoch,
+        epochs=s.config.recipe.epochs,
+        train_loss=train_loss,
+        train_acc=train_acc,
+        test_loss=test_loss,
+        test_acc=test_acc,
+        lr=lr,
+        seconds=train_seconds + time.perf_counter() - t0,
+        images_per_s=len(s.train_data) / train_seconds,
+        memory_mb=memory_in_use_mb(s.device),
     )
+    # The metrics line first, then the checkpoint: after a crash between the two, resume
+    # drops the line and trains that epoch again.
+    writer.append_epoch(finished.to_dict())
+    writer.save_checkpoint(s.checkpoint(epoch))
+    return finished
 
 
-def _failure_reason(exc: Exception, config: TrainConfig, writer: RunWriter) -> str:
+def _failure_reason(exc: Exception, config: TrainConfig) -> str:
     """What went wrong, in words that say what to do about it."""
     if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower():
-        return f"out of memory at batch size {config.recipe.batch_size}; try a smaller batch size, e.g. --batch-size {max(1, config.recipe.batch_size // 2)}"
-    if isinstance(exc, OSError):
-        return (
-            f"could not save to {writer.path} ({exc.strerror or exc}); the checkpoint of epoch "
-            f"{writer.epochs_done} is intact"
-        )
+        return f"out of memory at batch size {config.recipe.batch_size}; try a smaller batch size, e.g. {max(1, config.recipe.batch_size // 2)}"
+    if isinstance(exc, SaveError):
+        return str(exc)
     return f"{type(exc).__name__}: {exc}"
 
 
-def check_batch_size(config: TrainConfig, available: int) -> None:
-    n = available if config.limit is None else min(config.limit, available)
-    if config.recipe.batch_size > n:
-        raise ConfigError(f"batch size {config.recipe.batch_size} is larger than the {n:,} training images; use a smaller batch size")
-
-
-def _restore(run_dir: Path, device, model, optimizer, scheduler, order, augment) -> tuple[int, list[float]]:
-    """Load a run's checkpoint into the fresh objects; return the next epoch and past accuracies."""
-    if not (run_dir / CHECKPOINT).exists():  # stopped during epoch 1: start that epoch again
-        return 1, []
-    ckpt = load_checkpoint(run_dir, map_location=str(device))
-    model.load_state_dict(ckpt["model"])
-    optimizer.load_state_dict(ckpt["optimizer"])
-    if scheduler is not None:
-        scheduler.load_state_dict(ckpt["scheduler"])
-    if "rng" in ckpt:
-        torch.set_rng_state(ckpt["rng"]["torch"])
-        order.set_state(ckpt["rng"]["order"])
-        if "augment" in ckpt["rng"]:
-            augment.set_state(ckpt["rng"]["augment"])
-    done = int(ckpt["epoch"])
-    accs = [m["test_acc"] for m in read_run(run_dir).metrics[:done]]
-    return done + 1, accs
-
-
-def _train_epoch(config, step: EagerStep, train_data, order, epoch, batches, stop, writer=None, *, scheduler=None, augment=None):
+def _train_epoch(s: Session, writer: RunWriter, epoch: int, stopping: Callable[[], bool]):
     """One pass over the training data; returns (loss, acc %, seconds), or None if stopped.
 
     Progress events come every `progress_every` batches but at most every
     `progress_seconds`: each reads the running sums back from the device, and a fast GPU
     would otherwise wait on that, and a screen redraw, every few milliseconds.
     """
-    r = config.recipe
-    step.model.train()
-    device = train_data.labels.device
+    config, r, batches = s.config, s.config.recipe, s.batches
+    s.model.train()
+    device = s.train_data.labels.device
     affine = Affine(r.rotate, r.translate, r.scale)
-    per_batch = scheduler if steps_every_batch(config) else None
+    per_batch = s.scheduler if steps_every_batch(config) else None
     # Accumulate on the device and read back only at progress events: no per-step sync.
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.long, device=device)
     seen = 0
     t0 = last_event = time.perf_counter()
-    for i, (x, y) in enumerate(train_data.batches(r.batch_size, order), start=1):
-        if stop.is_set():
+    for i, (x, y) in enumerate(s.train_data.batches(r.batch_size, s.order), start=1):
+        if stopping():
             return None
-        if affine.active and augment is not None:
-            x = affine(x, augment, data.BACKGROUND)
-        out, loss = step(x, y)
-        step.optimizer.step()
+        if affine.active:
+            x = affine(x, s.augment, data.BACKGROUND)
+        out, loss = s.step(x, y)
+        s.optimizer.step()
         if per_batch is not None:
             per_batch.step()
         loss_sum += loss.detach() * len(y)
@@ -376,16 +353,9 @@ def _train_epoch(config, step: EagerStep, train_data, order, epoch, batches, sto
             running_loss = loss_sum.item() / seen
             if not math.isfinite(running_loss):
                 break  # diverged: the caller reports it, no point training on
-            if writer is not None:
-                writer.heartbeat()
-            yield BatchProgress(
-                epoch=epoch,
-                epochs=r.epochs,
-                batch=i,
-                batches=batches,
-                loss=running_loss,
-                accuracy=100.0 * correct.item() / seen,
-                images_per_s=seen / elapsed if elapsed > 0 else 0.0,
-                seconds_left=elapsed / i * (batches - i),
-            )
+            event = BatchProgress(epoch, r.epochs, i, batches, running_loss, 100.0 * correct.item() / seen,
+                                  seen / elapsed if elapsed > 0 else 0.0, elapsed / i * (batches - i))
+            writer.heartbeat()
+            writer.progress({"phase": "training", **event.to_dict()})
+            yield event
     return loss_sum.item() / seen, 100.0 * correct.item() / seen, time.perf_counter() - t0

@@ -35,6 +35,10 @@ class BatchProgress:
     accuracy: float  # running, percent
     images_per_s: float
     seconds_left: float  # estimated time to the end of this epoch's training
+    phase: str = "training"  # or "evaluating": the epoch's test pass is under way
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
 @dataclass(frozen=True)
@@ -68,7 +72,7 @@ class RunFinished:
 class RunFailed:
     reason: str
     run_dir: Path | None  # None when it failed before a run folder was made
-    status: str = "failed"  # or "diverged"
+    status: str = "failed"  # or "diverged"; a followed run may also end "interrupted" or "damaged"
 
 
 Event = RunStarted | BatchProgress | EpochFinished | RunFinished | RunFailed

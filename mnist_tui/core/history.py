@@ -6,7 +6,7 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from mnist_tui.core.runs import RunRecord
+from mnist_tui.core.store import RunRecord
 
 # Columns of the runs table and of the CSV export, in order.
 COLUMNS = ("started", "run", "model", "status", "epochs", "final_acc", "best_acc", "params", "seconds", "device")

@@ -9,7 +9,8 @@ from pathlib import Path
 import torch
 
 from mnist_tui.core import data
-from mnist_tui.core.runs import CHECKPOINT, load_checkpoint, read_run
+from mnist_tui.core.store import CHECKPOINT, CheckpointError, read_run
+from mnist_tui.core.store import checkpoint as checkpoints
 from mnist_tui.core.versions import get_version
 
 
@@ -38,16 +39,20 @@ class Predictions:
 @functools.lru_cache(maxsize=4)
 def _classify(run_dir: Path, checkpoint_mtime: float, data_dir: str | None) -> tuple[int, torch.Tensor, torch.Tensor]:
     """(epoch, confidence, predicted class) for every test image; cached per checkpoint."""
-    ckpt = load_checkpoint(run_dir)
-    model = get_version(ckpt["config"]["model"]).build()
-    model.load_state_dict(ckpt["model"])
+    ckpt = checkpoints.load(run_dir)
+    name = ckpt.config.get("model")
+    try:
+        model = get_version(str(name)).build()
+        model.load_state_dict(ckpt.model)
+    except (KeyError, RuntimeError):
+        raise CheckpointError(f"the checkpoint does not fit {str(name)[:20]}: made by another version or an older one") from None
     model.eval()
-    _, test = data.load(data_dir or ckpt["config"].get("data_dir"))
+    _, test = data.load(data_dir)
     images = data.normalise(test.images)
     with torch.inference_mode():
         probs = torch.cat([model(images[i : i + 2000]).softmax(1) for i in range(0, len(images), 2000)])
     confidence, predicted = probs.max(1)
-    return int(ckpt["epoch"]), confidence, predicted
+    return ckpt.epoch, confidence, predicted
 
 
 def predict(run_dir: Path, count: int = 64, mistakes_only: bool = False, data_dir: str | None = None) -> Predictions:
@@ -55,7 +60,7 @@ def predict(run_dir: Path, count: int = 64, mistakes_only: bool = False, data_di
     run_dir = Path(run_dir).resolve()
     record = read_run(run_dir)
     epoch, confidence, predicted = _classify(run_dir, (run_dir / CHECKPOINT).stat().st_mtime, data_dir)
-    _, test = data.load(data_dir or record.config.get("config", {}).get("data_dir"))
+    _, test = data.load(data_dir)
     wrong = (predicted != test.labels).nonzero().flatten()
     indices = wrong[:count].tolist() if mistakes_only else list(range(min(count, len(test))))
     items = [

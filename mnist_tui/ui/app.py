@@ -8,9 +8,10 @@ from pathlib import Path
 from textual.app import App
 from textual.command import Hit, Hits, Provider
 
-from mnist_tui.core.runs import default_runs_dir
+from mnist_tui.core.store import default_runs_dir, request_stop
 from mnist_tui.core.versions import VERSIONS
-from mnist_tui.ui.screens.confirm import ConfirmScreen
+from mnist_tui.trainer import InProcessLauncher, ProcessLauncher
+from mnist_tui.ui.screens.confirm import ChoiceScreen
 from mnist_tui.ui.screens.layers import LayersScreen
 from mnist_tui.ui.screens.runs import RunsScreen
 from mnist_tui.ui.screens.train import TrainScreen
@@ -62,11 +63,14 @@ class MnistTuiApp(App):
         ("ctrl+q", "quit", "Quit"),
     ]
 
-    def __init__(self, runs_dir: Path | None = None, data_dir: str | None = None, start_mode: str = "train"):
+    def __init__(self, runs_dir: Path | None = None, data_dir: str | None = None, start_mode: str = "train",
+                 launcher: ProcessLauncher | InProcessLauncher | None = None):
         super().__init__()
         self.runs_dir = default_runs_dir(runs_dir)
         self.data_dir = data_dir
         self.start_mode = start_mode
+        # Each run trains in a trainer process of its own; tests pass an InProcessLauncher.
+        self.launcher = launcher or ProcessLauncher()
 
     def on_mount(self) -> None:
         self.switch_mode(self.start_mode)
@@ -122,15 +126,21 @@ class MnistTuiApp(App):
             self.exit()
             return
 
-        async def answered(yes: bool | None) -> None:
-            if yes:
-                await self.stop_training_and_exit()
+        def answered(choice: str | None) -> None:
+            if choice == "stop" and screen.run_dir is not None:
+                try:
+                    request_stop(screen.run_dir)
+                except OSError:
+                    pass  # the run's folder went away: nothing is left to stop
+                self.exit(message=f"Asked {screen.run_dir.name} to stop after its current batch; its finished epochs are kept.")
+            elif choice == "keep":
+                name = screen.run_dir.name if screen.run_dir is not None else "The run"
+                self.exit(message=f"{name} keeps training in the background; `mnist-tui` shows it again, `mnist-tui follow {name[-6:]}` follows it here.")
 
-        self.push_screen(ConfirmScreen("A run is training. Stop it (its finished epochs are kept) and quit?", yes="Stop and quit", no="Keep training"), answered)
-
-    async def stop_training_and_exit(self) -> None:
-        screen = self.train_screen
-        if screen is not None and screen.worker is not None:
-            screen.stop_event.set()
-            await screen.worker.wait()
-        self.exit()
+        self.push_screen(
+            ChoiceScreen(
+                "A run is training in its own process. Keep it training in the background, stop it (its finished epochs are kept), or go back?",
+                [("keep", "Keep training", "k"), ("stop", "Stop it", "s"), ("cancel", "Cancel", "escape")],
+            ),
+            answered,
+        )

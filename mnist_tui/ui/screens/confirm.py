@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Grid, Horizontal
 from textual.screen import ModalScreen
@@ -17,7 +18,7 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Grid(id="confirm-dialog"):
-            yield Label(self.question, id="confirm-question")
+            yield Label(Text(self.question), id="confirm-question")
             with Horizontal(id="confirm-buttons"):
                 yield Button(f"{self.yes} (y)", variant="error", id="yes")
                 yield Button(f"{self.no} (n)", variant="primary", id="no")
@@ -30,3 +31,32 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)
+
+
+class ChoiceScreen(ModalScreen[str]):
+    """A question with several answers, each a button with its own key; dismisses with the
+    chosen answer's id (the first is the default and has focus)."""
+
+    def __init__(self, question: str, choices: list[tuple[str, str, str]]):
+        super().__init__()
+        self.question, self.choices = question, choices
+
+    def on_key(self, event) -> None:
+        for answer, _label, key in self.choices:
+            if event.key == key:
+                event.stop()
+                self.dismiss(answer)
+
+    def compose(self) -> ComposeResult:
+        with Grid(id="confirm-dialog"):
+            yield Label(Text(self.question), id="confirm-question")
+            with Horizontal(id="confirm-buttons"):
+                for i, (answer, label, key) in enumerate(self.choices):
+                    shown = "esc" if key == "escape" else key
+                    yield Button(f"{label} ({shown})", variant="primary" if i == 0 else "default", id=f"choice-{answer}")
+
+    def on_mount(self) -> None:
+        self.query_one(f"#choice-{self.choices[0][0]}", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(str(event.button.id).removeprefix("choice-"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
@@ -52,7 +53,7 @@ class PredictionsScreen(Screen):
         self.predictions = result
         which = "the first mistakes" if self.mistakes_only else "the first test digits"
         self.query_one("#predictions-title", Static).update(
-            f"[b]{result.run_id}[/b] after epoch {result.epoch}: {result.mistakes} mistakes in "
+            f"[b]{escape(result.run_id)}[/b] after epoch {result.epoch}: {result.mistakes} mistakes in "
             f"{result.total:,} test digits ({100 - 100 * result.mistakes / result.total:.2f}% right) · "
             f"showing {which} · captions are true→predicted"
         )

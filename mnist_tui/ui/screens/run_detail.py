@@ -6,13 +6,14 @@ import json
 
 from rich.console import Group
 from rich.syntax import Syntax
+from rich.markup import escape
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from mnist_tui.core.runs import read_run
+from mnist_tui.core.store import read_run
 from mnist_tui.ui.widgets.charts import MetricChart
 from mnist_tui.ui.widgets.epoch_table import EpochTable
 
@@ -67,7 +68,7 @@ class RunDetailScreen(Screen):
         else:
             r = self.records[0]
             self.query_one("#detail-title", Static).update(
-                f"[b]{r.run_id}[/b] · {r.model} · {r.status} · {r.epochs_done}/{r.epochs_total} epochs · {r.device}"
+                f"[b]{escape(r.run_id)}[/b] · {escape(r.model)} · {r.status} · {r.epochs_done}/{r.epochs_total} epochs · {escape(r.device)}"
             )
             self.query_one(EpochTable).set_epochs(r.metrics)
             for name in ("train", "test"):

@@ -5,14 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+from rich.markup import escape
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from mnist_tui.core import history
-from mnist_tui.core.runs import RESUMABLE, RunBusy, changed_since, delete_run, list_runs
+from mnist_tui.core.store import RESUMABLE, RunBusy, changed_since, delete_run, list_runs
 from mnist_tui.ui.screens.confirm import ConfirmScreen
 
 HEADERS = {
@@ -93,9 +94,15 @@ class RunsScreen(Screen):
         if self.is_current and changed_since(self.runs_dir, self.stamp) is not None:
             self.reload()
 
+    @work(thread=True, exclusive=True, exit_on_error=False, group="runs-reload")
     def reload(self) -> None:
-        self.stamp = changed_since(self.runs_dir, 0.0) or 0.0
-        self.records = list_runs(self.runs_dir)
+        """Read the store off the UI thread (a thousand runs take a while), then show it."""
+        stamp = changed_since(self.runs_dir, 0.0) or 0.0
+        records = list_runs(self.runs_dir)
+        self.app.call_from_thread(self._loaded, stamp, records)
+
+    def _loaded(self, stamp: float, records: list) -> None:
+        self.stamp, self.records = stamp, records
         self.refresh_table()
 
     def refresh_table(self) -> None:
@@ -117,12 +124,12 @@ class RunsScreen(Screen):
         live = sum(r.status == "running" for r in self.rows)
         arrow = "↓" if self.sort_reverse else "↑"
         line = (
-            f"{len(self.rows)} of {len(self.records)} runs in {self.runs_dir} · {live} live · "
+            f"{len(self.rows)} of {len(self.records)} runs in {escape(str(self.runs_dir))} · {live} live · "
             f"sorted by {HEADERS[self.sort_column]} {arrow} · {len(self.marked)} marked"
         )
         row = self.current_row
         if row is not None and row.record.reason:
-            line += f"\n[b]{row.run}[/b] {row.status}: {row.record.reason}"
+            line += f"\n[b]{escape(row.run)}[/b] {row.status}: {escape(row.record.reason)}"
         self.query_one("#runs-summary", Static).update(line)
 
     @on(DataTable.RowHighlighted, "#runs-table")
@@ -173,7 +180,7 @@ class RunsScreen(Screen):
         if row is None:
             return
         if row.status == "damaged":
-            self.notify(f"{row.run} is damaged: {row.record.reason}", severity="warning")
+            self.notify(f"{row.run} is damaged: {row.record.reason}", severity="warning", markup=False)
             return
         from mnist_tui.ui.screens.run_detail import RunDetailScreen
 
@@ -208,7 +215,7 @@ class RunsScreen(Screen):
         if row is None:
             return
         if row.status not in RESUMABLE:
-            self.notify(f"{row.run} is {row.status}; only {' or '.join(RESUMABLE)} runs can be resumed.", severity="warning")
+            self.notify(f"{row.run} is {row.status}; only {' or '.join(RESUMABLE)} runs can be resumed.", severity="warning", markup=False)
             return
         await self.app.switch_mode("train")  # mounted before it is asked to train
         self.app.train_screen.resume_run(row.record)
@@ -224,10 +231,10 @@ class RunsScreen(Screen):
             try:
                 delete_run(row.record.path)
             except (RunBusy, OSError) as exc:
-                self.notify(str(exc), severity="error")
+                self.notify(str(exc), severity="error", markup=False)
                 return
             self.marked.discard(row.run)
-            self.notify(f"Deleted {row.run}")
+            self.notify(f"Deleted {row.run}", markup=False)
             self.reload()
 
         self.app.push_screen(ConfirmScreen(f"Delete run {row.run} and all its files?", yes="Delete", no="Keep"), answered)
@@ -235,4 +242,4 @@ class RunsScreen(Screen):
     def action_export(self) -> None:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         path = history.export_csv(self.rows, Path.cwd() / f"mnist-tui-runs-{stamp}.csv")
-        self.notify(f"Exported {len(self.rows)} runs to {path}")
+        self.notify(f"Exported {len(self.rows)} runs to {path}", markup=False)

@@ -1,31 +1,35 @@
-"""The home screen: pick a version, adjust its recipe, train it live."""
+"""The home screen: pick a version, adjust its recipe, train it, and follow it live.
+
+Training runs in a trainer process of its own (see mnist_tui/trainer.py); this screen is a
+client that follows the run folder, so a run outlives the app, and the app attaches to a
+run that is already training when it starts.
+"""
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass
+import time
+from pathlib import Path
 
+from rich.markup import escape
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.message import Message
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Button, Footer, Header, Label, OptionList, ProgressBar, Static
 from textual.widgets.option_list import Option
-from textual.worker import Worker, WorkerState
 
-from mnist_tui.core.events import BatchProgress, EpochFinished, RunFailed, RunFinished, RunStarted
+from mnist_tui.core.events import BatchProgress, EpochFinished, Event, RunFailed, RunFinished, RunStarted
+from mnist_tui.core.store import list_runs, request_stop
+from mnist_tui.core.store.follow import Follower
 from mnist_tui.core.versions import VERSIONS
+from mnist_tui.trainer import Launch
 from mnist_tui.ui.widgets.charts import MetricChart
 from mnist_tui.ui.widgets.epoch_table import EpochTable
 from mnist_tui.ui.widgets.recipe_form import RecipeForm
 
-
-def _engine():
-    """The training engine, imported when first needed: torch loads then, not at startup."""
-    from mnist_tui.core import engine
-
-    return engine
+POLL_S = 0.25  # how often the followed run folder is looked at
 
 
 def version_label(name: str) -> str:
@@ -41,21 +45,12 @@ class TrainScreen(Screen):
         ("ctrl+f", "toggle_recipe", "Recipe"),
     ]
 
-    @dataclass
-    class EngineEvent(Message):
-        """One event from the training worker, delivered on the UI thread."""
-
-        event: object
-
-        def can_replace(self, message: Message) -> bool:
-            # Progress arrives faster than anyone reads it: keep only the newest.
-            return isinstance(message, TrainScreen.EngineEvent) and isinstance(self.event, BatchProgress) and isinstance(message.event, BatchProgress)
-
     def __init__(self):
         super().__init__()
-        self.stop_event = threading.Event()
-        self.worker: Worker | None = None
-        self.run_dir = None
+        self.follower: Follower | None = None
+        self.launch: Launch | None = None
+        self.run_dir: Path | None = None
+        self._poll: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -85,14 +80,24 @@ class TrainScreen(Screen):
         versions.highlighted = list(VERSIONS).index("v2")
         self.query_one(RecipeForm).load("v2")
         self._show_version("v2")
+        self._poll = self.set_interval(POLL_S, self.poll, pause=True)
+        self.find_live_run()
 
-    def on_unmount(self) -> None:
-        # However the app ends, a training thread must not outlive it: stop it cleanly.
-        self.stop_event.set()
+    @work(thread=True, exclusive=True, exit_on_error=False, group="find-live")
+    def find_live_run(self) -> None:
+        """Attach to the newest run that is training in this runs folder, if any."""
+        live = [r for r in list_runs(self.app.runs_dir) if r.status == "running" and not r.host_is_remote]
+        if live:
+            self.app.call_from_thread(self._attach_if_idle, live[-1].path)
+
+    def _attach_if_idle(self, run_dir: Path) -> None:
+        if not self.running:
+            self.attach(run_dir, f"Following {run_dir.name}, which is training…")
 
     @property
     def running(self) -> bool:
-        return self.worker is not None and self.worker.state in (WorkerState.PENDING, WorkerState.RUNNING)
+        """Whether this screen follows a run that has not ended yet."""
+        return self.follower is not None and not self.follower.done
 
     def _show_version(self, name: str) -> None:
         v = VERSIONS[name]
@@ -120,37 +125,65 @@ class TrainScreen(Screen):
             if config is None:
                 self.notify("Fix the recipe first: " + "; ".join(self.query_one(RecipeForm).problems.values()), severity="error")
             return
-        runs_dir = getattr(self.app, "runs_dir", None)
-        data_dir = getattr(self.app, "data_dir", None)
-        config = config.replace(runs_dir=str(runs_dir) if runs_dir else None, data_dir=data_dir)
-        self._launch(f"Loading MNIST and building {config.model}…", [], lambda stop: _engine().train(config, stop))
+        config = config.replace(data_dir=self.app.data_dir)
+        self.launch = self.app.launcher.train(config, self.app.runs_dir)
+        self.attach(self.launch.run_dir, f"Starting a trainer: loading MNIST and building {config.model}…")
 
     def resume_run(self, record) -> None:
-        """Continue a stopped or interrupted run, its finished epochs shown first."""
+        """Continue a stopped or interrupted run in a trainer of its own, its finished epochs
+        shown first."""
         if self.running:
-            self.notify("A run is already training here; stop it first.", severity="warning")
+            self.notify("A run is already being followed here; stop it first.", severity="warning")
             return
-        data_dir = getattr(self.app, "data_dir", None)
-        self._launch(f"Resuming {record.run_id}…", record.metrics, lambda stop: _engine().resume(record.path, stop, data_dir))
+        since = time.time_ns()
+        self.launch = self.app.launcher.resume(record.path, self.app.data_dir)
+        self.attach(record.path, f"Resuming {record.run_id}…", since_ns=since)
 
-    def _launch(self, message: str, past_epochs: list[dict], events) -> None:
-        self.stop_event = threading.Event()
+    def attach(self, run_dir: Path, message: str, since_ns: int = 0) -> None:
+        """Follow a run folder: its epochs so far, then its progress until it ends."""
+        self.run_dir = Path(run_dir)
+        self.follower = Follower(run_dir, since_ns=since_ns)
         self._reset_dashboard()
-        for epoch in past_epochs:
-            self._show_epoch(epoch)
-        self.query_one("#device-line", Static).update(message)
+        self.query_one("#device-line", Static).update(Text(message))
         # On a narrow terminal the dashboard takes the whole width from now on (ctrl+f shows
         # the recipe again).
         self.add_class("-has-run")
         self.remove_class("-recipe-toggled")
-        self.query_one("#start", Button).disabled = True
-        self.query_one("#stop", Button).disabled = False
-        self.worker = self.train_in_background(events)
+        self._set_buttons()
+        if self._poll is not None:
+            self._poll.resume()
+        self.poll()
+
+    def poll(self) -> None:
+        """Show what the followed run wrote since the last look."""
+        if self.follower is None:
+            return
+        for event in self.follower.poll():
+            self.show_event(event)
+        launch = self.launch
+        if not self.follower.done and launch is not None and launch.run_dir == self.run_dir and launch.ended():
+            for event in self.follower.poll():  # its last words may have landed just now
+                self.show_event(event)
+            if not self.follower.done:
+                self.follower.done = True
+                self.show_event(RunFailed(launch.failure(), None))
+        if self.follower.done:
+            if self._poll is not None:
+                self._poll.pause()
+            self._set_buttons()
+
+    def _set_buttons(self) -> None:
+        self.query_one("#start", Button).disabled = self.running or self.query_one(RecipeForm).config is None
+        self.query_one("#stop", Button).disabled = not self.running
 
     @on(Button.Pressed, "#stop")
     def action_stop(self) -> None:
-        if self.running:
-            self.stop_event.set()
+        if self.running and self.run_dir is not None:
+            try:
+                request_stop(self.run_dir)
+            except OSError as exc:
+                self.notify(f"Could not ask the trainer to stop: {exc.strerror or exc}", severity="error")
+                return
             self.query_one("#device-line", Static).update("Stopping after this batch…")
 
     def action_toggle_recipe(self) -> None:
@@ -163,55 +196,53 @@ class TrainScreen(Screen):
         self.query_one("#epoch-progress", ProgressBar).update(total=1, progress=0)
         self.query_one("#speed", Static).update("")
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="train")
-    def train_in_background(self, events) -> None:
-        """Iterate the engine (`events(stop)`) in a thread, posting each event to the UI."""
-        for event in events(self.stop_event):
-            self.post_message(self.EngineEvent(event))
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker is not self.worker:
-            return
-        if event.state == WorkerState.ERROR:
-            self.notify(f"Training crashed: {event.worker.error}", severity="error", timeout=10)
-        if event.state in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
-            self.query_one("#stop", Button).disabled = True
-            self.query_one("#start", Button).disabled = self.query_one(RecipeForm).config is None
-
     def _show_epoch(self, e: dict) -> None:
         self.query_one(EpochTable).add_epoch(e)
         self.query_one("#loss-chart", MetricChart).add_point(e["epoch"], {"train": e["train_loss"], "test": e["test_loss"]})
         self.query_one("#acc-chart", MetricChart).add_point(e["epoch"], {"train": e["train_acc"], "test": e["test_acc"]})
         self.query_one("#lr-chart", MetricChart).add_point(e["epoch"], {"lr": e["lr"]})
 
-    def on_train_screen_engine_event(self, message: EngineEvent) -> None:
-        ev = message.event
-        if isinstance(ev, RunStarted):
-            self.run_dir = ev.run_dir
-            self.query_one("#device-line", Static).update(
-                f"[b]{ev.config.model}[/b] · {ev.params:,} params · {ev.device_name} · {ev.precision}{' · CUDA graph' if ev.cuda_graph else ''} · "
-                f"{ev.train_size:,} train / {ev.test_size:,} {'held-out' if ev.evaluated_on == 'holdout' else 'test'} images · {ev.run_id}"
-            )
-            self.query_one("#epoch-progress", ProgressBar).update(total=ev.batches_per_epoch, progress=0)
-            if ev.warning:
-                self.notify(ev.warning, severity="warning", timeout=10)
-        elif isinstance(ev, BatchProgress):
-            self.query_one("#epoch-progress", ProgressBar).update(total=ev.batches, progress=ev.batch)
-            # Repaint only: a layout pass over this screen costs ~40 ms of the UI thread, taken
-            # from the training threads on a small machine, and the line keeps its size.
-            self.query_one("#speed", Static).update(
-                f"epoch {ev.epoch}/{ev.epochs} · loss {ev.loss:.4f} · {ev.accuracy:.1f}% · "
-                f"{ev.images_per_s:,.0f} img/s · {ev.seconds_left:.0f}s left",
-                layout=False,
-            )
-        elif isinstance(ev, EpochFinished):
-            self._show_epoch(ev.to_dict())
-            if ev.memory_mb is not None:
-                self.query_one("#speed", Static).update(f"{ev.images_per_s:,.0f} img/s · {ev.memory_mb:,.0f} MiB in use")
-        elif isinstance(ev, RunFinished):
-            acc = f", final test accuracy {ev.final_test_acc:.2f}%" if ev.final_test_acc is not None else ""
-            self.notify(f"Run {ev.status} after {ev.epochs_done} epochs{acc}.", title="Training")
-            self.query_one("#speed", Static).update(f"{ev.status}: {ev.epochs_done} epochs{acc} · saved in {ev.run_dir.name}")
-        elif isinstance(ev, RunFailed):
-            self.notify(ev.reason, title=f"Training {ev.status}", severity="error", timeout=10)
-            self.query_one("#speed", Static).update(f"[red]{ev.status}: {ev.reason}[/]")
+    def show_event(self, ev: Event) -> None:
+        handler = {
+            RunStarted: self._show_started,
+            BatchProgress: self._show_progress,
+            EpochFinished: self._show_finished_epoch,
+            RunFinished: self._show_end,
+            RunFailed: self._show_failure,
+        }[type(ev)]
+        handler(ev)  # type: ignore[operator]
+
+    def _show_started(self, ev: RunStarted) -> None:
+        self._reset_dashboard()
+        self.run_dir = ev.run_dir
+        self.query_one("#device-line", Static).update(
+            f"[b]{ev.config.model}[/b] · {ev.params:,} params · {escape(ev.device_name)} · {ev.precision}{' · CUDA graph' if ev.cuda_graph else ''} · "
+            f"{ev.train_size:,} train / {ev.test_size:,} {'held-out' if ev.evaluated_on == 'holdout' else 'test'} images · {escape(ev.run_id)}"
+        )
+        self.query_one("#epoch-progress", ProgressBar).update(total=ev.batches_per_epoch, progress=0)
+        if ev.warning:
+            self.notify(ev.warning, severity="warning", timeout=10, markup=False)
+
+    def _show_progress(self, ev: BatchProgress) -> None:
+        self.query_one("#epoch-progress", ProgressBar).update(total=ev.batches, progress=ev.batch)
+        doing = "evaluating on the test set" if ev.phase == "evaluating" else f"{ev.images_per_s:,.0f} img/s · {ev.seconds_left:.0f}s left"
+        # Repaint only: a layout pass over this screen costs ~40 ms of the UI thread, and the
+        # line keeps its size.
+        self.query_one("#speed", Static).update(f"epoch {ev.epoch}/{ev.epochs} · loss {ev.loss:.4f} · {ev.accuracy:.1f}% · {doing}", layout=False)
+
+    def _show_finished_epoch(self, ev: EpochFinished) -> None:
+        self._show_epoch(ev.to_dict())
+        if ev.memory_mb is not None:
+            self.query_one("#speed", Static).update(f"{ev.images_per_s:,.0f} img/s · {ev.memory_mb:,.0f} MiB in use")
+
+    def _show_end(self, ev: RunFinished) -> None:
+        acc = f", final test accuracy {ev.final_test_acc:.2f}%" if ev.final_test_acc is not None else ""
+        epochs = f"{ev.epochs_done} epoch{'s' if ev.epochs_done != 1 else ''}"
+        self.notify(f"Run {ev.status} after {epochs}{acc}.", title="Training", markup=False)
+        self.query_one("#speed", Static).update(Text(f"{ev.status}: {epochs}{acc} · saved in {ev.run_dir.name} · ctrl+s trains again"))
+
+    def _show_failure(self, ev: RunFailed) -> None:
+        self.notify(ev.reason, title=f"Training {ev.status}", severity="error", timeout=10, markup=False)
+        self.query_one("#speed", Static).update(Text(f"{ev.status}: {ev.reason}", style="red"))
+        if ev.run_dir is None:  # it never started: the line still says it is starting
+            self.query_one("#device-line", Static).update("Nothing is training. Change the recipe if needed and press Start (ctrl+s).")

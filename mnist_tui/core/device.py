@@ -1,0 +1,61 @@
+"""Device and precision: which device trains, whether it computes bf16 natively, its name."""
+
+from __future__ import annotations
+
+import torch
+
+
+class DeviceError(RuntimeError):
+    """The requested device is not available on this machine."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` picks CUDA, then Apple MPS, then the CPU; a named device must exist."""
+    has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise DeviceError("the device cuda was asked for, but this machine has no usable CUDA GPU; choose cpu or auto")
+    if name == "mps" and not has_mps:
+        raise DeviceError("the device mps was asked for, but Apple MPS is not available here; choose cpu or auto")
+    return torch.device(name)
+
+
+def bf16_native(device: torch.device) -> bool:
+    """Whether the device computes bf16 natively (CPU: AVX512-BF16 or AMX; CUDA: Ampere on)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    if device.type == "cpu":
+        probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+        try:
+            return any(probe() for probe in probes if probe is not None)
+        except RuntimeError:
+            return False
+    return False
+
+
+def resolve_precision(requested: str, device: torch.device) -> str:
+    """`auto` means bf16 autocast where the hardware has it natively, fp32 elsewhere.
+
+    An explicit bf16 is honoured wherever autocast supports it (slowly where emulated); MPS
+    always trains in fp32.
+    """
+    if device.type == "mps":
+        return "fp32"
+    if requested == "auto":
+        return "bf16" if bf16_native(device) else "fp32"
+    return requested
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return "Apple MPS"
+    return f"CPU, {torch.get_num_threads()} threads"
+
+
+def memory_in_use_mb(device: torch.device) -> float | None:
+    if device.type == "cuda":
+        return torch.cuda.memory_allocated(device) / 2**20
+    return None

@@ -1,0 +1,36 @@
+"""The recipe's optimizer and learning-rate schedule."""
+
+from __future__ import annotations
+
+import torch
+
+from mnist_tui.core.config import TrainConfig
+
+
+def make_optimizer(config: TrainConfig, params, device: torch.device | None = None) -> torch.optim.Optimizer:
+    """The recipe's optimizer; on CUDA the fused kernel (one launch per step, not one per op)."""
+    r = config.recipe
+    fused = {"fused": True} if device is not None and device.type == "cuda" else {}
+    if r.optimizer == "adam":
+        return torch.optim.Adam(params, lr=r.lr, weight_decay=r.weight_decay, **fused)
+    if r.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=r.lr, weight_decay=r.weight_decay, **fused)
+    return torch.optim.SGD(params, lr=r.lr, momentum=r.momentum, weight_decay=r.weight_decay, **fused)
+
+
+def steps_every_batch(config: TrainConfig) -> bool:
+    """Whether the run's scheduler steps after every batch (onecycle) or after every epoch."""
+    return config.recipe.scheduler == "onecycle"
+
+
+def make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, batches: int):
+    """The run's LR schedule; onecycle is stepped every batch, the others every epoch."""
+    r = config.recipe
+    if r.scheduler == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=r.lr, total_steps=r.epochs * batches, pct_start=0.2)
+    if r.scheduler == "cosine":
+        # Stepped once per epoch, so T_max = epochs anneals over exactly the whole run.
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=r.epochs)
+    if r.scheduler == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=r.step_size, gamma=0.5)
+    return None

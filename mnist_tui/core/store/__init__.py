@@ -1,0 +1,35 @@
+"""The run store: one folder per run, owned by one trainer process under a lock.
+
+Files (see the README's "Run folder format"): config.json, metrics.jsonl, status.json,
+progress.json, checkpoint.pt, lock, and the stop request `stop`. Reading needs only the
+JSON files; torch is imported only to save or load checkpoints.
+"""
+
+from mnist_tui.core.store.checkpoint import Checkpoint, CheckpointError
+from mnist_tui.core.store.lock import RunBusy, RunLock, is_locked
+from mnist_tui.core.store.records import (
+    CHECKPOINT,
+    CONFIG,
+    FINAL,
+    METRICS,
+    PROGRESS,
+    RESUMABLE,
+    STATUS,
+    RunRecord,
+    changed_since,
+    default_runs_dir,
+    delete_run,
+    find_run,
+    list_runs,
+    read_progress,
+    read_run,
+    request_stop,
+)
+from mnist_tui.core.store.writer import RunWriter, SaveError
+
+__all__ = [
+    "CHECKPOINT", "CONFIG", "FINAL", "METRICS", "PROGRESS", "RESUMABLE", "STATUS",
+    "Checkpoint", "CheckpointError", "RunBusy", "RunLock", "RunRecord", "RunWriter", "SaveError",
+    "changed_since", "default_runs_dir", "delete_run", "find_run", "is_locked", "list_runs",
+    "read_progress", "read_run", "request_stop",
+]

@@ -1,0 +1,122 @@
+"""Following a run from outside its trainer: the run folder turned back into engine events.
+
+The TUI's Train screen and `mnist-tui follow` are clients: they poll the folder a few times a
+second and get the same typed events the engine yields in the trainer (RunStarted once,
+BatchProgress from progress.json, EpochFinished per metrics line, then RunFinished or
+RunFailed once the run has ended), so both show a detached run exactly as a local one.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from mnist_tui.core.config import ConfigError, TrainConfig
+from mnist_tui.core.events import BatchProgress, EpochFinished, Event, RunFailed, RunFinished, RunStarted
+from mnist_tui.core.store.records import CONFIG, METRICS, PROGRESS, STATUS, read_progress, read_run
+
+WAIT_FOR_FOLDER_S = 120.0  # a detached trainer imports torch and loads MNIST before its folder appears
+
+
+class Follower:
+    """Turns a run folder's changes into events; call poll() a few times a second."""
+
+    def __init__(self, run_dir: Path, wait_for_folder_s: float = WAIT_FOR_FOLDER_S, since_ns: int = 0):
+        """since_ns: an ending written before this time (time.time_ns()) is an earlier
+        trainer's, not the one just launched to resume the run: wait for the new one."""
+        self.run_dir = Path(run_dir)
+        self.since_ns = since_ns
+        self.done = False
+        self.started = False
+        self.epochs_seen = 0
+        self._deadline = time.monotonic() + wait_for_folder_s
+        self._stamps: dict[str, tuple[int, int] | None] = {}
+
+    def _changed(self, name: str) -> bool:
+        try:
+            st = os.stat(self.run_dir / name)
+            stamp: tuple[int, int] | None = (st.st_mtime_ns, st.st_size)
+        except OSError:
+            stamp = None
+        changed = self._stamps.get(name, ()) != stamp
+        self._stamps[name] = stamp
+        return changed
+
+    def poll(self) -> list[Event]:
+        """The events since the last poll (at most one RunFinished/RunFailed, then done)."""
+        if self.done:
+            return []
+        if not (self.run_dir / CONFIG).exists():
+            if time.monotonic() > self._deadline:
+                self.done = True
+                return [RunFailed(f"{self.run_dir.name} did not appear: its trainer did not start", None)]
+            return []
+        status_changed = self._changed(STATUS)
+        metrics_changed = self._changed(METRICS)
+        progress_changed = self._changed(PROGRESS)
+        if not (status_changed or metrics_changed or progress_changed or not self.started):
+            return []
+        record = read_run(self.run_dir)
+        events: list[Event] = []
+        if record.status == "damaged":
+            self.done = True
+            return [RunFailed(record.reason, self.run_dir, "damaged")]
+        if not self.started:
+            self.started = True
+            started = self._started(record)
+            if isinstance(started, RunFailed):
+                self.done = True
+                return [started]
+            events.append(started)
+        if len(record.metrics) < self.epochs_seen:  # a resume dropped an unsaved epoch: start over
+            self.started, self.epochs_seen = False, 0
+            return self.poll()
+        for row in record.metrics[self.epochs_seen :]:
+            events.append(EpochFinished(**{k: row[k] for k in EpochFinished.__dataclass_fields__ if k in row}))
+        self.epochs_seen = len(record.metrics)
+        if record.status == "running":
+            progress = read_progress(self.run_dir) if progress_changed else None
+            if progress is not None and progress["epoch"] == self.epochs_seen + 1:
+                events.append(BatchProgress(**progress))
+            return events
+        status_stamp = self._stamps.get(STATUS)
+        if status_stamp is not None and status_stamp[0] < self.since_ns:
+            return events  # the launched trainer has not taken the run over yet
+        self.done = True
+        events.append(_ending(record))
+        return events
+
+    def _started(self, record) -> RunStarted | RunFailed:
+        cfg = record.config
+        try:
+            config = TrainConfig.from_dict(cfg.get("config"))
+            sizes = {k: int(cfg.get(k) or 0) for k in ("train_size", "test_size")}
+        except (ConfigError, TypeError, ValueError) as exc:
+            return RunFailed(f"{CONFIG} cannot be followed: {exc}", self.run_dir, "damaged")
+        batch = max(1, config.recipe.batch_size)
+        return RunStarted(
+            run_id=record.run_id,
+            run_dir=self.run_dir,
+            config=config,
+            device=str(cfg.get("device", "")),
+            device_name=record.device,
+            params=record.params or 0,
+            train_size=sizes["train_size"],
+            test_size=sizes["test_size"],
+            batches_per_epoch=-(-sizes["train_size"] // batch),
+            precision=str(cfg.get("precision", "")),
+            evaluated_on=str(cfg.get("evaluated_on", "test")),
+            cuda_graph=cfg.get("cuda_graph") is True,
+        )
+
+
+def _ending(record) -> Event:
+    """The event that ends a followed run, from its record's final status."""
+    accs = [m["test_acc"] for m in record.metrics]
+    if record.status in ("finished", "stopped"):
+        return RunFinished(record.path, record.status, record.epochs_done, accs[-1] if accs else None, max(accs) if accs else None, record.seconds)
+    if record.status == "interrupted":
+        reason = f"its trainer ended without saving a status (killed?); `mnist-tui resume {record.run_id[-6:]}` continues it"
+        return RunFailed(reason, record.path, "interrupted")
+    return RunFailed(record.reason or record.status, record.path, record.status)

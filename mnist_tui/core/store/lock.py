@@ -1,0 +1,94 @@
+"""The run lock: the trainer that owns a run folder holds an exclusive flock on its lock file.
+
+The operating system releases the lock when the process ends, however it ends (Ctrl+C,
+kill -9, a crash, a closed terminal), so "running" means "locked" and nothing has to guess
+from process ids. Readers test the lock without taking it for longer than a moment. flock
+locks belong to one machine: on a disk shared between hosts another host's lock is not seen
+(see `status.json`'s host and heartbeat for that case).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import socket
+import time
+from pathlib import Path
+
+LOCK = "lock"
+
+
+class RunBusy(RuntimeError):
+    """Another process holds the run's lock; the message names it."""
+
+
+def holder(run_dir: Path) -> str:
+    """Who holds (or last held) the lock, in words: 'pid 123 on host gpu-1'."""
+    try:
+        fd = os.open(run_dir / LOCK, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        try:
+            info = json.loads(os.read(fd, 4096) or b"{}")
+        finally:
+            os.close(fd)
+        return f"pid {int(info['pid'])} on host {str(info['host'])[:64]}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "another process"
+
+
+def is_locked(run_dir: Path) -> bool:
+    """True while a trainer holds the run's lock (on this machine)."""
+    try:
+        fd = os.open(run_dir / LOCK, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return False  # no lock file: nobody has ever trained it under a lock
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as exc:
+        return exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
+    finally:
+        os.close(fd)  # releases the shared lock at once
+    return False
+
+
+class RunLock:
+    """An exclusive lock on one run folder, held until release() or the process ends."""
+
+    def __init__(self, run_dir: Path, fd: int):
+        self.run_dir = run_dir
+        self._fd: int | None = fd
+
+    @classmethod
+    def acquire(cls, run_dir: Path, wait_s: float = 1.0) -> "RunLock":
+        """Take the lock, or raise RunBusy naming its holder.
+
+        Readers take a shared lock for a moment to test it, so a free lock may be briefly
+        refused: retry for up to wait_s before deciding someone else owns the run.
+        """
+        fd = os.open(run_dir / LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o644)
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    os.close(fd)
+                    raise
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise RunBusy(f"{run_dir.name} is being trained by {holder(run_dir)}") from None
+                time.sleep(0.02)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname()}).encode(), 0)
+        return cls(run_dir, fd)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the only descriptor releases the flock
+            self._fd = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None

@@ -1,0 +1,245 @@
+"""Reading the run store: one record per run folder, never an exception for a bad one.
+
+A run is keyed by its folder name, which is also the id `resume`, `stop` and `follow`
+accept. Its status comes from status.json and the lock: a run whose status says `running`
+is live while its lock is held, `interrupted` when the lock is free on this host, and,
+when status.json names another host (whose lock cannot be seen from here), `running` until
+its heartbeat is older than STALE_AFTER_S, then `stale`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import zipfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from mnist_tui.core.paths import resolve_dir
+from mnist_tui.core.store import files, schema
+from mnist_tui.core.store.lock import RunBusy, is_locked
+
+RUNS_ENV = "MNIST_TUI_RUNS"
+CONFIG, METRICS, STATUS, CHECKPOINT, PROGRESS, STOP = "config.json", "metrics.jsonl", "status.json", "checkpoint.pt", "progress.json", "stop"
+RESUMABLE = ("interrupted", "stopped")  # statuses `mnist-tui resume` continues
+FINAL = ("finished", "stopped", "failed", "diverged")
+STALE_AFTER_S = 600.0  # a remote run silent this long (20 missed heartbeats) may be forced
+CHECKPOINT_CAP = 1 << 30
+
+
+def default_runs_dir(explicit: str | os.PathLike | None = None) -> Path:
+    """Runs folder: an explicit path, else $MNIST_TUI_RUNS, else the project's runs/."""
+    return resolve_dir(explicit, RUNS_ENV, "runs")
+
+
+@dataclass
+class RunRecord:
+    """What a run's files say about it; `status` is `damaged` (with the reason) when they
+    break the documented format."""
+
+    path: Path
+    status: str
+    model: str = "?"
+    created: str = ""
+    epochs_total: int | None = None
+    params: int | None = None
+    device: str = ""
+    reason: str = ""
+    host: str = ""
+    heartbeat_age: float | None = None  # seconds since status.json was last written
+    config: dict = field(default_factory=dict)
+    metrics: list[dict] = field(default_factory=list)
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    @property
+    def host_is_remote(self) -> bool:
+        """Whether status.json names another host (whose lock cannot be seen from here)."""
+        return bool(self.host) and self.host != socket.gethostname()
+
+    @property
+    def epochs_done(self) -> int:
+        return len(self.metrics)
+
+    @property
+    def final_test_acc(self) -> float | None:
+        return self.metrics[-1]["test_acc"] if self.metrics else None
+
+    @property
+    def best_test_acc(self) -> float | None:
+        return max(m["test_acc"] for m in self.metrics) if self.metrics else None
+
+    @property
+    def seconds(self) -> float:
+        return sum(m["seconds"] for m in self.metrics)
+
+
+def read_metrics(path: Path) -> list[dict]:
+    return schema.parse_metrics(files.read_bytes(path / METRICS, files.METRICS_CAP))
+
+
+def checkpoint_problem(path: Path) -> str | None:
+    """Why a run's checkpoint cannot be used, judged without torch: torch.save writes a zip."""
+    try:
+        fd = files.open_regular(path / CHECKPOINT)
+    except files.FileProblem as exc:
+        return str(exc)
+    with os.fdopen(fd, "rb") as fh:
+        size = os.fstat(fd).st_size
+        if size > CHECKPOINT_CAP:
+            return f"{CHECKPOINT} is too large ({size:,} bytes)"
+        if not zipfile.is_zipfile(fh):
+            return f"{CHECKPOINT} is damaged (not a complete torch checkpoint)"
+    return None
+
+
+def _age(updated: datetime | None) -> float | None:
+    return None if updated is None else max(0.0, (datetime.now(timezone.utc) - updated).total_seconds())
+
+
+def _live_status(path: Path, status: dict, holding_lock: bool) -> tuple[str, str]:
+    """(status, reason) once the lock and host are taken into account."""
+    state, reason = status["status"], status["reason"]
+    if state != "running" or (not holding_lock and is_locked(path)):
+        return state, reason
+    if not status["host"] or status["host"] == socket.gethostname():
+        return "interrupted", reason
+    age = _age(status["updated"])
+    where = f"on host {status['host']}, last heartbeat {'?' if age is None else f'{age:.0f}s'} ago"
+    if age is None or age > STALE_AFTER_S:
+        return "stale", f"{where}; resume or delete it with --force if that machine is gone"
+    return "running", where
+
+
+def read_run(path: Path, holding_lock: bool = False) -> RunRecord:
+    """Read one run folder; never raises for a damaged run, it says so in the record.
+
+    holding_lock: the caller holds the run's lock (a resume), so no trainer can be alive."""
+    path = Path(path)
+    try:
+        raw = files.read_json_object(path / CONFIG)
+        cfg = schema.check_config_record(raw)
+        status = schema.check_status_record(files.read_json_object(path / STATUS))
+        metrics = read_metrics(path)
+    except files.FileProblem as exc:
+        return RunRecord(path, "damaged", reason=str(exc))
+    state, reason = _live_status(path, status, holding_lock)
+    record = RunRecord(
+        path=path,
+        status=state,
+        model=cfg["model"],
+        created=cfg["created"],
+        epochs_total=cfg["epochs"],
+        params=cfg["params"],
+        device=cfg["device"],
+        reason=reason,
+        host=status["host"],
+        heartbeat_age=_age(status["updated"]),
+        config=raw,
+        metrics=metrics,
+    )
+    # Finished epochs have checkpoints, except that a trainer killed between an epoch's
+    # metrics line and its checkpoint leaves one line more (resume trains that epoch again).
+    needs_checkpoint = len(metrics) > (1 if state in ("interrupted", "stale", "running") else 0)
+    problem = checkpoint_problem(path) if needs_checkpoint else None
+    if problem:
+        record.status, record.reason = "damaged", problem
+    return record
+
+
+def run_folders(runs_dir: Path) -> list[Path]:
+    """The run folders under runs_dir, oldest first (names start with a UTC timestamp)."""
+    try:
+        entries = sorted(Path(runs_dir).iterdir())
+    except OSError:
+        return []
+    return [p for p in entries if not p.name.startswith(".") and p.is_dir()]
+
+
+def list_runs(runs_dir: Path) -> list[RunRecord]:
+    """Every run under runs_dir, oldest first."""
+    return [read_run(p) for p in run_folders(runs_dir)]
+
+
+def starting_log(runs_dir: Path, name: str) -> Path:
+    """Where a detached trainer logs before its run folder exists (then it moves inside)."""
+    return Path(runs_dir) / f".{name}.log"
+
+
+def starting_runs(runs_dir: Path) -> list[str]:
+    """Names of runs whose detached trainer is starting: its folder is not there yet."""
+    try:
+        logs = [p.name[1:-4] for p in Path(runs_dir).iterdir() if p.name.startswith(".") and p.name.endswith(".log")]
+    except OSError:
+        return []
+    return [name for name in logs if not (Path(runs_dir) / name).exists()]
+
+
+def find_run(runs_dir: Path, ref: str, starting: bool = False) -> Path:
+    """A run folder from a path, a run id, or an unambiguous part of one (its short id);
+    with `starting`, also a run whose detached trainer has not made its folder yet."""
+    if not ref or not ref.strip():
+        raise LookupError("no run given; name a run by its id, its short id (the 6 hex digits at its end) or its folder")
+    if os.sep in ref and Path(ref).is_dir() and (Path(ref) / CONFIG).exists():
+        return Path(ref).resolve()
+    names = [p.name for p in run_folders(runs_dir)] + (starting_runs(runs_dir) if starting else [])
+    matches = [n for n in names if n == ref] or [n for n in names if ref in n]
+    if len(matches) != 1:
+        found = "no run" if not matches else f"{len(matches)} runs"
+        raise LookupError(f"{found} in {runs_dir} matches {ref!r}; give the run's folder, its id or its short id (the 6 hex digits at its end)")
+    return Path(runs_dir) / matches[0]
+
+
+def delete_run(path: Path, force: bool = False) -> None:
+    """Remove a run folder; refuses while it trains (a remote run only when stale and forced)."""
+    from mnist_tui.core.store.lock import RunLock
+
+    record = read_run(path)
+    if record.status == "running":
+        raise RunBusy(f"{record.run_id} is still training ({record.reason or 'its trainer holds the lock'}); stop it first")
+    if record.status == "stale" and not force:
+        raise RunBusy(f"{record.run_id} was last seen training {record.reason.split(';')[0]}; add --force to delete it anyway")
+    lock = RunLock.acquire(path, wait_s=0.2) if (path / "lock").exists() else None
+    try:
+        shutil.rmtree(path)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def request_stop(path: Path) -> None:
+    """Ask the trainer of a live run to stop after its current batch (it watches this file)."""
+    fd = os.open(Path(path) / STOP, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    os.close(fd)
+
+
+def read_progress(path: Path) -> dict | None:
+    """The live run's batch progress, or None if there is none or it is unreadable."""
+    try:
+        return schema.check_progress(files.read_json_object(path / PROGRESS))
+    except files.FileProblem:
+        return None
+
+
+def changed_since(runs_dir: Path, stamp: float) -> float | None:
+    """The newest modification time under runs_dir if it is newer than stamp, else None.
+
+    Cheap enough to poll every second: it stats the folder and each run's status and
+    metrics files, without reading them.
+    """
+    runs_dir = Path(runs_dir)
+    try:
+        newest = runs_dir.stat().st_mtime
+        for run in runs_dir.iterdir():
+            for name in (STATUS, METRICS):
+                try:
+                    newest = max(newest, (run / name).stat().st_mtime)
+                except OSError:
+                    pass
+    except OSError:
+        return None
+    return newest if newest > stamp else None

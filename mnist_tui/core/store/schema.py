@@ -1,0 +1,152 @@
+"""The documented schema of each run file, checked on every read.
+
+Anything a reader uses is checked here for type, finiteness and range; a file that fails
+makes its run `damaged` with the reason (SchemaError), never a crash further on.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any, Literal, get_args
+
+from mnist_tui.core.store.files import FileProblem, parse_json
+
+FORMAT_VERSION = 1
+# What status.json may say; readers add interrupted, stale and damaged (see records.py).
+WrittenStatus = Literal["running", "finished", "stopped", "failed", "diverged"]
+WRITTEN_STATUSES: tuple[str, ...] = get_args(WrittenStatus)
+Status = Literal["running", "finished", "stopped", "failed", "diverged", "interrupted", "stale", "damaged"]
+# Every metrics.jsonl line has these numbers (see the README's format table).
+METRIC_RANGES: dict[str, tuple[float, float]] = {
+    "epoch": (1, 1e6),
+    "epochs": (1, 1e6),
+    "train_loss": (0, math.inf),
+    "train_acc": (0, 100),
+    "test_loss": (0, math.inf),
+    "test_acc": (0, 100),
+    "lr": (0, math.inf),
+    "seconds": (0, math.inf),
+    "images_per_s": (0, math.inf),
+}
+METRIC_KEYS = tuple(METRIC_RANGES)
+TEXT_CAP = 2000  # longest text field kept (a reason, a device name)
+
+
+class SchemaError(FileProblem):
+    """A run file whose content breaks the documented schema."""
+
+
+def number(value: Any, what: str, low: float = -math.inf, high: float = math.inf, whole: bool = False) -> float:
+    """A finite int or float within [low, high] (bools and numeric strings are refused)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SchemaError(f"{what} is not a number ({type(value).__name__})")
+    if isinstance(value, int) and not -(2**63) <= value < 2**63:
+        raise SchemaError(f"{what} is out of range")
+    if whole and not isinstance(value, int):
+        raise SchemaError(f"{what} is not a whole number")
+    if not math.isfinite(value) or not low <= value <= high:
+        raise SchemaError(f"{what} is out of range ({value!r:.40})")
+    return value
+
+
+def text(value: Any, what: str, cap: int = TEXT_CAP) -> str:
+    if not isinstance(value, str):
+        raise SchemaError(f"{what} is not text ({type(value).__name__})")
+    return value[:cap]
+
+
+def optional(data: dict, key: str, check, *args, default=None, **kwargs):
+    """data[key] checked by `check` when present and not null, else default."""
+    value = data.get(key)
+    return default if value is None else check(value, f"{key}", *args, **kwargs)
+
+
+def check_config_record(cfg: dict) -> dict:
+    """The fields of config.json that readers use, checked; returns them normalised."""
+    if cfg.get("format") != FORMAT_VERSION:
+        raise SchemaError(f"unknown format version {str(cfg.get('format'))[:20]!r} (this mnist-tui reads {FORMAT_VERSION})")
+    train = cfg.get("config")
+    if not isinstance(train, dict):
+        raise SchemaError("config.json's config is not an object")
+    recipe = train.get("recipe")
+    if not isinstance(recipe, dict):
+        raise SchemaError("config.json's recipe is not an object")
+    return {
+        "model": text(train.get("model"), "config.json's model", 40),
+        "epochs": int(number(recipe.get("epochs"), "config.json's epochs", 1, 1e6, whole=True)),
+        "created": optional(cfg, "created", text, 40, default=""),
+        "params": optional(cfg, "params", lambda v, w: int(number(v, w, 0, 1e12, whole=True))),
+        "device": optional(cfg, "device_name", text, default=None) or optional(cfg, "device", text, default=""),
+    }
+
+
+def check_status_record(status: dict) -> dict:
+    state = status.get("status")
+    if state not in WRITTEN_STATUSES:
+        raise SchemaError(f"status.json's status is not one of {', '.join(WRITTEN_STATUSES)}")
+    updated = optional(status, "updated", text, 40, default="")
+    try:
+        when = datetime.fromisoformat(updated) if updated else None
+    except ValueError:
+        raise SchemaError("status.json's updated is not an ISO 8601 time") from None
+    return {
+        "status": state,
+        "updated": when if when is None or when.tzinfo else None,
+        "host": optional(status, "host", text, 255, default=""),
+        "pid": optional(status, "pid", lambda v, w: int(number(v, w, 0, 2**31, whole=True))),
+        "reason": optional(status, "reason", text, default=""),
+    }
+
+
+def check_metric(row: Any, line: int) -> dict:
+    """One metrics.jsonl line's object, every documented number checked."""
+    if not isinstance(row, dict):
+        raise SchemaError(f"metrics.jsonl line {line} is not an object")
+    missing = [k for k in METRIC_KEYS if k not in row]
+    if missing:
+        raise SchemaError(f"metrics.jsonl line {line} lacks {', '.join(missing)}")
+    checked = {k: number(row[k], f"metrics.jsonl line {line}'s {k}", lo, hi, whole=k in ("epoch", "epochs")) for k, (lo, hi) in METRIC_RANGES.items()}
+    memory = row.get("memory_mb")
+    checked["memory_mb"] = None if memory is None else number(memory, f"metrics.jsonl line {line}'s memory_mb", 0)
+    if checked["epoch"] != line:
+        raise SchemaError(f"metrics.jsonl line {line} holds epoch {checked['epoch']}; epochs must be numbered 1, 2, ... once each")
+    return checked
+
+
+def parse_metrics(data: bytes) -> list[dict]:
+    """metrics.jsonl's epochs; a last line cut short by a crash mid-write is ignored."""
+    rows: list[dict] = []
+    lines = data.split(b"\n")
+    complete = lines[:-1]  # every finished line ends with a newline
+    for i, line in enumerate(complete, start=1):
+        if not line.strip():
+            raise SchemaError(f"metrics.jsonl line {i} is empty")
+        try:
+            row = parse_json(line, f"metrics.jsonl line {i}")
+        except FileProblem:
+            raise SchemaError(f"metrics.jsonl line {i} is not valid JSON") from None
+        rows.append(check_metric(row, i))
+    return rows
+
+
+PROGRESS_FIELDS: dict[str, tuple[float, float, bool]] = {
+    "epoch": (1, 1e6, True),
+    "epochs": (1, 1e6, True),
+    "batch": (0, 1e9, True),
+    "batches": (1, 1e9, True),
+    "loss": (0, math.inf, False),
+    "accuracy": (0, 100, False),
+    "images_per_s": (0, math.inf, False),
+    "seconds_left": (0, math.inf, False),
+}
+
+
+def check_progress(data: dict) -> dict:
+    """progress.json: the batch progress of the epoch under way (transient; see records)."""
+    checked: dict[str, Any] = {k: number(data.get(k), f"progress.json's {k}", lo, hi, whole) for k, (lo, hi, whole) in PROGRESS_FIELDS.items()}
+    phase = data.get("phase")
+    if phase not in ("training", "evaluating"):
+        raise SchemaError("progress.json's phase is not training or evaluating")
+    checked["phase"] = phase
+    return checked

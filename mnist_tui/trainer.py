@@ -1,0 +1,171 @@
+"""The trainer process: how a run is launched (detached or in this process) and how the
+process that owns a run reacts to signals.
+
+A detached trainer is `python -m mnist_tui train --config-json ... --run-name NAME` started
+in a session of its own: no controlling terminal, so a closed terminal, a dropped SSH
+connection or a quit TUI do not reach it. Its output goes to `trainer.log` in its run
+folder (before the folder exists, to `<runs>/.<name>.log`). Clients (the TUI, `follow`,
+`stop`) talk to it only through the run folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterable
+
+from mnist_tui.core.config import TrainConfig
+from mnist_tui.core.store.records import starting_log
+
+LOG = "trainer.log"
+
+
+def reserve_name(model: str) -> str:
+    """A fresh run folder name: UTC time, version, 6 random hex digits (the short id)."""
+    return f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}-{model}-{secrets.token_hex(3)}"
+
+
+@dataclass
+class Launch:
+    """A trainer just started: the folder to follow, and how to tell if it ended early."""
+
+    run_dir: Path  # appears once the trainer has set up (a resumed run's already exists)
+    log: Path | None = None
+    process: subprocess.Popen | None = None
+    thread: threading.Thread | None = None
+    error: str | None = None  # an in-process trainer's refusal or failure
+
+    def ended(self) -> bool:
+        if self.process is not None:
+            return self.process.poll() is not None
+        return self.thread is not None and not self.thread.is_alive()
+
+    def failure(self) -> str:
+        """Why the trainer ended before its run could be followed, in its own last words."""
+        if self.error:
+            return self.error
+        for log in (self.log, self.run_dir / LOG):
+            try:
+                lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()] if log else []
+            except OSError:
+                continue
+            if lines:
+                return lines[-1].removeprefix("mnist-tui: ")[:500]
+        return "the trainer ended without saying why"
+
+
+def _spawn(args: list[str], log_path: Path) -> subprocess.Popen:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "mnist_tui", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own session: no terminal's SIGHUP, no Ctrl+C
+            close_fds=True,
+        )
+
+
+class ProcessLauncher:
+    """Starts each run as a detached trainer process (what the app and `--detach` use)."""
+
+    def train(self, config: TrainConfig, runs_dir: Path) -> Launch:
+        name = reserve_name(config.model)
+        config = config.replace(runs_dir=str(runs_dir))
+        args = ["train", "--config-json", json.dumps(config.to_dict()), "--run-name", name, "--runs", str(runs_dir)]
+        log = starting_log(runs_dir, name)
+        return Launch(Path(runs_dir) / name, log, process=_spawn(args, log))
+
+    def resume(self, run_dir: Path, data_dir: str | None, force: bool = False) -> Launch:
+        args = ["resume", str(run_dir)] + (["--data", data_dir] if data_dir else []) + (["--force"] if force else [])
+        return Launch(Path(run_dir), Path(run_dir) / LOG, process=_spawn(args, Path(run_dir) / LOG))
+
+
+class InProcessLauncher:
+    """Runs the same engine, writer and lock in a thread of this process: for tests and
+    benchmarks that must not pay a process start. Clients follow the folder either way."""
+
+    def __init__(self) -> None:
+        self.launches: list[Launch] = []
+
+    def _start(self, run_dir: Path, events: Callable[[], Iterable]) -> Launch:
+        from mnist_tui.core.events import RunFailed
+
+        launch = Launch(run_dir)
+
+        def consume() -> None:
+            for ev in events():
+                if isinstance(ev, RunFailed):
+                    launch.error = ev.reason
+
+        launch.thread = threading.Thread(target=consume, daemon=True, name=f"trainer {run_dir.name}")
+        launch.thread.start()
+        self.launches.append(launch)
+        return launch
+
+    def train(self, config: TrainConfig, runs_dir: Path) -> Launch:
+        from mnist_tui.core.engine import train
+
+        name = reserve_name(config.model)
+        config = config.replace(runs_dir=str(runs_dir))
+        return self._start(Path(runs_dir) / name, lambda: train(config, run_name=name))
+
+    def resume(self, run_dir: Path, data_dir: str | None, force: bool = False) -> Launch:
+        from mnist_tui.core.engine import resume
+
+        return self._start(Path(run_dir), lambda: resume(run_dir, data_dir=data_dir, force=force))
+
+    def join(self, timeout: float = 120.0) -> None:
+        """Wait for every trainer this launcher started to end."""
+        for launch in self.launches:
+            if launch.thread is not None:
+                launch.thread.join(timeout)
+
+
+def handle_stop_signals(stop: threading.Event) -> None:
+    """Ctrl+C and SIGTERM end the run after the current batch (a second Ctrl+C too, quietly).
+
+    SIGHUP (a closed terminal, a dropped SSH session) stops a foreground run, unless it was
+    ignored when the process started (`nohup`) or the process has no terminal (detached):
+    then it stays ignored and the run goes on.
+    """
+    def handler(_signum, _frame):
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    hup = getattr(signal, "SIGHUP", None)
+    if hup is not None and signal.getsignal(hup) != signal.SIG_IGN:
+        detached = os.getsid(0) == os.getpid()  # a session leader started by ProcessLauncher
+        signal.signal(hup, signal.SIG_IGN if detached else handler)
+
+
+def adopt_starting_log(runs_dir: Path, run_dir: Path) -> None:
+    """Move the log a detached trainer started into its run folder, once that exists."""
+    try:
+        os.replace(starting_log(runs_dir, run_dir.name), run_dir / LOG)
+    except OSError:
+        pass  # not detached, or nothing to move
+
+
+def record_failed_start(runs_dir: Path, name: str, config: TrainConfig, reason: str) -> Path | None:
+    """A detached trainer that fails before its run folder exists still leaves one, `failed`
+    with the reason, so that whoever started it (and `mnist-tui runs`) can read why."""
+    from mnist_tui.core.store import RunWriter
+
+    try:
+        writer = RunWriter.create(Path(runs_dir), config.model, {"config": config.to_dict(), "seed": config.seed}, name=name)
+    except OSError:
+        return None
+    writer.close("failed", reason)
+    adopt_starting_log(runs_dir, writer.path)
+    return writer.path
