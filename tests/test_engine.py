@@ -49,7 +49,7 @@ def test_a_small_run_yields_events_and_is_saved(small_config, runs_dir):
     _, test = data.load()
     # Evaluated in the numeric mode the run used (recorded in its config).
     assert record.config["precision"] in ("fp32", "bf16") and started.precision == record.config["precision"]
-    _, acc = evaluate(model, data.DeviceSplit.from_split(test, "cpu"), 2000, threading.Event(), record.config["precision"])
+    _, acc = evaluate(model, data.DeviceSplit.from_split(test, "cpu"), 2000, record.config["precision"])
     assert acc == pytest.approx(epochs[-1].test_acc)
 
 
@@ -68,7 +68,7 @@ def test_holdout_evaluates_on_held_back_training_images_not_the_test_set(small_c
     held = data.Split(train_split.images[-1000:], train_split.labels[-1000:])
     model = get_version("v2").build()
     model.load_state_dict(load_checkpoint(record.path)["model"])
-    _, acc = evaluate(model, data.DeviceSplit.from_split(held, "cpu"), 500, threading.Event(), record.config["precision"])
+    _, acc = evaluate(model, data.DeviceSplit.from_split(held, "cpu"), 500, record.config["precision"])
     assert acc == pytest.approx(events[-2].test_acc)
 
 
@@ -137,7 +137,7 @@ def _written_run(runs_dir, epochs: int = 1):
     for epoch in range(1, epochs + 1):
         writer.append_epoch({"epoch": epoch, "epochs": epochs, "train_loss": 0.2, "train_acc": 95.0, "test_loss": 0.1, "test_acc": 90.0 + epoch, "lr": 1e-3, "seconds": 1.0, "images_per_s": 1000.0})
         writer.save_checkpoint(stub_checkpoint(epoch))
-    writer.set_status("finished")
+    writer.close("finished")
     return writer.path
 
 
@@ -157,16 +157,31 @@ def test_unreadable_config_marks_the_run_damaged_and_others_still_list(runs_dir)
     assert records[second.name].status == "finished" and records[second.name].epochs_done == 2
 
 
-def test_a_dead_training_process_shows_as_interrupted(runs_dir):
-    import subprocess
-    import sys
+def test_liveness_comes_from_the_lock_and_a_remote_run_from_its_heartbeat(runs_dir):
+    import socket
+    from datetime import datetime, timedelta, timezone
+
+    from mnist_tui.core.store import RunLock
 
     path = _written_run(runs_dir)
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     status = json.loads((path / "status.json").read_text())
-    status.update(status="running", pid=int(dead.stdout))
+    status.update(status="running", pid=1)  # pid 1: what a trainer in a container reports
     (path / "status.json").write_text(json.dumps(status))
+    assert read_run(path).status == "interrupted"  # nobody holds the lock
+    lock = RunLock.acquire(path)
+    try:
+        assert read_run(path).status == "running"
+    finally:
+        lock.release()
     assert read_run(path).status == "interrupted"
-    status["pid"] = __import__("os").getpid()  # alive: still running
+
+    # Another host's lock cannot be seen: its heartbeat decides, then --force is needed.
+    now = datetime.now(timezone.utc)
+    status.update(host=socket.gethostname() + "-elsewhere", updated=now.isoformat())
     (path / "status.json").write_text(json.dumps(status))
-    assert read_run(path).status == "running"
+    record = read_run(path)
+    assert record.status == "running" and "elsewhere" in record.reason and "heartbeat" in record.reason
+    status["updated"] = (now - timedelta(hours=1)).isoformat()
+    (path / "status.json").write_text(json.dumps(status))
+    record = read_run(path)
+    assert record.status == "stale" and "--force" in record.reason

@@ -75,7 +75,7 @@ def test_sighup_stops_cleanly_like_ctrl_c(tmp_path):
 
 def test_resume_refuses_a_finished_run(tmp_path):
     writer = RunWriter.create(tmp_path, "v2", {"config": get_version("v2").config(epochs=1).to_dict()})
-    writer.set_status("finished")
+    writer.close("finished")
     [failed] = list(resume(writer.path))
     assert isinstance(failed, RunFailed) and "finished" in failed.reason and "stopped" in failed.reason
 
@@ -96,7 +96,7 @@ def _good_run(runs_dir, name_epochs=1):
     for epoch in range(1, name_epochs + 1):
         writer.append_epoch({"epoch": epoch, "epochs": 2, "train_loss": 0.2, "train_acc": 97.0, "test_loss": 0.1, "test_acc": 98.0, "lr": 1e-3, "seconds": 1.0, "images_per_s": 1500.0})
         writer.save_checkpoint(stub_checkpoint(epoch))
-    writer.set_status("stopped")
+    writer.close("stopped")
     return writer.path
 
 
@@ -143,15 +143,15 @@ def test_a_full_disk_at_the_save_keeps_the_previous_checkpoint(small_config, run
     def save_until_the_disk_fills(obj, f, *args, **kwargs):
         calls.append(f)
         if len(calls) == 2:
-            with open(f, "wb") as fh:
-                fh.write(b"half a checkpoint")
+            f.write(b"half a checkpoint")
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_save(obj, f, *args, **kwargs)
 
     monkeypatch.setattr(torch, "save", save_until_the_disk_fills)
     events = list(train(small_config.replace(epochs=3)))
     failed = events[-1]
-    assert isinstance(failed, RunFailed) and "No space left on device" in failed.reason and "epoch" in failed.reason
+    assert isinstance(failed, RunFailed)
+    assert failed.reason == "no space left on device while saving epoch 2; the checkpoint of epoch 1 is intact"
     assert load_checkpoint(failed.run_dir)["epoch"] == 1
     assert not any(p.name.endswith(".tmp") for p in failed.run_dir.iterdir())
     assert read_run(failed.run_dir).status == "failed"
@@ -171,7 +171,7 @@ def test_a_batch_larger_than_the_training_set_is_refused_before_anything_starts(
     config = get_version("v2").config(batch_size=512, limit=256, runs_dir=str(tmp_path))
     assert "larger than the 256 training images" in config_problems(config)["batch_size"]
     result = subprocess.run(_cli("train", "--batch-size", "70000", "--runs", str(tmp_path)), capture_output=True, text=True)
-    assert result.returncode == 1 and "larger than the 60,000 training images" in result.stderr
+    assert result.returncode == 2 and "larger than the 60,000 training images" in result.stderr
     assert not list(tmp_path.iterdir())
 
 

@@ -14,7 +14,7 @@ def _modules_after(code: str) -> set[str]:
 def test_core_imports_no_ui_library():
     mods = _modules_after(
         "import mnist_tui.core.config, mnist_tui.core.data, mnist_tui.core.engine, mnist_tui.core.events, "
-        "mnist_tui.core.layers, mnist_tui.core.nets, mnist_tui.core.runs, mnist_tui.core.versions"
+        "mnist_tui.core.layers, mnist_tui.core.nets, mnist_tui.core.store, mnist_tui.core.store.follow, mnist_tui.core.versions"
     )
     assert "mnist_tui.core.engine" in mods
     assert not {m for m in mods if m.split(".")[0] in {"textual", "rich", "plotext", "textual_plotext"}}
@@ -22,5 +22,5 @@ def test_core_imports_no_ui_library():
 
 def test_listing_runs_does_not_import_torch(tmp_path):
     mods = _modules_after(f"from mnist_tui.core.store import list_runs; list_runs({str(tmp_path)!r})\nfrom mnist_tui import cli; cli.main(['runs', '--runs', {str(tmp_path)!r}])")
-    assert "mnist_tui.core.runs" in mods
+    assert "mnist_tui.core.store.records" in mods
     assert "torch" not in mods

@@ -49,7 +49,7 @@ def raw_dir(root: Path) -> Path:
 def _md5(path: Path) -> str:
     digest = hashlib.md5()
     try:
-        fd = open_regular(path)  # a FIFO or device planted in its place would never end
+        fd = open_regular(path, follow=True)  # a FIFO or device planted in its place would never end
     except FileProblem as exc:
         raise DataError(f"{path} cannot be used: {exc}") from None
     with os.fdopen(fd, "rb") as fh:
@@ -78,7 +78,7 @@ def _extract(gz: Path, target: Path) -> None:
     """Decompress into a uniquely named, exclusively created file, then rename over target
     (a planted symlink is never followed, a shared folder never sees half a file)."""
     try:
-        src_fd = open_regular(gz)
+        src_fd = open_regular(gz, follow=True)
         with os.fdopen(src_fd, "rb") as raw_src, gzip.open(raw_src, "rb") as src:
             write_atomic(target, lambda dst: shutil.copyfileobj(src, dst, 1 << 20), binary=True)
     except (OSError, EOFError, gzip.BadGzipFile, FileProblem) as exc:

@@ -290,6 +290,8 @@ def _epoch(s: Session, writer: RunWriter, epoch: int, stopping: Callable[[], boo
     writer.progress({"phase": "evaluating", "epoch": epoch, "epochs": s.config.recipe.epochs, "batch": s.batches, "batches": s.batches,
                      "loss": train_loss, "accuracy": train_acc, "images_per_s": len(s.train_data) / train_seconds, "seconds_left": 0.0})
     test_loss, test_acc = evaluate(s.model, s.test_data, s.config.recipe.test_batch_size, s.precision)
+    if not math.isfinite(test_loss):
+        raise _Diverged(f"test loss became {test_loss} in epoch {epoch}; try a smaller learning rate")
     finished = EpochFinished(
         epoch=epoch,
         epochs=s.config.recipe.epochs,

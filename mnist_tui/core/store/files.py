@@ -26,10 +26,12 @@ class FileProblem(ValueError):
     """A file that cannot be used; the message names it and says why, in a user's words."""
 
 
-def open_regular(path: Path, flags: int = os.O_RDONLY) -> int:
-    """A file descriptor for a regular file at path, never through a symlink or to a device."""
+def open_regular(path: Path, flags: int = os.O_RDONLY, follow: bool = False) -> int:
+    """A file descriptor for a regular file at path, never to a FIFO or a device; through a
+    symlink only with `follow` (a dataset may be linked in; run files never are)."""
+    nofollow = 0 if follow else os.O_NOFOLLOW
     try:
-        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(path, flags | nofollow | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise FileProblem(f"{path.name} is missing") from None
     except OSError as exc:
@@ -114,7 +116,7 @@ def write_atomic(path: Path, write: Callable[[Any], None], binary: bool = False)
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
-    write_atomic(path, lambda fh: (json.dump(data, fh, indent=2), fh.write("\n")))
+    write_atomic(path, lambda fh: (json.dump(data, fh, indent=2, allow_nan=False), fh.write("\n")))
 
 
 def remove_stale_temporaries(folder: Path) -> None:

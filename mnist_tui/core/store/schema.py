@@ -65,7 +65,7 @@ def optional(data: dict, key: str, check, *args, default=None, **kwargs):
 def check_config_record(cfg: dict) -> dict:
     """The fields of config.json that readers use, checked; returns them normalised."""
     if cfg.get("format") != FORMAT_VERSION:
-        raise SchemaError(f"unknown format version {str(cfg.get('format'))[:20]!r} (this mnist-tui reads {FORMAT_VERSION})")
+        raise SchemaError(f"unknown format version {str(cfg.get('format'))[:20]} (this mnist-tui reads {FORMAT_VERSION})")
     train = cfg.get("config")
     if not isinstance(train, dict):
         raise SchemaError("config.json's config is not an object")

@@ -146,7 +146,7 @@ class RunWriter:
         try:
             fd = files.open_regular(self.path / METRICS, os.O_WRONLY | os.O_APPEND)
             with os.fdopen(fd, "w") as fh:
-                fh.write(json.dumps(metrics) + "\n")
+                fh.write(json.dumps(metrics, allow_nan=False) + "\n")  # standard JSON: readers refuse NaN
                 fh.flush()
                 os.fsync(fh.fileno())
         except (OSError, files.FileProblem) as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.markup import escape
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
@@ -47,7 +48,7 @@ class PredictionsScreen(Screen):
 
     def on_worker_state_changed(self, event) -> None:
         if event.worker.group == "predict" and event.worker.error is not None:
-            self.query_one("#predictions-title", Static).update(f"[red]Cannot load this run's model: {event.worker.error}[/]")
+            self.query_one("#predictions-title", Static).update(Text(f"Cannot load this run's model: {event.worker.error}", style="red"))
 
     def show(self, result) -> None:
         self.predictions = result
