@@ -12,7 +12,7 @@ from pathlib import Path
 from mnist_tui import __version__
 from mnist_tui.core.config import DEVICES, OPTIMIZERS, PRECISIONS, SCHEDULERS
 from mnist_tui.core.versions import VERSIONS
-from mnist_tui.trainer import ProcessLauncher, adopt_starting_log, handle_stop_signals, record_failed_start
+from mnist_tui.trainer import ProcessLauncher, adopt_starting_log, handle_stop_signals, record_failed_start, run_over
 
 
 def _whole_number(minimum: int):
@@ -216,6 +216,7 @@ def _report(events, stop: threading.Event, runs_dir: Path | None = None, start=N
             yield ev
 
     status = report(watched(events), interactive=sys.stdout.isatty())
+    run_over()
     return {"finished": 0, "stopped": 130}.get(status, 1)
 
 

@@ -149,6 +149,13 @@ def handle_stop_signals(stop: threading.Event) -> None:
         signal.signal(hup, signal.SIG_IGN if detached else handler)
 
 
+def run_over() -> None:
+    """The run is saved: a late Ctrl+C or SIGTERM (a second, impatient one) must not kill the
+    process while it exits (Python restores the default handlers during finalization)."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+
+
 def adopt_starting_log(runs_dir: Path, run_dir: Path) -> None:
     """Move the log a detached trainer started into its run folder, once that exists."""
     try:
