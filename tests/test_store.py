@@ -281,3 +281,28 @@ def test_a_failed_run_folder_creation_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         RunWriter.create(tmp_path, "v2", {"config": {}})
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 160 KiB tmpfs: room for one v4 checkpoint, not for the next one beside it."""
+    import subprocess
+
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160k", "tmpfs", str(mount)], capture_output=True).returncode != 0:
+        pytest.skip("mounting a tmpfs is not allowed here (needs root); run this test by hand as root")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_really_full_disk_fails_the_run_and_keeps_the_last_checkpoint(tiny_disk):
+    config = get_version("v4").config(epochs=3, limit=256, device="cpu", runs_dir=str(tiny_disk / "runs"))
+    events = list(train(config))
+    failed = events[-1]
+    assert isinstance(failed, RunFailed) and failed.status == "failed"
+    assert failed.reason == "no space left on device while saving epoch 2; the checkpoint of epoch 1 is intact"
+    record = read_run(failed.run_dir)
+    assert record.status == "failed" and record.epochs_done == 2  # epoch 2's line; its checkpoint is not
+    assert torch.load(failed.run_dir / "checkpoint.pt", weights_only=True)["epoch"] == 1
+    assert not [p.name for p in failed.run_dir.iterdir() if p.name.endswith(".tmp")]
