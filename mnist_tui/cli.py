@@ -161,7 +161,8 @@ def _config_of(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from mnist_tui.core.config import ConfigError, config_problems
+    from mnist_tui.core.config import ConfigError
+    from mnist_tui.core.validate import config_problems
     from mnist_tui.core.store import default_runs_dir
 
     stop = threading.Event()

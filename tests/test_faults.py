@@ -16,7 +16,7 @@ from tests.conftest import REFERENCE_ARGS
 
 from tests.conftest import stub_checkpoint
 from mnist_tui.core import data
-from mnist_tui.core.config import config_problems
+from mnist_tui.core.validate import config_problems
 from mnist_tui.core.engine import resume, train
 from mnist_tui.core.events import RunFailed
 from mnist_tui.core.store import CheckpointError, RunWriter, list_runs, read_run

@@ -306,3 +306,24 @@ def test_a_really_full_disk_fails_the_run_and_keeps_the_last_checkpoint(tiny_dis
     assert record.status == "failed" and record.epochs_done == 2  # epoch 2's line; its checkpoint is not
     assert torch.load(failed.run_dir / "checkpoint.pt", weights_only=True)["epoch"] == 1
     assert not [p.name for p in failed.run_dir.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_run_whose_host_went_silent_is_stale_and_only_forced_resume_or_delete_take_it(stopped_run, tmp_path):
+    import socket
+    from datetime import datetime, timedelta, timezone
+
+    from mnist_tui.core.store import RunBusy, delete_run
+
+    run = tmp_path / stopped_run.name
+    shutil.copytree(stopped_run, run)
+    an_hour_ago = (datetime.now(timezone.utc) - timedelta(hours=1)).isoformat()
+    _set("status.json", status="running", host=socket.gethostname() + "-gone", updated=an_hour_ago)(run)
+    assert read_run(run).status == "stale"
+    [refused] = list(resume(run))
+    assert "stale" in refused.reason and "--force" in refused.reason
+    with pytest.raises(RunBusy, match="--force"):
+        delete_run(run)
+    assert list(resume(run, force=True))[-1].status == "finished"
+    assert read_run(run).status == "finished" and read_run(run).host == socket.gethostname()
+    delete_run(run, force=True)
+    assert not run.exists()

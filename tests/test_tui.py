@@ -101,10 +101,13 @@ async def test_stop_midway_saves_the_run_as_stopped(tmp_path):
         screen = app.screen
         await _start_and_wait_for_an_epoch(pilot)
         await pilot.press("ctrl+t")
+        assert "Stopping after this batch" in str(screen.query_one("#device-line", Static).render())
         await wait_for_run_end(pilot)
         [record] = list_runs(tmp_path)
         assert record.status == "stopped" and 1 <= record.epochs_done < 20
         assert not screen.running
+        assert "Stopping" not in str(screen.query_one("#device-line", Static).render())  # it says which run, again
+        assert str(screen.query_one("#speed", Static).render()).startswith("stopped:")
 
 
 @pytest.mark.parametrize("answer, status", [("s", "stopped"), ("k", "finished")])

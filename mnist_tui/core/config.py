@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -105,56 +104,3 @@ def _checked_fields(kind, data: dict) -> dict:
 
 class ConfigError(ValueError):
     """A configuration a run cannot start with; the message says which value and why."""
-
-
-def config_problems(config: TrainConfig) -> dict[str, str]:
-    """Every reason this configuration cannot run, keyed by field, in words a user can act on."""
-    from mnist_tui.core.versions import VERSIONS
-
-    problems: dict[str, str] = {}
-    r = config.recipe
-    if config.model not in VERSIONS:
-        problems["model"] = f"unknown model {config.model!r} (choose from {', '.join(VERSIONS)})"
-    for name in ("epochs", "batch_size", "test_batch_size", "step_size"):
-        value = getattr(r, name)
-        if not isinstance(value, int) or value <= 0:
-            problems[name] = f"{name.replace('_', ' ')} must be a positive whole number, got {value!r}"
-    if not isinstance(r.lr, (int, float)) or not math.isfinite(r.lr) or r.lr <= 0:
-        problems["lr"] = f"learning rate must be a positive number, got {r.lr!r}"
-    if not r.weight_decay >= 0:
-        problems["weight_decay"] = f"weight decay must be zero or more, got {r.weight_decay!r}"
-    if not 0 <= r.dropout < 1:
-        problems["dropout"] = f"dropout must be in [0, 1), got {r.dropout!r}"
-    if r.optimizer not in OPTIMIZERS:
-        problems["optimizer"] = f"unknown optimizer {r.optimizer!r} (choose from {', '.join(OPTIMIZERS)})"
-    if r.scheduler not in SCHEDULERS:
-        problems["scheduler"] = f"unknown scheduler {r.scheduler!r} (choose from {', '.join(SCHEDULERS)})"
-    for name, top in (("rotate", 180), ("translate", 0.5), ("scale", 0.5)):
-        value = getattr(r, name)
-        if not isinstance(value, (int, float)) or not 0 <= value <= top:
-            problems[name] = f"{name} must be between 0 and {top}, got {value!r}"
-    if config.precision not in PRECISIONS:
-        problems["precision"] = f"unknown precision {config.precision!r} (choose from {', '.join(PRECISIONS)})"
-    if not isinstance(config.holdout, int) or not 0 <= config.holdout < MNIST_TRAIN_SIZE:
-        problems["holdout"] = f"holdout must be a number of images from 0 to {MNIST_TRAIN_SIZE - 1:,}, got {config.holdout!r}"
-    if not isinstance(config.progress_seconds, (int, float)) or not config.progress_seconds >= 0:
-        problems["progress_seconds"] = f"seconds between progress updates must be zero or more, got {config.progress_seconds!r}"
-    if not isinstance(config.seed, int) or config.seed < 0:
-        problems["seed"] = f"seed must be a whole number ≥ 0, got {config.seed!r}"
-    if config.device not in DEVICES:
-        problems["device"] = f"unknown device {config.device!r} (choose from {', '.join(DEVICES)})"
-    if config.limit is not None and (not isinstance(config.limit, int) or config.limit <= 0):
-        problems["limit"] = f"training subset must be a positive number of images, got {config.limit!r}"
-    images = MNIST_TRAIN_SIZE if config.limit is None or "limit" in problems else min(config.limit, MNIST_TRAIN_SIZE)
-    if "holdout" not in problems:
-        images = min(images, MNIST_TRAIN_SIZE - config.holdout)
-    if "batch_size" not in problems and r.batch_size > images:
-        problems["batch_size"] = f"batch size {r.batch_size:,} is larger than the {images:,} training images"
-    return problems
-
-
-def check_config(config: TrainConfig) -> None:
-    """Raise ConfigError naming every problem, or return if the config can run."""
-    problems = config_problems(config)
-    if problems:
-        raise ConfigError("; ".join(problems.values()))

@@ -21,7 +21,8 @@ import torch.nn.functional as F
 from mnist_tui import __version__
 from mnist_tui.core import data, layout
 from mnist_tui.core.augment import Affine
-from mnist_tui.core.config import ConfigError, TrainConfig, check_config
+from mnist_tui.core.config import ConfigError, TrainConfig
+from mnist_tui.core.validate import check_config
 from mnist_tui.core.device import DeviceError, device_name, memory_in_use_mb, resolve_device, resolve_precision
 from mnist_tui.core.events import BatchProgress, EpochFinished, Event, RunFailed, RunFinished, RunStarted
 from mnist_tui.core.optim import make_optimizer, make_scheduler, steps_every_batch

@@ -16,7 +16,8 @@ from mnist_tui.core.config import ConfigError, TrainConfig
 from mnist_tui.core.events import BatchProgress, EpochFinished, Event, RunFailed, RunFinished, RunStarted
 from mnist_tui.core.store.records import CONFIG, METRICS, PROGRESS, STATUS, read_progress, read_run
 
-WAIT_FOR_FOLDER_S = 120.0  # a detached trainer imports torch and loads MNIST before its folder appears
+WAIT_FOR_FOLDER_S = 120.0
+LIVENESS_S = 2.0  # how often the lock is looked at when no file has changed  # a detached trainer imports torch and loads MNIST before its folder appears
 
 
 class Follower:
@@ -32,6 +33,7 @@ class Follower:
         self.epochs_seen = 0
         self._deadline = time.monotonic() + wait_for_folder_s
         self._stamps: dict[str, tuple[int, int] | None] = {}
+        self._last_full = 0.0
 
     def _changed(self, name: str) -> bool:
         try:
@@ -55,8 +57,11 @@ class Follower:
         status_changed = self._changed(STATUS)
         metrics_changed = self._changed(METRICS)
         progress_changed = self._changed(PROGRESS)
-        if not (status_changed or metrics_changed or progress_changed or not self.started):
-            return []
+        # A trainer killed with -9 changes no file: its lock alone says so, looked at now and then.
+        look_again = time.monotonic() - self._last_full >= LIVENESS_S
+        if self.started and not (status_changed or metrics_changed or look_again):
+            return self._progress() if progress_changed else []
+        self._last_full = time.monotonic()
         record = read_run(self.run_dir)
         events: list[Event] = []
         if record.status == "damaged":
@@ -76,16 +81,20 @@ class Follower:
             events.append(EpochFinished(**{k: row[k] for k in EpochFinished.__dataclass_fields__ if k in row}))
         self.epochs_seen = len(record.metrics)
         if record.status == "running":
-            progress = read_progress(self.run_dir) if progress_changed else None
-            if progress is not None and progress["epoch"] == self.epochs_seen + 1:
-                events.append(BatchProgress(**progress))
-            return events
+            return events + (self._progress() if progress_changed else [])
         status_stamp = self._stamps.get(STATUS)
         if status_stamp is not None and status_stamp[0] < self.since_ns:
             return events  # the launched trainer has not taken the run over yet
         self.done = True
         events.append(_ending(record))
         return events
+
+    def _progress(self) -> list[Event]:
+        """The batch progress of the epoch under way, if progress.json is about it."""
+        progress = read_progress(self.run_dir)
+        if progress is None or progress["epoch"] != self.epochs_seen + 1:
+            return []
+        return [BatchProgress(**progress)]
 
     def _started(self, record) -> RunStarted | RunFailed:
         cfg = record.config

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Grid, Horizontal
+from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label
 
@@ -17,7 +17,7 @@ class ConfirmScreen(ModalScreen[bool]):
         self.question, self.yes, self.no = question, yes, no
 
     def compose(self) -> ComposeResult:
-        with Grid(id="confirm-dialog"):
+        with Vertical(id="confirm-dialog"):
             yield Label(Text(self.question), id="confirm-question")
             with Horizontal(id="confirm-buttons"):
                 yield Button(f"{self.yes} (y)", variant="error", id="yes")
@@ -48,7 +48,7 @@ class ChoiceScreen(ModalScreen[str]):
                 self.dismiss(answer)
 
     def compose(self) -> ComposeResult:
-        with Grid(id="confirm-dialog"):
+        with Vertical(id="confirm-dialog"):
             yield Label(Text(self.question), id="confirm-question")
             with Horizontal(id="confirm-buttons"):
                 for i, (answer, label, key) in enumerate(self.choices):

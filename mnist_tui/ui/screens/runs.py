@@ -28,7 +28,7 @@ HEADERS = {
     "seconds": "time",
     "status": "status",
 }
-STATUS_STYLE = {"finished": "green", "running": "bold cyan", "stopped": "yellow", "interrupted": "yellow", "failed": "red", "diverged": "red", "damaged": "bold red"}
+STATUS_STYLE = {"finished": "green", "running": "bold cyan", "stopped": "yellow", "interrupted": "yellow", "stale": "yellow", "failed": "red", "diverged": "red", "damaged": "bold red"}
 
 
 def _cell(row: history.RunRow, column: str) -> Text:

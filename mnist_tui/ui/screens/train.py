@@ -29,7 +29,7 @@ from mnist_tui.ui.widgets.charts import MetricChart
 from mnist_tui.ui.widgets.epoch_table import EpochTable
 from mnist_tui.ui.widgets.recipe_form import RecipeForm
 
-POLL_S = 0.25  # how often the followed run folder is looked at
+POLL_S = 0.5  # how often the followed run folder is looked at: a progress bar needs no more
 
 
 def version_label(name: str) -> str:
@@ -51,6 +51,7 @@ class TrainScreen(Screen):
         self.launch: Launch | None = None
         self.run_dir: Path | None = None
         self._poll: Timer | None = None
+        self._run_line = ""  # the followed run's device line, markup escaped
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -143,6 +144,7 @@ class TrainScreen(Screen):
         """Follow a run folder: its epochs so far, then its progress until it ends."""
         self.run_dir = Path(run_dir)
         self.follower = Follower(run_dir, since_ns=since_ns)
+        self._run_line = ""
         self._reset_dashboard()
         self.query_one("#device-line", Static).update(Text(message))
         # On a narrow terminal the dashboard takes the whole width from now on (ctrl+f shows
@@ -215,10 +217,11 @@ class TrainScreen(Screen):
     def _show_started(self, ev: RunStarted) -> None:
         self._reset_dashboard()
         self.run_dir = ev.run_dir
-        self.query_one("#device-line", Static).update(
+        self._run_line = (
             f"[b]{ev.config.model}[/b] · {ev.params:,} params · {escape(ev.device_name)} · {ev.precision}{' · CUDA graph' if ev.cuda_graph else ''} · "
             f"{ev.train_size:,} train / {ev.test_size:,} {'held-out' if ev.evaluated_on == 'holdout' else 'test'} images · {escape(ev.run_id)}"
         )
+        self.query_one("#device-line", Static).update(self._run_line)
         self.query_one("#epoch-progress", ProgressBar).update(total=ev.batches_per_epoch, progress=0)
         if ev.warning:
             self.notify(ev.warning, severity="warning", timeout=10, markup=False)
@@ -240,9 +243,12 @@ class TrainScreen(Screen):
         epochs = f"{ev.epochs_done} epoch{'s' if ev.epochs_done != 1 else ''}"
         self.notify(f"Run {ev.status} after {epochs}{acc}.", title="Training", markup=False)
         self.query_one("#speed", Static).update(Text(f"{ev.status}: {epochs}{acc} · saved in {ev.run_dir.name} · ctrl+s trains again"))
+        self.query_one("#device-line", Static).update(self._run_line)  # no longer "Stopping…"
 
     def _show_failure(self, ev: RunFailed) -> None:
         self.notify(ev.reason, title=f"Training {ev.status}", severity="error", timeout=10, markup=False)
         self.query_one("#speed", Static).update(Text(f"{ev.status}: {ev.reason}", style="red"))
-        if ev.run_dir is None:  # it never started: the line still says it is starting
+        if ev.run_dir is None or not self._run_line:  # it never started: the line says "Starting…"
             self.query_one("#device-line", Static).update("Nothing is training. Change the recipe if needed and press Start (ctrl+s).")
+        else:
+            self.query_one("#device-line", Static).update(self._run_line)

@@ -7,7 +7,8 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Input, Label, Select, Static
 
-from mnist_tui.core.config import DEVICES, OPTIMIZERS, PRECISIONS, SCHEDULERS, TrainConfig, config_problems
+from mnist_tui.core.config import DEVICES, OPTIMIZERS, PRECISIONS, SCHEDULERS, TrainConfig
+from mnist_tui.core.validate import config_problems
 from mnist_tui.core.versions import get_version
 
 # (field, label, kind): kind is int, float, or a tuple of choices for a Select.
