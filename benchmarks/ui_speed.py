@@ -5,9 +5,10 @@
 1. TUI overhead: the same recipe (v4, --limit images, 2 epochs, seed 0) trained by a trainer
    process started headless (what `mnist-tui train` runs) and by one started from the app
    (ctrl+s in run_test's headless driver: the app follows the run folder and composes and
-   renders every update, but writes to no terminal). The two sides alternate so that drift
-   on a noisy machine hits both; the second epoch's training images/s are compared, and
-   the ratio of each alternated pair is reported (median of --repeats pairs).
+   renders every update, but writes to no terminal). The two sides alternate (which one
+   goes first alternates too) so that drift on a noisy machine hits both; the second
+   epoch's training images/s are compared, and the ratio within each pair is reported
+   (median of --repeats pairs).
 2. Startup: from launching `python -m mnist_tui` to the Train screen being ready
    (Textual's Ready event), median of several launches; also whether torch was imported.
 3. Runs screen: time to list 1,000 runs, from pressing F4 (two seconds after launch) to
@@ -164,10 +165,14 @@ def main() -> None:
         tmp = Path(tmp)
         headless, tui, ui_share = [], [], []
         for i in range(args.repeats):
-            headless.append(one_side("headless", args.limit, str(tmp / f"headless-{i}"), args.precision)[0])
-            ips, share = one_side("tui", args.limit, str(tmp / f"tui-{i}"), args.precision)
-            tui.append(ips)
-            ui_share.append(share)
+            # Alternate which side goes first, so that drift within a pair favours neither.
+            for side in ("headless", "tui") if i % 2 == 0 else ("tui", "headless"):
+                if side == "headless":
+                    headless.append(one_side("headless", args.limit, str(tmp / f"headless-{i}"), args.precision)[0])
+                else:
+                    ips, share = one_side("tui", args.limit, str(tmp / f"tui-{i}"), args.precision)
+                    tui.append(ips)
+                    ui_share.append(share)
             print(f"pair {i + 1}: headless {headless[-1]:,.0f} img/s, TUI {tui[-1]:,.0f} img/s ({tui[-1] / headless[-1]:.1%})", flush=True)
         ratios = [t / h for t, h in zip(tui, headless)]
 

@@ -236,10 +236,30 @@ def cmd_resume(args: argparse.Namespace) -> int:
     handle_stop_signals(stop)
     run_dir = _find(args, "resume")
     if args.detach:
-        return _detach(ProcessLauncher().resume(run_dir, _absolute(args.data), args.force).run_dir, "resuming")
+        return _resume_detached(run_dir, args)
     from mnist_tui.core.engine import resume
 
     return _report(resume(run_dir, stop, data_dir=_absolute(args.data), force=args.force), stop)
+
+
+def _resume_detached(run_dir: Path, args: argparse.Namespace) -> int:
+    """Start a resuming trainer of its own and return once it owns the run (or refused)."""
+    import time
+
+    from mnist_tui.core.store import RESUMABLE, read_run
+
+    record = read_run(run_dir)
+    if record.status not in RESUMABLE and not (record.status == "stale" and args.force):
+        print(f"mnist-tui: cannot resume {record.run_id}: it is {record.status}; only {' or '.join(RESUMABLE)} runs can be resumed", file=sys.stderr)
+        return 1
+    launch = ProcessLauncher().resume(run_dir, _absolute(args.data), args.force)
+    deadline = time.monotonic() + 120  # it imports torch and loads MNIST before it trains
+    while read_run(run_dir).status != "running" and not launch.ended() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if launch.ended() and launch.process is not None and launch.process.returncode not in (0, 130):
+        print(f"mnist-tui: {launch.failure()}", file=sys.stderr)
+        return 1
+    return _detach(run_dir, "resuming")
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
@@ -252,7 +272,11 @@ def cmd_stop(args: argparse.Namespace) -> int:
     if record.status != "running":
         print(f"mnist-tui stop: {record.run_id} is not training (it is {record.status})", file=sys.stderr)
         return 1
-    request_stop(run_dir)
+    try:
+        request_stop(run_dir)
+    except OSError as exc:
+        print(f"mnist-tui stop: cannot ask {record.run_id} to stop: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     if not args.wait:
         print(f"asked {record.run_id} to stop after its current batch")
         return 0

@@ -105,7 +105,7 @@ def _say(text: str, stream=None) -> None:
     stream = stream or sys.stdout
     try:
         print(text, file=stream, flush=True)
-    except BrokenPipeError:
+    except OSError:  # EPIPE from a closed pipe, EIO from a terminal that went away
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, stream.fileno())  # also spares Python's own flush at exit
         os.close(devnull)

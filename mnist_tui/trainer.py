@@ -14,6 +14,7 @@ import json
 import os
 import secrets
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from mnist_tui.core.config import TrainConfig
+from mnist_tui.core.store.files import FileProblem, open_regular
 from mnist_tui.core.store.records import starting_log
 
 LOG = "trainer.log"
@@ -42,6 +44,14 @@ class Launch:
     process: subprocess.Popen | None = None
     thread: threading.Thread | None = None
     error: str | None = None  # an in-process trainer's refusal or failure
+    stop_event: threading.Event | None = None  # an in-process trainer's stop
+
+    def stop(self) -> None:
+        """Stop a trainer that has no run folder yet to ask through (it is still starting)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()  # SIGTERM: the trainer stops as after Ctrl+C
+        if self.stop_event is not None:
+            self.stop_event.set()
 
     def ended(self) -> bool:
         if self.process is not None:
@@ -53,26 +63,48 @@ class Launch:
         if self.error:
             return self.error
         for log in (self.log, self.run_dir / LOG):
-            try:
-                lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()] if log else []
-            except OSError:
-                continue
+            lines = _tail(log).splitlines() if log else []
+            lines = [line for line in lines if line.strip()]
             if lines:
                 return lines[-1].removeprefix("mnist-tui: ")[:500]
         return "the trainer ended without saying why"
 
 
+def _tail(path: Path, size: int = 4096) -> str:
+    """The end of a log, read without following a link or blocking on a FIFO."""
+    try:
+        fd = open_regular(path)
+    except FileProblem:
+        return ""
+    try:
+        end = os.fstat(fd).st_size
+        return os.pread(fd, size, max(0, end - size)).decode(errors="replace")
+    except OSError:
+        return ""
+    finally:
+        os.close(fd)
+
+
+DETACHED_ENV = "MNIST_TUI_DETACHED"  # set for a trainer started by ProcessLauncher
+
+
 def _spawn(args: list[str], log_path: Path) -> subprocess.Popen:
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
+    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{log_path} is not a regular file")
         return subprocess.Popen(
             [sys.executable, "-m", "mnist_tui", *args],
             stdin=subprocess.DEVNULL,
-            stdout=log,
+            stdout=fd,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own session: no terminal's SIGHUP, no Ctrl+C
             close_fds=True,
+            env={**os.environ, DETACHED_ENV: "1"},
         )
+    finally:
+        os.close(fd)
 
 
 class ProcessLauncher:
@@ -97,13 +129,13 @@ class InProcessLauncher:
     def __init__(self) -> None:
         self.launches: list[Launch] = []
 
-    def _start(self, run_dir: Path, events: Callable[[], Iterable]) -> Launch:
+    def _start(self, run_dir: Path, events: Callable[[threading.Event], Iterable]) -> Launch:
         from mnist_tui.core.events import RunFailed
 
-        launch = Launch(run_dir)
+        launch = Launch(run_dir, stop_event=threading.Event())
 
         def consume() -> None:
-            for ev in events():
+            for ev in events(launch.stop_event):
                 if isinstance(ev, RunFailed):
                     launch.error = ev.reason
 
@@ -117,12 +149,12 @@ class InProcessLauncher:
 
         name = reserve_name(config.model)
         config = config.replace(runs_dir=str(runs_dir))
-        return self._start(Path(runs_dir) / name, lambda: train(config, run_name=name))
+        return self._start(Path(runs_dir) / name, lambda stop: train(config, stop, run_name=name))
 
     def resume(self, run_dir: Path, data_dir: str | None, force: bool = False) -> Launch:
         from mnist_tui.core.engine import resume
 
-        return self._start(Path(run_dir), lambda: resume(run_dir, data_dir=data_dir, force=force))
+        return self._start(Path(run_dir), lambda stop: resume(run_dir, stop, data_dir=data_dir, force=force))
 
     def join(self, timeout: float = 120.0) -> None:
         """Wait for every trainer this launcher started to end."""
@@ -145,7 +177,7 @@ def handle_stop_signals(stop: threading.Event) -> None:
     signal.signal(signal.SIGTERM, handler)
     hup = getattr(signal, "SIGHUP", None)
     if hup is not None and signal.getsignal(hup) != signal.SIG_IGN:
-        detached = os.getsid(0) == os.getpid()  # a session leader started by ProcessLauncher
+        detached = os.environ.get(DETACHED_ENV) == "1"  # started by ProcessLauncher, terminal-less
         signal.signal(hup, signal.SIG_IGN if detached else handler)
 
 

@@ -101,3 +101,11 @@ def test_missing_cuda_is_a_clear_message(tmp_path):
     result = _run("train", "--device", "cuda", "--limit", "256", "--epochs", "1", "--runs", str(tmp_path))
     assert result.returncode == 1
     assert "no usable CUDA GPU" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_app_takes_its_folders_without_the_word_tui(monkeypatch, tmp_path):
+    opened = []
+    monkeypatch.setattr(cli, "cmd_tui", lambda runs, data, screen: opened.append((runs, data, screen)) or 0)
+    assert cli.main(["--runs", str(tmp_path / "r"), "--data", str(tmp_path / "d"), "--open", "runs"]) == 0
+    assert cli.main(["tui", "--runs", str(tmp_path / "r")]) == 0
+    assert opened == [(str(tmp_path / "r"), str(tmp_path / "d"), "runs"), (str(tmp_path / "r"), None, "train")]

@@ -89,7 +89,9 @@ def test_nohup_keeps_training_through_sighup(tmp_path):
 
 def test_two_resumes_at_once_one_trains_the_other_names_the_holder(tmp_path):
     runs = tmp_path / "runs"
-    first = subprocess.Popen(_cli("train", *LONG[:3], "4", *LONG[4:], "--runs", str(runs)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # 10 epochs of 2,000 images (~2 s each with the test pass): the second resume comes
+    # while the first one trains.
+    first = subprocess.Popen(_cli("train", *LONG[:3], "10", *LONG[4:], "--runs", str(runs)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for line in first.stdout:
         if line.startswith("epoch 1/"):
             first.send_signal(signal.SIGINT)
@@ -105,7 +107,7 @@ def test_two_resumes_at_once_one_trains_the_other_names_the_holder(tmp_path):
     assert a.returncode == 0, a_err
     assert b.returncode == 1 and b.stderr.strip() == f"mnist-tui: cannot resume: {record.run_id} is being trained by pid {a.pid} on host {record.host}"
     done = read_run(record.path)
-    assert done.status == "finished" and [m["epoch"] for m in done.metrics] == [1, 2, 3, 4]
+    assert done.status == "finished" and [m["epoch"] for m in done.metrics] == list(range(1, 11))
 
 
 @pytest.mark.parametrize("point", ["training", "after-metrics", "checkpoint-rename"])

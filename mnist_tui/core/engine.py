@@ -29,7 +29,7 @@ from mnist_tui.core.optim import make_optimizer, make_scheduler, steps_every_bat
 from mnist_tui.core.step import EagerStep, autocast, make_step
 from mnist_tui.core.store import Checkpoint, CheckpointError, RunBusy, RunLock, RunWriter, SaveError, default_runs_dir
 from mnist_tui.core.store import checkpoint as checkpoints
-from mnist_tui.core.store.records import CHECKPOINT, RESUMABLE, read_run
+from mnist_tui.core.store.records import CHECKPOINT, RESUMABLE, STOP, read_run
 from mnist_tui.core.versions import get_version
 
 
@@ -92,13 +92,17 @@ def evaluate(model: torch.nn.Module, split: data.DeviceSplit, batch_size: int, p
 def train(config: TrainConfig, stop: threading.Event | None = None, run_name: str | None = None) -> Iterator[Event]:
     """Train one run, yielding events; set `stop` (or ask through the run folder's stop file)
     to end it cleanly within one batch. `run_name` names the folder (reserved by a launcher)."""
+    stop = stop or threading.Event()
     try:
         session = _build(config)
+        if stop.is_set():  # Ctrl+C while the data was prepared: make no run at all
+            yield RunFailed("stopped before training began; nothing was saved", None, "stopped")
+            return
         writer = _open_new(session, run_name)
-    except (ConfigError, DeviceError, data.DataError, OSError) as exc:
+    except Exception as exc:  # setup: bad values, no device, no data, no disk, torch refusing
         yield RunFailed(reason=_setup_reason(exc, config), run_dir=None)
         return
-    yield from _loop(session, writer, stop or threading.Event(), [])
+    yield from _loop(session, writer, stop, [])
 
 
 def resume(run_dir: Path, stop: threading.Event | None = None, data_dir: str | None = None, force: bool = False) -> Iterator[Event]:
@@ -112,6 +116,9 @@ def resume(run_dir: Path, stop: threading.Event | None = None, data_dir: str | N
     run_dir = Path(run_dir)
     try:
         lock = RunLock.acquire(run_dir)
+        # A stop request left from before is void; one made from now on (even while this
+        # resume sets up) is for this trainer.
+        (run_dir / STOP).unlink(missing_ok=True)
     except RunBusy as exc:
         yield RunFailed(f"cannot resume: {exc}", None)
         return
@@ -120,7 +127,7 @@ def resume(run_dir: Path, stop: threading.Event | None = None, data_dir: str | N
         return
     try:
         session, writer, accs = _open_resume(run_dir, lock, data_dir, force)
-    except (ConfigError, DeviceError, data.DataError, CheckpointError, OSError) as exc:
+    except Exception as exc:  # anything that keeps it from continuing exactly is a refusal
         lock.release()
         yield RunFailed(f"cannot resume {run_dir.name}: {_setup_reason(exc, None)}", None)
         return
@@ -134,7 +141,10 @@ def _setup_reason(exc: BaseException, config: TrainConfig | None) -> str:
     if isinstance(exc, OSError) and not isinstance(exc, SaveError):
         where = default_runs_dir(config.runs_dir) if config is not None else "the run folder"
         return f"cannot write into {where}: {exc.strerror or exc}"
-    return str(exc)
+    if isinstance(exc, (ConfigError, DeviceError, data.DataError, CheckpointError)):
+        return str(exc)
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {first[:300]}"
 
 
 def _build(config: TrainConfig) -> Session:
@@ -208,7 +218,7 @@ def _open_resume(run_dir: Path, lock: RunLock, data_dir: str | None, force: bool
 def _restore(s: Session, ckpt: Checkpoint) -> None:
     try:
         s.model.load_state_dict(ckpt.model)
-    except RuntimeError:
+    except Exception:  # wrong shapes, names or value types: all mean another network
         raise CheckpointError(f"its checkpoint does not fit {s.config.model}: made by another version or an older {s.config.model}") from None
     try:
         s.optimizer.load_state_dict(ckpt.optimizer)
@@ -241,11 +251,11 @@ def _started(s: Session, writer: RunWriter) -> RunStarted:
 
 def _loop(s: Session, writer: RunWriter, stop: threading.Event, accs: list[float]) -> Iterator[Event]:
     """Train epoch after epoch until done or stopped; the run's status records how it ended."""
-    yield _started(s, writer)
     started = time.perf_counter()
     stopping = lambda: stop.is_set() or writer.stop_requested()  # noqa: E731
     status, reason = "stopped", None
     try:
+        yield _started(s, writer)
         for epoch in range(writer.epochs_done + 1, s.config.recipe.epochs + 1):
             finished = yield from _epoch(s, writer, epoch, stopping)
             if finished is None:

@@ -21,7 +21,7 @@ def config_problems(config: TrainConfig) -> dict[str, str]:
             problems[name] = f"{name.replace('_', ' ')} must be a positive whole number, got {value!r}"
     if not isinstance(r.lr, (int, float)) or not math.isfinite(r.lr) or r.lr <= 0:
         problems["lr"] = f"learning rate must be a positive number, got {r.lr!r}"
-    if not r.weight_decay >= 0:
+    if not isinstance(r.weight_decay, (int, float)) or not math.isfinite(r.weight_decay) or not r.weight_decay >= 0:
         problems["weight_decay"] = f"weight decay must be zero or more, got {r.weight_decay!r}"
     if not 0 <= r.dropout < 1:
         problems["dropout"] = f"dropout must be in [0, 1), got {r.dropout!r}"
@@ -37,10 +37,12 @@ def config_problems(config: TrainConfig) -> dict[str, str]:
         problems["precision"] = f"unknown precision {config.precision!r} (choose from {', '.join(PRECISIONS)})"
     if not isinstance(config.holdout, int) or not 0 <= config.holdout < MNIST_TRAIN_SIZE:
         problems["holdout"] = f"holdout must be a number of images from 0 to {MNIST_TRAIN_SIZE - 1:,}, got {config.holdout!r}"
-    if not isinstance(config.progress_seconds, (int, float)) or not config.progress_seconds >= 0:
+    if not isinstance(r.momentum, (int, float)) or not 0 <= r.momentum < 1:
+        problems["momentum"] = f"momentum must be in [0, 1), got {r.momentum!r}"
+    if not isinstance(config.progress_seconds, (int, float)) or not math.isfinite(config.progress_seconds) or config.progress_seconds < 0:
         problems["progress_seconds"] = f"seconds between progress updates must be zero or more, got {config.progress_seconds!r}"
-    if not isinstance(config.seed, int) or config.seed < 0:
-        problems["seed"] = f"seed must be a whole number ≥ 0, got {config.seed!r}"
+    if not isinstance(config.seed, int) or not 0 <= config.seed < 2**62:  # seed + 2 seeds a torch generator
+        problems["seed"] = f"seed must be a whole number from 0 to 2^62 - 1, got {config.seed!r}"
     if config.device not in DEVICES:
         problems["device"] = f"unknown device {config.device!r} (choose from {', '.join(DEVICES)})"
     if config.limit is not None and (not isinstance(config.limit, int) or config.limit <= 0):

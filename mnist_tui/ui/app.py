@@ -5,10 +5,11 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
+from rich.text import Text
 from textual.app import App
 from textual.command import Hit, Hits, Provider
 
-from mnist_tui.core.store import default_runs_dir, request_stop
+from mnist_tui.core.store import default_runs_dir
 from mnist_tui.core.versions import VERSIONS
 from mnist_tui.trainer import InProcessLauncher, ProcessLauncher
 from mnist_tui.ui.screens.confirm import ChoiceScreen
@@ -128,14 +129,11 @@ class MnistTuiApp(App):
 
         def answered(choice: str | None) -> None:
             if choice == "stop" and screen.run_dir is not None:
-                try:
-                    request_stop(screen.run_dir)
-                except OSError:
-                    pass  # the run's folder went away: nothing is left to stop
-                self.exit(message=f"Asked {screen.run_dir.name} to stop after its current batch; its finished epochs are kept.")
+                screen.stop_run()
+                self.exit(message=Text(f"Asked {screen.run_dir.name} to stop after its current batch; its finished epochs are kept."))
             elif choice == "keep":
                 name = screen.run_dir.name if screen.run_dir is not None else "The run"
-                self.exit(message=f"{name} keeps training in the background; `mnist-tui` shows it again, `mnist-tui follow {name[-6:]}` follows it here.")
+                self.exit(message=Text(f"{name} keeps training in the background; `mnist-tui` shows it again, `mnist-tui follow {name[-6:]}` follows it here."))
 
         self.push_screen(
             ChoiceScreen(

@@ -101,7 +101,7 @@ class Follower:
         try:
             config = TrainConfig.from_dict(cfg.get("config"))
             sizes = {k: int(cfg.get(k) or 0) for k in ("train_size", "test_size")}
-        except (ConfigError, TypeError, ValueError) as exc:
+        except (ConfigError, TypeError, ValueError, OverflowError) as exc:
             return RunFailed(f"{CONFIG} cannot be followed: {exc}", self.run_dir, "damaged")
         batch = max(1, config.recipe.batch_size)
         return RunStarted(

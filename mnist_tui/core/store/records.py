@@ -92,7 +92,11 @@ def checkpoint_problem(path: Path) -> str | None:
         size = os.fstat(fd).st_size
         if size > CHECKPOINT_CAP:
             return f"{CHECKPOINT} is too large ({size:,} bytes)"
-        if not zipfile.is_zipfile(fh):
+        try:
+            complete = zipfile.is_zipfile(fh)
+        except Exception:  # a crafted zip trailer can make zipfile raise what it likes
+            complete = False
+        if not complete:
             return f"{CHECKPOINT} is damaged (not a complete torch checkpoint)"
     return None
 
@@ -106,6 +110,15 @@ def _live_status(path: Path, status: dict, holding_lock: bool) -> tuple[str, str
     state, reason = status["status"], status["reason"]
     if state != "running" or (not holding_lock and is_locked(path)):
         return state, reason
+    if not holding_lock:
+        # The trainer may have written its final status and released the lock between our
+        # reading status.json and looking at the lock: read it once more.
+        try:
+            status = schema.check_status_record(files.read_json_object(path / STATUS))
+        except files.FileProblem:
+            pass
+        if status["status"] != "running":
+            return status["status"], status["reason"]
     if not status["host"] or status["host"] == socket.gethostname():
         return "interrupted", reason
     age = _age(status["updated"])
@@ -144,7 +157,7 @@ def read_run(path: Path, holding_lock: bool = False) -> RunRecord:
     )
     # Finished epochs have checkpoints, except that a trainer killed between an epoch's
     # metrics line and its checkpoint leaves one line more (resume trains that epoch again).
-    needs_checkpoint = len(metrics) > (1 if state in ("interrupted", "stale", "running") else 0)
+    needs_checkpoint = len(metrics) > (1 if state in ("interrupted", "stale", "running", "failed") else 0)
     problem = checkpoint_problem(path) if needs_checkpoint else None
     if problem:
         record.status, record.reason = "damaged", problem
@@ -213,7 +226,7 @@ def delete_run(path: Path, force: bool = False) -> None:
 
 def request_stop(path: Path) -> None:
     """Ask the trainer of a live run to stop after its current batch (it watches this file)."""
-    fd = os.open(Path(path) / STOP, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    fd = os.open(Path(path) / STOP, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
     os.close(fd)
 
 

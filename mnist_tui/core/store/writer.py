@@ -65,6 +65,7 @@ class RunWriter:
         runs_dir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=runs_dir, prefix=".new-"))
         os.chmod(tmp, 0o755)  # mkdtemp makes 0700; runs are for others to read
+        lock: RunLock | None = None
         try:
             lock = RunLock.acquire(tmp)
             stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -81,6 +82,8 @@ class RunWriter:
                     if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY) or name:
                         raise
         except BaseException:
+            if lock is not None:
+                lock.release()
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         writer.path = lock.run_dir = final
@@ -93,7 +96,6 @@ class RunWriter:
         dropped, and what a killed writer left behind is cleared."""
         path = lock.run_dir
         files.remove_stale_temporaries(path)
-        (path / STOP).unlink(missing_ok=True)
         (path / PROGRESS).unlink(missing_ok=True)
         lines = files.read_bytes(path / METRICS, files.METRICS_CAP).split(b"\n")[:epochs_done]
         files.write_atomic(path / METRICS, lambda fh: fh.write(b"".join(line + b"\n" for line in lines)), binary=True)

@@ -31,7 +31,7 @@ class PredictionsScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static(f"Classifying the 10,000 test digits with {self.run_dir.name}…", id="predictions-title")
+        yield Static(Text(f"Classifying the 10,000 test digits with {self.run_dir.name}…"), id="predictions-title")
         with VerticalScroll():
             yield DigitGrid(id="digits")
         yield Footer()

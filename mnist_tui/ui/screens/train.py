@@ -180,13 +180,25 @@ class TrainScreen(Screen):
 
     @on(Button.Pressed, "#stop")
     def action_stop(self) -> None:
-        if self.running and self.run_dir is not None:
+        if self.running and self.stop_run():
+            self.query_one("#device-line", Static).update("Stopping after this batch…")
+
+    def stop_run(self) -> bool:
+        """Ask the followed run's trainer to stop after its current batch: through its run
+        folder, or, while it is still starting and has none, through its process."""
+        if self.run_dir is None:
+            return False
+        if (self.run_dir / "config.json").exists():
             try:
                 request_stop(self.run_dir)
+                return True
             except OSError as exc:
                 self.notify(f"Could not ask the trainer to stop: {exc.strerror or exc}", severity="error")
-                return
-            self.query_one("#device-line", Static).update("Stopping after this batch…")
+                return False
+        if self.launch is not None and self.launch.run_dir == self.run_dir:
+            self.launch.stop()
+            return True
+        return False
 
     def action_toggle_recipe(self) -> None:
         self.toggle_class("-recipe-toggled")
@@ -218,7 +230,7 @@ class TrainScreen(Screen):
         self._reset_dashboard()
         self.run_dir = ev.run_dir
         self._run_line = (
-            f"[b]{ev.config.model}[/b] · {ev.params:,} params · {escape(ev.device_name)} · {ev.precision}{' · CUDA graph' if ev.cuda_graph else ''} · "
+            f"[b]{escape(ev.config.model)}[/b] · {ev.params:,} params · {escape(ev.device_name)} · {escape(ev.precision)}{' · CUDA graph' if ev.cuda_graph else ''} · "
             f"{ev.train_size:,} train / {ev.test_size:,} {'held-out' if ev.evaluated_on == 'holdout' else 'test'} images · {escape(ev.run_id)}"
         )
         self.query_one("#device-line", Static).update(self._run_line)
