@@ -70,8 +70,10 @@ async def tui_ips(config, runs: Path) -> tuple[float, float]:
     async with app.run_test(size=(120, 40)) as pilot:
         app.screen.query_one("#versions", OptionList).highlighted = list(VERSIONS).index(config.model)
         await pilot.pause()  # the form now holds this version's recipe
-        for field, value in (("epochs", config.recipe.epochs), ("limit", config.limit), ("seed", config.seed)):
-            app.screen.query_one(f"#field-{field}", Input).value = str(value)
+        r = config.recipe
+        for field, value in (("epochs", r.epochs), ("batch_size", r.batch_size), ("rotate", r.rotate), ("translate", r.translate),
+                             ("scale", r.scale), ("limit", config.limit), ("seed", config.seed)):
+            app.screen.query_one(f"#field-{field}", Input).value = "" if value is None else str(value)
         for field, value in (("device", config.device), ("precision", config.precision)):
             app.screen.query_one(f"#field-{field}", Select).value = value
         await pilot.pause()

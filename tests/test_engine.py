@@ -11,6 +11,7 @@ import torch
 from tests.conftest import stub_checkpoint
 from mnist_tui.core.engine import evaluate, train
 from mnist_tui.core.events import BatchProgress, EpochFinished, RunFailed, RunFinished, RunStarted
+from mnist_tui.core.versions import get_version
 from mnist_tui.core.store import RunWriter, list_runs, read_run
 from mnist_tui.core.store.checkpoint import load_state as load_checkpoint
 
@@ -185,3 +186,14 @@ def test_liveness_comes_from_the_lock_and_a_remote_run_from_its_heartbeat(runs_d
     (path / "status.json").write_text(json.dumps(status))
     record = read_run(path)
     assert record.status == "stale" and "--force" in record.reason
+
+
+def test_a_quick_subset_check_does_not_mislead(runs_dir):
+    """A short --limit run's test accuracy reflects what the model learned: its batch norms'
+    running statistics are recomputed for the final weights before each evaluation."""
+    config = get_version("v2").config(epochs=2, limit=2000, device="cpu", precision="fp32", runs_dir=str(runs_dir))
+    epochs = [e for e in train(config) if isinstance(e, EpochFinished)]
+    assert epochs[-1].test_acc > 80.0  # 31% before, with statistics lagging the weights
+    assert epochs[-1].test_acc > epochs[-1].train_acc - 10  # and not far below training
+    [record] = list_runs(runs_dir)
+    assert record.config["bn_recalibrated"] is True

@@ -33,7 +33,12 @@ def test_runs_screen(snap_compare, fixture_runs):
     assert snap_compare(MnistTuiApp(runs_dir=fixture_runs, start_mode="runs"), terminal_size=(120, 40), run_before=settle)
 
 
-def test_train_screen_fits_80x24(snap_compare, tmp_path):
+@pytest.mark.parametrize("bf16", [False])
+def test_train_screen_fits_80x24(snap_compare, tmp_path, monkeypatch, bf16):
+    from mnist_tui.core import hardware
+
+    # The expected times shown depend on whether this CPU has native bf16: fix it.
+    monkeypatch.setattr(hardware, "cpu_bf16_native", lambda: bf16)
     assert snap_compare(MnistTuiApp(runs_dir=tmp_path), terminal_size=(80, 24), run_before=settle)
 
 

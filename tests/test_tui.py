@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import time
 
 import pytest
@@ -47,11 +48,11 @@ async def test_train_v2_from_the_keyboard_fills_table_charts_and_runs(tmp_path, 
         screen = app.screen
         assert isinstance(screen, TrainScreen)
         versions = screen.query_one("#versions", OptionList)
-        versions.focus()
-        await pilot.press("up")  # v1 fills the form with its recipe...
+        assert versions.has_focus  # the arrow keys work from the start
+        await pilot.press("down")  # v1 fills the form with its recipe...
         assert screen.query_one("#field-optimizer").value == "adam"
         await pilot.press("down")  # ...and v2 with its own
-        assert versions.highlighted == 1 and screen.query_one("#field-optimizer").value == "adamw"
+        assert versions.highlighted == 2 and screen.query_one("#field-optimizer").value == "adamw"
         await _set_recipe(pilot, "2", "256")
         form_config = screen.query_one("#form").config
         assert form_config.recipe.epochs == 2 and form_config.limit == 256 and form_config.model == "v2"
@@ -73,6 +74,26 @@ async def test_train_v2_from_the_keyboard_fills_table_charts_and_runs(tmp_path, 
         runs_table = app.screen.query_one("#runs-table", DataTable)
         assert runs_table.row_count == 1
         assert _cell(runs_table, 0, "status") == "finished" and _cell(runs_table, 0, "epochs") == "2/2"
+
+
+async def test_the_first_choice_is_the_quick_run_and_every_choice_says_how_long_it_takes(tmp_path):
+    from mnist_tui.core.versions import QUICK, VERSIONS
+
+    app = MnistTuiApp(runs_dir=tmp_path, launcher=InProcessLauncher())
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        versions = screen.query_one("#versions", OptionList)
+        assert versions.highlighted == 0 and versions.get_option_at_index(0).id == "quick"
+        config = screen.query_one("#form").config
+        assert config.model == QUICK.model and config.recipe == QUICK.recipe  # what Start trains
+        labels = [str(versions.get_option_at_index(i).prompt) for i in range(versions.option_count)]
+        assert len(labels) == 1 + len(VERSIONS), labels
+        assert all(re.search(r" \d+[smh]\d*$", label) for label in labels), labels  # e.g. "37s", "8m"
+        title = str(screen.query_one("#version-title", Static).render())
+        assert "about" in title and "2-core CPU" in title
+        await _type_into(pilot, "#field-epochs", "30")  # ten times the epochs: ten times as long
+        await pilot.pause()
+        assert "min" in str(screen.query_one("#version-title", Static).render())
 
 
 async def test_invalid_recipe_is_shown_inline_and_start_refused(tmp_path):
@@ -110,12 +131,12 @@ async def test_stop_midway_saves_the_run_as_stopped(tmp_path):
         assert str(screen.query_one("#speed", Static).render()).startswith("stopped:")
 
 
-@pytest.mark.parametrize("answer, status", [("s", "stopped"), ("k", "finished")])
-async def test_quitting_while_training_asks_whether_to_keep_it_training(tmp_path, answer, status):
+@pytest.mark.parametrize("answer, status, epochs", [("s", "stopped", 20), ("k", "finished", 3)])
+async def test_quitting_while_training_asks_whether_to_keep_it_training(tmp_path, answer, status, epochs):
     launcher = InProcessLauncher()
     app = MnistTuiApp(runs_dir=tmp_path, launcher=launcher)
     async with app.run_test(size=(120, 40)) as pilot:
-        await _set_recipe(pilot, "3", "256")
+        await _set_recipe(pilot, str(epochs), "256")
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: bool(list_runs(tmp_path)))  # its run folder exists
         await pilot.press("ctrl+q")
@@ -126,7 +147,7 @@ async def test_quitting_while_training_asks_whether_to_keep_it_training(tmp_path
     assert app.return_code == 0  # the app has quit; the trainer goes on (or stops) without it
     launcher.join()
     [record] = list_runs(tmp_path)
-    assert record.status == status and (record.epochs_done < 3 if status == "stopped" else record.epochs_done == 3)
+    assert record.status == status and (record.epochs_done < epochs if status == "stopped" else record.epochs_done == epochs)
 
 
 async def test_the_app_attaches_to_a_run_that_is_training_and_stops_it(tmp_path):

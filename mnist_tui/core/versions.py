@@ -22,10 +22,20 @@ class ModelVersion:
     # Our final-epoch test accuracies, one per seed, with this recipe in the default numeric
     # mode, copied from benchmarks/results/accuracy.csv (see the README's accuracy table).
     measured: tuple[float, ...] = ()
+    # Wall seconds per epoch of this recipe on all 60,000 images, evaluation included, by
+    # numeric mode, measured on the project's 2-core CPU (accuracy.csv: wall per run / epochs;
+    # v1 and v4 in fp32: the mean epoch of a `mnist-tui train --precision fp32` run, 2026-11-28).
+    epoch_seconds: tuple[tuple[str, float], ...] = ()
 
     @property
     def measured_mean(self) -> float | None:
         return sum(self.measured) / len(self.measured) if self.measured else None
+
+    def expected_seconds(self, epochs: int, precision: str, images: int = 60_000) -> float | None:
+        """About how long a run of `epochs` takes on a 2-core CPU in `precision` (fp32 or
+        bf16), scaled to `images` training images; None where it was not measured."""
+        per_epoch = dict(self.epoch_seconds).get(precision)
+        return None if per_epoch is None else per_epoch * epochs * images / 60_000
 
     def build(self, dropout: float | None = None):
         """Instantiate the network (imports torch)."""
@@ -74,6 +84,7 @@ VERSIONS: dict[str, ModelVersion] = {
             ),
             seed_accuracy=98.47,
             measured=(98.69, 98.62),
+            epoch_seconds=(("bf16", 31.5), ("fp32", 58.0)),
         ),
         ModelVersion(
             name="v2",
@@ -99,6 +110,7 @@ VERSIONS: dict[str, ModelVersion] = {
             ),
             seed_accuracy=99.55,
             measured=(99.62, 99.59),
+            epoch_seconds=(("bf16", 24.0), ("fp32", 37.5)),
         ),
         ModelVersion(
             name="v3",
@@ -116,6 +128,7 @@ VERSIONS: dict[str, ModelVersion] = {
                 "(±8%) and zoom (±8%) done on whole batches."
             ),
             measured=(99.58, 99.59, 99.59),
+            epoch_seconds=(("bf16", 16.0), ("fp32", 19.6)),
         ),
         ModelVersion(
             name="v4",
@@ -133,9 +146,46 @@ VERSIONS: dict[str, ModelVersion] = {
                 "a one-cycle SGD schedule."
             ),
             measured=(99.50, 99.51, 99.45),
+            epoch_seconds=(("bf16", 9.6), ("fp32", 11.0)),
         ),
     )
 }
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named (version, recipe) pair offered before the versions' own recipes."""
+
+    name: str
+    model: str
+    recipe: Recipe
+    title: str
+    measured: tuple[float, ...] = ()  # final test accuracy per seed, fp32 (benchmarks/quick.py)
+    # Mean wall seconds per run, process start to exit, by numeric mode, on the 2-core CPU.
+    run_seconds: tuple[tuple[str, float], ...] = ()
+
+    def config(self, **overrides) -> TrainConfig:
+        return TrainConfig(model=self.model, recipe=self.recipe).replace(**overrides)
+
+    def expected_seconds(self, epochs: int, precision: str, images: int = 60_000) -> float | None:
+        """As ModelVersion.expected_seconds, from this preset's own measured runs."""
+        per_run = dict(self.run_seconds).get(precision)
+        return None if per_run is None else per_run * epochs / self.recipe.epochs * images / 60_000
+
+
+# The first run a new user makes: v4 for three one-cycle epochs on all 60,000 images, sized
+# to finish in well under a minute on a 2-core CPU in fp32. Chosen among six candidates on
+# the held-out last 10,000 training images (benchmarks/results/quick.md): batches of 128 at a
+# peak lr of 0.1 were the fastest to 99% there; augmentation added 0.05 points for 25% more time.
+QUICK = Preset(
+    name="quick",
+    model="v4",
+    recipe=dataclasses.replace(COMPACT_RECIPE, epochs=3, batch_size=128, lr=0.1, dropout=0.0, rotate=0.0, translate=0.0, scale=0.0),
+    title="v4, 3 one-cycle epochs: the quick first run",
+    measured=(99.19, 99.15, 99.14),
+    run_seconds=(("fp32", 37.3), ("bf16", 29.8)),
+)
+PRESETS: dict[str, Preset] = {QUICK.name: QUICK}
 
 
 class UnknownModel(KeyError):

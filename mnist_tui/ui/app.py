@@ -100,7 +100,8 @@ class MnistTuiApp(App):
         if screen is not None:
             from textual.widgets import OptionList
 
-            screen.query_one("#versions", OptionList).highlighted = list(VERSIONS).index(name)
+            versions = screen.query_one("#versions", OptionList)
+            versions.highlighted = versions.get_option_index(name)
 
     async def on_train_screen(self, action: str) -> None:
         await self.switch_mode("train")

@@ -23,7 +23,8 @@ from textual.widgets.option_list import Option
 from mnist_tui.core.events import BatchProgress, EpochFinished, Event, RunFailed, RunFinished, RunStarted
 from mnist_tui.core.store import list_runs, request_stop
 from mnist_tui.core.store.follow import Follower
-from mnist_tui.core.versions import VERSIONS
+from mnist_tui.core.hardware import auto_precision, duration, short_duration
+from mnist_tui.core.versions import PRESETS, VERSIONS
 from mnist_tui.trainer import Launch
 from mnist_tui.ui.widgets.charts import MetricChart
 from mnist_tui.ui.widgets.epoch_table import EpochTable
@@ -33,9 +34,20 @@ POLL_S = 0.5  # how often the followed run folder is looked at: a progress bar n
 
 
 def version_label(name: str) -> str:
-    v = VERSIONS[name]
-    acc = v.measured_mean if v.measured_mean is not None else v.seed_accuracy
-    return f"{name:<3}{v.params:>8,}  {'-' if acc is None else f'{acc:.2f}%'}"
+    """One line of the picker: name, parameters, measured accuracy, expected time here."""
+    preset = PRESETS.get(name)
+    v = VERSIONS[preset.model if preset else name]
+    pick = preset or v
+    if preset is not None:
+        acc: float | None = sum(preset.measured) / len(preset.measured) if preset.measured else None
+    else:
+        acc = v.measured_mean if v.measured_mean is not None else v.seed_accuracy
+    params = f"{v.params / 1000:.0f}k" if v.params >= 100_000 else f"{v.params / 1000:.1f}k"
+    took = pick.expected_seconds(pick.recipe.epochs, auto_precision("auto"))
+    return f"{name:<5} {params:>5} {'-' if acc is None else f'{acc:.2f}%':>6} {'?' if took is None else short_duration(took):>4}"
+
+
+PICKS = [*PRESETS, *VERSIONS]  # the picker's entries: the quick first run, then each version
 
 
 class TrainScreen(Screen):
@@ -52,13 +64,14 @@ class TrainScreen(Screen):
         self.run_dir: Path | None = None
         self._poll: Timer | None = None
         self._run_line = ""  # the followed run's device line, markup escaped
+        self.picked = PICKS[0]  # the picker's entry whose recipe the form holds
 
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal(id="train-body"):
             with VerticalScroll(id="recipe"):
                 yield Label("Version", classes="section")
-                yield OptionList(*[Option(version_label(n), id=n) for n in VERSIONS], id="versions")
+                yield OptionList(*[Option(version_label(n), id=n) for n in PICKS], id="versions")
                 yield Static("", id="version-title")
                 yield RecipeForm(id="form")
                 with Horizontal(id="buttons"):
@@ -78,9 +91,9 @@ class TrainScreen(Screen):
 
     def on_mount(self) -> None:
         versions = self.query_one("#versions", OptionList)
-        versions.highlighted = list(VERSIONS).index("v2")
-        self.query_one(RecipeForm).load("v2")
-        self._show_version("v2")
+        versions.highlighted = 0  # the quick first run
+        self._pick(PICKS[0])
+        versions.focus()  # the arrow keys move through the picker from the start
         self._poll = self.set_interval(POLL_S, self.poll, pause=True)
         self.find_live_run()
 
@@ -100,24 +113,48 @@ class TrainScreen(Screen):
         """Whether this screen follows a run that has not ended yet."""
         return self.follower is not None and not self.follower.done
 
-    def _show_version(self, name: str) -> None:
-        v = VERSIONS[name]
+    def _pick(self, name: str) -> None:
+        """Load a preset's or a version's recipe into the form (keeping seed, device, ...)."""
+        form = self.query_one(RecipeForm)
+        preset = PRESETS.get(name)
+        if preset is not None:
+            form.load(preset.model, form.config, recipe=preset.recipe)
+        else:
+            form.load(name, form.config)
+        self.picked = name
+        self._show_version()
+
+    def _show_version(self) -> None:
+        name = self.picked
+        preset = PRESETS.get(name)
+        v = VERSIONS[preset.model if preset else name]
         facts = []
-        if v.measured:
-            facts.append(f"measured {v.measured_mean:.2f}% (mean of {len(v.measured)} seeds)")
-        if v.seed_accuracy is not None:
-            facts.append(f"seed reported {v.seed_accuracy:.2f}%")
-        self.query_one("#version-title", Static).update(f"[b]{v.name}[/b]: {v.title}" + "".join(f" · {f}" for f in facts))
+        if preset is not None:
+            title = f"[b]{name}[/b]: {preset.title}"
+            if preset.measured:
+                facts.append(f"measured {sum(preset.measured) / len(preset.measured):.2f}% (mean of {len(preset.measured)} seeds, fp32)")
+        else:
+            title = f"[b]{v.name}[/b]: {v.title}"
+            if v.measured:
+                facts.append(f"measured {v.measured_mean:.2f}% (mean of {len(v.measured)} seeds)")
+            if v.seed_accuracy is not None:
+                facts.append(f"seed reported {v.seed_accuracy:.2f}%")
+        config = self.query_one(RecipeForm).config
+        if config is not None:
+            mode = auto_precision(config.precision)
+            images = min(config.limit or 60_000, 60_000 - config.holdout)
+            took = (preset or v).expected_seconds(config.recipe.epochs, mode, images)
+            facts.append(f"about {duration(took)} on a 2-core CPU ({mode})" if took else f"time not measured in {mode}")
+        self.query_one("#version-title", Static).update(title + "".join(f" · {f}" for f in facts))
 
     @on(OptionList.OptionHighlighted, "#versions")
     def version_picked(self, event: OptionList.OptionHighlighted) -> None:
-        form = self.query_one(RecipeForm)
-        form.load(event.option.id, form.config)
-        self._show_version(event.option.id)
+        self._pick(str(event.option.id))
 
     @on(RecipeForm.Changed)
     def recipe_changed(self, event: RecipeForm.Changed) -> None:
         self.query_one("#start", Button).disabled = self.running or event.form.config is None
+        self._show_version()  # the expected time follows the epochs and images
 
     @on(Button.Pressed, "#start")
     def action_start(self) -> None:

@@ -7,7 +7,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Input, Label, Select, Static
 
-from mnist_tui.core.config import DEVICES, OPTIMIZERS, PRECISIONS, SCHEDULERS, TrainConfig
+from mnist_tui.core.config import DEVICES, OPTIMIZERS, PRECISIONS, SCHEDULERS, Recipe, TrainConfig
 from mnist_tui.core.validate import config_problems
 from mnist_tui.core.versions import get_version
 
@@ -39,6 +39,7 @@ class RecipeForm(Vertical):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.model = "v2"
+        self.recipe = get_version("v2").recipe
         self.config: TrainConfig | None = None
         self.problems: dict[str, str] = {}
 
@@ -51,12 +52,14 @@ class RecipeForm(Vertical):
                 yield Input(id=f"field-{name}", type="number" if kind is float else "integer", compact=True)
         yield Static("", id="form-errors")
 
-    def load(self, model: str, base: TrainConfig | None = None) -> None:
-        """Fill every field from a version's recipe (keeping seed, device and subset)."""
+    def load(self, model: str, base: TrainConfig | None = None, recipe: Recipe | None = None) -> None:
+        """Fill every field from a recipe (the version's own unless given), keeping seed,
+        device, precision and subset."""
         self.model = model
-        version = get_version(model)
         keep = base or TrainConfig(model=model)
-        values = {**vars(version.recipe), "seed": keep.seed, "device": keep.device, "precision": keep.precision, "limit": keep.limit}
+        recipe = recipe or get_version(model).recipe
+        self.recipe = recipe  # the fields the form does not show come from it
+        values = {**vars(recipe), "seed": keep.seed, "device": keep.device, "precision": keep.precision, "limit": keep.limit}
         with self.prevent(Input.Changed, Select.Changed):
             for name, _label, kind in FIELDS:
                 value = values[name]
@@ -87,7 +90,7 @@ class RecipeForm(Vertical):
         values, errors = self._read()
         config = None
         if not errors:
-            config = get_version(self.model).config(**values)
+            config = TrainConfig(model=self.model, recipe=self.recipe).replace(**values)
             errors = config_problems(config)
         for name, _label, kind in FIELDS:
             self.query_one(f"#field-{name}").set_class(name in errors, "-invalid")

@@ -1,0 +1,40 @@
+"""What the CPU can do, read without importing torch (for estimates shown at startup)."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_bf16_native() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX): what `--precision auto`
+    picks bf16 for. Linux only; elsewhere False (the estimate then assumes fp32)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags or "amx_tile" in flags
+
+
+def auto_precision(requested: str) -> str:
+    """The numeric mode a CPU run will use for a requested precision."""
+    return ("bf16" if cpu_bf16_native() else "fp32") if requested == "auto" else requested
+
+
+def duration(seconds: float) -> str:
+    """'40 s', '8 min', '1 h 05 min': how long, at the precision people plan with."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
+
+
+def short_duration(seconds: float) -> str:
+    """'37s', '10m', '1h05': the same, in a narrow column."""
+    if seconds < 90:
+        return f"{seconds:.0f}s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f}m"
+    return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}"
