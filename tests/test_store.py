@@ -327,3 +327,24 @@ def test_a_run_whose_host_went_silent_is_stale_and_only_forced_resume_or_delete_
     assert read_run(run).status == "finished" and read_run(run).host == socket.gethostname()
     delete_run(run, force=True)
     assert not run.exists()
+
+
+def test_when_even_the_failed_status_cannot_be_written_the_lock_shows_the_run_interrupted(small_config, runs_dir, monkeypatch):
+    from mnist_tui.core.store import RunWriter, SaveError
+
+    def disk_full_at_the_first_save(self, ckpt):
+        raise SaveError("no space left on device while saving epoch 1; no checkpoint had been saved yet")
+
+    real_set_status = RunWriter.set_status
+
+    def status_fails_too(self, status, reason=None):
+        if status == "failed":
+            raise OSError(28, "No space left on device")
+        real_set_status(self, status, reason)
+
+    monkeypatch.setattr(RunWriter, "save_checkpoint", disk_full_at_the_first_save)
+    monkeypatch.setattr(RunWriter, "set_status", status_fails_too)
+    failed = list(train(small_config))[-1]
+    assert isinstance(failed, RunFailed) and failed.reason.startswith("no space left on device while saving epoch 1")
+    record = read_run(failed.run_dir)
+    assert record.status == "interrupted"  # status.json still says running, but nobody holds the lock
