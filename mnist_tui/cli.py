@@ -172,8 +172,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     from mnist_tui.core.validate import config_problems
     from mnist_tui.core.store import default_runs_dir
 
-    stop = threading.Event()
-    handle_stop_signals(stop)  # before the slow imports: an early Ctrl+C ends quietly too
     try:
         config = _config_of(args)
     except ConfigError as exc:
@@ -181,6 +179,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     problems = config_problems(config)
     if problems:
         args.refuse("; ".join(problems.values()))
+    stop = threading.Event()
+    handle_stop_signals(stop)  # before the slow imports: an early Ctrl+C ends quietly too
     runs_dir = default_runs_dir(config.runs_dir)
     if args.detach:
         return _detach(ProcessLauncher().train(config, runs_dir).run_dir, "training")

@@ -62,6 +62,8 @@ def test_sighup_stops_cleanly_like_ctrl_c(tmp_path):
     proc = subprocess.Popen(
         _cli("train", "--model", "v2", "--epochs", "20", "--limit", "256", "--device", "cpu", "--runs", str(runs)),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # as from a terminal, even if this suite runs under nohup (which would be honoured)
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL),
     )
     for line in proc.stdout:
         if line.startswith("run "):  # training has started (Ctrl+C's test waits for an epoch)
