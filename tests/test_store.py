@@ -237,14 +237,21 @@ def test_writes_never_follow_a_planted_symlink(small_config, runs_dir, tmp_path)
     assert victim.read_text() == "precious"
 
 
+def _shipped_archives(root):
+    """A data folder holding only the four shipped .gz files; its raw folder."""
+    from mnist_tui.core import data
+
+    raw = data.raw_dir(root)
+    raw.mkdir(parents=True)
+    for name in data.IDX_MD5:
+        shutil.copy(data.raw_dir(data.find_root()) / f"{name}.gz", raw / f"{name}.gz")
+    return raw
+
+
 def test_a_planted_part_symlink_in_the_data_folder_is_not_written_through(tmp_path):
     from mnist_tui.core import data
 
-    raw = data.raw_dir(tmp_path)
-    raw.mkdir(parents=True)
-    project_raw = data.raw_dir(data.find_root())
-    for name in data.IDX_MD5:
-        shutil.copy(project_raw / f"{name}.gz", raw / f"{name}.gz")
+    raw = _shipped_archives(tmp_path)
     victim = tmp_path / "victim"
     victim.write_text("precious")
     (raw / "train-labels-idx1-ubyte.part").symlink_to(victim)
@@ -256,11 +263,7 @@ def test_a_planted_part_symlink_in_the_data_folder_is_not_written_through(tmp_pa
 def test_a_fifo_in_place_of_a_data_file_does_not_hang(tmp_path):
     from mnist_tui.core import data
 
-    raw = data.raw_dir(tmp_path)
-    raw.mkdir(parents=True)
-    project_raw = data.raw_dir(data.find_root())
-    for name in data.IDX_MD5:
-        shutil.copy(project_raw / f"{name}.gz", raw / f"{name}.gz")
+    raw = _shipped_archives(tmp_path)
     os.mkfifo(raw / "t10k-labels-idx1-ubyte")
     data.prepare(tmp_path, download=False)  # the FIFO is replaced from the .gz beside it
     assert (raw / "t10k-labels-idx1-ubyte").is_file()

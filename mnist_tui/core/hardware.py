@@ -22,19 +22,12 @@ def auto_precision(requested: str) -> str:
     return ("bf16" if cpu_bf16_native() else "fp32") if requested == "auto" else requested
 
 
-def duration(seconds: float) -> str:
-    """'40 s', '8 min', '1 h 05 min': how long, at the precision people plan with."""
+def duration(seconds: float, compact: bool = False) -> str:
+    """How long, at the precision people plan with: '40 s', '8 min', '1 h 05 min', or in a
+    narrow column (compact) '40s', '8m', '1h05'."""
+    s, m, h = ("s", "m", "h") if compact else (" s", " min", " h ")
     if seconds < 90:
-        return f"{seconds:.0f} s"
+        return f"{seconds:.0f}{s}"
     if seconds < 3600:
-        return f"{seconds / 60:.0f} min"
-    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
-
-
-def short_duration(seconds: float) -> str:
-    """'37s', '10m', '1h05': the same, in a narrow column."""
-    if seconds < 90:
-        return f"{seconds:.0f}s"
-    if seconds < 3600:
-        return f"{seconds / 60:.0f}m"
-    return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}"
+        return f"{seconds / 60:.0f}{m}"
+    return f"{int(seconds // 3600)}{h}{int(seconds % 3600 // 60):02d}{'' if compact else ' min'}"

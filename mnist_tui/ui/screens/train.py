@@ -23,7 +23,7 @@ from textual.widgets.option_list import Option
 from mnist_tui.core.events import BatchProgress, EpochFinished, Event, RunFailed, RunFinished, RunStarted
 from mnist_tui.core.store import list_runs, request_stop
 from mnist_tui.core.store.follow import Follower
-from mnist_tui.core.hardware import auto_precision, duration, short_duration
+from mnist_tui.core.hardware import auto_precision, duration
 from mnist_tui.core.versions import PRESETS, VERSIONS
 from mnist_tui.trainer import Launch
 from mnist_tui.ui.widgets.charts import MetricChart
@@ -44,7 +44,7 @@ def version_label(name: str) -> str:
         acc = v.measured_mean if v.measured_mean is not None else v.seed_accuracy
     params = f"{v.params / 1000:.0f}k" if v.params >= 100_000 else f"{v.params / 1000:.1f}k"
     took = pick.expected_seconds(pick.recipe.epochs, auto_precision("auto"))
-    return f"{name:<5} {params:>5} {'-' if acc is None else f'{acc:.2f}%':>6} {'?' if took is None else short_duration(took):>4}"
+    return f"{name:<5} {params:>5} {'-' if acc is None else f'{acc:.2f}%':>6} {'?' if took is None else duration(took, compact=True):>4}"
 
 
 PICKS = [*PRESETS, *VERSIONS]  # the picker's entries: the quick first run, then each version
