@@ -114,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("runs", help="list saved runs")
     r.add_argument("--runs", metavar="DIR", help=RUNS_HELP)
+    r.add_argument("--filter", default="", metavar="QUERY", help="as the Runs screen's filter: words, model:v2, device:cpu, acc>99.4, epochs>=10, lr<0.01")
 
     u = sub.add_parser("tui", help="open the app (the default when no command is given)")
     u.add_argument("--runs", metavar="DIR", help=RUNS_HELP)
@@ -333,8 +334,11 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from mnist_tui.core.store import default_runs_dir, list_runs
     from mnist_tui.headless import print_runs
 
+    from mnist_tui.core.history import select
+
     runs_dir = default_runs_dir(_absolute(args.runs))
-    print_runs(list_runs(runs_dir), runs_dir)
+    records = [row.record for row in select(list_runs(runs_dir), args.filter)]
+    print_runs(records, runs_dir)
     return 0
 
 

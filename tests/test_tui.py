@@ -323,3 +323,16 @@ async def test_resume_key_continues_a_stopped_run_on_the_train_screen(tmp_path):
         assert app.screen.query_one(EpochTable).row_count == 2  # the old epoch and the resumed one
         [record] = list_runs(tmp_path)
         assert record.status == "finished" and record.epochs_done == 2
+
+
+async def test_runs_sort_reverses_with_shift_s(tmp_path):
+    runs = tmp_path / "runs"
+    fixture_store(runs)
+    app = MnistTuiApp(runs_dir=runs, start_mode="runs")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one("#runs-table", DataTable)
+        first = _cell(table, 0, "run")
+        await pilot.press("S")
+        await pilot.pause()
+        assert _cell(table, table.row_count - 1, "run") == first and "↑" in str(app.screen.query_one("#runs-summary", Static).render())

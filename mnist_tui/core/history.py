@@ -32,9 +32,28 @@ class RunRow:
         return getattr(self, column)
 
     def sort_key(self, column: str):
-        v = self.value(column)
+        # Epochs by how many are done ("9/20" before "10/20"), not as text.
+        v = self.record.epochs_done if column == "epochs" else self.value(column)
         # Missing numbers sort first ascending; tuples keep None from being compared.
         return (v is not None, v if v is not None else 0)
+
+    def number(self, key: str) -> float | None:
+        """A numeric fact a filter can compare (`acc>99.4`, `epochs>=10`, `lr<0.01`)."""
+        if key in NUMERIC_COLUMNS:
+            value = self.value(NUMERIC_COLUMNS[key])
+            return self.record.epochs_done if key == "epochs" else value
+        recipe = self.record.config.get("config", {}).get("recipe", {}) if isinstance(self.record.config.get("config"), dict) else {}
+        raw = (recipe if isinstance(recipe, dict) else {}).get(RECIPE_KEYS.get(key, ""))
+        if key == "seed":
+            raw = self.record.config.get("seed")
+        return raw if isinstance(raw, (int, float)) and not isinstance(raw, bool) else None
+
+
+# Filter keys that compare numbers: table columns, and recipe settings from config.json.
+NUMERIC_COLUMNS = {"acc": "final_acc", "final": "final_acc", "best": "best_acc", "epochs": "epochs", "params": "params", "time": "seconds", "seconds": "seconds"}
+RECIPE_KEYS = {"lr": "lr", "batch": "batch_size", "dropout": "dropout", "seed": "seed"}
+TEXT_COLUMNS = ("model", "status", "device", "run", "started")
+COMPARISONS = (">=", "<=", "!=", ">", "<", "=")
 
 
 def row_of(record: RunRecord) -> RunRow:
@@ -54,13 +73,29 @@ def row_of(record: RunRecord) -> RunRow:
     )
 
 
+def _compare(value: float | None, op: str, wanted: str) -> bool:
+    try:
+        target = float(wanted)
+    except ValueError:
+        return False
+    if value is None:
+        return False
+    return {">=": value >= target, "<=": value <= target, "!=": value != target, ">": value > target, "<": value < target, "=": value == target}[op]
+
+
 def matches(row: RunRow, query: str) -> bool:
-    """`model:v2 status:finished digits` style: key:value terms match that column exactly,
-    other words match anywhere (case-insensitive); every term must match."""
+    """Every term must match (case-insensitive): `model:v2`, `device:cpu` match within that
+    column; `acc>99.4`, `epochs>=10`, `lr<0.01`, `batch=64` compare numbers; other words
+    match anywhere in the row."""
     for term in query.lower().split():
         key, sep, wanted = term.partition(":")
-        if sep and key in ("model", "status", "device"):
-            if str(row.value(key)).lower() != wanted:
+        op = next((o for o in COMPARISONS if o in term), None)
+        if sep and key in TEXT_COLUMNS:
+            if wanted not in str(row.value(key)).lower():
+                return False
+        elif op is not None and term.split(op, 1)[0] in {**NUMERIC_COLUMNS, **RECIPE_KEYS}:
+            name, wanted = term.split(op, 1)
+            if not _compare(row.number(name), op, wanted):
                 return False
         elif term not in " ".join(str(row.value(c)) for c in COLUMNS).lower():
             return False

@@ -54,6 +54,7 @@ class RunsScreen(Screen):
         ("p", "predictions", "Predictions"),
         ("r", "resume", "Resume"),
         ("s", "sort_next", "Sort"),
+        ("S", "sort_reverse", "Reverse"),
         ("d", "delete", "Delete"),
         ("e", "export", "Export CSV"),
         ("slash", "focus_filter", "Filter"),
@@ -74,7 +75,7 @@ class RunsScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Input(placeholder="filter: words, model:v2, status:finished  (/ to focus, esc to leave)", id="runs-filter")
+        yield Input(placeholder="filter: words, model:v2, device:cpu, acc>99.4, epochs>=10, lr<0.01  (/ to focus, esc to leave)", id="runs-filter")
         yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="runs-summary")
         yield Footer()
@@ -166,6 +167,10 @@ class RunsScreen(Screen):
             return
         self.sort_reverse = not self.sort_reverse if column == self.sort_column else False
         self.sort_column = column
+        self.refresh_table()
+
+    def action_sort_reverse(self) -> None:
+        self.sort_reverse = not self.sort_reverse
         self.refresh_table()
 
     def action_sort_next(self) -> None:
