@@ -41,7 +41,7 @@ def _started_line(e: RunStarted) -> str:
 
 def _finished_line(e: RunFinished) -> str:
     acc = f"final test acc {e.final_test_acc:.2f}% (best {e.best_test_acc:.2f}%)" if e.final_test_acc is not None else "no epoch finished"
-    return f"{e.status}: {e.epochs_done} epochs, {acc}, {e.seconds:.1f}s; saved in {e.run_dir}"
+    return f"{e.status}: {e.epochs_done} epoch{'' if e.epochs_done == 1 else 's'}, {acc}, {e.seconds:.1f}s; saved in {e.run_dir}"
 
 
 def epoch_table(rows: list[EpochFinished]) -> Table:

@@ -193,6 +193,8 @@ async def test_layers_shows_totals_of_every_version(tmp_path):
         assert "99,746" in totals()
         await pilot.press("s")
         await pilot.pause()
+        saved = tmp_path / "exports" / "v2-summary.txt"  # beside the runs, never the working folder
+        assert "Total params: 99,746" in saved.read_text()
 
 
 async def test_runs_open_filter_compare_delete_export(tmp_path, monkeypatch):
@@ -229,8 +231,9 @@ async def test_runs_open_filter_compare_delete_export(tmp_path, monkeypatch):
 
         await pilot.press("e")
         await pilot.pause()
-        [exported] = list(tmp_path.glob("mnist-tui-runs-*.csv"))
-        assert len(list(csv.reader(exported.open()))) == 5
+        [exported] = list((runs / "exports").glob("mnist-tui-runs-*.csv"))
+        rows = list(csv.DictReader(exported.open()))
+        assert len(rows) == 4 and {r["epochs_done"] for r in rows} >= {"3", "1"} and not list(tmp_path.glob("*.csv"))
 
         doomed = app.screen.current_row.run
         await pilot.press("d")
@@ -240,6 +243,12 @@ async def test_runs_open_filter_compare_delete_export(tmp_path, monkeypatch):
         await pilot.pause()
         assert not (runs / doomed).exists()
         assert table.row_count == 3
+
+        await pilot.press("slash", *"nothing-matches", "enter")
+        await pilot.pause()
+        await pilot.press("e")
+        await pilot.pause()
+        assert len(list((runs / "exports").glob("*.csv"))) == 1  # an empty table exports nothing
 
 
 async def test_runs_screen_follows_a_run_written_elsewhere(tmp_path):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mnist_tui.core.store import RunRecord
+from mnist_tui.core.store.records import EXPORTS
 
 # Columns of the runs table and of the CSV export, in order.
 COLUMNS = ("started", "run", "model", "status", "epochs", "final_acc", "best_acc", "params", "seconds", "device")
@@ -108,11 +109,30 @@ def select(records: list[RunRecord], query: str = "", sort: str = "started", rev
     return sorted(rows, key=lambda r: r.sort_key(sort), reverse=reverse)
 
 
+# The CSV's columns: the table's, with epochs as two numbers and the recipe's main settings.
+CSV_COLUMNS = ("started", "run", "model", "status", "epochs_done", "epochs_total", "final_acc", "best_acc", "params", "seconds", "device", "lr", "batch", "seed")
+
+
 def export_csv(rows: list[RunRow], path: Path) -> Path:
+    """Write rows to a new CSV file at path (numbers as numbers, seconds rounded)."""
     path = Path(path)
-    with open(path, "w", newline="") as fh:
+    with open(path, "x", newline="") as fh:  # never over an existing file
         writer = csv.writer(fh)
-        writer.writerow(COLUMNS)
+        writer.writerow(CSV_COLUMNS)
         for row in rows:
-            writer.writerow(["" if row.value(c) is None else row.value(c) for c in COLUMNS])
+            values = {
+                **{c: row.value(c) for c in COLUMNS if c != "epochs"},
+                "epochs_done": row.record.epochs_done,
+                "epochs_total": row.record.epochs_total,
+                "seconds": round(row.seconds, 1),
+                "lr": row.number("lr"),
+                "batch": row.number("batch"),
+                "seed": row.number("seed"),
+            }
+            writer.writerow(["" if values[c] is None else values[c] for c in CSV_COLUMNS])
     return path
+
+
+def exports_dir(runs_dir: Path) -> Path:
+    """Where the app saves what a user exports (CSV tables, summaries): <runs>/exports."""
+    return Path(runs_dir) / EXPORTS

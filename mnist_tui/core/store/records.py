@@ -23,6 +23,7 @@ from mnist_tui.core.store.lock import RunBusy, is_locked
 
 RUNS_ENV = "MNIST_TUI_RUNS"
 CONFIG, METRICS, STATUS, CHECKPOINT, PROGRESS, STOP = "config.json", "metrics.jsonl", "status.json", "checkpoint.pt", "progress.json", "stop"
+EXPORTS = "exports"  # <runs>/exports holds what the app exports; it is not a run
 RESUMABLE = ("interrupted", "stopped")  # statuses `mnist-tui resume` continues
 FINAL = ("finished", "stopped", "failed", "diverged")
 STALE_AFTER_S = 600.0  # a remote run silent this long (20 missed heartbeats) may be forced
@@ -170,7 +171,7 @@ def run_folders(runs_dir: Path) -> list[Path]:
         entries = sorted(Path(runs_dir).iterdir())
     except OSError:
         return []
-    return [p for p in entries if not p.name.startswith(".") and p.is_dir()]
+    return [p for p in entries if not p.name.startswith(".") and p.name != EXPORTS and p.is_dir()]
 
 
 def list_runs(runs_dir: Path) -> list[RunRecord]:

@@ -97,6 +97,14 @@ class LayersScreen(Screen):
 
     def action_save_summary(self) -> None:
         if self.classic_text:
-            path = Path.cwd() / f"{self.model}-summary.txt"
-            path.write_text(self.classic_text)
-            self.notify(f"Saved {path}")
+            from mnist_tui.core.history import exports_dir
+
+            folder = exports_dir(self.app.runs_dir)
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                path = folder / f"{self.model}-summary.txt"
+                path.write_text(self.classic_text)
+            except OSError as exc:
+                self.notify(f"Could not save: {exc.strerror or exc}", severity="error", markup=False)
+                return
+            self.notify(f"Saved {path.resolve()}", markup=False, timeout=10)

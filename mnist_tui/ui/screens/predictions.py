@@ -54,7 +54,7 @@ class PredictionsScreen(Screen):
         self.predictions = result
         which = "the first mistakes" if self.mistakes_only else "the first test digits"
         self.query_one("#predictions-title", Static).update(
-            f"[b]{escape(result.run_id)}[/b] after epoch {result.epoch}: {result.mistakes} mistakes in "
+            f"[b]{escape(result.run_id)}[/b] after epoch {result.epoch}: {result.mistakes:,} mistake{'' if result.mistakes == 1 else 's'} in "
             f"{result.total:,} test digits ({100 - 100 * result.mistakes / result.total:.2f}% right) · "
             f"showing {which} · captions are true→predicted"
         )

@@ -245,6 +245,15 @@ class RunsScreen(Screen):
         self.app.push_screen(ConfirmScreen(f"Delete run {row.run} and all its files?", yes="Delete", no="Keep"), answered)
 
     def action_export(self) -> None:
+        if not self.rows:
+            self.notify("No runs to export: the filter matches none.", severity="warning")
+            return
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        path = history.export_csv(self.rows, Path.cwd() / f"mnist-tui-runs-{stamp}.csv")
-        self.notify(f"Exported {len(self.rows)} runs to {path}", markup=False)
+        folder = history.exports_dir(self.runs_dir)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = history.export_csv(self.rows, folder / f"mnist-tui-runs-{stamp}.csv")
+        except OSError as exc:
+            self.notify(f"Could not export: {exc.strerror or exc}", severity="error", markup=False)
+            return
+        self.notify(f"Exported {len(self.rows)} run{'' if len(self.rows) == 1 else 's'} to {path.resolve()}", markup=False, timeout=10)
