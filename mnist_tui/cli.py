@@ -138,6 +138,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_tui(runs: str | None, data_dir: str | None, screen: str) -> int:
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        print("mnist-tui: error: the app needs a terminal (its output is not one); for scripts and pipes use the headless commands: mnist-tui --help", file=sys.stderr)
+        return 2
     from mnist_tui.ui.app import MnistTuiApp
 
     MnistTuiApp(runs_dir=_absolute(runs), data_dir=_absolute(data_dir), start_mode=screen).run()
@@ -337,6 +340,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from mnist_tui.core.history import select
 
     runs_dir = default_runs_dir(_absolute(args.runs))
+    if args.runs and not runs_dir.is_dir():
+        what = "is not a folder" if runs_dir.exists() else "does not exist"
+        print(f"mnist-tui runs: error: {runs_dir} {what}", file=sys.stderr)
+        return 2
     records = [row.record for row in select(list_runs(runs_dir), args.filter)]
     print_runs(records, runs_dir)
     return 0

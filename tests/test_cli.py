@@ -121,3 +121,13 @@ def test_quick_is_the_quick_recipe_and_options_still_override(capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["train", "--quick", "--model", "v2"])
     assert exit_info.value.code == 2 and "--quick trains v4" in capsys.readouterr().err
+
+
+def test_runs_folder_problems_and_a_pipe_for_the_app_are_named(tmp_path, capsys):
+    assert cli.main(["runs", "--runs", str(tmp_path / "nowhere")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "afile").write_text("x")
+    assert cli.main(["runs", "--runs", str(tmp_path / "afile")]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+    piped = _run("--runs", str(tmp_path))  # the app with its output into a pipe
+    assert piped.returncode == 2 and "needs a terminal" in piped.stderr and piped.stdout == ""
