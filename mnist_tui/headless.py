@@ -10,7 +10,7 @@ from typing import Iterable
 from rich import box
 from rich.console import Console, Group
 from rich.live import Live
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -74,18 +74,19 @@ def report(events: Iterable, interactive: bool, console: Console | None = None) 
         TextColumn("epoch {task.fields[epoch]}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.4f}  acc {task.fields[acc]:.2f}%  {task.fields[ips]:,.0f} img/s"),
-        TimeRemainingColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}  acc {task.fields[acc]:.2f}%  {task.fields[ips]:,.0f} img/s  {task.fields[left]}"),
         console=console,
     )
-    task = progress.add_task("train", total=None, epoch="-", loss=0.0, acc=0.0, ips=0.0)
-    status, last_words = "failed", ""
+    task = progress.add_task("train", total=None, epoch="-", loss=0.0, acc=0.0, ips=0.0, left="")
+    status, last_words, train_size = "failed", "", 0
     with Live(Group(epoch_table(rows), progress), console=console, refresh_per_second=8) as live:
         for ev in events:
             if isinstance(ev, RunStarted):
                 console.print(_started_line(ev), markup=False, highlight=False)
+                train_size = ev.train_size
             elif isinstance(ev, BatchProgress):
-                progress.update(task, total=ev.batches, completed=ev.batch, epoch=f"{ev.epoch}/{ev.epochs}", loss=ev.loss, acc=ev.accuracy, ips=ev.images_per_s)
+                progress.update(task, total=ev.batches, completed=ev.batch, epoch=f"{ev.epoch}/{ev.epochs}", loss=ev.loss, acc=ev.accuracy,
+                                ips=ev.images_per_s, left=time_left(ev, rows, train_size))
             elif isinstance(ev, EpochFinished):
                 rows.append(ev)
                 live.update(Group(epoch_table(rows), progress))
@@ -109,6 +110,24 @@ def _say(text: str, stream=None) -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, stream.fileno())  # also spares Python's own flush at exit
         os.close(devnull)
+
+
+def time_left(ev: BatchProgress, done: list[EpochFinished], train_size: int) -> str:
+    """'0:12 left in the epoch · 1:05 in the run': later epochs take as long as the finished
+    ones did (test pass included), or, in the first, as long as this one's pace says."""
+    if done:
+        per_epoch = sum(e.seconds for e in done) / len(done)
+    elif ev.images_per_s > 0 and train_size:
+        per_epoch = train_size / ev.images_per_s
+    else:
+        return ""
+    run = ev.seconds_left + per_epoch * (ev.epochs - ev.epoch)
+
+    def clock(seconds: float) -> str:
+        seconds = int(round(seconds))
+        return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"
+
+    return f"{clock(ev.seconds_left)} left in the epoch · {clock(run)} in the run"
 
 
 def _report_plain(events: Iterable) -> str:
