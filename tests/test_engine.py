@@ -197,3 +197,15 @@ def test_a_quick_subset_check_does_not_mislead(runs_dir):
     assert epochs[-1].test_acc > epochs[-1].train_acc - 10  # and not far below training
     [record] = list_runs(runs_dir)
     assert record.config["bn_recalibrated"] is True
+
+
+def test_a_stop_after_an_epochs_last_batch_still_evaluates_and_keeps_that_epoch(small_config, runs_dir):
+    stop = threading.Event()
+    events = []
+    for ev in train(small_config.replace(epochs=3), stop):
+        events.append(ev)
+        if isinstance(ev, BatchProgress) and ev.batch == ev.batches:  # its training is done; the test pass is next
+            stop.set()
+    assert [e.epoch for e in events if isinstance(e, EpochFinished)] == [1]
+    assert events[-1].status == "stopped" and events[-1].epochs_done == 1
+    assert read_run(events[-1].run_dir).epochs_done == 1
