@@ -345,3 +345,25 @@ async def test_runs_sort_reverses_with_shift_s(tmp_path):
         await pilot.press("S")
         await pilot.pause()
         assert _cell(table, table.row_count - 1, "run") == first and "↑" in str(app.screen.query_one("#runs-summary", Static).render())
+
+
+async def test_palette_train_starts_the_version_with_its_recipe_and_select_only_picks_it(tmp_path):
+    from mnist_tui.core.versions import get_version
+
+    launcher = InProcessLauncher()
+    app = MnistTuiApp(runs_dir=tmp_path, launcher=launcher)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.train_version("v3")  # "Select v3"
+        await pilot.pause()
+        assert app.screen.query_one("#form").config.model == "v3" and not app.screen.running
+        await _type_into(pilot, "#field-limit", "256")
+        await _type_into(pilot, "#field-epochs", "1")
+        await pilot.pause()
+        await app.train_version("v3", start=True)  # "Train v3": its recipe, the seed, device and subset kept
+        await wait_until(pilot, lambda: app.screen.query_one(EpochTable).row_count >= 1)
+        await pilot.press("ctrl+t")
+        await wait_for_run_end(pilot)
+    launcher.join()
+    [record] = list_runs(tmp_path)
+    assert record.model == "v3" and record.epochs_total == get_version("v3").recipe.epochs  # not the 1 typed before
+    assert record.status == "stopped" and record.config["train_size"] == 256

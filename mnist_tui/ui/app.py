@@ -10,12 +10,12 @@ from textual.app import App
 from textual.command import Hit, Hits, Provider
 
 from mnist_tui.core.store import default_runs_dir
-from mnist_tui.core.versions import VERSIONS
+from mnist_tui.core.versions import PRESETS, VERSIONS
 from mnist_tui.trainer import InProcessLauncher, ProcessLauncher
 from mnist_tui.ui.screens.confirm import ChoiceScreen
 from mnist_tui.ui.screens.layers import LayersScreen
 from mnist_tui.ui.screens.runs import RunsScreen
-from mnist_tui.ui.screens.train import TrainScreen
+from mnist_tui.ui.screens.train import PICKS, TrainScreen
 
 
 class MnistCommands(Provider):
@@ -32,8 +32,10 @@ class MnistCommands(Provider):
             ("Predictions of the current run", app.action_predictions, "Test digits classified by the model being trained"),
             ("Toggle dark / light theme", app.action_toggle_dark, "Switch between textual-dark and textual-light"),
         ]
-        for name, v in VERSIONS.items():
-            entries.append((f"Train {name}", partial(app.train_version, name), f"{v.title}, {v.params:,} parameters"))
+        for name in PICKS:
+            about = PRESETS[name].title if name in PRESETS else f"{VERSIONS[name].title}, {VERSIONS[name].params:,} parameters"
+            entries.append((f"Train {name}", partial(app.train_version, name, True), f"Start {name} with its recipe: {about}"))
+            entries.append((f"Select {name}", partial(app.train_version, name), f"Pick {name} on the Train screen, its recipe in the form"))
         return entries
 
     async def search(self, query: str) -> Hits:
@@ -94,14 +96,14 @@ class MnistTuiApp(App):
             return None
         return screen if isinstance(screen, TrainScreen) else None
 
-    async def train_version(self, name: str) -> None:
+    async def train_version(self, name: str, start: bool = False) -> None:
+        """Pick a version (or preset) on the Train screen; with `start`, train it with its recipe."""
         await self.switch_mode("train")
         screen = self.train_screen
         if screen is not None:
-            from textual.widgets import OptionList
-
-            versions = screen.query_one("#versions", OptionList)
-            versions.highlighted = versions.get_option_index(name)
+            screen.select(name)
+            if start:
+                screen.action_start()
 
     async def on_train_screen(self, action: str) -> None:
         await self.switch_mode("train")

@@ -151,6 +151,14 @@ class TrainScreen(Screen):
     def version_picked(self, event: OptionList.OptionHighlighted) -> None:
         self._pick(str(event.option.id))
 
+    def select(self, name: str) -> None:
+        """Pick an entry (a preset or a version) as the arrow keys would: its recipe fills the form."""
+        versions = self.query_one("#versions", OptionList)
+        index = versions.get_option_index(name)
+        if versions.highlighted == index:
+            self._pick(name)  # no highlight event for the entry already highlighted: reload its recipe
+        versions.highlighted = index
+
     @on(RecipeForm.Changed)
     def recipe_changed(self, event: RecipeForm.Changed) -> None:
         self.query_one("#start", Button).disabled = self.running or event.form.config is None
