@@ -111,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("run", help=RUN_HELP)
     de.add_argument("--runs", metavar="DIR", help=RUNS_HELP)
     de.add_argument("--force", action="store_true", help="also delete a run last seen training on another host that has been silent for 10 minutes")
+    de.add_argument("--yes", "-y", action="store_true", help="do not ask (asked only on a terminal)")
 
     r = sub.add_parser("runs", help="list saved runs")
     r.add_argument("--runs", metavar="DIR", help=RUNS_HELP)
@@ -209,9 +210,10 @@ def _failed_start(args, runs_dir, config, reason: str) -> int:
 
 
 def _detach(run_dir: Path, what: str) -> int:
-    short = run_dir.name[-6:]
+    from mnist_tui.present import run_hint
+
     print(f"run {run_dir.name}: {what} in the background in {run_dir}")
-    print(f"follow it: mnist-tui follow {short} · stop it: mnist-tui stop {short} · list: mnist-tui runs")
+    print(run_hint(run_dir))
     return 0
 
 
@@ -278,7 +280,10 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
     from mnist_tui.core.store import read_run, request_stop
 
-    run_dir = _find(args, "stop")
+    run_dir = _find(args, "stop", starting=True)
+    deadline = time.monotonic() + 120
+    while not (run_dir / "config.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)  # a detached trainer still setting up: its folder comes in a few seconds
     record = read_run(run_dir)
     if record.status != "running":
         print(f"mnist-tui stop: {record.run_id} is not training (it is {record.status})", file=sys.stderr)
@@ -324,6 +329,11 @@ def cmd_delete(args: argparse.Namespace) -> int:
     from mnist_tui.core.store import RunBusy, delete_run
 
     run_dir = _find(args, "delete")
+    if sys.stdin.isatty() and not args.yes:
+        answer = input(f"Delete run {run_dir.name} and all its files? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("kept")
+            return 1
     try:
         delete_run(run_dir, force=args.force)
     except (RunBusy, OSError) as exc:

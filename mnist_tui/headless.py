@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
+from mnist_tui.present import time_left
 from mnist_tui.core.events import BatchProgress, EpochFinished, RunFailed, RunFinished, RunStarted
 
 
@@ -110,24 +111,6 @@ def _say(text: str, stream=None) -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, stream.fileno())  # also spares Python's own flush at exit
         os.close(devnull)
-
-
-def time_left(ev: BatchProgress, done: list[EpochFinished], train_size: int) -> str:
-    """'0:12 left in the epoch · 1:05 in the run': later epochs take as long as the finished
-    ones did (test pass included), or, in the first, as long as this one's pace says."""
-    if done:
-        per_epoch = sum(e.seconds for e in done) / len(done)
-    elif ev.images_per_s > 0 and train_size:
-        per_epoch = train_size / ev.images_per_s
-    else:
-        return ""
-    run = ev.seconds_left + per_epoch * (ev.epochs - ev.epoch)
-
-    def clock(seconds: float) -> str:
-        seconds = int(round(seconds))
-        return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"
-
-    return f"{clock(ev.seconds_left)} left in the epoch · {clock(run)} in the run"
 
 
 def _report_plain(events: Iterable) -> str:

@@ -135,10 +135,18 @@ def test_runs_folder_problems_and_a_pipe_for_the_app_are_named(tmp_path, capsys)
 
 def test_time_left_counts_down_in_every_epoch_and_for_the_run():
     from mnist_tui.core.events import BatchProgress, EpochFinished
-    from mnist_tui.headless import time_left
+    from mnist_tui.present import time_left
 
     first = BatchProgress(epoch=1, epochs=3, batch=10, batches=100, loss=1.0, accuracy=50.0, images_per_s=1000.0, seconds_left=54.0)
     assert time_left(first, [], 60_000) == "0:54 left in the epoch · 2:54 in the run"  # 2 more epochs of 60 s
     done = [EpochFinished(1, 3, 0.5, 90.0, 0.4, 91.0, 0.1, seconds=70.0, images_per_s=900.0)]
     second = BatchProgress(epoch=2, epochs=3, batch=50, batches=100, loss=0.5, accuracy=90.0, images_per_s=900.0, seconds_left=33.0)
     assert time_left(second, done, 60_000) == "0:33 left in the epoch · 1:43 in the run"  # never stuck at 0:00
+
+
+def test_copy_paste_hints_name_a_runs_folder_that_is_not_the_default(tmp_path):
+    from mnist_tui.core.store import default_runs_dir
+    from mnist_tui.present import run_hint
+
+    assert run_hint(tmp_path / "20261128T000000Z-v4-abcdef") == f"follow it: mnist-tui follow abcdef --runs {tmp_path} · stop it: mnist-tui stop abcdef --runs {tmp_path}"
+    assert "--runs" not in run_hint(default_runs_dir() / "20261128T000000Z-v4-abcdef")

@@ -162,6 +162,8 @@ async def test_the_app_attaches_to_a_run_that_is_training_and_stops_it(tmp_path)
         screen = app.screen
         await wait_until(pilot, lambda: screen.running and screen.query_one(EpochTable).row_count >= 1)
         assert screen.run_dir == launch.run_dir and not screen.query_one("#stop").disabled
+        form = screen.query_one("#form").config  # the form shows the followed run's recipe
+        assert form.model == "v4" and form.recipe.epochs == 20 and form.limit == 256
         await pilot.press("ctrl+t")
         await wait_for_run_end(pilot)
     launcher.join()
@@ -291,6 +293,11 @@ async def test_predictions_grid_and_mistakes_only(tmp_path):
         await pilot.press("m")
         await settle(pilot)
         assert grid.items and all(not p.correct for p in grid.items)
+        await pilot.press("f4")  # the screen keys close what was opened over their screen
+        await pilot.pause()
+        from mnist_tui.ui.screens.runs import RunsScreen
+
+        assert isinstance(app.screen, RunsScreen)
 
 
 async def test_damaged_runs_are_marked_and_the_good_one_opens(tmp_path):

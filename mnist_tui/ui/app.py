@@ -59,9 +59,9 @@ class MnistTuiApp(App):
     COMMANDS = App.COMMANDS | {MnistCommands}
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
     BINDINGS = [
-        ("f2", "switch_mode('train')", "Train"),
-        ("f3", "switch_mode('layers')", "Layers"),
-        ("f4", "switch_mode('runs')", "Runs"),
+        ("f2", "open('train')", "Train"),
+        ("f3", "open('layers')", "Layers"),
+        ("f4", "open('runs')", "Runs"),
         ("f5", "predictions", "Predict"),
         ("ctrl+q", "quit", "Quit"),
     ]
@@ -111,6 +111,12 @@ class MnistTuiApp(App):
         if screen is not None:
             getattr(screen, action)()
 
+    async def action_open(self, mode: str) -> None:
+        """Show a mode's own screen, closing what was opened over it (Predictions, a run)."""
+        await self.switch_mode(mode)
+        while len(self.screen_stack) > 1:
+            self.pop_screen()
+
     def action_toggle_dark(self) -> None:
         self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"
 
@@ -135,8 +141,10 @@ class MnistTuiApp(App):
                 screen.stop_run()
                 self.exit(message=Text(f"Asked {screen.run_dir.name} to stop after its current batch; its finished epochs are kept."))
             elif choice == "keep":
-                name = screen.run_dir.name if screen.run_dir is not None else "The run"
-                self.exit(message=Text(f"{name} keeps training in the background; `mnist-tui` shows it again, `mnist-tui follow {name[-6:]}` follows it here."))
+                from mnist_tui.present import run_hint
+
+                hint = f"; {run_hint(screen.run_dir)}" if screen.run_dir is not None else ""
+                self.exit(message=Text(f"The run keeps training in the background; `mnist-tui` shows it again{hint}"))
 
         self.push_screen(
             ChoiceScreen(

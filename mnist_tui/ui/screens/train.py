@@ -21,10 +21,11 @@ from textual.widgets import Button, Footer, Header, Label, OptionList, ProgressB
 from textual.widgets.option_list import Option
 
 from mnist_tui.core.events import BatchProgress, EpochFinished, Event, RunFailed, RunFinished, RunStarted
-from mnist_tui.core.store import list_runs, request_stop
+from mnist_tui.core.store import changed_since, list_runs, request_stop
 from mnist_tui.core.store.follow import Follower
 from mnist_tui.core.hardware import auto_precision, duration
 from mnist_tui.core.versions import PRESETS, VERSIONS
+from mnist_tui.present import time_left
 from mnist_tui.trainer import Launch
 from mnist_tui.ui.widgets.charts import MetricChart
 from mnist_tui.ui.widgets.epoch_table import EpochTable
@@ -64,6 +65,8 @@ class TrainScreen(Screen):
         self.run_dir: Path | None = None
         self._poll: Timer | None = None
         self._run_line = ""  # the followed run's device line, markup escaped
+        self._epochs_done: list[EpochFinished] = []  # the followed run's, for the time left
+        self._train_size = 0
         self.picked = PICKS[0]  # the picker's entry whose recipe the form holds
 
     def compose(self) -> ComposeResult:
@@ -95,7 +98,18 @@ class TrainScreen(Screen):
         self._pick(PICKS[0])
         versions.focus()  # the arrow keys move through the picker from the start
         self._poll = self.set_interval(POLL_S, self.poll, pause=True)
+        self._runs_stamp = 0.0
+        self.set_interval(2.0, self._look_for_live_runs)  # a run started elsewhere is followed too
         self.find_live_run()
+
+    def _look_for_live_runs(self) -> None:
+        """While nothing is followed, look again when the runs folder changes."""
+        if self.running:
+            return
+        stamp = changed_since(self.app.runs_dir, self._runs_stamp)
+        if stamp is not None:
+            self._runs_stamp = stamp
+            self.find_live_run()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="find-live")
     def find_live_run(self) -> None:
@@ -167,9 +181,12 @@ class TrainScreen(Screen):
     @on(Button.Pressed, "#start")
     def action_start(self) -> None:
         config = self.query_one(RecipeForm).config
-        if self.running or config is None:
-            if config is None:
-                self.notify("Fix the recipe first: " + "; ".join(self.query_one(RecipeForm).problems.values()), severity="error")
+        if self.running:
+            self.notify("A run is training here: stop it first (ctrl+t), or quit and keep it training; "
+                        "`mnist-tui train --detach` starts more runs side by side.", severity="warning", timeout=8)
+            return
+        if config is None:
+            self.notify("Fix the recipe first: " + "; ".join(self.query_one(RecipeForm).problems.values()), severity="error")
             return
         config = config.replace(data_dir=self.app.data_dir)
         self.launch = self.app.launcher.train(config, self.app.runs_dir)
@@ -217,6 +234,8 @@ class TrainScreen(Screen):
         if self.follower.done:
             if self._poll is not None:
                 self._poll.pause()
+            if launch is not None and launch.process is not None:
+                launch.process.poll()  # reap the ended trainer: no zombie while the app runs on
             self._set_buttons()
 
     def _set_buttons(self) -> None:
@@ -274,6 +293,16 @@ class TrainScreen(Screen):
     def _show_started(self, ev: RunStarted) -> None:
         self._reset_dashboard()
         self.run_dir = ev.run_dir
+        self._epochs_done: list[EpochFinished] = []
+        self._train_size = ev.train_size
+        # The form shows the followed run's recipe (its version picked), not the last one edited.
+        self.query_one(RecipeForm).load(ev.config.model, ev.config, recipe=ev.config.recipe)
+        if ev.config.model in VERSIONS:
+            versions = self.query_one("#versions", OptionList)
+            with self.prevent(OptionList.OptionHighlighted):
+                versions.highlighted = versions.get_option_index(ev.config.model)
+            self.picked = ev.config.model
+            self._show_version()
         self._run_line = (
             f"[b]{escape(ev.config.model)}[/b] · {ev.params:,} params · {escape(ev.device_name)} · {escape(ev.precision)}{' · CUDA graph' if ev.cuda_graph else ''} · "
             f"{ev.train_size:,} train / {ev.test_size:,} {'held-out' if ev.evaluated_on == 'holdout' else 'test'} images · {escape(ev.run_id)}"
@@ -285,12 +314,13 @@ class TrainScreen(Screen):
 
     def _show_progress(self, ev: BatchProgress) -> None:
         self.query_one("#epoch-progress", ProgressBar).update(total=ev.batches, progress=ev.batch)
-        doing = "evaluating on the test set" if ev.phase == "evaluating" else f"{ev.images_per_s:,.0f} img/s · {ev.seconds_left:.0f}s left"
+        doing = "evaluating on the test set" if ev.phase == "evaluating" else f"{ev.images_per_s:,.0f} img/s · {time_left(ev, self._epochs_done, self._train_size)}"
         # Repaint only: a layout pass over this screen costs ~40 ms of the UI thread, and the
         # line keeps its size.
         self.query_one("#speed", Static).update(f"epoch {ev.epoch}/{ev.epochs} · loss {ev.loss:.4f} · {ev.accuracy:.1f}% · {doing}", layout=False)
 
     def _show_finished_epoch(self, ev: EpochFinished) -> None:
+        self._epochs_done.append(ev)
         self._show_epoch(ev.to_dict())
         if ev.memory_mb is not None:
             self.query_one("#speed", Static).update(f"{ev.images_per_s:,.0f} img/s · {ev.memory_mb:,.0f} MiB in use")
