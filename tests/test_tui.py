@@ -374,3 +374,12 @@ async def test_palette_train_starts_the_version_with_its_recipe_and_select_only_
     [record] = list_runs(tmp_path)
     assert record.model == "v3" and record.epochs_total == get_version("v3").recipe.epochs  # not the 1 typed before
     assert record.status == "stopped" and record.config["train_size"] == 256
+
+
+def test_the_digit_grid_says_nothing_until_the_classification_is_in():
+    from mnist_tui.ui.widgets.digit_grid import DigitGrid
+
+    grid = DigitGrid()
+    assert str(grid.render()) == ""  # the title says "Classifying…" meanwhile, not "No predictions"
+    grid.items, grid.shown = [], True
+    assert str(grid.render()) == "No predictions to show."

@@ -46,9 +46,11 @@ class DigitGrid(Widget):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.items: list = []
+        self.shown = False  # whether show() was called: before that, the title says what is coming
 
     def show(self, items: list) -> None:
         self.items = list(items)
+        self.shown = True
         self.refresh(layout=True)
 
     @property
@@ -61,7 +63,7 @@ class DigitGrid(Widget):
 
     def render(self) -> Text:
         if not self.items:
-            return Text("No predictions to show.")
+            return Text("No predictions to show." if self.shown else "")
         out = Text()
         per_row = self.per_row
         for start in range(0, len(self.items), per_row):
