@@ -15,7 +15,7 @@ def clock(seconds: float) -> str:
 
 
 def time_left(ev: BatchProgress, done: list[EpochFinished], train_size: int) -> str:
-    """'0:12 left in the epoch · 1:05 in the run': later epochs take as long as the finished
+    """'0:12 left, run 1:05' (the epoch's time left, then the whole run's): later epochs take as long as the finished
     ones did (test pass included), or, in the first, as long as this one's pace says."""
     if done:
         per_epoch = sum(e.seconds for e in done) / len(done)
@@ -24,7 +24,7 @@ def time_left(ev: BatchProgress, done: list[EpochFinished], train_size: int) -> 
     else:
         return ""
     run = ev.seconds_left + per_epoch * (ev.epochs - ev.epoch)
-    return f"{clock(ev.seconds_left)} left in the epoch · {clock(run)} in the run"
+    return f"{clock(ev.seconds_left)} left, run {clock(run)}"  # short: it shares a line at 80 columns
 
 
 def run_hint(run_dir: Path) -> str:

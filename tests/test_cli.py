@@ -138,10 +138,10 @@ def test_time_left_counts_down_in_every_epoch_and_for_the_run():
     from mnist_tui.present import time_left
 
     first = BatchProgress(epoch=1, epochs=3, batch=10, batches=100, loss=1.0, accuracy=50.0, images_per_s=1000.0, seconds_left=54.0)
-    assert time_left(first, [], 60_000) == "0:54 left in the epoch · 2:54 in the run"  # 2 more epochs of 60 s
+    assert time_left(first, [], 60_000) == "0:54 left, run 2:54"  # 2 more epochs of 60 s
     done = [EpochFinished(1, 3, 0.5, 90.0, 0.4, 91.0, 0.1, seconds=70.0, images_per_s=900.0)]
     second = BatchProgress(epoch=2, epochs=3, batch=50, batches=100, loss=0.5, accuracy=90.0, images_per_s=900.0, seconds_left=33.0)
-    assert time_left(second, done, 60_000) == "0:33 left in the epoch · 1:43 in the run"  # never stuck at 0:00
+    assert time_left(second, done, 60_000) == "0:33 left, run 1:43"  # never stuck at 0:00
 
 
 def test_copy_paste_hints_name_a_runs_folder_that_is_not_the_default(tmp_path):
