@@ -210,6 +210,13 @@ async def test_runs_open_filter_compare_delete_export(tmp_path, monkeypatch):
         assert table.row_count == 4
         statuses = [_cell(table, i, "status") for i in range(4)]
         assert sum(s.startswith("damaged") for s in statuses) == 1
+        first = _cell(table, 0, "run")
+        await pilot.press("S")  # reverse the sort, then back
+        await pilot.pause()
+        assert _cell(table, 3, "run") == first and "↑" in str(app.screen.query_one("#runs-summary", Static).render())
+        await pilot.press("S")
+        await pilot.pause()
+        assert _cell(table, 0, "run") == first
 
         # newest first: the damaged run, then the stopped v2; open the finished v2
         await pilot.press("down", "down", "enter")
@@ -339,41 +346,6 @@ async def test_resume_key_continues_a_stopped_run_on_the_train_screen(tmp_path):
         assert app.screen.query_one(EpochTable).row_count == 2  # the old epoch and the resumed one
         [record] = list_runs(tmp_path)
         assert record.status == "finished" and record.epochs_done == 2
-
-
-async def test_runs_sort_reverses_with_shift_s(tmp_path):
-    runs = tmp_path / "runs"
-    fixture_store(runs)
-    app = MnistTuiApp(runs_dir=runs, start_mode="runs")
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
-        table = app.screen.query_one("#runs-table", DataTable)
-        first = _cell(table, 0, "run")
-        await pilot.press("S")
-        await pilot.pause()
-        assert _cell(table, table.row_count - 1, "run") == first and "↑" in str(app.screen.query_one("#runs-summary", Static).render())
-
-
-async def test_palette_train_starts_the_version_with_its_recipe_and_select_only_picks_it(tmp_path):
-    from mnist_tui.core.versions import get_version
-
-    launcher = InProcessLauncher()
-    app = MnistTuiApp(runs_dir=tmp_path, launcher=launcher)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await app.train_version("v3")  # "Select v3"
-        await pilot.pause()
-        assert app.screen.query_one("#form").config.model == "v3" and not app.screen.running
-        await _type_into(pilot, "#field-limit", "256")
-        await _type_into(pilot, "#field-epochs", "1")
-        await pilot.pause()
-        await app.train_version("v3", start=True)  # "Train v3": its recipe, the seed, device and subset kept
-        await wait_until(pilot, lambda: app.screen.query_one(EpochTable).row_count >= 1)
-        await pilot.press("ctrl+t")
-        await wait_for_run_end(pilot)
-    launcher.join()
-    [record] = list_runs(tmp_path)
-    assert record.model == "v3" and record.epochs_total == get_version("v3").recipe.epochs  # not the 1 typed before
-    assert record.status == "stopped" and record.config["train_size"] == 256
 
 
 def test_the_digit_grid_says_nothing_until_the_classification_is_in():
