@@ -130,6 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # `mnist-tui --runs DIR runs` means the same as `mnist-tui runs --runs DIR`.
+    for name in ("runs", "data"):
+        if getattr(args, name, "absent") is None:
+            setattr(args, name, getattr(args, f"app_{name}"))
     commands = {"train": cmd_train, "runs": cmd_runs, "resume": cmd_resume, "layers": cmd_layers, "stop": cmd_stop, "follow": cmd_follow, "delete": cmd_delete}
     if args.command in commands:
         return commands[args.command](args)

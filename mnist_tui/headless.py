@@ -145,30 +145,26 @@ def _console() -> Console:
 
 
 def print_runs(records: list, runs_dir: Path, console: Console | None = None) -> None:
+    """The runs table, with the columns that fit the terminal (run ids always whole), and
+    below it why each damaged or failed run is so, wrapped."""
+    from mnist_tui.core.history import row_of
+    from mnist_tui.present import fit_run_columns, run_cell
+
     console = console or _console()
     if not records:
         console.print(f"No runs in {runs_dir}.", markup=False, highlight=False)
         return
-    wide = console.width >= 110
+    rows = [row_of(r) for r in records]
+    columns = fit_run_columns(rows, console.width - 1)
     table = Table(title=Text(f"Runs in {runs_dir}"), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
-    columns = [("run", "left"), ("model", "left"), ("status", "left"), ("epochs", "right"), ("final/best %", "right"), ("params", "right"), ("time", "right")]
-    for col, justify in columns + ([("device", "left")] if wide else []):
-        table.add_column(col, justify=justify, no_wrap=col != "device")
-    for rec in records:
-        total = "?" if rec.epochs_total is None else rec.epochs_total
-        status = rec.status if not rec.reason or rec.status == "finished" else f"{rec.status}: {rec.reason}"
-        accuracy = "-" if rec.final_test_acc is None else f"{rec.final_test_acc:.2f}/{rec.best_test_acc:.2f}"
-        cells = [
-            rec.run_id,
-            rec.model,
-            status,
-            f"{rec.epochs_done}/{total}",
-            accuracy,
-            "-" if rec.params is None else f"{rec.params:,}",
-            f"{rec.seconds:.0f}s",
-        ]
-        table.add_row(*map(Text, cells), *([Text(rec.device)] if wide else []))
+    for c in columns:
+        table.add_column(c.header, justify="right" if c.right else "left", no_wrap=True, overflow="ellipsis")
+    for row in rows:
+        table.add_row(*(Text(run_cell(row, c.key)) for c in columns))
     console.print(table)
+    for rec in records:
+        if rec.reason and rec.status not in ("finished", "running"):
+            console.print(Text(f"{rec.run_id} {rec.status}: {rec.reason}"), overflow="fold")
 
 
 def print_breakdown(model: str, console: Console | None = None) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from mnist_tui.core.events import BatchProgress, EpochFinished
+from mnist_tui.core.hardware import duration
+from mnist_tui.core.history import RunRow
 from mnist_tui.core.store import default_runs_dir
 
 
@@ -33,3 +36,98 @@ def run_hint(run_dir: Path) -> str:
     short = run_dir.name[-6:]
     where = "" if Path(run_dir).parent.resolve() == default_runs_dir().resolve() else f" --runs {run_dir.parent}"
     return f"follow it: mnist-tui follow {short}{where} · stop it: mnist-tui stop {short}{where}"
+
+
+@dataclass(frozen=True)
+class RunColumn:
+    """A column of the runs tables (the Runs screen's and `mnist-tui runs`)."""
+
+    key: str  # a history.COLUMNS name
+    header: str
+    rank: int  # 0 is kept first when the width runs short; higher ranks go first
+    right: bool = False  # numbers are right-aligned
+
+
+RUN_COLUMNS = (
+    RunColumn("run", "run", 0),
+    RunColumn("model", "model", 3),
+    RunColumn("status", "status", 2),
+    RunColumn("epochs", "epochs", 4, right=True),
+    RunColumn("final_acc", "final acc", 1, right=True),
+    RunColumn("best_acc", "best acc", 5, right=True),
+    RunColumn("params", "params", 7, right=True),
+    RunColumn("seconds", "time", 6, right=True),
+    RunColumn("device", "device", 8),
+    RunColumn("lr", "lr", 9, right=True),
+    RunColumn("batch", "batch", 10, right=True),
+    RunColumn("images", "images", 11, right=True),
+    RunColumn("seed", "seed", 12, right=True),
+    RunColumn("precision", "precision", 13),
+    RunColumn("started", "started (UTC)", 14),  # the default run id says it already
+)
+RUN_HEADERS = {c.key: c.header for c in RUN_COLUMNS}
+
+
+def run_cell(row: RunRow, key: str) -> str:
+    """One cell of the runs tables, as text."""
+    value = row.value(key)
+    if value is None or value == "":
+        return "-"
+    if key in ("final_acc", "best_acc"):
+        return f"{value:.2f}%"
+    if key in ("params", "images"):
+        return f"{value:,}"
+    if key == "seconds":
+        return duration(value, compact=True)
+    if key == "lr":
+        return f"{value:g}"
+    return str(value)
+
+
+def fit_run_columns(rows: list[RunRow], width: int, gap: int = 2, cap: int = 28) -> list[RunColumn]:
+    """The columns that fit `width` cells, most wanted first, in table order. Each column
+    takes its widest cell (header included, at most `cap`) plus `gap`; the run column is always
+    kept whole, so that ids stay distinguishable."""
+    sizes = {c.key: min(cap, max([len(c.header), *(len(run_cell(r, c.key)) for r in rows[:200])])) + gap for c in RUN_COLUMNS}
+    sizes["run"] = max([len("run"), *(len(r.run) for r in rows[:200])]) + gap
+    chosen: set[str] = set()
+    used = 0
+    for column in sorted(RUN_COLUMNS, key=lambda c: c.rank):
+        if column.rank > 0 and used + sizes[column.key] > width:
+            break  # a less wanted column never takes the place of a more wanted one
+        chosen.add(column.key)
+        used += sizes[column.key]
+    return [c for c in RUN_COLUMNS if c.key in chosen]
+
+
+def run_settings(record) -> dict[str, object]:
+    """A run's settings from its config.json, flat: model, the recipe's fields, seed, device,
+    precision, training images (a damaged or foreign file gives what it can)."""
+    config = record.config.get("config") if isinstance(record.config, dict) else None
+    config = config if isinstance(config, dict) else {}
+    recipe = config.get("recipe") if isinstance(config.get("recipe"), dict) else {}
+    flat = {"model": record.model, **recipe}
+    for key in ("seed", "device", "precision", "limit", "holdout"):
+        if key in config:
+            flat[key] = config[key]
+    return {k: v for k, v in flat.items() if isinstance(v, (str, int, float, type(None)))}
+
+
+def differing_settings(records: list) -> dict[str, list[object]]:
+    """The settings whose values are not the same in every run, with each run's value."""
+    settings = [run_settings(r) for r in records]
+    keys = dict.fromkeys(k for s in settings for k in s)  # in first-seen order
+    return {k: [s.get(k) for s in settings] for k in keys if len({repr(s.get(k)) for s in settings}) > 1}
+
+
+def short_labels(records: list) -> list[str]:
+    """Legend labels: the version, the first two settings that tell the runs apart, and the
+    short id when that is not enough ('v2 lr=0.01', 'v4 seed=2 a1b2c3')."""
+    differ = {k: v for k, v in differing_settings(records).items() if k != "model"}
+    labels = []
+    for i, r in enumerate(records):
+        parts = [r.model] + [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, vs in list(differ.items())[:2] for v in [vs[i]]]
+        labels.append(" ".join(parts))
+    if len(set(labels)) < len(labels):
+        labels = [f"{label} {r.run_id[-6:]}" for label, r in zip(labels, records)]
+    return labels

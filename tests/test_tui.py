@@ -23,9 +23,7 @@ from tests.ui_helpers import fixture_store, settle, wait_for_run_end, wait_until
 
 
 def _cell(table: DataTable, row: int, column: str) -> str:
-    from mnist_tui.core.history import COLUMNS
-
-    return str(table.get_row_at(row)[COLUMNS.index(column)])
+    return str(table.get_row_at(row)[table.get_column_index(column)])
 
 
 async def _type_into(pilot, selector: str, text: str) -> None:
@@ -232,10 +230,11 @@ async def test_runs_open_filter_compare_delete_export(tmp_path, monkeypatch):
         await pilot.pause()
         assert table.row_count == 4
 
-        await pilot.press("space", "down", "space", "c")
+        await pilot.press("space", "space", "c")  # marking moves down: two runs marked
         await pilot.pause()
         assert isinstance(app.screen, RunDetailScreen) and app.screen.comparing
-        assert len(app.screen.query_one("#detail-acc", MetricChart).series) == 2
+        series = app.screen.query_one("#detail-acc", MetricChart).series
+        assert len(series) == 2 and all(len(label) <= 16 for label in series)  # short legend labels, not run ids
         await pilot.press("escape")
 
         await pilot.press("e")
@@ -244,6 +243,8 @@ async def test_runs_open_filter_compare_delete_export(tmp_path, monkeypatch):
         rows = list(csv.DictReader(exported.open()))
         assert len(rows) == 4 and {r["epochs_done"] for r in rows} >= {"3", "1"} and not list(tmp_path.glob("*.csv"))
 
+        await pilot.press("up", "up", "space", "space")  # unmark both again
+        assert app.screen.marked == set()
         doomed = app.screen.current_row.run
         await pilot.press("d")
         await pilot.pause()
@@ -258,6 +259,27 @@ async def test_runs_open_filter_compare_delete_export(tmp_path, monkeypatch):
         await pilot.press("e")
         await pilot.pause()
         assert len(list((runs / "exports").glob("*.csv"))) == 1  # an empty table exports nothing
+
+
+async def test_marked_runs_show_in_their_own_column_and_delete_together(tmp_path):
+    runs = tmp_path / "runs"
+    fixture_store(runs)
+    app = MnistTuiApp(runs_dir=runs, start_mode="runs")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one("#runs-table", DataTable)
+        first, second, third = (_cell(table, i, "run") for i in range(3))
+        await pilot.press("space", "space")
+        assert table.cursor_row == 2  # the cursor moved on after each mark
+        assert [_cell(table, i, "mark") for i in range(3)] == ["●", "●", " "]
+        assert _cell(table, 0, "run") == first  # the id is untouched by the mark
+        await pilot.press("D")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen) and "2 marked runs" in app.screen.question
+        await pilot.press("y")
+        await wait_until(pilot, lambda: table.row_count == 2)
+        assert not (runs / first).exists() and not (runs / second).exists() and (runs / third).exists()
+        assert app.screen.marked == set()
 
 
 async def test_runs_screen_follows_a_run_written_elsewhere(tmp_path):
@@ -315,7 +337,7 @@ async def test_damaged_runs_are_marked_and_the_good_one_opens(tmp_path):
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         table = app.screen.query_one("#runs-table", DataTable)
-        statuses = {str(table.get_row_at(i)[1]): _cell(table, i, "status") for i in range(table.row_count)}
+        statuses = {_cell(table, i, "run"): _cell(table, i, "status") for i in range(table.row_count)}
         assert {name for name, s in statuses.items() if s == "damaged"} == set(expected)
         assert statuses[good.name] == "stopped"
         table.move_cursor(row=table.get_row_index(good.name))
@@ -355,3 +377,31 @@ def test_the_digit_grid_says_nothing_until_the_classification_is_in():
     assert str(grid.render()) == ""  # the title says "Classifying…" meanwhile, not "No predictions"
     grid.items, grid.shown = [], True
     assert str(grid.render()) == "No predictions to show."
+
+
+async def test_footer_keeps_whole_keys_at_80_columns_and_question_mark_lists_them_all(tmp_path):
+    from textual.widgets._footer import FooterKey
+
+    from mnist_tui.ui.screens.help import HelpScreen
+
+    fixture_store(tmp_path)
+    app = MnistTuiApp(runs_dir=tmp_path, start_mode="runs")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        keys = [k for k in app.screen.query(FooterKey) if "-command-palette" not in k.classes]
+        shown = [k.description for k in keys]
+        assert shown[:3] == ["Keys", "Open", "Filter"]  # the most important first, Enter among them
+        assert sum(k.region.width for k in keys) <= 80 - 10 and all(k.region.right <= 80 for k in keys)
+        assert "Delete marked" not in shown  # no room: it waits in the help screen
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        listed = dict((what, key) for key, what in app.screen.keys)
+        assert listed["Delete marked"] == "D" and listed["Open"] == "⏎" and listed["Runs"] == "f4"
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, HelpScreen)
+        await pilot.resize_terminal(160, 40)
+        await settle(pilot)
+        wide = [k.description for k in app.screen.query(FooterKey)]
+        assert "Delete marked" in wide or len(wide) > len(shown)  # more room, more keys

@@ -9,8 +9,10 @@ from pathlib import Path
 from mnist_tui.core.store import RunRecord
 from mnist_tui.core.store.records import EXPORTS
 
-# Columns of the runs table and of the CSV export, in order.
-COLUMNS = ("started", "run", "model", "status", "epochs", "final_acc", "best_acc", "params", "seconds", "device")
+# Every column a run has in the runs table and the CSV, in table order (which of them a
+# table shows depends on its width: see mnist_tui/present.py).
+COLUMNS = ("run", "model", "status", "epochs", "final_acc", "best_acc", "params", "seconds", "device",
+           "lr", "batch", "images", "seed", "precision", "started")
 
 
 @dataclass(frozen=True)
@@ -18,60 +20,58 @@ class RunRow:
     """One run as the runs table shows it; `sort_key` orders each column sensibly."""
 
     record: RunRecord
-    started: str
-    run: str
-    model: str
-    epochs: str
-    final_acc: float | None
-    best_acc: float | None
-    params: int | None
-    device: str
-    seconds: float
-    status: str
+
+    @property
+    def run(self) -> str:
+        return self.record.run_id
+
+    @property
+    def status(self) -> str:
+        return self.record.status
 
     def value(self, column: str):
-        return getattr(self, column)
+        r = self.record
+        return {
+            "run": r.run_id,
+            "model": r.model,
+            "status": r.status,
+            "epochs": f"{r.epochs_done}/{'?' if r.epochs_total is None else r.epochs_total}",
+            "final_acc": r.final_test_acc,
+            "best_acc": r.best_test_acc,
+            "params": r.params,
+            "seconds": r.seconds,
+            "device": r.device,
+            "lr": r.lr,
+            "batch": r.batch_size,
+            "images": r.train_size,
+            "seed": r.seed,
+            "precision": r.precision,
+            "started": r.created.replace("T", " ")[:19],
+        }[column]
 
     def sort_key(self, column: str):
         # Epochs by how many are done ("9/20" before "10/20"), not as text.
         v = self.record.epochs_done if column == "epochs" else self.value(column)
         # Missing numbers sort first ascending; tuples keep None from being compared.
-        return (v is not None, v if v is not None else 0)
+        return (v is not None and v != "", v if v is not None else 0)
 
     def number(self, key: str) -> float | None:
         """A numeric fact a filter can compare (`acc>99.4`, `epochs>=10`, `lr<0.01`)."""
-        if key in NUMERIC_COLUMNS:
-            value = self.value(NUMERIC_COLUMNS[key])
-            return self.record.epochs_done if key == "epochs" else value
-        recipe = self.record.config.get("config", {}).get("recipe", {}) if isinstance(self.record.config.get("config"), dict) else {}
-        raw = (recipe if isinstance(recipe, dict) else {}).get(RECIPE_KEYS.get(key, ""))
-        if key == "seed":
-            raw = self.record.config.get("seed")
-        return raw if isinstance(raw, (int, float)) and not isinstance(raw, bool) else None
+        if key == "epochs":
+            return self.record.epochs_done
+        value = self.value(NUMERIC_KEYS[key]) if key in NUMERIC_KEYS else None
+        return value if isinstance(value, (int, float)) else None
 
 
-# Filter keys that compare numbers: table columns, and recipe settings from config.json.
-NUMERIC_COLUMNS = {"acc": "final_acc", "final": "final_acc", "best": "best_acc", "epochs": "epochs", "params": "params", "time": "seconds", "seconds": "seconds"}
-RECIPE_KEYS = {"lr": "lr", "batch": "batch_size", "dropout": "dropout", "seed": "seed"}
-TEXT_COLUMNS = ("model", "status", "device", "run", "started")
+# Filter keys that compare numbers, and the column each reads.
+NUMERIC_KEYS = {"acc": "final_acc", "final": "final_acc", "best": "best_acc", "epochs": "epochs", "params": "params",
+                "time": "seconds", "seconds": "seconds", "lr": "lr", "batch": "batch", "images": "images", "seed": "seed"}
+TEXT_COLUMNS = ("model", "status", "device", "run", "started", "precision")
 COMPARISONS = (">=", "<=", "!=", ">", "<", "=")
 
 
 def row_of(record: RunRecord) -> RunRow:
-    total = "?" if record.epochs_total is None else str(record.epochs_total)
-    return RunRow(
-        record=record,
-        started=record.created.replace("T", " ")[:19],
-        run=record.run_id,
-        model=record.model,
-        epochs=f"{record.epochs_done}/{total}",
-        final_acc=record.final_test_acc,
-        best_acc=record.best_test_acc,
-        params=record.params,
-        device=record.device,
-        seconds=record.seconds,
-        status=record.status,
-    )
+    return RunRow(record)
 
 
 def _compare(value: float | None, op: str, wanted: str) -> bool:
@@ -94,7 +94,7 @@ def matches(row: RunRow, query: str) -> bool:
         if sep and key in TEXT_COLUMNS:
             if wanted not in str(row.value(key)).lower():
                 return False
-        elif op is not None and term.split(op, 1)[0] in {**NUMERIC_COLUMNS, **RECIPE_KEYS}:
+        elif op is not None and term.split(op, 1)[0] in NUMERIC_KEYS:
             name, wanted = term.split(op, 1)
             if not _compare(row.number(name), op, wanted):
                 return False
@@ -109,8 +109,9 @@ def select(records: list[RunRecord], query: str = "", sort: str = "started", rev
     return sorted(rows, key=lambda r: r.sort_key(sort), reverse=reverse)
 
 
-# The CSV's columns: the table's, with epochs as two numbers and the recipe's main settings.
-CSV_COLUMNS = ("started", "run", "model", "status", "epochs_done", "epochs_total", "final_acc", "best_acc", "params", "seconds", "device", "lr", "batch", "seed")
+# The CSV's columns: the table's, with epochs as two numbers.
+CSV_COLUMNS = ("run", "model", "status", "epochs_done", "epochs_total", "final_acc", "best_acc", "params", "seconds", "device",
+               "lr", "batch", "images", "seed", "precision", "started")
 
 
 def export_csv(rows: list[RunRow], path: Path) -> Path:
@@ -124,10 +125,7 @@ def export_csv(rows: list[RunRow], path: Path) -> Path:
                 **{c: row.value(c) for c in COLUMNS if c != "epochs"},
                 "epochs_done": row.record.epochs_done,
                 "epochs_total": row.record.epochs_total,
-                "seconds": round(row.seconds, 1),
-                "lr": row.number("lr"),
-                "batch": row.number("batch"),
-                "seed": row.number("seed"),
+                "seconds": round(row.record.seconds, 1),
             }
             writer.writerow(["" if values[c] is None else values[c] for c in CSV_COLUMNS])
     return path

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from rich.text import Text
 from textual.app import App
+from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
 
 from mnist_tui.core.store import default_runs_dir
@@ -59,11 +60,12 @@ class MnistTuiApp(App):
     COMMANDS = App.COMMANDS | {MnistCommands}
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
     BINDINGS = [
+        Binding("question_mark,f1", "help", "Keys", key_display="?"),
+        ("ctrl+q", "quit", "Quit"),
         ("f2", "open('train')", "Train"),
         ("f3", "open('layers')", "Layers"),
         ("f4", "open('runs')", "Runs"),
         ("f5", "predictions", "Predict"),
-        ("ctrl+q", "quit", "Quit"),
     ]
 
     def __init__(self, runs_dir: Path | None = None, data_dir: str | None = None, start_mode: str = "train",
@@ -116,6 +118,14 @@ class MnistTuiApp(App):
         await self.switch_mode(mode)
         while len(self.screen_stack) > 1:
             self.pop_screen()
+
+    def action_help(self) -> None:
+        from mnist_tui.ui.screens.help import HelpScreen, screen_keys
+
+        if isinstance(self.screen, HelpScreen):
+            return
+        name = type(self.screen).__name__.removesuffix("Screen").replace("RunDetail", "Run detail")
+        self.push_screen(HelpScreen(f"the {name} screen", screen_keys(self.screen)))
 
     def action_toggle_dark(self) -> None:
         self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"

@@ -78,6 +78,12 @@ def check_config_record(cfg: dict) -> dict:
         "created": optional(cfg, "created", text, 40, default=""),
         "params": optional(cfg, "params", lambda v, w: int(number(v, w, 0, 1e12, whole=True))),
         "device": optional(cfg, "device_name", text, default=None) or optional(cfg, "device", text, default=""),
+        # Settings the runs table and the CSV show; absent ones show as blanks.
+        "lr": optional(recipe, "lr", number, 0, math.inf),
+        "batch_size": optional(recipe, "batch_size", lambda v, w: int(number(v, w, 1, 1e9, whole=True))),
+        "seed": optional(cfg, "seed", lambda v, w: int(number(v, w, whole=True))),
+        "precision": optional(cfg, "precision", text, 20, default=""),
+        "train_size": optional(cfg, "train_size", lambda v, w: int(number(v, w, 0, 1e9, whole=True))),
     }
 
 

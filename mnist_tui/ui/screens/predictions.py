@@ -10,8 +10,9 @@ from textual import work
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, Static
 
+from mnist_tui.ui.widgets.footer import KeyFooter
 from mnist_tui.ui.widgets.digit_grid import DigitGrid
 
 
@@ -34,7 +35,7 @@ class PredictionsScreen(Screen):
         yield Static(Text(f"Classifying the 10,000 test digits with {self.run_dir.name}…"), id="predictions-title")
         with VerticalScroll():
             yield DigitGrid(id="digits")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.load()

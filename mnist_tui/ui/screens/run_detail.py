@@ -11,9 +11,11 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from mnist_tui.core.store import read_run
+from mnist_tui.present import differing_settings, short_labels
+from mnist_tui.ui.widgets.footer import KeyFooter
 from mnist_tui.ui.widgets.charts import MetricChart
 from mnist_tui.ui.widgets.epoch_table import EpochTable
 
@@ -42,7 +44,7 @@ class RunDetailScreen(Screen):
                 yield MetricChart("test loss" if self.comparing else "loss", id="detail-loss")
             if not self.comparing:
                 yield Static("", id="detail-config")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.show()
@@ -58,13 +60,17 @@ class RunDetailScreen(Screen):
             self.query_one("#detail-title", Static).update(f"Comparing {len(self.records)} runs")
             table = self.query_one("#compare-runs", DataTable)
             table.clear(columns=True)
-            table.add_columns("run", "model", "epochs", "final acc", "best acc", "status")
-            for r in self.records:
+            # The legend's short label, the results, then only the settings that differ.
+            differ = {k: v for k, v in differing_settings(self.records).items() if k != "model"}
+            table.add_columns("label", "run", "epochs", "final acc", "best acc", "status", *differ)
+            labels = short_labels(self.records)
+            for i, (r, label) in enumerate(zip(self.records, labels)):
                 final = "-" if r.final_test_acc is None else f"{r.final_test_acc:.2f}%"
                 best = "-" if r.best_test_acc is None else f"{r.best_test_acc:.2f}%"
-                table.add_row(r.run_id, r.model, f"{r.epochs_done}/{r.epochs_total}", final, best, r.status)
-                acc.series[r.run_id] = [(m["epoch"], m["test_acc"]) for m in r.metrics]
-                loss.series[r.run_id] = [(m["epoch"], m["test_loss"]) for m in r.metrics]
+                settings = [Text("-" if v[i] is None else f"{v[i]:g}" if isinstance(v[i], float) else str(v[i])) for v in differ.values()]
+                table.add_row(Text(label), Text(r.run_id), f"{r.epochs_done}/{r.epochs_total}", final, best, Text(r.status), *settings)
+                acc.series[label] = [(m["epoch"], m["test_acc"]) for m in r.metrics]
+                loss.series[label] = [(m["epoch"], m["test_loss"]) for m in r.metrics]
         else:
             r = self.records[0]
             self.query_one("#detail-title", Static).update(

@@ -9,55 +9,45 @@ from rich.markup import escape
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets import DataTable, Header, Input, Static
 
 from mnist_tui.core import history
 from mnist_tui.core.store import RESUMABLE, RunBusy, changed_since, delete_run, list_runs
+from mnist_tui.present import RUN_HEADERS, fit_run_columns, run_cell
+from mnist_tui.ui.widgets.footer import KeyFooter
 from mnist_tui.ui.screens.confirm import ConfirmScreen
 
-HEADERS = {
-    "started": "started (UTC)",
-    "run": "run",
-    "model": "model",
-    "epochs": "epochs",
-    "final_acc": "final acc",
-    "best_acc": "best acc",
-    "params": "params",
-    "device": "device",
-    "seconds": "time",
-    "status": "status",
-}
 STATUS_STYLE = {"finished": "green", "running": "bold cyan", "stopped": "yellow", "interrupted": "yellow", "stale": "yellow", "failed": "red", "diverged": "red", "damaged": "bold red"}
+MARK = "mark"  # the key of the narrow first column that shows marked runs
 
 
 def _cell(row: history.RunRow, column: str) -> Text:
     # Text, not str: DataTable would parse every str cell as markup, which costs more
     # than anything else when a thousand runs are listed.
-    value = row.value(column)
-    if column in ("final_acc", "best_acc"):
-        return Text("-" if value is None else f"{value:.2f}%")
-    if column == "params":
-        return Text("-" if value is None else f"{value:,}")
-    if column == "seconds":
-        return Text(f"{value:.0f}s")
-    if column == "status":
-        return Text(value, style=STATUS_STYLE.get(value, ""))
-    return Text(str(value))
+    return Text(run_cell(row, column), style=STATUS_STYLE.get(row.status, "") if column == "status" else "")
+
+
+class RunsTable(DataTable):
+    """The runs table, whose Enter (open the run) the footer shows."""
+
+    BINDINGS = [Binding("enter", "select_cursor", "Open")]
 
 
 class RunsScreen(Screen):
+    # In order of importance: the footer keeps the first ones when the terminal is narrow.
     BINDINGS = [
-        ("enter", "open_run", "Open"),
+        ("slash", "focus_filter", "Filter"),
         ("space", "mark", "Mark"),
-        ("c", "compare", "Compare marked"),
-        ("p", "predictions", "Predictions"),
+        ("c", "compare", "Compare"),
+        ("p", "predictions", "Predict"),
         ("r", "resume", "Resume"),
+        ("d", "delete", "Delete"),
         ("s", "sort_next", "Sort"),
         ("S", "sort_reverse", "Reverse"),
-        ("d", "delete", "Delete"),
         ("e", "export", "Export CSV"),
-        ("slash", "focus_filter", "Filter"),
+        ("D", "delete_marked", "Delete marked"),
     ]
 
     def __init__(self):
@@ -65,9 +55,10 @@ class RunsScreen(Screen):
         self.rows: list[history.RunRow] = []
         self.records = []
         self.marked: set[str] = set()
-        self.sort_column = "started"
+        self.sort_column = "started"  # newest first, whether or not the column is shown
         self.sort_reverse = True  # newest first
         self.stamp = 0.0
+        self.columns: list[str] = []  # the history columns shown, chosen for the width
 
     @property
     def runs_dir(self) -> Path:
@@ -75,17 +66,30 @@ class RunsScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Input(placeholder="filter: words, model:v2, device:cpu, acc>99.4, epochs>=10, lr<0.01  (/ to focus, esc to leave)", id="runs-filter")
-        yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        yield Input(placeholder="filter (/): words, model:v2, device:cpu, acc>99.4, epochs>=10, lr<0.01", id="runs-filter")
+        yield RunsTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="runs-summary")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
-        table = self.query_one("#runs-table", DataTable)
-        for column in history.COLUMNS:
-            table.add_column(HEADERS[column], key=column)
-        table.focus()
+        self.query_one("#runs-table", DataTable).focus()
         self.set_interval(1.0, self.poll)
+
+    def on_resize(self) -> None:
+        if self.records:
+            self.refresh_table()
+
+    def _set_columns(self) -> None:
+        """Show the columns that fit the width, most wanted first (lr, batch, ... when wide)."""
+        table = self.query_one("#runs-table", DataTable)
+        width = (table.size.width or self.app.size.width) - 3  # the mark column and the scroll bar
+        columns = [c.key for c in fit_run_columns(self.rows, width)]
+        if columns != self.columns:
+            self.columns = columns
+            table.clear(columns=True)
+            table.add_column(" ", key=MARK, width=1)
+            for column in columns:
+                table.add_column(RUN_HEADERS[column], key=column)
 
     def on_screen_resume(self) -> None:
         self.reload()  # also the first showing: runs may have finished while away
@@ -111,12 +115,11 @@ class RunsScreen(Screen):
         self.rows = history.select(self.records, query, self.sort_column, self.sort_reverse)
         table = self.query_one("#runs-table", DataTable)
         cursor_key = self.current_row.run if self.current_row else None
+        self._set_columns()
         table.clear()
         for row in self.rows:
-            cells = [_cell(row, c) for c in history.COLUMNS]
-            if row.run in self.marked:  # marked runs: a dot before the start time
-                cells[0] = Text("● ", style="bold magenta") + cells[0]
-            table.add_row(*cells, key=row.run)
+            mark = Text("●", style="bold magenta") if row.run in self.marked else Text(" ")
+            table.add_row(mark, *[_cell(row, c) for c in self.columns], key=row.run)
         if cursor_key in {r.run for r in self.rows}:
             table.move_cursor(row=table.get_row_index(cursor_key))
         self.show_summary()
@@ -126,7 +129,7 @@ class RunsScreen(Screen):
         arrow = "↓" if self.sort_reverse else "↑"
         line = (
             f"{len(self.rows)} of {len(self.records)} runs in {escape(str(self.runs_dir))} · {live} live · "
-            f"sorted by {HEADERS[self.sort_column]} {arrow} · {len(self.marked)} marked"
+            f"sorted by {RUN_HEADERS[self.sort_column]} {arrow} · {len(self.marked)} marked"
         )
         row = self.current_row
         if row is not None and row.record.reason:
@@ -164,7 +167,7 @@ class RunsScreen(Screen):
 
     def sort_by(self, column: str) -> None:
         if column not in history.COLUMNS:
-            return
+            return  # the mark column
         self.sort_reverse = not self.sort_reverse if column == self.sort_column else False
         self.sort_column = column
         self.refresh_table()
@@ -174,8 +177,9 @@ class RunsScreen(Screen):
         self.refresh_table()
 
     def action_sort_next(self) -> None:
-        columns = list(history.COLUMNS)
-        self.sort_column = columns[(columns.index(self.sort_column) + 1) % len(columns)]
+        columns = self.columns or list(history.COLUMNS)  # the columns in sight
+        at = columns.index(self.sort_column) if self.sort_column in columns else -1
+        self.sort_column = columns[(at + 1) % len(columns)]
         self.sort_reverse = False
         self.refresh_table()
 
@@ -192,10 +196,16 @@ class RunsScreen(Screen):
         self.app.push_screen(RunDetailScreen([row.record]))
 
     def action_mark(self) -> None:
+        """Mark or unmark the run under the cursor, then move down (space, space, ... marks a run of rows)."""
         row = self.current_row
-        if row is not None:
-            self.marked.symmetric_difference_update({row.run})
-            self.refresh_table()
+        if row is None:
+            return
+        self.marked.symmetric_difference_update({row.run})
+        table = self.query_one("#runs-table", DataTable)
+        mark = Text("●", style="bold magenta") if row.run in self.marked else Text(" ")
+        table.update_cell(row.run, MARK, mark)
+        table.move_cursor(row=min(table.cursor_row + 1, table.row_count - 1))
+        self.show_summary()
 
     def action_compare(self) -> None:
         chosen = [r.record for r in self.rows if r.run in self.marked and r.status != "damaged"]
@@ -226,6 +236,10 @@ class RunsScreen(Screen):
         self.app.train_screen.resume_run(row.record)
 
     def action_delete(self) -> None:
+        """Delete the run under the cursor, or the marked runs when there are marks."""
+        if self.marked:
+            self.action_delete_marked()
+            return
         row = self.current_row
         if row is None:
             return
@@ -243,6 +257,31 @@ class RunsScreen(Screen):
             self.reload()
 
         self.app.push_screen(ConfirmScreen(f"Delete run {row.run} and all its files?", yes="Delete", no="Keep"), answered)
+
+    def action_delete_marked(self) -> None:
+        chosen = [r for r in self.rows if r.run in self.marked]
+        if not chosen:
+            self.notify("Mark runs with space first; d deletes the run under the cursor.", severity="warning")
+            return
+
+        def answered(yes: bool | None) -> None:
+            if not yes:
+                return
+            failed = []
+            for row in chosen:
+                try:
+                    delete_run(row.record.path)
+                    self.marked.discard(row.run)
+                except (RunBusy, OSError) as exc:
+                    failed.append(f"{row.run}: {exc}")
+            deleted = len(chosen) - len(failed)
+            self.notify(f"Deleted {deleted} run{'' if deleted == 1 else 's'}" + "".join(f"\nnot {f}" for f in failed),
+                        severity="error" if failed else "information", markup=False)
+            self.reload()
+
+        names = ", ".join(r.run[-6:] for r in chosen[:6]) + (f" and {len(chosen) - 6} more" if len(chosen) > 6 else "")
+        self.app.push_screen(ConfirmScreen(f"Delete the {len(chosen)} marked run{'' if len(chosen) == 1 else 's'} ({names}) and all their files?",
+                                           yes="Delete", no="Keep"), answered)
 
     def action_export(self) -> None:
         if not self.rows:

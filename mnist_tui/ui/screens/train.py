@@ -17,7 +17,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Button, Footer, Header, Label, OptionList, ProgressBar, Static
+from textual.widgets import Button, Header, Label, OptionList, ProgressBar, Static
 from textual.widgets.option_list import Option
 
 from mnist_tui.core.events import BatchProgress, EpochFinished, Event, RunFailed, RunFinished, RunStarted
@@ -27,6 +27,7 @@ from mnist_tui.core.hardware import auto_precision, duration
 from mnist_tui.core.versions import PRESETS, VERSIONS
 from mnist_tui.present import time_left
 from mnist_tui.trainer import Launch
+from mnist_tui.ui.widgets.footer import KeyFooter
 from mnist_tui.ui.widgets.charts import MetricChart
 from mnist_tui.ui.widgets.epoch_table import EpochTable
 from mnist_tui.ui.widgets.recipe_form import RecipeForm
@@ -90,7 +91,7 @@ class TrainScreen(Screen):
                     yield MetricChart("loss", id="loss-chart")
                     yield MetricChart("accuracy %", id="acc-chart")
                     yield MetricChart("learning rate", id="lr-chart")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         versions = self.query_one("#versions", OptionList)

@@ -1,0 +1,60 @@
+"""What both front ends show of many runs: which columns fit, the legend's labels, the
+settings that differ, and `mnist-tui runs` at 80 columns."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from rich.console import Console
+
+from mnist_tui.core.history import row_of
+from mnist_tui.core.store import list_runs
+from mnist_tui.headless import print_runs
+from mnist_tui.present import differing_settings, fit_run_columns, short_labels
+from tests.ui_helpers import fixture_store, write_run
+
+
+def _with_recipe(path, **recipe):
+    config = json.loads((path / "config.json").read_text())
+    config["config"]["recipe"].update(recipe)
+    (path / "config.json").write_text(json.dumps(config))
+
+
+def test_columns_are_chosen_for_the_width_and_the_run_id_is_always_whole(tmp_path):
+    fixture_store(tmp_path)
+    rows = [row_of(r) for r in list_runs(tmp_path)]
+    narrow = [c.key for c in fit_run_columns(rows, 78)]
+    wide = [c.key for c in fit_run_columns(rows, 200)]
+    assert narrow[0] == "run" and "final_acc" in narrow and "status" in narrow
+    assert "lr" not in narrow and "seed" not in narrow  # the extra settings wait for room
+    assert {"lr", "batch", "images", "seed", "precision", "device", "params"} <= set(wide)
+    assert [c.key for c in fit_run_columns(rows, 10)] == ["run"]  # never cut below the id
+
+
+def test_runs_command_at_80_columns_keeps_ids_whole_and_wraps_the_reason(tmp_path):
+    fixture_store(tmp_path)
+    out = io.StringIO()
+    print_runs(list_runs(tmp_path), tmp_path, Console(file=out, width=80, color_system=None))
+    text = out.getvalue()
+    assert all(len(line) <= 80 for line in text.splitlines())
+    for name in ("20261101T100000Z-v1-aaaaaa", "20261103T100000Z-v2-cccccc", "20261104T100000Z-v2-dddddd"):
+        assert name in text  # whole, distinguishable
+    assert "final acc" in text and "98.40%" in text
+    assert "20261104T100000Z-v2-dddddd damaged:" in text  # the reason, below the table
+
+
+def test_labels_name_the_setting_that_tells_runs_apart(tmp_path):
+    a = write_run(tmp_path, "20261101T100000Z-v2-aaaaaa", "v2", "finished", [98.0])
+    b = write_run(tmp_path, "20261102T100000Z-v2-bbbbbb", "v2", "finished", [98.5])
+    _with_recipe(a, lr=0.01)
+    _with_recipe(b, lr=0.001)
+    records = list_runs(tmp_path)
+    assert differing_settings(records) == {"lr": [0.01, 0.001]}
+    assert short_labels(records) == ["v2 lr=0.01", "v2 lr=0.001"]
+
+
+def test_labels_of_runs_alike_fall_back_to_the_short_id(tmp_path):
+    write_run(tmp_path, "20261101T100000Z-v2-aaaaaa", "v2", "finished", [98.0])
+    write_run(tmp_path, "20261102T100000Z-v2-bbbbbb", "v2", "finished", [98.5])
+    assert short_labels(list_runs(tmp_path)) == ["v2 aaaaaa", "v2 bbbbbb"]
