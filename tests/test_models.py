@@ -1,4 +1,4 @@
-"""The seed's networks, row by row, as its torchsummary tables print them."""
+"""The networks and their layer breakdown: the seed's tables, every step shown alike, checkpoints."""
 
 from __future__ import annotations
 
@@ -45,9 +45,16 @@ SEED_V2 = [
 
 
 @pytest.mark.parametrize("name, seed_rows, total", [("v1", SEED_V1, 420_614), ("v2", SEED_V2, 99_746)])
-def test_breakdown_matches_seed_table(name, seed_rows, total):
+def test_breakdown_holds_every_row_of_the_seed_table(name, seed_rows, total):
+    # The seed's tables leave out what its code did with functions (v1's ReLUs and pools, v2's
+    # ReLUs); ours lists those too, so the seed's rows are ours in order with only
+    # parameterless rows between them.
     b = breakdown(name)
-    assert [(r.name, r.output_shape, r.params) for r in b.rows] == seed_rows
+    ours = [(r.kind, r.output_shape, r.params) for r in b.rows]
+    seed = [(n.rsplit("-", 1)[0], shape, params) for n, shape, params in seed_rows]
+    rest = iter(ours)
+    assert all(row in rest for row in seed)  # a subsequence: each found after the previous
+    assert [row for row in ours if row[2]] == [row for row in seed if row[2]]
     assert b.total_params == b.trainable_params == total
     assert sum(r.share for r in b.rows) == pytest.approx(1.0)
     assert b.mult_adds == sum(r.mult_adds for r in b.rows) > 0
@@ -57,6 +64,97 @@ def test_registry_parameter_counts_are_the_built_networks():
     for version in VERSIONS.values():
         net = version.build()
         assert sum(p.numel() for p in net.parameters()) == version.params, version.name
+
+
+# What each row type computes, by the torch function its module calls.
+ROW_OF_CALL = {
+    "conv2d": "Conv2d",
+    "batch_norm": "BatchNorm2d",
+    "relu": "ReLU",
+    "max_pool2d": "MaxPool2d",
+    "adaptive_avg_pool2d": "AdaptiveAvgPool2d",
+    "dropout": "Dropout",
+    "linear": "Linear",
+}
+
+
+def _calls(net) -> list[str]:
+    """The row types of the torch functions one forward pass calls, in order."""
+    import torch
+    from torch.overrides import TorchFunctionMode
+
+    class Record(TorchFunctionMode):
+        def __init__(self):
+            super().__init__()
+            self.calls = []
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            self.calls.append(getattr(func, "__name__", ""))
+            return func(*args, **(kwargs or {}))
+
+    x = torch.zeros(1, 1, 28, 28)
+    with Record() as record:
+        net.eval()(x)
+    return [ROW_OF_CALL[c] for c in record.calls if c in ROW_OF_CALL]
+
+
+@pytest.mark.parametrize("name", list(VERSIONS))
+def test_layers_breakdown_shows_every_step_of_every_version_alike(name):
+    b = breakdown(name)
+    kinds = [r.kind for r in b.rows]
+    # Every convolution, batch norm, ReLU, pooling, dropout and linear layer the forward pass
+    # applies is a row, in the order it applies them, whether written as a module or not.
+    assert kinds == _calls(VERSIONS[name].build())
+    assert kinds.count("ReLU") == 6  # each version activates six times
+    for before, row in zip(b.rows, b.rows[1:]):
+        if before.kind == "BatchNorm2d":
+            assert row.kind == "ReLU" and row.output_shape == before.output_shape, row.name
+        if len(row.output_shape) == len(before.output_shape) == 4 and row.output_shape[2] * 2 == before.output_shape[2]:
+            assert row.kind == "MaxPool2d", row.name  # the map halves at a pooling row only
+    assert [r.name for r in b.rows] == [f"{k}-{i}" for i, k in enumerate(kinds, start=1)]
+
+
+@pytest.mark.parametrize("name", list(VERSIONS))
+def test_a_version_holds_dropout_only_where_it_applies_it(name):
+    from torch import nn
+
+    version = VERSIONS[name]
+    p = version.recipe.dropout
+    kinds = [r.kind for r in breakdown(name).rows]
+    dropouts = [m for m in version.build().modules() if isinstance(m, nn.Dropout)]
+    if p == 0:  # v1 and v4
+        assert "Dropout" not in kinds and not dropouts
+    else:  # v2's 0.1 and v3's 0.05 are applied
+        assert kinds.count("Dropout") == len(dropouts) > 0 and all(m.p == p for m in dropouts)
+    # A dropout chosen for a run is applied by every version, v1 included.
+    chosen = [m for m in version.build(dropout=0.2).modules() if isinstance(m, nn.Dropout)]
+    assert chosen and all(m.p == 0.2 for m in chosen)
+    assert _calls(version.build(dropout=0.2)).count("Dropout") == len(chosen)
+
+
+# The state_dict keys of saved runs, by the module that holds them: the modules that became
+# modules for the breakdown (ReLU, pooling, dropout placeholders) hold no state, so these stay.
+SAVED_KEYS = {
+    "v1": "conv1 bn1 conv2 bn2 conv3 bn3 conv4 bn4 conv5 bn5 conv6 fc1 fc2",
+    "v2": "conv1 bn1 conv2 bn2 conv3 bn3 conv4 bn4 conv5 bn5 conv6 bn6 fc",
+    "v3": "features.0.0 features.0.1 features.1.0 features.1.1 features.3.0 features.3.1 features.5.0 "
+    "features.5.1 features.6.0 features.6.1 features.7.0 features.7.1 classifier",
+}
+SAVED_KEYS["v4"] = SAVED_KEYS["v3"]
+
+
+@pytest.mark.parametrize("name", list(VERSIONS))
+def test_saved_checkpoints_keep_loading(name):
+    version = VERSIONS[name]
+    state = version.build().state_dict()
+    holders = list(dict.fromkeys(key.rsplit(".", 1)[0] for key in state))
+    assert holders == SAVED_KEYS[name].split()
+    # The parameters keep their order too: a saved optimizer state refers to them by position.
+    params = [key for key, _ in version.build().named_parameters()]
+    assert params == [key for key in state if not key.endswith(("running_mean", "running_var", "num_batches_tracked"))]
+    # Checkpoints load whatever dropout either side was built with.
+    version.build(dropout=0.3).load_state_dict(state)
+    version.build(dropout=0.0).load_state_dict(version.build(dropout=0.3).state_dict())
 
 
 def _rows(text: str) -> list[tuple[str, ...]]:
@@ -71,20 +169,42 @@ def _rows(text: str) -> list[tuple[str, ...]]:
     return rows
 
 
-def test_classic_summary_prints_the_seed_v1_table():
+def test_classic_summary_prints_the_breakdown_as_torchsummary_does():
     text = classic_summary("v1")
-    expected = [(n, "[" + ", ".join(map(str, s)) + "]", f"{p:,}") for n, s, p in SEED_V1]
+    lines = text.splitlines()
+    expected = [(r.name, r.shape_text, f"{r.params:,}") for r in breakdown("v1").rows]
     assert _rows(text) == expected
-    assert "Total params: 420,614" in text
-    assert "Trainable params: 420,614" in text
-    assert "Non-trainable params: 0" in text
-    assert text.splitlines()[0] == "=" * 64
+    # torchsummary's own columns and the seed README's frame
+    assert lines[:4] == [
+        "=" * 64,
+        "        Layer (type)               Output Shape         Param #",
+        "=" * 64,
+        "            Conv2d-1            [-1, 8, 28, 28]              80",
+    ]
+    assert lines[-4:] == ["Total params: 420,614", "Trainable params: 420,614", "Non-trainable params: 0", "=" * 64]
+
+
+def test_classic_summary_is_torchsummarys_own_table_where_it_lists_the_same_rows():
+    # v2 holds no placeholder (its dropout is 0.1), so torchsummary itself sees our rows.
+    import contextlib
+    import io
+
+    from torchsummary import summary
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        summary(VERSIONS["v2"].build(), (1, 28, 28), device="cpu")
+    printed = out.getvalue().splitlines()
+    end = next(i for i, line in enumerate(printed) if line.startswith("Non-trainable params"))
+    assert classic_summary("v2").splitlines()[1:-1] == printed[1 : end + 1]
 
 
 def test_classic_summary_v2_total_is_the_table_sum():
     text = classic_summary("v2")
-    assert len(_rows(text)) == len(SEED_V2)
+    assert len(_rows(text)) == len(breakdown("v2").rows)
+    assert sum(int(params.replace(",", "")) for _, _, params in _rows(text)) == 99_746
     assert "Total params: 99,746" in text
+    assert "Dropout" not in classic_summary("v4")
 
 
 def test_seed_recipes_build_the_seed_optimisers():

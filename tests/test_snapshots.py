@@ -29,6 +29,21 @@ def test_layers_screen(snap_compare, tmp_path):
     assert snap_compare(MnistTuiApp(runs_dir=tmp_path, start_mode="layers"), terminal_size=(120, 40), run_before=loaded)
 
 
+def test_layers_screen_fits_80x24(snap_compare, tmp_path):
+    # v4 at 80x24: ReLU and pooling rows like every version, no Dropout row (its dropout is 0),
+    # and the columns of `mnist-tui layers v4` (layer, output shape, params, share, mult-adds).
+    async def v4_loaded(pilot):
+        from textual.widgets import OptionList, Static
+
+        await wait_until(pilot, lambda: "Total params" in str(pilot.app.screen.query_one("#layer-totals", Static).render()))
+        pilot.app.screen.query_one("#layer-versions", OptionList).highlighted = list(VERSIONS).index("v4")
+        await wait_until(pilot, lambda: "7,432" in str(pilot.app.screen.query_one("#layer-totals", Static).render()))
+        await wait_until(pilot, lambda: pilot.app.screen.query_one("#compare-table").row_count == len(VERSIONS))
+        await settle(pilot)
+
+    assert snap_compare(MnistTuiApp(runs_dir=tmp_path, start_mode="layers"), terminal_size=(80, 24), run_before=v4_loaded)
+
+
 def test_runs_screen(snap_compare, fixture_runs):
     assert snap_compare(MnistTuiApp(runs_dir=fixture_runs, start_mode="runs"), terminal_size=(120, 40), run_before=settle)
 

@@ -1,10 +1,13 @@
-"""Layer-by-layer parameter breakdown (from torchinfo) and the classic torchsummary text."""
+"""Layer-by-layer breakdown of a version (a torchinfo forward trace) and its torchsummary text.
+
+One derivation for every version: the leaf modules in the order a forward pass calls them,
+each with its output shape. The networks make every ReLU, pooling and dropout a module of its
+own (core/nets.py), so the trace shows them all, and the classic table is written from the same
+rows, so the CLI, the screen and the copied text can never disagree.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import io
-import threading
 from dataclasses import dataclass
 
 from mnist_tui.core.versions import get_version
@@ -14,7 +17,7 @@ INPUT_SHAPE = (1, 28, 28)  # one grey MNIST image
 
 @dataclass(frozen=True)
 class LayerRow:
-    name: str  # torchsummary-style: class name and its position in the forward pass
+    name: str  # torchsummary-style: class name and its position among the rows
     kind: str
     output_shape: tuple[int, ...]  # batch dimension shown as -1
     params: int
@@ -39,11 +42,14 @@ class Breakdown:
 def breakdown(model_name: str) -> Breakdown:
     """The structured breakdown of a registered version, read from torchinfo's statistics."""
     import torchinfo
+    from torch import nn
 
     net = get_version(model_name).build()
     stats = torchinfo.summary(net, input_size=(1, *INPUT_SHAPE), verbose=0, device="cpu")
     total = stats.total_params
-    leaves = [info for info in stats.summary_list if info.is_leaf_layer]
+    # nn.Identity only holds the place of a dropout of p = 0 (nets.dropout_or_nothing): the
+    # network does nothing there, so neither does the table.
+    leaves = [info for info in stats.summary_list if info.is_leaf_layer and not isinstance(info.module, nn.Identity)]
     rows = tuple(
         LayerRow(
             name=f"{info.class_name}-{i}",
@@ -65,25 +71,30 @@ def breakdown(model_name: str) -> Breakdown:
     )
 
 
-_PRINT_LOCK = threading.Lock()
-
-
 def classic_summary(model_name: str) -> str:
-    """torchsummary's own table for a version, framed as the seed README shows it."""
-    from torchsummary import summary
+    """torchsummary's table of a version, framed as the seed README shows it."""
+    return classic_table(breakdown(model_name))
 
-    net = get_version(model_name).build()
-    out = io.StringIO()
-    # torchsummary prints; redirect_stdout swaps the process-wide sys.stdout, so two threads
-    # doing this at once (a user scrolling through versions) would restore each other's
-    # streams and spill a table onto the terminal. One at a time.
-    with _PRINT_LOCK, contextlib.redirect_stdout(out):
-        summary(net, INPUT_SHAPE, device="cpu")
-    lines = out.getvalue().splitlines()
-    # Keep the table and its totals; torchsummary's memory estimates follow them.
-    end = next(i for i, line in enumerate(lines) if line.startswith("Non-trainable params"))
+
+def classic_table(b: Breakdown) -> str:
+    """A breakdown's rows as torchsummary prints its table (its column widths, "{:>20}  {:>25}
+    {:>15}"), between the rules the seed README frames it with.
+
+    Written from the breakdown rather than by torchsummary itself: torchsummary lists every
+    module it sees, the placeholders of unused dropout included, and prints to the process's
+    stdout, which the Layers screen's worker threads would have to take turns at.
+    """
     rule = "=" * 64
-    return "\n".join([rule, *lines[1 : end + 1], rule]) + "\n"
+    lines = [rule, f"{'Layer (type)':>20}  {'Output Shape':>25} {'Param #':>15}", rule]
+    lines += [f"{row.name:>20}  {row.shape_text:>25} {row.params:>15,}" for row in b.rows]
+    lines += [
+        rule,
+        f"Total params: {b.total_params:,}",
+        f"Trainable params: {b.trainable_params:,}",
+        f"Non-trainable params: {b.total_params - b.trainable_params:,}",
+        rule,
+    ]
+    return "\n".join(lines) + "\n"
 
 
 @dataclass(frozen=True)

@@ -1,62 +1,84 @@
-"""The networks themselves. ReLU and pooling are functional where the seed's tables omit them."""
+"""The networks themselves, every step of the forward pass a module of its own.
+
+Each ReLU, pooling and dropout is a module called once, so a forward trace (the Layers
+breakdown, see core/layers.py) lists every version the same way. None of those modules
+holds parameters or buffers, so the state_dict keys, and the order of the parameters an
+optimizer's saved state refers to, are those of the runs saved before they were modules.
+"""
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
+def dropout_or_nothing(p: float) -> nn.Module:
+    """Dropout where p > 0; with p = 0 an nn.Identity holds its place.
+
+    The network then holds no dropout it does not apply (the breakdown skips Identity), and
+    the layers after it keep their positions in an nn.Sequential, so saved checkpoints load.
+    Dropout(0) returns its input without drawing random numbers, so runs and their resumption
+    are bit for bit what they were.
+    """
+    return nn.Dropout(p) if p > 0 else nn.Identity()
+
+
 class SeedV1(nn.Module):
-    """Seed V1: 420,614 parameters; the torchsummary table lists only convs, BNs and linears."""
+    """Seed V1: 420,614 parameters, six convolutions and a 256-100-10 classifier."""
 
     def __init__(self, dropout: float = 0.0):
         super().__init__()
-        del dropout  # the seed's V1 has none
-        self.conv1, self.bn1 = nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8)
-        self.conv2, self.bn2 = nn.Conv2d(8, 16, 3, padding=1), nn.BatchNorm2d(16)
-        self.conv3, self.bn3 = nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32)
-        self.conv4, self.bn4 = nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64)
-        self.conv5, self.bn5 = nn.Conv2d(64, 128, 3, padding=1), nn.BatchNorm2d(128)
+        # Parameterised layers are assigned in the seed's order: the optimizer's saved state
+        # refers to parameters by that order.
+        self.conv1, self.bn1, self.relu1 = nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU()
+        self.conv2, self.bn2, self.relu2 = nn.Conv2d(8, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU()
+        self.pool1 = nn.MaxPool2d(2, 2)
+        self.conv3, self.bn3, self.relu3 = nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU()
+        self.conv4, self.bn4, self.relu4 = nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU()
+        self.pool2 = nn.MaxPool2d(2, 2)
+        self.conv5, self.bn5, self.relu5 = nn.Conv2d(64, 128, 3, padding=1), nn.BatchNorm2d(128), nn.ReLU()
         self.conv6 = nn.Conv2d(128, 256, 3, padding=1)
-        self.fc1 = nn.Linear(256, 100)
+        self.gap = nn.AdaptiveAvgPool2d(1)
+        # The seed's V1 has no dropout (its recipe's is 0); a chosen one goes where v2 has it.
+        self.dropout = dropout_or_nothing(dropout)
+        self.fc1, self.relu6 = nn.Linear(256, 100), nn.ReLU()
         self.fc2 = nn.Linear(100, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.relu(self.bn1(self.conv1(x)))
-        x = F.max_pool2d(F.relu(self.bn2(self.conv2(x))), 2)
-        x = F.relu(self.bn3(self.conv3(x)))
-        x = F.max_pool2d(F.relu(self.bn4(self.conv4(x))), 2)
-        x = F.relu(self.bn5(self.conv5(x)))
+        x = self.relu1(self.bn1(self.conv1(x)))
+        x = self.pool1(self.relu2(self.bn2(self.conv2(x))))
+        x = self.relu3(self.bn3(self.conv3(x)))
+        x = self.pool2(self.relu4(self.bn4(self.conv4(x))))
+        x = self.relu5(self.bn5(self.conv5(x)))
         # The seed applies no batch norm or ReLU to the last convolution before pooling.
-        x = F.adaptive_avg_pool2d(self.conv6(x), 1).flatten(1)
-        return self.fc2(F.relu(self.fc1(x)))
+        x = self.gap(self.conv6(x)).flatten(1)
+        return self.fc2(self.relu6(self.fc1(self.dropout(x))))
 
 
 class SeedV2(nn.Module):
-    """Seed V2: 99,746 parameters; pooling and dropout are modules, ReLU is functional."""
+    """Seed V2: 99,746 parameters, six convolutions with batch norm, dropout, one linear layer."""
 
     def __init__(self, dropout: float = 0.1):
         super().__init__()
-        self.conv1, self.bn1 = nn.Conv2d(1, 12, 3, padding=1), nn.BatchNorm2d(12)
-        self.conv2, self.bn2 = nn.Conv2d(12, 24, 3, padding=1), nn.BatchNorm2d(24)
+        self.conv1, self.bn1, self.relu1 = nn.Conv2d(1, 12, 3, padding=1), nn.BatchNorm2d(12), nn.ReLU()
+        self.conv2, self.bn2, self.relu2 = nn.Conv2d(12, 24, 3, padding=1), nn.BatchNorm2d(24), nn.ReLU()
         self.pool1 = nn.MaxPool2d(2, 2)
-        self.conv3, self.bn3 = nn.Conv2d(24, 48, 3, padding=1), nn.BatchNorm2d(48)
-        self.conv4, self.bn4 = nn.Conv2d(48, 48, 3, padding=1), nn.BatchNorm2d(48)
+        self.conv3, self.bn3, self.relu3 = nn.Conv2d(24, 48, 3, padding=1), nn.BatchNorm2d(48), nn.ReLU()
+        self.conv4, self.bn4, self.relu4 = nn.Conv2d(48, 48, 3, padding=1), nn.BatchNorm2d(48), nn.ReLU()
         self.pool2 = nn.MaxPool2d(2, 2)
-        self.conv5, self.bn5 = nn.Conv2d(48, 64, 3, padding=1), nn.BatchNorm2d(64)
-        self.conv6, self.bn6 = nn.Conv2d(64, 64, 3, padding=1), nn.BatchNorm2d(64)
+        self.conv5, self.bn5, self.relu5 = nn.Conv2d(48, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU()
+        self.conv6, self.bn6, self.relu6 = nn.Conv2d(64, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU()
         self.gap = nn.AdaptiveAvgPool2d(1)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = dropout_or_nothing(dropout)
         self.fc = nn.Linear(64, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.relu(self.bn1(self.conv1(x)))
-        x = self.pool1(F.relu(self.bn2(self.conv2(x))))
-        x = F.relu(self.bn3(self.conv3(x)))
-        x = self.pool2(F.relu(self.bn4(self.conv4(x))))
-        x = F.relu(self.bn5(self.conv5(x)))
-        x = F.relu(self.bn6(self.conv6(x)))
+        x = self.relu1(self.bn1(self.conv1(x)))
+        x = self.pool1(self.relu2(self.bn2(self.conv2(x))))
+        x = self.relu3(self.bn3(self.conv3(x)))
+        x = self.pool2(self.relu4(self.bn4(self.conv4(x))))
+        x = self.relu5(self.bn5(self.conv5(x)))
+        x = self.relu6(self.bn6(self.conv6(x)))
         x = self.gap(x).flatten(1)
         return self.fc(self.dropout(x))
 
@@ -77,16 +99,17 @@ class CompactNet(nn.Module):
         def block(cin: int, cout: int, k: int = 3) -> nn.Sequential:
             return nn.Sequential(nn.Conv2d(cin, cout, k, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
 
+        # The indices are part of the checkpoint keys (features.5.0.weight): keep them.
         self.features = nn.Sequential(
             block(1, c1),  # 28 -> 26
             block(c1, c2),  # 26 -> 24
             nn.MaxPool2d(2, 2),  # 24 -> 12
             block(c2, squeeze, 1),
-            nn.Dropout(dropout),
+            dropout_or_nothing(dropout),
             block(squeeze, c4),  # 12 -> 10
             block(c4, c5),  # 10 -> 8
             block(c5, c6),  # 8 -> 6
-            nn.Dropout(dropout),
+            dropout_or_nothing(dropout),
         )
         self.gap = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Conv2d(c6, 10, 1, bias=False)

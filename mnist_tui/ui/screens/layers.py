@@ -9,10 +9,16 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Label, OptionList, Static
+from textual.widgets import DataTable, Header, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from mnist_tui.core.versions import VERSIONS
+from mnist_tui.ui.widgets.footer import KeyFooter
+
+
+def _right(text: str) -> Text:
+    """A right-aligned cell, so that shapes and numbers line up under their headers."""
+    return Text(text, justify="right")
 
 
 class LayersScreen(Screen):
@@ -37,11 +43,12 @@ class LayersScreen(Screen):
                 yield Static("Loading…", id="layer-totals")
                 yield Label("Versions side by side", classes="section")
                 yield DataTable(id="compare-table", cursor_type="row")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         table = self.query_one("#layer-table", DataTable)
-        table.add_columns("layer", "type", "output shape", "params", "share", "mult-adds")
+        # The columns of `mnist-tui layers VERSION`; the layer's name already says its type.
+        table.add_columns("layer", _right("output shape"), _right("params"), "share", _right("mult-adds"))
         compare = self.query_one("#compare-table", DataTable)
         compare.add_columns("version", "title", "params", "mult-adds", "size MB", "seed acc", "our acc")
         self.query_one("#layer-versions", OptionList).highlighted = 0
@@ -55,10 +62,10 @@ class LayersScreen(Screen):
 
     @work(thread=True, exclusive=True, group="layers")
     def load_breakdown(self, model: str) -> None:
-        from mnist_tui.core.layers import breakdown, classic_summary
+        from mnist_tui.core.layers import breakdown, classic_table
 
-        b, text = breakdown(model), classic_summary(model)
-        self.app.call_from_thread(self.show_breakdown, b, text)
+        b = breakdown(model)
+        self.app.call_from_thread(self.show_breakdown, b, classic_table(b))
 
     def show_breakdown(self, b, classic_text: str) -> None:
         if b.model != self.model:
@@ -67,9 +74,9 @@ class LayersScreen(Screen):
         table = self.query_one("#layer-table", DataTable)
         table.clear()
         for row in b.rows:
-            bar = Text("█" * round(row.share * 10), style="cyan")
+            bar = Text("█" * round(row.share * 8), style="cyan")  # eight cells at 100%, as the CLI's
             share = Text(f"{row.share:6.1%} ").append_text(bar)
-            table.add_row(row.name, row.kind, row.shape_text, f"{row.params:,}", share, f"{row.mult_adds:,}")
+            table.add_row(row.name, _right(row.shape_text), _right(f"{row.params:,}"), share, _right(f"{row.mult_adds:,}"))
         self.query_one("#layer-totals", Static).update(
             f"Total params [b]{b.total_params:,}[/b] · trainable {b.trainable_params:,} · "
             f"size {b.param_mb:.2f} MB · mult-adds {b.mult_adds / 1e6:.2f} M per image"
