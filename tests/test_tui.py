@@ -47,6 +47,8 @@ async def test_train_v2_from_the_keyboard_fills_table_charts_and_runs(tmp_path, 
         assert isinstance(screen, TrainScreen)
         versions = screen.query_one("#versions", OptionList)
         assert versions.has_focus  # the arrow keys work from the start
+        start = screen.query_one("#start")
+        assert start.region.height >= 1 and start.region.bottom <= size[1] - 1  # Start in sight, above the footer
         await pilot.press("down")  # v1 fills the form with its recipe...
         assert screen.query_one("#field-optimizer").value == "adam"
         await pilot.press("down")  # ...and v2 with its own
@@ -55,7 +57,10 @@ async def test_train_v2_from_the_keyboard_fills_table_charts_and_runs(tmp_path, 
         form_config = screen.query_one("#form").config
         assert form_config.recipe.epochs == 2 and form_config.limit == 256 and form_config.model == "v2"
         await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: screen.running)
+        assert screen.query_one("#form").disabled and versions.disabled  # the run's recipe is read-only
         await wait_for_run_end(pilot)
+        assert not screen.query_one("#form").disabled
 
         table = screen.query_one(EpochTable)
         assert table.row_count == 2
@@ -94,6 +99,31 @@ async def test_the_first_choice_is_the_quick_run_and_every_choice_says_how_long_
         assert "min" in str(screen.query_one("#version-title", Static).render())
 
 
+async def test_keys_typed_in_a_burst_all_land_in_order(tmp_path):
+    """A terminal delivers keys typed fast (or pasted) in one read: none is lost or reordered,
+    whether the field turns invalid on the way or not."""
+    from textual import events
+
+    app = MnistTuiApp(runs_dir=tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("tab")  # from the version list to the first field, epochs
+        field = app.screen.query_one("#field-epochs", Input)
+        assert app.focused is field
+        other = app.screen.query_one("#field-lr", Input)
+        for theme in ("textual-dark", "textual-light"):  # the field in focus stands out plainly
+            app.theme = theme
+            await pilot.pause()
+            focused, plain = field.styles.background, other.styles.background
+            assert sum(abs(a - b) for a, b in zip(focused.rgb, plain.rgb)) > 60, theme
+        for burst, expected in (("end backspace 0", "0"), ("backspace 1 5 end backspace backspace 3", "3"), ("backspace 0 backspace 6 4", "64")):
+            for key in burst.split():
+                app.post_message(events.Key(key, key if len(key) == 1 else "\x7f" if key == "backspace" else None))
+            nodes = [app, *app.screen.walk_children(with_self=True)]
+            await wait_until(pilot, lambda: all(n._message_queue.empty() for n in nodes), timeout=10)  # every key handled
+            await pilot.pause()
+            assert field.value == expected, burst
+
+
 async def test_invalid_recipe_is_shown_inline_and_start_refused(tmp_path):
     app = MnistTuiApp(runs_dir=tmp_path, launcher=InProcessLauncher())
     async with app.run_test(size=(120, 40)) as pilot:
@@ -101,7 +131,8 @@ async def test_invalid_recipe_is_shown_inline_and_start_refused(tmp_path):
         await pilot.pause()
         field = app.screen.query_one("#field-epochs", Input)
         assert field.has_class("-invalid")
-        assert "epochs must be a positive whole number" in str(app.screen.query_one("#form-errors", Static).render())
+        assert "epochs must be a positive whole number" in str(app.screen.query_one("#error-epochs", Static).render())
+        assert field.region.height == 1 and field.value == "0"  # the field keeps its line and its text
         assert app.screen.query_one("#start").disabled
         await pilot.press("ctrl+s")
         await settle(pilot)
@@ -176,12 +207,12 @@ async def test_layers_shows_totals_of_every_version(tmp_path):
         await settle(pilot)
         totals = lambda: str(app.screen.query_one("#layer-totals", Static).render())  # noqa: E731
         assert "420,614" in totals()
-        assert app.screen.query_one("#layer-table", DataTable).row_count == 13
+        assert app.screen.query_one("#layer-table", DataTable).row_count == 22
         app.screen.query_one("#layer-versions", OptionList).focus()
         await pilot.press("down")
         await settle(pilot)
         assert "99,746" in totals()
-        assert app.screen.query_one("#layer-table", DataTable).row_count == 17
+        assert app.screen.query_one("#layer-table", DataTable).row_count == 23
         compare = app.screen.query_one("#compare-table", DataTable)
         assert compare.row_count == 4  # v1..v4 side by side
         app.screen.query_one("#layer-versions", OptionList).focus()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from rich.console import Group
-from rich.syntax import Syntax
 from rich.markup import escape
+from rich.syntax import Syntax
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
@@ -15,9 +15,9 @@ from textual.widgets import DataTable, Header, Static
 
 from mnist_tui.core.store import read_run
 from mnist_tui.present import differing_settings, short_labels
-from mnist_tui.ui.widgets.footer import KeyFooter
 from mnist_tui.ui.widgets.charts import MetricChart
 from mnist_tui.ui.widgets.epoch_table import EpochTable
+from mnist_tui.ui.widgets.footer import KeyFooter
 
 
 class RunDetailScreen(Screen):

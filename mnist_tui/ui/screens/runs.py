@@ -14,10 +14,17 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Header, Input, Static
 
 from mnist_tui.core import history
-from mnist_tui.core.store import RESUMABLE, RunBusy, changed_since, delete_run, list_runs
+from mnist_tui.core.store import (
+    RESUMABLE,
+    RunBusy,
+    changed_since,
+    delete_run,
+    list_runs,
+)
 from mnist_tui.present import RUN_HEADERS, fit_run_columns, run_cell
-from mnist_tui.ui.widgets.footer import KeyFooter
 from mnist_tui.ui.screens.confirm import ConfirmScreen
+from mnist_tui.ui.widgets.field import Field
+from mnist_tui.ui.widgets.footer import KeyFooter
 
 STATUS_STYLE = {"finished": "green", "running": "bold cyan", "stopped": "yellow", "interrupted": "yellow", "stale": "yellow", "failed": "red", "diverged": "red", "damaged": "bold red"}
 MARK = "mark"  # the key of the narrow first column that shows marked runs
@@ -66,7 +73,7 @@ class RunsScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Input(placeholder="filter (/): words, model:v2, device:cpu, acc>99.4, epochs>=10, lr<0.01", id="runs-filter")
+        yield Field(placeholder="filter (/): words, model:v2, device:cpu, acc>99.4, epochs>=10, lr<0.01", id="runs-filter")
         yield RunsTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="runs-summary")
         yield KeyFooter()

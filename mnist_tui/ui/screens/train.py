@@ -20,16 +20,23 @@ from textual.timer import Timer
 from textual.widgets import Button, Header, Label, OptionList, ProgressBar, Static
 from textual.widgets.option_list import Option
 
-from mnist_tui.core.events import BatchProgress, EpochFinished, Event, RunFailed, RunFinished, RunStarted
+from mnist_tui.core.events import (
+    BatchProgress,
+    EpochFinished,
+    Event,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+)
+from mnist_tui.core.hardware import auto_precision, duration
 from mnist_tui.core.store import changed_since, list_runs, request_stop
 from mnist_tui.core.store.follow import Follower
-from mnist_tui.core.hardware import auto_precision, duration
 from mnist_tui.core.versions import PRESETS, VERSIONS
 from mnist_tui.present import time_left
 from mnist_tui.trainer import Launch
-from mnist_tui.ui.widgets.footer import KeyFooter
 from mnist_tui.ui.widgets.charts import MetricChart
 from mnist_tui.ui.widgets.epoch_table import EpochTable
+from mnist_tui.ui.widgets.footer import KeyFooter
 from mnist_tui.ui.widgets.recipe_form import RecipeForm
 
 POLL_S = 0.5  # how often the followed run folder is looked at: a progress bar needs no more
@@ -73,14 +80,15 @@ class TrainScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal(id="train-body"):
-            with VerticalScroll(id="recipe"):
-                yield Label("Version", classes="section")
-                yield OptionList(*[Option(version_label(n), id=n) for n in PICKS], id="versions")
-                yield Static("", id="version-title")
-                yield RecipeForm(id="form")
-                with Horizontal(id="buttons"):
-                    yield Button("Start", variant="success", id="start")
-                    yield Button("Stop", variant="error", id="stop", disabled=True)
+            with Vertical(id="recipe"):
+                with VerticalScroll(id="recipe-scroll"):
+                    yield Label("Version", classes="section")
+                    yield OptionList(*[Option(version_label(n), id=n) for n in PICKS], id="versions")
+                    yield Static("", id="version-title")
+                    yield RecipeForm(id="form")
+                with Horizontal(id="buttons"):  # below the scrolling recipe: always in sight
+                    yield Button("Start", variant="success", id="start", compact=True)
+                    yield Button("Stop", variant="error", id="stop", disabled=True, compact=True)
             with Vertical(id="dashboard"):
                 yield Static("Pick a version and press Start (ctrl+s).", id="device-line")
                 with Vertical(id="progress-row"):
@@ -240,8 +248,13 @@ class TrainScreen(Screen):
             self._set_buttons()
 
     def _set_buttons(self) -> None:
-        self.query_one("#start", Button).disabled = self.running or self.query_one(RecipeForm).config is None
+        """Start while nothing trains and the recipe is valid; Stop while a run trains, whose
+        recipe (and version) then cannot be edited: the form shows the run's own."""
+        form = self.query_one(RecipeForm)
+        self.query_one("#start", Button).disabled = self.running or form.config is None
         self.query_one("#stop", Button).disabled = not self.running
+        form.disabled = self.running
+        self.query_one("#versions", OptionList).disabled = self.running
 
     @on(Button.Pressed, "#stop")
     def action_stop(self) -> None:

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Input, Label, Select, Static
 
-from mnist_tui.core.config import DEVICES, OPTIMIZERS, PRECISIONS, SCHEDULERS, Recipe, TrainConfig
+from mnist_tui.core.config import (
+    DEVICES,
+    OPTIMIZERS,
+    PRECISIONS,
+    SCHEDULERS,
+    Recipe,
+    TrainConfig,
+)
 from mnist_tui.core.validate import config_problems
 from mnist_tui.core.versions import get_version
+from mnist_tui.ui.widgets.field import Field
 
 # (field, label, kind): kind is int, float, or a tuple of choices for a Select.
 FIELDS = (
@@ -49,8 +58,10 @@ class RecipeForm(Vertical):
             if isinstance(kind, tuple):
                 yield Select([(c, c) for c in kind], allow_blank=False, id=f"field-{name}", compact=True)
             else:
-                yield Input(id=f"field-{name}", type="number" if kind is float else "integer", compact=True)
-        yield Static("", id="form-errors")
+                yield Field(id=f"field-{name}", type="number" if kind is float else "integer", compact=True)
+            # Why the field is invalid, right under it (hidden while it is valid); the field
+            # itself keeps its size, so what is being typed stays in sight.
+            yield Static("", id=f"error-{name}", classes="field-error")
 
     def load(self, model: str, base: TrainConfig | None = None, recipe: Recipe | None = None) -> None:
         """Fill every field from a recipe (the version's own unless given), keeping seed,
@@ -94,9 +105,11 @@ class RecipeForm(Vertical):
             errors = config_problems(config)
         for name, _label, kind in FIELDS:
             self.query_one(f"#field-{name}").set_class(name in errors, "-invalid")
+            reason = self.query_one(f"#error-{name}", Static)
+            reason.update(Text(errors.get(name, "")))
+            reason.display = name in errors
         self.problems = errors
         self.config = None if errors else config
-        self.query_one("#form-errors", Static).update("\n".join(errors.values()))
         self.post_message(self.Changed(self))
 
     def on_input_changed(self, event: Input.Changed) -> None:
