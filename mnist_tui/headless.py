@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
-from mnist_tui.present import time_left
+from mnist_tui.present import clock, time_left
 from mnist_tui.core.events import BatchProgress, EpochFinished, RunFailed, RunFinished, RunStarted
 
 
@@ -86,8 +86,9 @@ def report(events: Iterable, interactive: bool, console: Console | None = None) 
                 console.print(_started_line(ev), markup=False, highlight=False)
                 train_size = ev.train_size
             elif isinstance(ev, BatchProgress):
+                left = f"evaluating on the test set, {clock(ev.seconds_left)} left" if ev.phase == "evaluating" else time_left(ev, rows, train_size)
                 progress.update(task, total=ev.batches, completed=ev.batch, epoch=f"{ev.epoch}/{ev.epochs}", loss=ev.loss, acc=ev.accuracy,
-                                ips=ev.images_per_s, left=time_left(ev, rows, train_size))
+                                ips=ev.images_per_s, left=left)
             elif isinstance(ev, EpochFinished):
                 rows.append(ev)
                 live.update(Group(epoch_table(rows), progress))

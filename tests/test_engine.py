@@ -26,7 +26,12 @@ def test_a_small_run_yields_events_and_is_saved(small_config, runs_dir):
     epochs = [e for e in events if isinstance(e, EpochFinished)]
     assert [e.epoch for e in epochs] == [1, 2]
     # progress_every=1: one progress event per batch, before its epoch ends
-    assert kinds == [RunStarted, BatchProgress, BatchProgress, EpochFinished, BatchProgress, BatchProgress, EpochFinished, RunFinished]
+    training = [e for e in events if not isinstance(e, BatchProgress) or e.phase == "training"]
+    assert [type(e) for e in training] == [RunStarted, BatchProgress, BatchProgress, EpochFinished, BatchProgress, BatchProgress, EpochFinished, RunFinished]
+    # then each test pass has a progress of its own: 10,000 images in batches of 2,000
+    testing = [(e.epoch, e.batch, e.batches) for e in events if isinstance(e, BatchProgress) and e.phase == "evaluating"]
+    assert testing == [(epoch, done, 5) for epoch in (1, 2) for done in range(6)]
+    assert kinds.index(EpochFinished) == 1 + 2 + 6  # the test pass comes before its epoch's line
     assert epochs[0].lr == pytest.approx(1e-3) and epochs[1].lr == pytest.approx(5e-4)  # cosine, T_max=2
     assert all(e.images_per_s > 0 and 0 <= e.test_acc <= 100 for e in epochs)
     assert finished.status == "finished" and finished.final_test_acc == epochs[-1].test_acc

@@ -72,21 +72,34 @@ class Session:
         )
 
 
-def evaluate(model: torch.nn.Module, split: data.DeviceSplit, batch_size: int, precision: str = "fp32") -> tuple[float, float]:
-    """Mean loss and accuracy (%) over the whole split."""
+def evaluation(model: torch.nn.Module, split: data.DeviceSplit, batch_size: int, precision: str = "fp32"):
+    """The test pass as a generator: yields (batches done, batches) after each batch and
+    returns the mean loss and accuracy (%) over the whole split."""
     model.eval()
     device = split.labels.device
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.long, device=device)
+    total = -(-len(split) // batch_size)
     with torch.inference_mode():
-        for x, y in split.batches(batch_size):
+        for i, (x, y) in enumerate(split.batches(batch_size), start=1):
             with autocast(device, precision):
                 out = model(x)
             out = out.float()
             loss_sum += F.cross_entropy(out, y, reduction="sum")
             correct += (out.argmax(1) == y).sum()
+            yield i, total
     n = len(split)
     return loss_sum.item() / n, 100.0 * correct.item() / n
+
+
+def evaluate(model: torch.nn.Module, split: data.DeviceSplit, batch_size: int, precision: str = "fp32") -> tuple[float, float]:
+    """Mean loss and accuracy (%) over the whole split."""
+    steps = evaluation(model, split, batch_size, precision)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
 
 
 def train(config: TrainConfig, stop: threading.Event | None = None, run_name: str | None = None) -> Iterator[Event]:
@@ -301,9 +314,7 @@ def _epoch(s: Session, writer: RunWriter, epoch: int, stopping: Callable[[], boo
     t0 = time.perf_counter()
     if s.batches < RECALIBRATE_BN_BELOW:
         recalibrate_batch_norms(s)
-    writer.progress({"phase": "evaluating", "epoch": epoch, "epochs": s.config.recipe.epochs, "batch": s.batches, "batches": s.batches,
-                     "loss": train_loss, "accuracy": train_acc, "images_per_s": len(s.train_data) / train_seconds, "seconds_left": 0.0})
-    test_loss, test_acc = evaluate(s.model, s.test_data, s.config.recipe.test_batch_size, s.precision)
+    test_loss, test_acc = yield from _test_pass(s, writer, epoch, train_loss, train_acc, len(s.train_data) / train_seconds)
     if not math.isfinite(test_loss):
         raise _Diverged(f"test loss became {test_loss} in epoch {epoch}; try a smaller learning rate")
     finished = EpochFinished(
@@ -363,6 +374,26 @@ def _failure_reason(exc: Exception, config: TrainConfig) -> str:
     if isinstance(exc, SaveError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
+
+
+def _test_pass(s: Session, writer: RunWriter, epoch: int, loss: float, accuracy: float, images_per_s: float):
+    """Evaluate the epoch's model, with a progress of its own (the test set's batches) shown
+    a few times a second; returns the test loss and accuracy."""
+    t0 = last = time.perf_counter()
+    steps = evaluation(s.model, s.test_data, s.config.recipe.test_batch_size, s.precision)
+    done, total = 0, -(-len(s.test_data) // s.config.recipe.test_batch_size)
+    while True:
+        now = time.perf_counter()
+        if done == 0 or done == total or now - last >= s.config.progress_seconds:
+            last = now
+            left = (now - t0) / done * (total - done) if done else 0.0
+            event = BatchProgress(epoch, s.config.recipe.epochs, done, total, loss, accuracy, images_per_s, left, phase="evaluating")
+            writer.progress(event.to_dict())
+            yield event
+        try:
+            done, total = next(steps)
+        except StopIteration as finished:
+            return finished.value
 
 
 def _train_epoch(s: Session, writer: RunWriter, epoch: int, stopping: Callable[[], bool]):

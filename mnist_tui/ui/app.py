@@ -6,11 +6,13 @@ from functools import partial
 from pathlib import Path
 
 from rich.text import Text
+from textual import work
 from textual.app import App
 from textual.binding import Binding
-from textual.command import Hit, Hits, Provider
+from textual.await_complete import AwaitComplete
+from textual.command import CommandPalette, Hit, Hits, Provider
 
-from mnist_tui.core.store import default_runs_dir
+from mnist_tui.core.store import changed_since, default_runs_dir, list_runs
 from mnist_tui.core.versions import PRESETS, VERSIONS
 from mnist_tui.trainer import InProcessLauncher, ProcessLauncher
 from mnist_tui.ui.screens.confirm import ChoiceScreen
@@ -51,6 +53,24 @@ class MnistCommands(Provider):
             yield Hit(1.0, text, callback, help=help_text)
 
 
+class Palette(CommandPalette):
+    """Textual's command palette, dismissed at most once.
+
+    A click outside the palette dismisses it at once, while a command chosen a moment
+    before (Enter with one match while hits still arrive) dismisses it again from a queued
+    message; the second dismissal popped the screen beneath (`ScreenStackError: Can't pop
+    screen`, seen on a loaded CPU). Here the second one does nothing.
+    """
+
+    _closed = False
+
+    def dismiss(self, result=None) -> AwaitComplete:
+        if self._closed or not self.is_current:
+            return AwaitComplete()
+        self._closed = True
+        return super().dismiss(result)
+
+
 class MnistTuiApp(App):
     TITLE = "mnist-tui"
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses may live elsewhere
@@ -76,19 +96,27 @@ class MnistTuiApp(App):
         self.start_mode = start_mode
         # Each run trains in a trainer process of its own; tests pass an InProcessLauncher.
         self.launcher = launcher or ProcessLauncher()
+        self.prefetched_runs: tuple[float, list] | None = None
 
     def on_mount(self) -> None:
         self.switch_mode(self.start_mode)
 
     def on_ready(self) -> None:
-        # Once the first screen is drawn, build the Runs screen out of sight, so that F4
-        # shows a long history at once instead of paying Textual's screen set-up then.
-        self.set_timer(0.5, self._prewarm_runs)
+        self.prefetch_runs()
 
-    def _prewarm_runs(self) -> None:
-        init_mode = getattr(self, "_init_mode", None)  # Textual's mode set-up, without the switch
-        if init_mode is not None and self.current_mode != "runs":
-            init_mode("runs")
+    @work(thread=True, exclusive=True, exit_on_error=False, group="prefetch-runs")
+    def prefetch_runs(self) -> None:
+        """Read the run store once the first screen is drawn, so that the first F4 shows a
+        long history at once (the Runs screen takes it if nothing changed since)."""
+        stamp = changed_since(self.runs_dir, 0.0) or 0.0
+        self.prefetched_runs = (stamp, list_runs(self.runs_dir))
+
+    def take_prefetched_runs(self) -> tuple[float, list] | None:
+        """The prefetched (stamp, records), once, if the store has not changed since."""
+        prefetched, self.prefetched_runs = self.prefetched_runs, None
+        if prefetched is None or changed_since(self.runs_dir, prefetched[0]) is not None:
+            return None
+        return prefetched
 
     @property
     def train_screen(self) -> TrainScreen | None:
@@ -118,6 +146,10 @@ class MnistTuiApp(App):
         await self.switch_mode(mode)
         while len(self.screen_stack) > 1:
             self.pop_screen()
+
+    def action_command_palette(self) -> None:
+        if self.use_command_palette and not CommandPalette.is_open(self):
+            self.push_screen(Palette(id="--command-palette"))
 
     def action_help(self) -> None:
         from mnist_tui.ui.screens.help import HelpScreen, screen_keys

@@ -31,9 +31,13 @@ MARK = "mark"  # the key of the narrow first column that shows marked runs
 
 
 def _cell(row: history.RunRow, column: str) -> Text:
-    # Text, not str: DataTable would parse every str cell as markup, which costs more
-    # than anything else when a thousand runs are listed.
+    # Text, not str: DataTable would parse every str cell as markup before measuring it,
+    # which costs more than anything else when a thousand runs are listed.
     return Text(run_cell(row, column), style=STATUS_STYLE.get(row.status, "") if column == "status" else "")
+
+
+def _mark(marked: bool) -> Text:
+    return Text("●", style="bold magenta") if marked else Text(" ")
 
 
 class RunsTable(DataTable):
@@ -83,14 +87,17 @@ class RunsScreen(Screen):
         self.set_interval(1.0, self.poll)
 
     def on_resize(self) -> None:
-        if self.records:
+        if self.records and self._fitting_columns() != self.columns:
             self.refresh_table()
 
+    def _fitting_columns(self) -> list[str]:
+        """The columns that fit the width, most wanted first (lr, batch, ... when wide)."""
+        width = self.app.size.width - 5  # the mark column, the scroll bar, the cell padding
+        return [c.key for c in fit_run_columns(self.rows, width)]
+
     def _set_columns(self) -> None:
-        """Show the columns that fit the width, most wanted first (lr, batch, ... when wide)."""
         table = self.query_one("#runs-table", DataTable)
-        width = (table.size.width or self.app.size.width) - 3  # the mark column and the scroll bar
-        columns = [c.key for c in fit_run_columns(self.rows, width)]
+        columns = self._fitting_columns()
         if columns != self.columns:
             self.columns = columns
             table.clear(columns=True)
@@ -99,7 +106,14 @@ class RunsScreen(Screen):
                 table.add_column(RUN_HEADERS[column], key=column)
 
     def on_screen_resume(self) -> None:
-        self.reload()  # also the first showing: runs may have finished while away
+        # Also the first showing (from what the app read at start when nothing changed
+        # since): runs may have finished while away.
+        # Textual resumes a screen twice on its first showing: read the store only if it changed.
+        prefetched = self.app.take_prefetched_runs()
+        if prefetched is not None:
+            self._loaded(*prefetched)
+        elif not self.stamp or changed_since(self.runs_dir, self.stamp) is not None:
+            self.reload()
 
     def poll(self) -> None:
         """Reload when a run folder appeared, went, or a live run wrote an epoch or status."""
@@ -125,8 +139,7 @@ class RunsScreen(Screen):
         self._set_columns()
         table.clear()
         for row in self.rows:
-            mark = Text("●", style="bold magenta") if row.run in self.marked else Text(" ")
-            table.add_row(mark, *[_cell(row, c) for c in self.columns], key=row.run)
+            table.add_row(_mark(row.run in self.marked), *[_cell(row, c) for c in self.columns], key=row.run)
         if cursor_key in {r.run for r in self.rows}:
             table.move_cursor(row=table.get_row_index(cursor_key))
         self.show_summary()
@@ -209,8 +222,7 @@ class RunsScreen(Screen):
             return
         self.marked.symmetric_difference_update({row.run})
         table = self.query_one("#runs-table", DataTable)
-        mark = Text("●", style="bold magenta") if row.run in self.marked else Text(" ")
-        table.update_cell(row.run, MARK, mark)
+        table.update_cell(row.run, MARK, _mark(row.run in self.marked))
         table.move_cursor(row=min(table.cursor_row + 1, table.row_count - 1))
         self.show_summary()
 

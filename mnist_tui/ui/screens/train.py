@@ -32,7 +32,7 @@ from mnist_tui.core.hardware import auto_precision, duration
 from mnist_tui.core.store import changed_since, list_runs, request_stop
 from mnist_tui.core.store.follow import Follower
 from mnist_tui.core.versions import PRESETS, VERSIONS
-from mnist_tui.present import time_left
+from mnist_tui.present import clock, time_left
 from mnist_tui.trainer import Launch
 from mnist_tui.ui.widgets.charts import MetricChart
 from mnist_tui.ui.widgets.epoch_table import EpochTable
@@ -328,7 +328,7 @@ class TrainScreen(Screen):
 
     def _show_progress(self, ev: BatchProgress) -> None:
         self.query_one("#epoch-progress", ProgressBar).update(total=ev.batches, progress=ev.batch)
-        doing = "evaluating on the test set" if ev.phase == "evaluating" else f"{ev.images_per_s:,.0f} img/s · {time_left(ev, self._epochs_done, self._train_size)}"
+        doing = f"evaluating on the test set, {clock(ev.seconds_left)} left" if ev.phase == "evaluating" else f"{ev.images_per_s:,.0f} img/s · {time_left(ev, self._epochs_done, self._train_size)}"
         # Repaint only: a layout pass over this screen costs ~40 ms of the UI thread, and the
         # line keeps its size.
         self.query_one("#speed", Static).update(f"epoch {ev.epoch}/{ev.epochs} · loss {ev.loss:.4f} · {ev.accuracy:.1f}% · {doing}", layout=False)
