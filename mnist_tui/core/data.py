@@ -108,12 +108,12 @@ def prepare(root: Path, download: bool = True, log: Callable[[str], None] = lamb
     """
     raw = raw_dir(root)
     missing = [name for name in IDX_MD5 if not (raw / name).exists()]
-    for name in list(missing):
-        gz = raw / f"{name}.gz"
-        if gz.exists():
-            log(f"extracting {gz.name}")
-            _extract(gz, raw / name)
-            missing.remove(name)
+    shipped = [name for name in missing if (raw / f"{name}.gz").exists()]
+    if shipped:  # one line, not one per file: the first run's output stays short
+        log(f"extracting {len(shipped)} MNIST file{'s' if len(shipped) != 1 else ''} from the archives shipped in {raw} (first use only)")
+    for name in shipped:
+        _extract(raw / f"{name}.gz", raw / name)
+        missing.remove(name)
     if missing:
         if not download:
             raise DataError(f"MNIST files missing from {raw}: {', '.join(missing)}")
