@@ -10,14 +10,16 @@ soon as it receives the key, so keys take effect in the order they were typed.
 from __future__ import annotations
 
 from textual import events
-from textual.binding import NoBinding
+from textual.binding import BindingsMap, NoBinding
 from textual.widgets import Input
+
+EDITING_KEYS = BindingsMap(Input.BINDINGS)  # Input's own keys: arrows, backspace, home, end, ...
 
 
 class Field(Input):
     async def _on_key(self, event: events.Key) -> None:
         try:
-            bindings = self._bindings.get_bindings_for_key(event.key)
+            bindings = EDITING_KEYS.get_bindings_for_key(event.key)
         except NoBinding:
             await super()._on_key(event)
             return

@@ -3,64 +3,83 @@
 Textual's Footer shows every binding in a row and cuts the row at the edge, so at 80 columns
 the last keys (often the screen's most useful ones) vanish mid-word. This one ranks the keys
 (`?` first, then the screen's in the order they are declared, which is their order of
-importance, then the app's) and shows as many whole keys as fit; `?` lists them all.
+importance, then the app's) and shows as many whole keys as fit; `?` lists them all. A key
+can be clicked, as in Textual's footer. Public Textual API only: one line of text, redrawn
+when the screen's bindings change or the terminal is resized.
 """
 
 from __future__ import annotations
 
-from textual.app import ComposeResult
+from rich.text import Text
+from textual import events
 from textual.binding import Binding
-from textual.widgets import Footer
-from textual.widgets._footer import FooterKey
+from textual.widget import Widget
 
-PALETTE_WIDTH = 12  # "^p palette" and its border, on the right
+PALETTE = "^p palette"
+GAP = "  "
 
 
-class KeyFooter(Footer):
-    def ranked(self) -> list[tuple[Binding, bool, str]]:
-        """The shown bindings, most important first, one per action."""
+class KeyFooter(Widget):
+    DEFAULT_CSS = """
+    KeyFooter { dock: bottom; height: 1; background: $footer-background; color: $footer-description-foreground; }
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._spans: list[tuple[int, int, str]] = []  # (start, end, key) of each key shown, for clicks
+
+    def on_mount(self) -> None:
+        self.screen.bindings_updated_signal.subscribe(self, lambda _screen: self.refresh())
+
+    def ranked(self) -> list[tuple[Binding, bool]]:
+        """The shown bindings (with whether each is enabled), most important first, one per action."""
         app_bindings, screen_bindings = [], []
         seen: set[str] = set()
-        for node, binding, enabled, tooltip in self.screen.active_bindings.values():
-            if not binding.show or binding.action in seen:
+        for active in self.screen.active_bindings.values():
+            binding = active.binding
+            if not binding.show or binding.action in seen or binding.action == "app.command_palette":
                 continue
             seen.add(binding.action)
-            (app_bindings if node is self.app else screen_bindings).append((binding, enabled, tooltip))
+            (app_bindings if active.node is self.app else screen_bindings).append((binding, active.enabled))
         helps = [b for b in app_bindings if b[0].action == "help"]
         return helps + screen_bindings + [b for b in app_bindings if b[0].action != "help"]
 
-    def fitting(self, width: int) -> list[tuple[Binding, bool, str]]:
-        kept, used = [], PALETTE_WIDTH
-        for binding, enabled, tooltip in self.ranked():
-            size = len(self.app.get_key_display(binding)) + len(binding.description) + 3
+    def fitting(self, width: int) -> list[tuple[Binding, bool]]:
+        """The ranked keys that fit `width` whole, beside the palette hint."""
+        kept, used = [], len(PALETTE) + 2
+        for binding, enabled in self.ranked():
+            size = len(self.app.get_key_display(binding)) + 1 + len(binding.description) + len(GAP)
             if used + size > width:
                 break  # a less important key never takes the place of a more important one
-            kept.append((binding, enabled, tooltip))
+            kept.append((binding, enabled))
             used += size
         return kept
 
-    def compose(self) -> ComposeResult:
-        if not self._bindings_ready:
-            return
-        keep = self.fitting(self.size.width or self.app.size.width)
-        self.styles.grid_size_columns = len(keep)
-        for binding, enabled, tooltip in keep:
-            yield FooterKey(
-                binding.key,
-                self.app.get_key_display(binding),
-                binding.description,
-                binding.action,
-                disabled=not enabled,
-                tooltip=tooltip,
-            ).data_bind(compact=Footer.compact)
-        if self.show_command_palette and self.app.ENABLE_COMMAND_PALETTE:
-            try:
-                _node, binding, enabled, tooltip = self.screen.active_bindings[self.app.COMMAND_PALETTE_BINDING]
-            except KeyError:
-                return
-            yield FooterKey(binding.key, self.app.get_key_display(binding), binding.description, binding.action,
-                            classes="-command-palette", disabled=not enabled, tooltip=binding.tooltip or binding.description)
+    def render(self) -> Text:
+        width = self.size.width or self.app.size.width
+        line = Text(" ")
+        self._spans = []
+        key_style = f"bold {self.app.theme_variables.get('footer-key-foreground', '')}".strip()
+        for binding, enabled in self.fitting(width):
+            start = line.cell_len
+            line.append(self.app.get_key_display(binding), style=key_style if enabled else "dim")
+            line.append(f" {binding.description}", style="" if enabled else "dim")
+            self._spans.append((start, line.cell_len, binding.key.split(",")[0]))
+            line.append(GAP)
+        padding = max(1, width - line.cell_len - len(PALETTE) - 1)
+        line.append(" " * padding)
+        line.append("^p", style=key_style)
+        line.append(" palette ")
+        return line
 
     def on_resize(self) -> None:
-        if self._bindings_ready:
-            self.call_after_refresh(self.recompose)
+        self.refresh()
+
+    def on_click(self, event: events.Click) -> None:
+        """A click on a key presses it; one on the palette hint opens the palette."""
+        for start, end, key in self._spans:
+            if start <= event.x < end:
+                self.app.simulate_key(key)
+                return
+        if event.x >= self.size.width - len(PALETTE) - 1:
+            self.app.action_command_palette()
