@@ -8,11 +8,11 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import DataTable, Header, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from mnist_tui.core.versions import VERSIONS
+from mnist_tui.ui.screens.base import AppScreen
 from mnist_tui.ui.widgets.footer import KeyFooter
 
 
@@ -21,7 +21,7 @@ def _right(text: str) -> Text:
     return Text(text, justify="right")
 
 
-class LayersScreen(Screen):
+class LayersScreen(AppScreen):
     BINDINGS = [
         ("c", "copy_summary", "Copy summary"),
         ("s", "save_summary", "Save summary"),
@@ -106,7 +106,7 @@ class LayersScreen(Screen):
         if self.classic_text:
             from mnist_tui.core.history import exports_dir
 
-            folder = exports_dir(self.app.runs_dir)
+            folder = exports_dir(self.tui.runs_dir)
             try:
                 folder.mkdir(parents=True, exist_ok=True)
                 path = folder / f"{self.model}-summary.txt"

@@ -10,7 +10,6 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import DataTable, Header, Input, Static
 
 from mnist_tui.core import history
@@ -22,6 +21,7 @@ from mnist_tui.core.store import (
     list_runs,
 )
 from mnist_tui.present import RUN_HEADERS, fit_run_columns, run_cell
+from mnist_tui.ui.screens.base import AppScreen
 from mnist_tui.ui.screens.confirm import ConfirmScreen
 from mnist_tui.ui.widgets.field import Field
 from mnist_tui.ui.widgets.footer import KeyFooter
@@ -46,7 +46,7 @@ class RunsTable(DataTable):
     BINDINGS = [Binding("enter", "select_cursor", "Open")]
 
 
-class RunsScreen(Screen):
+class RunsScreen(AppScreen):
     # In order of importance: the footer keeps the first ones when the terminal is narrow.
     BINDINGS = [
         ("slash", "focus_filter", "Filter"),
@@ -73,7 +73,7 @@ class RunsScreen(Screen):
 
     @property
     def runs_dir(self) -> Path:
-        return self.app.runs_dir
+        return self.tui.runs_dir
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -109,7 +109,7 @@ class RunsScreen(Screen):
         # Also the first showing (from what the app read at start when nothing changed
         # since): runs may have finished while away.
         # Textual resumes a screen twice on its first showing: read the store only if it changed.
-        prefetched = self.app.take_prefetched_runs()
+        prefetched = self.tui.take_prefetched_runs()
         if prefetched is not None:
             self._loaded(*prefetched)
         elif not self.stamp or changed_since(self.runs_dir, self.stamp) is not None:
@@ -252,7 +252,7 @@ class RunsScreen(Screen):
             self.notify(f"{row.run} is {row.status}; only {' or '.join(RESUMABLE)} runs can be resumed.", severity="warning", markup=False)
             return
         await self.app.switch_mode("train")  # mounted before it is asked to train
-        self.app.train_screen.resume_run(row.record)
+        self.tui.train_screen.resume_run(row.record)
 
     def action_delete(self) -> None:
         """Delete the run under the cursor, or the marked runs when there are marks."""

@@ -15,7 +15,6 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Button, Header, Label, OptionList, ProgressBar, Static
 from textual.widgets.option_list import Option
@@ -34,6 +33,7 @@ from mnist_tui.core.store.follow import Follower
 from mnist_tui.core.versions import PRESETS, VERSIONS
 from mnist_tui.present import clock, time_left
 from mnist_tui.trainer import Launch
+from mnist_tui.ui.screens.base import AppScreen
 from mnist_tui.ui.widgets.charts import MetricChart
 from mnist_tui.ui.widgets.epoch_table import EpochTable
 from mnist_tui.ui.widgets.footer import KeyFooter
@@ -59,7 +59,7 @@ def version_label(name: str) -> str:
 PICKS = [*PRESETS, *VERSIONS]  # the picker's entries: the quick first run, then each version
 
 
-class TrainScreen(Screen):
+class TrainScreen(AppScreen):
     BINDINGS = [
         ("ctrl+s", "start", "Start"),
         ("ctrl+t", "stop", "Stop"),
@@ -115,7 +115,7 @@ class TrainScreen(Screen):
         """While nothing is followed, look again when the runs folder changes."""
         if self.running:
             return
-        stamp = changed_since(self.app.runs_dir, self._runs_stamp)
+        stamp = changed_since(self.tui.runs_dir, self._runs_stamp)
         if stamp is not None:
             self._runs_stamp = stamp
             self.find_live_run()
@@ -123,7 +123,7 @@ class TrainScreen(Screen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="find-live")
     def find_live_run(self) -> None:
         """Attach to the newest run that is training in this runs folder, if any."""
-        live = [r for r in list_runs(self.app.runs_dir) if r.status == "running" and not r.host_is_remote]
+        live = [r for r in list_runs(self.tui.runs_dir) if r.status == "running" and not r.host_is_remote]
         if live:
             self.app.call_from_thread(self._attach_if_idle, live[-1].path)
 
@@ -197,8 +197,8 @@ class TrainScreen(Screen):
         if config is None:
             self.notify("Fix the recipe first: " + "; ".join(self.query_one(RecipeForm).problems.values()), severity="error")
             return
-        config = config.replace(data_dir=self.app.data_dir)
-        self.launch = self.app.launcher.train(config, self.app.runs_dir)
+        config = config.replace(data_dir=self.tui.data_dir)
+        self.launch = self.tui.launcher.train(config, self.tui.runs_dir)
         self.attach(self.launch.run_dir, f"Starting a trainer: loading MNIST and building {config.model}…")
 
     def resume_run(self, record) -> None:
@@ -208,7 +208,7 @@ class TrainScreen(Screen):
             self.notify("A run is already being followed here; stop it first.", severity="warning")
             return
         since = time.time_ns()
-        self.launch = self.app.launcher.resume(record.path, self.app.data_dir)
+        self.launch = self.tui.launcher.resume(record.path, self.tui.data_dir)
         self.attach(record.path, f"Resuming {record.run_id}…", since_ns=since)
 
     def attach(self, run_dir: Path, message: str, since_ns: int = 0) -> None:
