@@ -14,8 +14,21 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
-from mnist_tui.present import clock, time_left
-from mnist_tui.core.events import BatchProgress, EpochFinished, RunFailed, RunFinished, RunStarted
+from mnist_tui.core.events import (
+    BatchProgress,
+    EpochFinished,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+)
+from mnist_tui.present import (
+    EPOCH_COLUMNS,
+    clock,
+    epoch_cells,
+    pct,
+    started_facts,
+    time_left,
+)
 
 
 def epoch_line(e: EpochFinished) -> str:
@@ -27,17 +40,9 @@ def epoch_line(e: EpochFinished) -> str:
     )
 
 
-def _started_line(e: RunStarted) -> str:
-    return (
-        f"run {e.run_id}: {e.config.model}, {e.params:,} parameters, {e.device_name}, {e.precision}"
-        + (", CUDA graph" if e.cuda_graph else "")
-        + ", "
-        + (
-            f"{e.train_size:,} training / {e.test_size:,} held-out training images (reported as test)"
-            if e.evaluated_on == "holdout"
-            else f"{e.train_size:,} training / {e.test_size:,} test images"
-        )
-    ) + (f"\nwarning: {e.warning}" if e.warning else "")
+def start_line(e: RunStarted) -> str:
+    """The first line `train` prints: 'run ID: v2 · 99,746 params · ...', and any warning."""
+    return f"run {e.run_id}: {e.config.model} · {started_facts(e)}" + (f"\nwarning: {e.warning}" if e.warning else "")
 
 
 def _finished_line(e: RunFinished) -> str:
@@ -47,21 +52,11 @@ def _finished_line(e: RunFinished) -> str:
 
 def epoch_table(rows: list[EpochFinished]) -> Table:
     table = Table(title="Epochs", title_justify="left")
-    for col in ("epoch", "train loss", "train acc", "test loss", "test acc", "lr", "seconds", "img/s"):
+    for col in EPOCH_COLUMNS:
         table.add_column(col, justify="right")
     best = max((r.test_acc for r in rows), default=None)
     for r in rows:
-        mark = " ★" if r.test_acc == best else ""
-        table.add_row(
-            f"{r.epoch}/{r.epochs}",
-            f"{r.train_loss:.4f}",
-            f"{r.train_acc:.2f}%",
-            f"{r.test_loss:.4f}",
-            f"[bold green]{r.test_acc:.2f}%{mark}[/]" if mark else f"{r.test_acc:.2f}%",
-            f"{r.lr:.2e}",
-            f"{r.seconds:.1f}",
-            f"{r.images_per_s:,.0f}",
-        )
+        table.add_row(*epoch_cells(r, best))
     return table
 
 
@@ -83,7 +78,7 @@ def report(events: Iterable, interactive: bool, console: Console | None = None) 
     with Live(Group(epoch_table(rows), progress), console=console, refresh_per_second=8) as live:
         for ev in events:
             if isinstance(ev, RunStarted):
-                console.print(_started_line(ev), markup=False, highlight=False)
+                console.print(start_line(ev), markup=False, highlight=False)
                 train_size = ev.train_size
             elif isinstance(ev, BatchProgress):
                 left = f"evaluating on the test set, {clock(ev.seconds_left)} left" if ev.phase == "evaluating" else time_left(ev, rows, train_size)
@@ -118,7 +113,7 @@ def _report_plain(events: Iterable) -> str:
     status = "failed"
     for ev in events:
         if isinstance(ev, RunStarted):
-            _say(_started_line(ev))
+            _say(start_line(ev))
         elif isinstance(ev, EpochFinished):
             _say(epoch_line(ev))
         elif isinstance(ev, RunFinished):
@@ -134,10 +129,6 @@ def _failed_line(e: RunFailed) -> str:
     """A refusal before any run folder (cannot resume: ...) reads as itself; a run that
     ended badly says how (failed, diverged, interrupted)."""
     return e.reason if e.run_dir is None and e.reason.startswith("cannot ") else f"{e.status}: {e.reason}"
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}%"
 
 
 def _console() -> Console:
@@ -198,5 +189,5 @@ def print_versions(console: Console | None = None) -> None:
     for v in VERSIONS.values():
         r = v.recipe
         recipe = f"{r.optimizer} lr {r.lr:g}, {r.scheduler} schedule, batch {r.batch_size}, {r.epochs} epochs"
-        table.add_row(v.name, v.title, f"{v.params:,}", _pct(v.seed_accuracy), _pct(v.measured_mean), recipe)
+        table.add_row(v.name, v.title, f"{v.params:,}", pct(v.seed_accuracy), pct(v.measured_mean), recipe)
     console.print(table)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from mnist_tui.core.events import BatchProgress, EpochFinished
+from rich.text import Text
+
+from mnist_tui.core.events import BatchProgress, EpochFinished, RunStarted
 from mnist_tui.core.hardware import duration
 from mnist_tui.core.history import RunRow
 from mnist_tui.core.store import default_runs_dir
@@ -131,3 +134,48 @@ def short_labels(records: list) -> list[str]:
     if len(set(labels)) < len(labels):
         labels = [f"{label} {r.run_id[-6:]}" for label, r in zip(labels, records)]
     return labels
+
+
+# The epoch table of both front ends: headers, then one row of cells per finished epoch.
+EPOCH_COLUMNS = ("epoch", "train loss", "train acc", "test loss", "test acc", "lr", "seconds", "img/s")
+
+
+def as_epoch(row: dict[str, Any]) -> EpochFinished:
+    """A checked metrics.jsonl line (see core/store/schema.py) as the epoch type."""
+    return EpochFinished(**{k: row[k] for k in EpochFinished.__dataclass_fields__ if k in row})
+
+
+def pct(value: float | None) -> str:
+    """'99.41%', or '-' for no value."""
+    return "-" if value is None else f"{value:.2f}%"
+
+
+def epoch_cells(e: EpochFinished, best: float | None) -> list[Text]:
+    """One row of the epoch table; the best test accuracy so far is starred in bold green."""
+    starred = e.test_acc == best
+    cells = [
+        f"{e.epoch}/{e.epochs}",
+        f"{e.train_loss:.4f}",
+        pct(e.train_acc),
+        f"{e.test_loss:.4f}",
+        pct(e.test_acc) + (" ★" if starred else "  "),
+        f"{e.lr:.2e}",
+        f"{e.seconds:.1f}",
+        f"{e.images_per_s:,.0f}",
+    ]
+    return [Text(c, justify="right", style="bold green" if starred and i == 4 else "") for i, c in enumerate(cells)]
+
+
+def started_facts(e: RunStarted) -> str:
+    """What a run is and where it trains: '7,432 params · CPU, 2 threads · bf16 · 60,000 train / 10,000 test images'."""
+    images = "held-out training images, reported as test" if e.evaluated_on == "holdout" else "test images"
+    graph = " · CUDA graph" if e.cuda_graph else ""
+    return f"{e.params:,} params · {e.device_name} · {e.precision}{graph} · {e.train_size:,} train / {e.test_size:,} {images}"
+
+
+def started_line(e: RunStarted) -> Text:
+    """The app's line for a run: its model in bold, its facts, its id."""
+    line = Text()
+    line.append(e.config.model, style="bold")
+    line.append(f" · {started_facts(e)} · {e.run_id}")
+    return line

@@ -29,11 +29,12 @@ def test_cpu_trains_eagerly_and_says_so(small_config, runs_dir):
 def test_progress_events_are_spaced_in_time(small_config):
     # 256 images in batches of 16: 16 batches per epoch, one event each when unthrottled...
     config = small_config.replace(epochs=1, batch_size=16)
-    every = [e for e in train(config) if isinstance(e, BatchProgress)]
+    every = [e for e in train(config) if isinstance(e, BatchProgress) and e.phase == "training"]
     assert [e.batch for e in every] == list(range(1, 17))
-    # ...but with an hour between events only the epoch's last batch reports.
+    # ...but with an hour between events only the epoch's last batch reports, and the test
+    # pass only its start and its end.
     spaced = [e for e in train(config.replace(progress_seconds=3600))]
-    assert [e.batch for e in spaced if isinstance(e, BatchProgress)] == [16]
+    assert [(e.phase, e.batch) for e in spaced if isinstance(e, BatchProgress)] == [("training", 16), ("evaluating", 0), ("evaluating", 5)]
     assert sum(isinstance(e, EpochFinished) for e in spaced) == 1
 
 
@@ -94,10 +95,10 @@ def test_make_step_is_eager_off_cuda():
 
 
 def test_the_start_line_says_when_steps_replay_and_why_they_do_not(small_config, tmp_path):
-    from mnist_tui.headless import _started_line
+    from mnist_tui.headless import start_line
 
     common = dict(run_id="r1", run_dir=tmp_path, config=small_config, device="cuda", device_name="NVIDIA H200",
                   params=99_746, train_size=60_000, test_size=10_000, batches_per_epoch=469, precision="bf16")
-    assert "NVIDIA H200, bf16, CUDA graph, 60,000 training" in _started_line(RunStarted(**common, cuda_graph=True))
-    line = _started_line(RunStarted(**common, warning="CUDA graph recording failed, training eagerly: boom"))
-    assert "CUDA graph," not in line and line.endswith("\nwarning: CUDA graph recording failed, training eagerly: boom")
+    assert "NVIDIA H200 · bf16 · CUDA graph · 60,000 train" in start_line(RunStarted(**common, cuda_graph=True))
+    line = start_line(RunStarted(**common, warning="CUDA graph recording failed, training eagerly: boom"))
+    assert "CUDA graph" not in line.splitlines()[0] and line.endswith("\nwarning: CUDA graph recording failed, training eagerly: boom")

@@ -14,7 +14,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
 from mnist_tui.core.store import read_run
-from mnist_tui.present import differing_settings, short_labels
+from mnist_tui.present import as_epoch, differing_settings, short_labels
 from mnist_tui.ui.widgets.charts import MetricChart
 from mnist_tui.ui.widgets.epoch_table import EpochTable
 from mnist_tui.ui.widgets.footer import KeyFooter
@@ -76,7 +76,7 @@ class RunDetailScreen(Screen):
             self.query_one("#detail-title", Static).update(
                 f"[b]{escape(r.run_id)}[/b] · {escape(r.model)} · {r.status} · {r.epochs_done}/{r.epochs_total} epochs · {escape(r.device)}"
             )
-            self.query_one(EpochTable).set_epochs(r.metrics)
+            self.query_one(EpochTable).set_epochs([as_epoch(m) for m in r.metrics])
             for name in ("train", "test"):
                 acc.series[name] = [(m["epoch"], m[f"{name}_acc"]) for m in r.metrics]
                 loss.series[name] = [(m["epoch"], m[f"{name}_loss"]) for m in r.metrics]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from rich.markup import escape
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -31,7 +30,7 @@ from mnist_tui.core.hardware import auto_precision, duration
 from mnist_tui.core.store import changed_since, list_runs, request_stop
 from mnist_tui.core.store.follow import Follower
 from mnist_tui.core.versions import PRESETS, VERSIONS
-from mnist_tui.present import clock, time_left
+from mnist_tui.present import clock, started_line, time_left
 from mnist_tui.trainer import Launch
 from mnist_tui.ui.screens.base import AppScreen
 from mnist_tui.ui.widgets.charts import MetricChart
@@ -72,7 +71,7 @@ class TrainScreen(AppScreen):
         self.launch: Launch | None = None
         self.run_dir: Path | None = None
         self._poll: Timer | None = None
-        self._run_line = ""  # the followed run's device line, markup escaped
+        self._run_line: Text | str = ""  # the followed run's line: model, size, device, id
         self._epochs_done: list[EpochFinished] = []  # the followed run's, for the time left
         self._train_size = 0
         self.picked = PICKS[0]  # the picker's entry whose recipe the form holds
@@ -288,11 +287,11 @@ class TrainScreen(AppScreen):
         self.query_one("#epoch-progress", ProgressBar).update(total=1, progress=0)
         self.query_one("#speed", Static).update("")
 
-    def _show_epoch(self, e: dict) -> None:
+    def _show_epoch(self, e: EpochFinished) -> None:
         self.query_one(EpochTable).add_epoch(e)
-        self.query_one("#loss-chart", MetricChart).add_point(e["epoch"], {"train": e["train_loss"], "test": e["test_loss"]})
-        self.query_one("#acc-chart", MetricChart).add_point(e["epoch"], {"train": e["train_acc"], "test": e["test_acc"]})
-        self.query_one("#lr-chart", MetricChart).add_point(e["epoch"], {"lr": e["lr"]})
+        self.query_one("#loss-chart", MetricChart).add_point(e.epoch, {"train": e.train_loss, "test": e.test_loss})
+        self.query_one("#acc-chart", MetricChart).add_point(e.epoch, {"train": e.train_acc, "test": e.test_acc})
+        self.query_one("#lr-chart", MetricChart).add_point(e.epoch, {"lr": e.lr})
 
     def show_event(self, ev: Event) -> None:
         handler = {
@@ -317,10 +316,7 @@ class TrainScreen(AppScreen):
                 versions.highlighted = versions.get_option_index(ev.config.model)
             self.picked = ev.config.model
             self._show_version()
-        self._run_line = (
-            f"[b]{escape(ev.config.model)}[/b] · {ev.params:,} params · {escape(ev.device_name)} · {escape(ev.precision)}{' · CUDA graph' if ev.cuda_graph else ''} · "
-            f"{ev.train_size:,} train / {ev.test_size:,} {'held-out' if ev.evaluated_on == 'holdout' else 'test'} images · {escape(ev.run_id)}"
-        )
+        self._run_line = started_line(ev)
         self.query_one("#device-line", Static).update(self._run_line)
         self.query_one("#epoch-progress", ProgressBar).update(total=ev.batches_per_epoch, progress=0)
         if ev.warning:
@@ -335,7 +331,7 @@ class TrainScreen(AppScreen):
 
     def _show_finished_epoch(self, ev: EpochFinished) -> None:
         self._epochs_done.append(ev)
-        self._show_epoch(ev.to_dict())
+        self._show_epoch(ev)
         if ev.memory_mb is not None:
             self.query_one("#speed", Static).update(f"{ev.images_per_s:,.0f} img/s · {ev.memory_mb:,.0f} MiB in use")
 
