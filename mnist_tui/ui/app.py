@@ -30,8 +30,8 @@ class MnistCommands(Provider):
             ("Open Train", partial(app.switch_mode, "train"), "The home screen: pick a version and train it"),
             ("Open Layers", partial(app.switch_mode, "layers"), "Layer-by-layer breakdown of each version"),
             ("Open Runs", partial(app.switch_mode, "runs"), "Browse, compare and delete saved runs"),
-            ("Start training", partial(app.on_train_screen, "action_start"), "Train the version picked on the Train screen with its recipe"),
-            ("Stop training", partial(app.on_train_screen, "action_stop"), "Stop after the current batch; finished epochs are kept"),
+            ("Start training", partial(app.run_on_train_screen, "action_start"), "Train the version picked on the Train screen with its recipe"),
+            ("Stop training", partial(app.run_on_train_screen, "action_stop"), "Stop after the current batch; finished epochs are kept"),
             ("Predictions of the current run", app.action_predictions, "Test digits classified by the model being trained"),
             ("Toggle dark / light theme", app.action_toggle_dark, "Switch between textual-dark and textual-light"),
         ]
@@ -135,7 +135,7 @@ class MnistTuiApp(App):
             if start:
                 screen.action_start()
 
-    async def on_train_screen(self, action: str) -> None:
+    async def run_on_train_screen(self, action: str) -> None:
         await self.switch_mode("train")
         screen = self.train_screen
         if screen is not None:

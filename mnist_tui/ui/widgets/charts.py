@@ -11,10 +11,9 @@ COLOURS = ("cyan", "orange", "green", "magenta", "red", "blue", "yellow", "white
 class MetricChart(PlotextPlot):
     """Named series over epochs, e.g. train and test loss."""
 
-    def __init__(self, title: str, *, log_y: bool = False, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, title: str, **kwargs: str) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]  # id=..., classes=...
         self.title = title
-        self.log_y = log_y
         self.series: dict[str, list[tuple[float, float]]] = {}
 
     @property
@@ -23,10 +22,6 @@ class MetricChart(PlotextPlot):
 
     def clear(self) -> None:
         self.series = {}
-        self.replot()
-
-    def set_series(self, name: str, points: list[tuple[float, float]]) -> None:
-        self.series[name] = list(points)
         self.replot()
 
     def add_point(self, x: float, values: dict[str, float]) -> None:
@@ -42,8 +37,6 @@ class MetricChart(PlotextPlot):
         plt.clear_data()
         plt.clear_figure()
         plt.title(self.title)
-        if self.log_y:
-            plt.yscale("log")
         for colour, (name, points) in zip(COLOURS, self.series.items()):
             if points:
                 xs, ys = zip(*points)
