@@ -9,7 +9,6 @@ import pytest
 
 from mnist_tui.core.versions import get_version
 
-
 # The arguments of the uninterrupted reference run several tests compare against: v4's
 # recipe draws on every random stream a resume must restore (weights, data order, per-image
 # augmentation) and steps its one-cycle schedule every batch.
@@ -43,3 +42,13 @@ def stub_checkpoint(epoch: int, model: dict | None = None, config: dict | None =
 
     rng = {name: torch.zeros(8, dtype=torch.uint8) for name in ("torch", "order", "augment")}
     return Checkpoint(model=model or {}, optimizer={}, scheduler={}, epoch=epoch, config=config or {}, rng=rng)
+
+
+@pytest.fixture
+def fixture_runs(tmp_path, monkeypatch):
+    """The fixture run store at the relative path `runs`, so the screen text never varies."""
+    from tests.ui_helpers import fixture_store
+
+    monkeypatch.chdir(tmp_path)
+    fixture_store(tmp_path / "runs")
+    return "runs"

@@ -6,15 +6,7 @@ import pytest
 
 from mnist_tui.core.versions import VERSIONS
 from mnist_tui.ui.app import MnistTuiApp
-from tests.ui_helpers import fixture_store, settle, wait_until, write_run
-
-
-@pytest.fixture
-def fixture_runs(tmp_path, monkeypatch):
-    """The fixture run store at the relative path `runs`, so the screen text never varies."""
-    monkeypatch.chdir(tmp_path)
-    fixture_store(tmp_path / "runs")
-    return "runs"
+from tests.ui_helpers import settle, wait_until, write_run
 
 
 def test_layers_screen(snap_compare, tmp_path):

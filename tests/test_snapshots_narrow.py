@@ -11,11 +11,10 @@ from rich.console import Console
 from mnist_tui.core.store import list_runs
 from mnist_tui.headless import print_runs
 from mnist_tui.ui.app import MnistTuiApp
-from tests.test_snapshots import fixture_runs  # noqa: F401  (a fixture)
 from tests.ui_helpers import settle
 
 
-def test_runs_screen_80x24_with_a_marked_run(snap_compare, fixture_runs):  # noqa: F811
+def test_runs_screen_80x24_with_a_marked_run(snap_compare, fixture_runs):
     async def mark(pilot):
         await settle(pilot)
         await pilot.press("down", "space")
@@ -23,7 +22,7 @@ def test_runs_screen_80x24_with_a_marked_run(snap_compare, fixture_runs):  # noq
     assert snap_compare(MnistTuiApp(runs_dir=fixture_runs, start_mode="runs"), terminal_size=(80, 24), run_before=mark)
 
 
-def test_delete_dialog_80x24_shows_the_whole_question(snap_compare, fixture_runs):  # noqa: F811
+def test_delete_dialog_80x24_shows_the_whole_question(snap_compare, fixture_runs):
     async def ask(pilot):
         await settle(pilot)
         await pilot.press("down", "d")
@@ -32,7 +31,7 @@ def test_delete_dialog_80x24_shows_the_whole_question(snap_compare, fixture_runs
     assert snap_compare(MnistTuiApp(runs_dir=fixture_runs, start_mode="runs"), terminal_size=(80, 24), run_before=ask)
 
 
-def test_runs_command_80_columns(snapshot, fixture_runs):  # noqa: F811
+def test_runs_command_80_columns(snapshot, fixture_runs):
     out = io.StringIO()
     print_runs(list_runs(fixture_runs), fixture_runs, Console(file=out, width=80, color_system=None))
     assert out.getvalue() == snapshot
