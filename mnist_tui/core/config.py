@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 MNIST_TRAIN_SIZE = 60_000
@@ -57,7 +58,7 @@ class TrainConfig:
     # replay it (see step.py); False trains eagerly. No effect on other devices.
     cuda_graph: bool = True
 
-    def replace(self, **changes) -> "TrainConfig":
+    def replace(self, **changes: Any) -> "TrainConfig":
         """A copy with top-level or recipe fields changed (recipe fields by their own name)."""
         recipe_names = {f.name for f in dataclasses.fields(Recipe)}
         recipe_changes = {k: v for k, v in changes.items() if k in recipe_names}
@@ -66,7 +67,7 @@ class TrainConfig:
             top["recipe"] = dataclasses.replace(self.recipe, **recipe_changes)
         return dataclasses.replace(self, **top)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
@@ -81,7 +82,7 @@ class TrainConfig:
         return cls(**top, recipe=Recipe(**recipe))
 
 
-def _checked_fields(kind, data: dict) -> dict:
+def _checked_fields(kind: type[Recipe | TrainConfig], data: dict[str, Any]) -> dict[str, Any]:
     """data's keys must be fields of the dataclass `kind`, each value of its default's type."""
     fields = {f.name: f for f in dataclasses.fields(kind) if f.name != "recipe"}
     unknown = sorted(set(data) - set(fields))

@@ -36,7 +36,7 @@ class DataError(RuntimeError):
     """The dataset is missing or damaged; the message names the file and what to do."""
 
 
-def find_root(explicit: str | os.PathLike | None = None) -> Path:
+def find_root(explicit: str | os.PathLike[str] | None = None) -> Path:
     """Dataset root: an explicit path, else $MNIST_TUI_DATA, else the project's data/."""
     return resolve_dir(explicit, DATA_ENV, "data")
 
@@ -162,7 +162,7 @@ def _load(root: Path) -> tuple[Split, Split]:
     return splits[0], splits[1]
 
 
-def load(root: Path | None = None, download: bool = True, log: Callable[[str], None] = lambda _m: None) -> tuple[Split, Split]:
+def load(root: str | os.PathLike[str] | None = None, download: bool = True, log: Callable[[str], None] = lambda _m: None) -> tuple[Split, Split]:
     """The training and test splits, read once per process through torchvision's MNIST."""
     root = find_root(root)
     prepare(root, download=download, log=log)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 
 
@@ -24,7 +26,7 @@ def resolve_device(name: str) -> torch.device:
 def bf16_native(device: torch.device) -> bool:
     """Whether the device computes bf16 natively (CPU: AVX512-BF16 or AMX; CUDA: Ampere on)."""
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported(including_emulation=False)
+        return cast(bool, torch.cuda.is_bf16_supported(including_emulation=False))  # torch leaves its return type out
     if device.type == "cpu":
         probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
         try:

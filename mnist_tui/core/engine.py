@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Generator, Iterator, cast
 
 import torch
 import torch.nn.functional as F
@@ -42,7 +42,7 @@ class Session:
     precision: str
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
-    scheduler: object | None
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None
     step: EagerStep
     train_data: data.DeviceSplit
     test_data: data.DeviceSplit
@@ -72,7 +72,9 @@ class Session:
         )
 
 
-def evaluation(model: torch.nn.Module, split: data.DeviceSplit, batch_size: int, precision: str = "fp32"):
+def evaluation(
+    model: torch.nn.Module, split: data.DeviceSplit, batch_size: int, precision: str = "fp32"
+) -> Generator[tuple[int, int], None, tuple[float, float]]:
     """The test pass as a generator: yields (batches done, batches) after each batch and
     returns the mean loss and accuracy (%) over the whole split."""
     model.eval()
@@ -99,7 +101,7 @@ def evaluate(model: torch.nn.Module, split: data.DeviceSplit, batch_size: int, p
         try:
             next(steps)
         except StopIteration as done:
-            return done.value
+            return cast(tuple[float, float], done.value)  # evaluation's return value; StopIteration.value is Any
 
 
 def train(config: TrainConfig, stop: threading.Event | None = None, run_name: str | None = None) -> Iterator[Event]:
@@ -173,7 +175,9 @@ def _build(config: TrainConfig) -> Session:
     torch.manual_seed(config.seed)
     precision = resolve_precision(config.precision, device)
     # channels_last lets the CPU (oneDNN) and CUDA (cuDNN) convolutions skip layout reorders.
-    model = get_version(config.model).build(dropout=r.dropout).to(device, memory_format=torch.channels_last)
+    # Module.to takes a device and a memory_format together at run time, but torch's typed
+    # overloads accept memory_format only on its own: hence the ignore.
+    model = get_version(config.model).build(dropout=r.dropout).to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
     nchw = layout.nchw_batch_norms(model, device, precision)
     optimizer = make_optimizer(config, model.parameters(), device)
     step = make_step(model, optimizer, device, precision, r.batch_size, config.cuda_graph)
@@ -297,7 +301,7 @@ class _Diverged(RuntimeError):
     pass
 
 
-def _epoch(s: Session, writer: RunWriter, epoch: int, stopping: Callable[[], bool]):
+def _epoch(s: Session, writer: RunWriter, epoch: int, stopping: Callable[[], bool]) -> Generator[BatchProgress, None, EpochFinished | None]:
     """Train and evaluate one epoch and save it; None if stopped before its training ended.
 
     An epoch whose training finished is always evaluated and kept, even if a stop arrives
@@ -376,7 +380,9 @@ def _failure_reason(exc: Exception, config: TrainConfig) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _test_pass(s: Session, writer: RunWriter, epoch: int, loss: float, accuracy: float, images_per_s: float):
+def _test_pass(
+    s: Session, writer: RunWriter, epoch: int, loss: float, accuracy: float, images_per_s: float
+) -> Generator[BatchProgress, None, tuple[float, float]]:
     """Evaluate the epoch's model, with a progress of its own (the test set's batches) shown
     a few times a second; returns the test loss and accuracy."""
     t0 = last = time.perf_counter()
@@ -393,10 +399,12 @@ def _test_pass(s: Session, writer: RunWriter, epoch: int, loss: float, accuracy:
         try:
             done, total = next(steps)
         except StopIteration as finished:
-            return finished.value
+            return cast(tuple[float, float], finished.value)  # evaluation's return value; StopIteration.value is Any
 
 
-def _train_epoch(s: Session, writer: RunWriter, epoch: int, stopping: Callable[[], bool]):
+def _train_epoch(
+    s: Session, writer: RunWriter, epoch: int, stopping: Callable[[], bool]
+) -> Generator[BatchProgress, None, tuple[float, float, float] | None]:
     """One pass over the training data; returns (loss, acc %, seconds), or None if stopped.
 
     Progress events come every `progress_every` batches but at most every

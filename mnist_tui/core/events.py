@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mnist_tui.core.config import TrainConfig
 
@@ -37,7 +38,7 @@ class BatchProgress:
     seconds_left: float  # estimated time to the end of this epoch's training
     phase: str = "training"  # or "evaluating": the epoch's test pass is under way
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
@@ -54,7 +55,7 @@ class EpochFinished:
     images_per_s: float  # training images per second, evaluation excluded
     memory_mb: float | None = None  # accelerator memory in use; None on the CPU
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 

@@ -9,6 +9,9 @@ from pathlib import Path
 from mnist_tui.core.store import RunRecord
 from mnist_tui.core.store.records import EXPORTS
 
+# What one column of a run holds: text, a number, or None where the run does not say.
+Cell = str | int | float | None
+
 # Every column a run has in the runs table and the CSV, in table order (which of them a
 # table shows depends on its width: see mnist_tui/present.py).
 COLUMNS = ("run", "model", "status", "epochs", "final_acc", "best_acc", "params", "seconds", "device",
@@ -29,9 +32,9 @@ class RunRow:
     def status(self) -> str:
         return self.record.status
 
-    def value(self, column: str):
+    def value(self, column: str) -> Cell:
         r = self.record
-        return {
+        values: dict[str, Cell] = {
             "run": r.run_id,
             "model": r.model,
             "status": r.status,
@@ -47,9 +50,10 @@ class RunRow:
             "seed": r.seed,
             "precision": r.precision,
             "started": r.created.replace("T", " ")[:19],
-        }[column]
+        }
+        return values[column]
 
-    def sort_key(self, column: str):
+    def sort_key(self, column: str) -> tuple[bool, str | int | float]:
         # Epochs by how many are done ("9/20" before "10/20"), not as text.
         v = self.record.epochs_done if column == "epochs" else self.value(column)
         # Missing numbers sort first ascending; tuples keep None from being compared.

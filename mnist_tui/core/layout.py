@@ -15,6 +15,8 @@ Evaluation is left alone: it is faster in channels_last throughout.
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import torch
 from torch import nn
 
@@ -35,26 +37,27 @@ class ToFormat(torch.autograd.Function):
     Plain `.contiguous()` passes the gradient through in whatever layout it arrives, and the
     layer behind it would then run its backward on a layout it is slow on."""
 
+    # ctx is Any, as in torch.autograd.Function itself: forward stores its own attributes on it.
     @staticmethod
-    def forward(ctx, x, to, back):
+    def forward(ctx: Any, x: torch.Tensor, to: torch.memory_format, back: torch.memory_format) -> torch.Tensor:
         ctx.back = back
         return x.contiguous(memory_format=to)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         return grad.contiguous(memory_format=ctx.back), None, None
 
 
-def _into_nchw(module: nn.Module, args: tuple) -> tuple | None:
+def _into_nchw(module: nn.Module, args: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...] | None:
     if not module.training:
         return None
     return (ToFormat.apply(args[0], NCHW, CHANNELS_LAST), *args[1:])
 
 
-def _back_to_channels_last(module: nn.Module, args: tuple, out: torch.Tensor) -> torch.Tensor | None:
+def _back_to_channels_last(module: nn.Module, args: tuple[torch.Tensor, ...], out: torch.Tensor) -> torch.Tensor | None:
     if not module.training:
         return None
-    return ToFormat.apply(out, CHANNELS_LAST, NCHW)
+    return cast(torch.Tensor, ToFormat.apply(out, CHANNELS_LAST, NCHW))  # Function.apply is typed Any
 
 
 def nchw_batch_norms(model: nn.Module, device: torch.device, precision: str) -> list[str]:

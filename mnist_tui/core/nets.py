@@ -8,6 +8,8 @@ optimizer's saved state refers to, are those of the runs saved before they were 
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -52,7 +54,7 @@ class SeedV1(nn.Module):
         x = self.relu5(self.bn5(self.conv5(x)))
         # The seed applies no batch norm or ReLU to the last convolution before pooling.
         x = self.gap(self.conv6(x)).flatten(1)
-        return self.fc2(self.relu6(self.fc1(self.dropout(x))))
+        return cast(torch.Tensor, self.fc2(self.relu6(self.fc1(self.dropout(x)))))  # nn.Module calls are typed Any
 
 
 class SeedV2(nn.Module):
@@ -80,7 +82,7 @@ class SeedV2(nn.Module):
         x = self.relu5(self.bn5(self.conv5(x)))
         x = self.relu6(self.bn6(self.conv6(x)))
         x = self.gap(x).flatten(1)
-        return self.fc(self.dropout(x))
+        return cast(torch.Tensor, self.fc(self.dropout(x)))  # nn.Module calls are typed Any
 
 
 class CompactNet(nn.Module):
@@ -115,7 +117,7 @@ class CompactNet(nn.Module):
         self.classifier = nn.Conv2d(c6, 10, 1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.gap(self.features(x))).flatten(1)
+        return cast(torch.Tensor, self.classifier(self.gap(self.features(x)))).flatten(1)  # nn.Module calls are typed Any
 
 
 class CompactV3(CompactNet):

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Iterable
+
 import torch
 
 from mnist_tui.core.config import TrainConfig
 
 
-def make_optimizer(config: TrainConfig, params, device: torch.device | None = None) -> torch.optim.Optimizer:
+def make_optimizer(config: TrainConfig, params: Iterable[torch.nn.Parameter], device: torch.device | None = None) -> torch.optim.Optimizer:
     """The recipe's optimizer; on CUDA the fused kernel (one launch per step, not one per op)."""
     r = config.recipe
-    fused = {"fused": True} if device is not None and device.type == "cuda" else {}
+    # None is each optimizer's own default for `fused` (the same as not passing it).
+    fused = True if device is not None and device.type == "cuda" else None
     if r.optimizer == "adam":
-        return torch.optim.Adam(params, lr=r.lr, weight_decay=r.weight_decay, **fused)
+        return torch.optim.Adam(params, lr=r.lr, weight_decay=r.weight_decay, fused=fused)
     if r.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=r.lr, weight_decay=r.weight_decay, **fused)
-    return torch.optim.SGD(params, lr=r.lr, momentum=r.momentum, weight_decay=r.weight_decay, **fused)
+        return torch.optim.AdamW(params, lr=r.lr, weight_decay=r.weight_decay, fused=fused)
+    return torch.optim.SGD(params, lr=r.lr, momentum=r.momentum, weight_decay=r.weight_decay, fused=fused)
 
 
 def steps_every_batch(config: TrainConfig) -> bool:
@@ -23,7 +26,7 @@ def steps_every_batch(config: TrainConfig) -> bool:
     return config.recipe.scheduler == "onecycle"
 
 
-def make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, batches: int):
+def make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, batches: int) -> torch.optim.lr_scheduler.LRScheduler | None:
     """The run's LR schedule; onecycle is stepped every batch, the others every epoch."""
     r = config.recipe
     if r.scheduler == "onecycle":

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 
-def resolve_dir(explicit: str | os.PathLike | None, env: str, default_name: str) -> Path:
+def resolve_dir(explicit: str | os.PathLike[str] | None, env: str, default_name: str) -> Path:
     """A folder: the explicit path if given, else $env if set, else the project's folder."""
     if explicit:
         return Path(explicit).expanduser()

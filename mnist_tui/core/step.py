@@ -19,12 +19,14 @@ import torch
 import torch.nn.functional as F
 
 
-def autocast(device: torch.device, precision: str, cache: bool = True):
+def autocast(device: torch.device, precision: str, cache: bool = True) -> torch.autocast:
     # Recording a CUDA graph needs the weight-cast cache off: cached casts would be graph memory.
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16", cache_enabled=cache)
 
 
-def forward_backward(model, x, y, device, precision, cache=True):
+def forward_backward(
+    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device, precision: str, cache: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
     with autocast(device, precision, cache):
         out = model(x)
     loss = F.cross_entropy(out.float(), y)
@@ -38,7 +40,7 @@ class EagerStep:
     graph = False  # whether steps are replayed from a CUDA graph
     fallback: str | None = None  # why a GraphStep trains eagerly after all
 
-    def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, device: torch.device, precision: str):
+    def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, device: torch.device, precision: str) -> None:
         self.model, self.optimizer, self.device, self.precision = model, optimizer, device, precision
 
     def prepare(self, x: torch.Tensor, y: torch.Tensor) -> None:
@@ -64,7 +66,7 @@ class GraphStep(EagerStep):
     # run eagerly (evaluation, the partial batch) keeps cuDNN's quick heuristics.
     tune_algorithms = True
 
-    def __init__(self, model, optimizer, device, precision, batch_size: int):
+    def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, device: torch.device, precision: str, batch_size: int) -> None:
         super().__init__(model, optimizer, device, precision)
         self.batch_size = batch_size
         self.cuda_graph: torch.cuda.CUDAGraph | None = None
@@ -79,7 +81,7 @@ class GraphStep(EagerStep):
             self.optimizer.zero_grad(set_to_none=True)
             torch.cuda.synchronize(self.device)
 
-    def __call__(self, x, y):
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.cuda_graph is None or len(y) != self.batch_size:
             return self._eager(x, y)
         self.x.copy_(x)
@@ -87,12 +89,12 @@ class GraphStep(EagerStep):
         self.cuda_graph.replay()
         return self.out, self.loss
 
-    def _eager(self, x, y):
+    def _eager(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # Zero in place: the graph keeps writing into these same gradient tensors.
         self.optimizer.zero_grad(set_to_none=self.cuda_graph is None)
         return forward_backward(self.model, x, y, self.device, self.precision)
 
-    def _record(self, x, y) -> None:
+    def _record(self, x: torch.Tensor, y: torch.Tensor) -> None:
         self.x, self.y = x.clone(), y.clone()
         saved = {name: b.clone() for name, b in self.model.named_buffers()}
         benchmark = torch.backends.cudnn.benchmark
@@ -102,7 +104,7 @@ class GraphStep(EagerStep):
         finally:
             torch.backends.cudnn.benchmark = benchmark
 
-    def _warm_up_and_record(self, saved: dict) -> None:
+    def _warm_up_and_record(self, saved: dict[str, torch.Tensor]) -> None:
         model, device = self.model, self.device
         side = torch.cuda.Stream(device)
         side.wait_stream(torch.cuda.current_stream(device))
@@ -129,7 +131,9 @@ class GraphStep(EagerStep):
         self.cuda_graph = graph
 
 
-def make_step(model, optimizer, device: torch.device, precision: str, batch_size: int, cuda_graph: bool) -> EagerStep:
+def make_step(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, device: torch.device, precision: str, batch_size: int, cuda_graph: bool
+) -> EagerStep:
     """GraphStep on CUDA when asked for, EagerStep everywhere else."""
     if cuda_graph and device.type == "cuda":
         return GraphStep(model, optimizer, device, precision, batch_size)

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from mnist_tui.core.config import Recipe, TrainConfig
+
+if TYPE_CHECKING:  # for annotations only: importing this module stays free of torch
+    from torch import nn
 
 
 @dataclass(frozen=True)
@@ -37,14 +41,14 @@ class ModelVersion:
         per_epoch = dict(self.epoch_seconds).get(precision)
         return None if per_epoch is None else per_epoch * epochs * images / 60_000
 
-    def build(self, dropout: float | None = None):
+    def build(self, dropout: float | None = None) -> nn.Module:
         """Instantiate the network (imports torch)."""
         from mnist_tui.core import nets
 
-        cls = getattr(nets, self.net)
+        cls: type[nn.Module] = getattr(nets, self.net)
         return cls(dropout=self.recipe.dropout if dropout is None else dropout)
 
-    def config(self, **overrides) -> TrainConfig:
+    def config(self, **overrides: object) -> TrainConfig:
         """A TrainConfig holding this version's recipe, with any field overridden."""
         return TrainConfig(model=self.name, recipe=self.recipe).replace(**overrides)
 
@@ -164,7 +168,7 @@ class Preset:
     # Mean wall seconds per run, process start to exit, by numeric mode, on the 2-core CPU.
     run_seconds: tuple[tuple[str, float], ...] = ()
 
-    def config(self, **overrides) -> TrainConfig:
+    def config(self, **overrides: object) -> TrainConfig:
         return TrainConfig(model=self.model, recipe=self.recipe).replace(**overrides)
 
     def expected_seconds(self, epochs: int, precision: str, images: int = 60_000) -> float | None:

@@ -11,10 +11,13 @@ import io
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mnist_tui.core.store import files
 from mnist_tui.core.store.records import CHECKPOINT, CHECKPOINT_CAP
+
+if TYPE_CHECKING:  # for annotations only: torch is imported when a checkpoint is saved or loaded
+    import torch
 
 
 class CheckpointError(RuntimeError):
@@ -23,12 +26,12 @@ class CheckpointError(RuntimeError):
 
 @dataclass
 class Checkpoint:
-    model: dict  # the network's state dict
-    optimizer: dict
-    scheduler: dict  # empty without a scheduler
+    model: dict[str, Any]  # the network's state dict
+    optimizer: dict[str, Any]
+    scheduler: dict[str, Any]  # empty without a scheduler
     epoch: int  # the last finished epoch it holds
-    config: dict  # TrainConfig.to_dict() of the run
-    rng: dict  # torch: the global generator (dropout); order: data order; augment: augmentation
+    config: dict[str, Any]  # TrainConfig.to_dict() of the run
+    rng: dict[str, torch.Tensor]  # torch: the global generator (dropout); order: data order; augment: augmentation
 
     def to_state(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -89,12 +92,13 @@ def load(run_dir: Path, map_location: str = "cpu") -> Checkpoint:
     return Checkpoint.from_state(load_state(run_dir, map_location))
 
 
-def load_weights(run_dir: Path, map_location: str = "cpu") -> dict:
+def load_weights(run_dir: Path, map_location: str = "cpu") -> dict[str, Any]:
     """Only the network's state dict (what predictions need)."""
     state = load_state(run_dir, map_location)
-    if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
+    weights = state.get("model") if isinstance(state, dict) else None
+    if not isinstance(weights, dict):
         raise CheckpointError("the checkpoint holds no model weights")
-    return state["model"]
+    return weights
 
 
 __all__ = ["Checkpoint", "CheckpointError", "load", "load_state", "load_weights", "save"]

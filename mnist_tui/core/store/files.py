@@ -14,7 +14,7 @@ import os
 import stat
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, BinaryIO, Callable, Literal, TextIO, overload
 
 # Caps on what a reader takes in: far above anything a real run writes.
 JSON_CAP = 1 << 20  # config.json, status.json, progress.json
@@ -85,7 +85,7 @@ def parse_json(text: str | bytes, name: str) -> Any:
     return value
 
 
-def read_json_object(path: Path, cap: int = JSON_CAP) -> dict:
+def read_json_object(path: Path, cap: int = JSON_CAP) -> dict[str, Any]:
     """A JSON object from a regular file, or FileProblem saying plainly what is wrong."""
     value = parse_json(read_bytes(path, cap), path.name)
     if not isinstance(value, dict):
@@ -93,7 +93,13 @@ def read_json_object(path: Path, cap: int = JSON_CAP) -> dict:
     return value
 
 
-def write_atomic(path: Path, write: Callable[[Any], None], binary: bool = False) -> None:
+@overload
+def write_atomic(path: Path, write: Callable[[TextIO], object], binary: Literal[False] = False) -> None: ...
+@overload
+def write_atomic(path: Path, write: Callable[[BinaryIO], object], binary: Literal[True]) -> None: ...
+
+
+def write_atomic(path: Path, write: Callable[[Any], object], binary: bool = False) -> None:
     """Write through `write(fh)` into a unique temporary file beside path, then rename.
 
     mkstemp creates the file exclusively (O_EXCL), so a planted symlink is never followed; a
@@ -115,8 +121,12 @@ def write_atomic(path: Path, write: Callable[[Any], None], binary: bool = False)
         raise
 
 
-def write_json_atomic(path: Path, data: dict) -> None:
-    write_atomic(path, lambda fh: (json.dump(data, fh, indent=2, allow_nan=False), fh.write("\n")))
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    def dump(fh: TextIO) -> None:
+        json.dump(data, fh, indent=2, allow_nan=False)
+        fh.write("\n")
+
+    write_atomic(path, dump)
 
 
 def remove_stale_temporaries(folder: Path) -> None:

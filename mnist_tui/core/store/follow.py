@@ -14,7 +14,7 @@ from pathlib import Path
 
 from mnist_tui.core.config import ConfigError, TrainConfig
 from mnist_tui.core.events import BatchProgress, EpochFinished, Event, RunFailed, RunFinished, RunStarted
-from mnist_tui.core.store.records import CONFIG, METRICS, PROGRESS, STATUS, read_progress, read_run
+from mnist_tui.core.store.records import CONFIG, METRICS, PROGRESS, STATUS, RunRecord, read_progress, read_run
 
 WAIT_FOR_FOLDER_S = 120.0
 LIVENESS_S = 2.0  # how often the lock is looked at when no file has changed  # a detached trainer imports torch and loads MNIST before its folder appears
@@ -96,7 +96,7 @@ class Follower:
             return []
         return [BatchProgress(**progress)]
 
-    def _started(self, record) -> RunStarted | RunFailed:
+    def _started(self, record: RunRecord) -> RunStarted | RunFailed:
         cfg = record.config
         try:
             config = TrainConfig.from_dict(cfg.get("config"))
@@ -120,7 +120,7 @@ class Follower:
         )
 
 
-def _ending(record) -> Event:
+def _ending(record: RunRecord) -> Event:
     """The event that ends a followed run, from its record's final status."""
     accs = [m["test_acc"] for m in record.metrics]
     if record.status in ("finished", "stopped"):

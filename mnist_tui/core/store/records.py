@@ -16,6 +16,7 @@ import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, cast
 
 from mnist_tui.core.paths import resolve_dir
 from mnist_tui.core.store import files, schema
@@ -30,7 +31,7 @@ STALE_AFTER_S = 600.0  # a remote run silent this long (20 missed heartbeats) ma
 CHECKPOINT_CAP = 1 << 30
 
 
-def default_runs_dir(explicit: str | os.PathLike | None = None) -> Path:
+def default_runs_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     """Runs folder: an explicit path, else $MNIST_TUI_RUNS, else the project's runs/."""
     return resolve_dir(explicit, RUNS_ENV, "runs")
 
@@ -55,8 +56,8 @@ class RunRecord:
     reason: str = ""
     host: str = ""
     heartbeat_age: float | None = None  # seconds since status.json was last written
-    config: dict = field(default_factory=dict)
-    metrics: list[dict] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)
+    metrics: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def run_id(self) -> str:
@@ -81,10 +82,10 @@ class RunRecord:
 
     @property
     def seconds(self) -> float:
-        return sum(m["seconds"] for m in self.metrics)
+        return cast(float, sum(m["seconds"] for m in self.metrics))  # each checked a number by schema.check_metric
 
 
-def read_metrics(path: Path) -> list[dict]:
+def read_metrics(path: Path) -> list[dict[str, Any]]:
     return schema.parse_metrics(files.read_bytes(path / METRICS, files.METRICS_CAP))
 
 
@@ -111,7 +112,7 @@ def _age(updated: datetime | None) -> float | None:
     return None if updated is None else max(0.0, (datetime.now(timezone.utc) - updated).total_seconds())
 
 
-def _live_status(path: Path, status: dict, holding_lock: bool) -> tuple[str, str]:
+def _live_status(path: Path, status: dict[str, Any], holding_lock: bool) -> tuple[str, str]:
     """(status, reason) once the lock and host are taken into account."""
     state, reason = status["status"], status["reason"]
     if state != "running" or (not holding_lock and is_locked(path)):
@@ -241,7 +242,7 @@ def request_stop(path: Path) -> None:
     os.close(fd)
 
 
-def read_progress(path: Path) -> dict | None:
+def read_progress(path: Path) -> dict[str, Any] | None:
     """The live run's batch progress, or None if there is none or it is unreadable."""
     try:
         return schema.check_progress(files.read_json_object(path / PROGRESS))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Any, Literal, get_args
+from typing import Any, Callable, Literal, TypeVar, get_args
 
 from mnist_tui.core.store.files import FileProblem, parse_json
 
@@ -31,6 +31,7 @@ METRIC_RANGES: dict[str, tuple[float, float]] = {
 }
 METRIC_KEYS = tuple(METRIC_RANGES)
 TEXT_CAP = 2000  # longest text field kept (a reason, a device name)
+T = TypeVar("T")
 
 
 class SchemaError(FileProblem):
@@ -56,13 +57,13 @@ def text(value: Any, what: str, cap: int = TEXT_CAP) -> str:
     return value[:cap]
 
 
-def optional(data: dict, key: str, check, *args, default=None, **kwargs):
+def optional(data: dict[str, Any], key: str, check: Callable[..., T], *args: Any, default: T | None = None, **kwargs: Any) -> T | None:
     """data[key] checked by `check` when present and not null, else default."""
     value = data.get(key)
     return default if value is None else check(value, f"{key}", *args, **kwargs)
 
 
-def check_config_record(cfg: dict) -> dict:
+def check_config_record(cfg: dict[str, Any]) -> dict[str, Any]:
     """The fields of config.json that readers use, checked; returns them normalised."""
     if cfg.get("format") != FORMAT_VERSION:
         raise SchemaError(f"unknown format version {str(cfg.get('format'))[:20]} (this mnist-tui reads {FORMAT_VERSION})")
@@ -87,7 +88,7 @@ def check_config_record(cfg: dict) -> dict:
     }
 
 
-def check_status_record(status: dict) -> dict:
+def check_status_record(status: dict[str, Any]) -> dict[str, Any]:
     state = status.get("status")
     if state not in WRITTEN_STATUSES:
         raise SchemaError(f"status.json's status is not one of {', '.join(WRITTEN_STATUSES)}")
@@ -105,14 +106,16 @@ def check_status_record(status: dict) -> dict:
     }
 
 
-def check_metric(row: Any, line: int) -> dict:
+def check_metric(row: Any, line: int) -> dict[str, Any]:
     """One metrics.jsonl line's object, every documented number checked."""
     if not isinstance(row, dict):
         raise SchemaError(f"metrics.jsonl line {line} is not an object")
     missing = [k for k in METRIC_KEYS if k not in row]
     if missing:
         raise SchemaError(f"metrics.jsonl line {line} lacks {', '.join(missing)}")
-    checked = {k: number(row[k], f"metrics.jsonl line {line}'s {k}", lo, hi, whole=k in ("epoch", "epochs")) for k, (lo, hi) in METRIC_RANGES.items()}
+    checked: dict[str, float | None] = {
+        k: number(row[k], f"metrics.jsonl line {line}'s {k}", lo, hi, whole=k in ("epoch", "epochs")) for k, (lo, hi) in METRIC_RANGES.items()
+    }
     memory = row.get("memory_mb")
     checked["memory_mb"] = None if memory is None else number(memory, f"metrics.jsonl line {line}'s memory_mb", 0)
     if checked["epoch"] != line:
@@ -120,9 +123,9 @@ def check_metric(row: Any, line: int) -> dict:
     return checked
 
 
-def parse_metrics(data: bytes) -> list[dict]:
+def parse_metrics(data: bytes) -> list[dict[str, Any]]:
     """metrics.jsonl's epochs; a last line cut short by a crash mid-write is ignored."""
-    rows: list[dict] = []
+    rows: list[dict[str, Any]] = []
     lines = data.split(b"\n")
     complete = lines[:-1]  # every finished line ends with a newline
     for i, line in enumerate(complete, start=1):
@@ -148,7 +151,7 @@ PROGRESS_FIELDS: dict[str, tuple[float, float, bool]] = {
 }
 
 
-def check_progress(data: dict) -> dict:
+def check_progress(data: dict[str, Any]) -> dict[str, Any]:
     """progress.json: the batch progress of the epoch under way (transient; see records)."""
     checked: dict[str, Any] = {k: number(data.get(k), f"progress.json's {k}", lo, hi, whole) for k, (lo, hi, whole) in PROGRESS_FIELDS.items()}
     phase = data.get("phase")

@@ -12,6 +12,7 @@ import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from mnist_tui.core.store import checkpoint, files
 from mnist_tui.core.store.lock import LOCK, RunLock
@@ -56,7 +57,7 @@ class RunWriter:
         self._stop_checked = 0.0
 
     @classmethod
-    def create(cls, runs_dir: Path, model: str, record: dict, name: str | None = None) -> "RunWriter":
+    def create(cls, runs_dir: Path, model: str, record: dict[str, Any], name: str | None = None) -> "RunWriter":
         """Make a new run folder, complete and locked, under `name` or a fresh unique name.
 
         The folder is written under a hidden temporary name and renamed into place, so a
@@ -104,7 +105,7 @@ class RunWriter:
         return writer
 
     def set_status(self, status: str, reason: str | None = None) -> None:
-        data: dict = {"status": status, "epochs_done": self.epochs_done, "updated": now_iso(), "pid": os.getpid(), "host": socket.gethostname()}
+        data: dict[str, str | int] = {"status": status, "epochs_done": self.epochs_done, "updated": now_iso(), "pid": os.getpid(), "host": socket.gethostname()}
         if reason:
             data["reason"] = reason
         files.write_json_atomic(self.path / STATUS, data)
@@ -124,7 +125,7 @@ class RunWriter:
         self._stop_checked = now
         return os.path.lexists(self.path / STOP)
 
-    def progress(self, fields: dict) -> None:
+    def progress(self, fields: dict[str, Any]) -> None:
         """Replace progress.json (a few times a second at most; not fsynced: it is transient)."""
         body = json.dumps({**fields, "updated": time.time()})
         fd, tmp = tempfile.mkstemp(dir=self.path, prefix=f".{PROGRESS}.", suffix=".tmp")
@@ -143,7 +144,7 @@ class RunWriter:
             return f"the checkpoint of epoch {self.checkpoint_epoch} is intact"
         return "no checkpoint had been saved yet"
 
-    def append_epoch(self, metrics: dict) -> None:
+    def append_epoch(self, metrics: dict[str, Any]) -> None:
         epoch = metrics["epoch"]
         try:
             fd = files.open_regular(self.path / METRICS, os.O_WRONLY | os.O_APPEND)
