@@ -104,3 +104,22 @@ def test_limit_takes_the_first_images():
     train, _ = data.load()
     dev = data.DeviceSplit.from_split(train, "cpu", limit=10)
     assert dev.labels.tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
+
+
+def test_the_idx_reader_gives_torchvisions_tensors():
+    """The splits are read straight from the IDX files (torchvision's MNIST class costs a
+    second of imports): the same images and labels as torchvision reads."""
+    from torchvision.datasets import MNIST
+
+    train, test = data.load()
+    root = data.find_root(None)
+    for split, is_train in ((train, True), (test, False)):
+        reference = MNIST(str(root), train=is_train, download=False)
+        assert torch.equal(split.images, reference.data) and torch.equal(split.labels, reference.targets)
+
+
+def test_an_idx_file_whose_size_disagrees_with_its_header_is_refused(tmp_path):
+    path = tmp_path / "t10k-labels-idx1-ubyte"
+    path.write_bytes(b"\x00\x00\x08\x01" + (10).to_bytes(4, "big") + bytes(9))  # one label short
+    with pytest.raises(data.DataError, match="header says 10"):
+        data.read_idx(path, 1)
