@@ -1,6 +1,6 @@
-"""How fast the TUI is: training overhead, time to the first screen, and the Runs screen.
+"""How fast the TUI is: training overhead, time to the first screen, the Runs and Predictions screens.
 
-    .venv/bin/python benchmarks/ui_speed.py [--limit 12800] [--repeats 3]
+    .venv/bin/python benchmarks/ui_speed.py [--limit 12800] [--repeats 3] [--only-predictions]
 
 1. TUI overhead: the same recipe (v4, --limit images, 2 epochs, seed 0) trained by a trainer
    process started headless (what `mnist-tui train` runs) and by one started from the app
@@ -13,12 +13,23 @@
    (Textual's Ready event), median of several launches; also whether torch was imported.
 3. Runs screen: time to list 1,000 runs, from pressing F4 (two seconds after launch) to
    all rows shown.
+4. Predictions screen: a v2 run (trained for one epoch on 2,000 images: accuracy does not
+   change the speed) classifying the 10,000 test digits, from pressing `p` on the Runs screen
+   to the grid drawn, in a fresh process each time (nothing cached, torch not yet imported),
+   median of --repeats. Once for a run trained with the default precision (auto: bf16 where
+   the CPU computes it natively), once for a run trained in fp32, which is classified in fp32
+   as on every CPU without native bf16. A second fresh process per repeat times the parts
+   through the core alone: importing torch, reading the test digits, checkpoint and model,
+   the classification itself. The table says how much of the CPUs other processes used
+   meanwhile (from /proc/stat), so that a figure from a busy machine shows as one.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
 import platform
 import statistics
 import subprocess
@@ -123,6 +134,128 @@ def make_runs(runs: Path, count: int) -> None:
         write_run(runs, f"20260101T{i // 3600:02d}{i // 60 % 60:02d}{i % 60:02d}Z-v2-{i:06x}", "v2", "finished", [98.0, 99.0, 99.3])
 
 
+def make_v2_run(runs: Path, precision: str) -> Path:
+    """A v2 run trained for one epoch on 2,000 images, as `mnist-tui train` trains it."""
+    subprocess.run(
+        [sys.executable, "-m", "mnist_tui", "train", "--model", "v2", "--epochs", "1", "--limit", "2000",
+         "--precision", precision, "--runs", str(runs)],
+        capture_output=True, text=True, cwd=ROOT, check=True,
+    )
+    [run] = [p for p in runs.iterdir() if p.is_dir()]
+    return run
+
+
+async def predictions_screen_seconds(run: Path) -> dict:
+    """From pressing `p` on the Runs screen (settled, its one run highlighted) to the grid drawn."""
+    from mnist_tui.ui.app import MnistTuiApp
+    from mnist_tui.ui.screens.predictions import PredictionsScreen
+    from tests.ui_helpers import settle
+
+    app = MnistTuiApp(runs_dir=run.parent, start_mode="runs")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        torch_before = "torch" in sys.modules
+        t0 = time.perf_counter()
+        await pilot.press("p")
+
+        def started() -> bool:  # classifying, or done or failed already (a pause can outlast it)
+            screen = app.screen
+            if not isinstance(screen, PredictionsScreen):
+                return False
+            failed = str(screen.query_one("#predictions-title").render()).startswith("Cannot load")
+            return screen.classifying or screen.predictions is not None or failed
+
+        while not started():
+            if time.perf_counter() > t0 + 60:
+                raise SystemExit("the Predictions screen did not start classifying within 60 s")
+            await pilot.pause(0.01)
+        await app.workers.wait_for_complete()  # the classification, and the grid handed over
+        await pilot.pause()  # and drawn
+        seconds = time.perf_counter() - t0
+        screen = app.screen
+        if screen.predictions is None:
+            raise SystemExit(f"the Predictions screen failed: {screen.query_one('#predictions-title').render()}")
+        return {"seconds": seconds, "precision": screen.predictions.precision, "torch_before": torch_before}
+
+
+def predictions_parts(run: Path) -> dict:
+    """The parts of one classification through the core, in this (fresh) process."""
+    stamps = {"start": time.perf_counter()}
+    import torch  # noqa: F401  (timed: the app imports it on the first `p`)
+
+    from mnist_tui.core import data
+    from mnist_tui.core.predict import predict
+
+    stamps["imported"] = time.perf_counter()
+    data.load()
+    stamps["data"] = time.perf_counter()
+
+    def progress(done: int, total: int) -> None:
+        stamps["loaded" if done == 0 else "classified"] = time.perf_counter()
+
+    result = predict(run, 48, progress=progress)
+    stamps["done"] = time.perf_counter()
+    return {
+        "import torch and the core": stamps["imported"] - stamps["start"],
+        "test digits (data.load)": stamps["data"] - stamps["imported"],
+        "checkpoint and model": stamps["loaded"] - stamps["data"],
+        "classifying 10,000 digits": stamps["classified"] - stamps["loaded"],
+        "predictions for the grid": stamps["done"] - stamps["classified"],
+        "total": stamps["done"] - stamps["start"],
+        "precision": result.precision,
+    }
+
+
+def _cpu_jiffies() -> tuple[int, int] | None:
+    """(busy, all) clock ticks of every CPU since boot, from /proc/stat (Linux only)."""
+    try:
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return sum(values) - values[3] - values[4], sum(values)  # idle and iowait are not busy
+
+
+def in_fresh_process(flag: str, run: Path) -> dict:
+    """What the child printed, and `others`: the share of all CPUs that other processes used
+    meanwhile (the evidence that the machine was idle, or was not)."""
+    before, children = _cpu_jiffies(), os.times()
+    out = subprocess.run([sys.executable, __file__, flag, str(run)], capture_output=True, text=True, cwd=ROOT, check=False)
+    after, children_after = _cpu_jiffies(), os.times()
+    if out.returncode != 0:
+        raise SystemExit(f"{flag} {run.name} failed:\n{out.stdout}{out.stderr}")
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    if before and after and after[1] > before[1]:
+        ours = (children_after.children_user + children_after.children_system - children.children_user - children.children_system)
+        others = (after[0] - before[0]) - ours * os.sysconf("SC_CLK_TCK")
+        result["others"] = max(0.0, others / (after[1] - before[1]))
+    return result
+
+
+def predictions_rows(tmp: Path, repeats: int) -> list[str]:
+    """Table rows: the screen's time and the core's parts, for a default-precision and an fp32 run."""
+    rows = []
+    for trained in ("auto", "fp32"):
+        run = make_v2_run(tmp / f"predictions-{trained}", trained)
+        screen, parts = [], []
+        for _ in range(repeats):  # alternate, so that drift on a noisy machine hits both
+            screen.append(in_fresh_process("--predictions-screen", run))
+            parts.append(in_fresh_process("--predictions-parts", run))
+        precision = screen[0]["precision"]
+        times = [s["seconds"] for s in screen]
+        note = "" if not any(s["torch_before"] for s in screen) else ", torch already imported"
+        others = [s["others"] for s in screen + parts if "others" in s]
+        if others:
+            note += f"; other processes used {statistics.median(others):.0%} of the CPUs meanwhile (median)"
+        rows.append(
+            f"| Predictions screen, v2 run trained with --precision {trained} (classified in {precision}): `p` to grid drawn, "
+            f"median of {len(times)} fresh processes{note} | {statistics.median(times):.2f} s (runs: {', '.join(f'{t:.2f}' for t in times)}) | ≤ 3 s |"
+        )
+        for name in [k for k in parts[0] if k not in ("precision", "total", "others")] + ["total"]:
+            values = [p[name] for p in parts]
+            rows.append(f"| · {name} ({precision}, core alone, median) | {statistics.median(values):.2f} s | |")
+    return rows
+
+
 def one_side(side: str, limit: int, runs: str, precision: str) -> list[float]:
     """Run one side of the overhead comparison in a fresh process; what it printed."""
     out = subprocess.run(
@@ -147,8 +280,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
-    parser.add_argument("--only-overhead", action="store_true", help="skip the startup and Runs screen measures")
+    parser.add_argument("--only-overhead", action="store_true", help="skip the startup, Runs and Predictions screen measures")
+    parser.add_argument("--only-predictions", action="store_true", help="measure the Predictions screen only")
+    parser.add_argument("--predictions-screen", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--predictions-parts", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+
+    if args.predictions_screen:
+        print(json.dumps(asyncio.run(predictions_screen_seconds(args.predictions_screen))))
+        return
+    if args.predictions_parts:
+        print(json.dumps(predictions_parts(args.predictions_parts)))
+        return
 
     if args.side:
         from mnist_tui.core.versions import get_version
@@ -162,7 +305,18 @@ def main() -> None:
 
     import torch
 
-    print(f"machine: {cpu_model()}, torch {torch.__version__}, {torch.get_num_threads()} threads, python {platform.python_version()}, precision {args.precision}")
+    from mnist_tui.core.hardware import cpu_bf16_native
+
+    print(f"machine: {cpu_model()} (native bf16: {'yes' if cpu_bf16_native() else 'no'}), torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, python {platform.python_version()}, precision {args.precision}")
+    if args.only_predictions:
+        with tempfile.TemporaryDirectory() as tmp:
+            rows = predictions_rows(Path(tmp), args.repeats)
+        print()
+        print("| measure | result | target |")
+        print("|---|---|---|")
+        print("\n".join(rows))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         headless, tui, ui_share = [], [], []
@@ -185,6 +339,7 @@ def main() -> None:
             many = tmp / "many"
             make_runs(many, args.runs)
             listing = [asyncio.run(runs_screen_seconds(many, args.runs)) for _ in range(args.repeats)]
+            predictions = predictions_rows(tmp, args.repeats)
 
     print()
     print("| measure | result | target |")
@@ -196,6 +351,7 @@ def main() -> None:
     if not args.only_overhead:
         print(f"| launch to Train screen ready, median of {len(starts)} | {statistics.median(starts):.2f} s ({note}) | ≤ 1.0 s |")
         print(f"| Runs screen showing {args.runs:,} runs, median of {len(listing)} | {statistics.median(listing):.2f} s | ≤ 1.0 s |")
+        print("\n".join(predictions))
 
 
 if __name__ == "__main__":

@@ -302,7 +302,7 @@ async def test_marked_runs_show_in_their_own_column_and_delete_together(tmp_path
         first, second, third = (_cell(table, i, "run") for i in range(3))
         await pilot.press("space", "space")
         assert table.cursor_row == 2  # the cursor moved on after each mark
-        assert [_cell(table, i, "mark") for i in range(3)] == ["●", "●", " "]
+        assert ["●" in _cell(table, i, "mark") for i in range(3)] == [True, True, False]
         assert _cell(table, 0, "run") == first  # the id is untouched by the mark
         await pilot.press("D")
         await pilot.pause()
@@ -389,13 +389,18 @@ async def test_resume_key_continues_a_stopped_run_on_the_train_screen(tmp_path):
     for ev in train(config, stop):
         if isinstance(ev, EpochFinished):
             stop.set()
-    app = MnistTuiApp(runs_dir=tmp_path, start_mode="runs", launcher=InProcessLauncher())
+    app = MnistTuiApp(runs_dir=tmp_path, launcher=InProcessLauncher())
     async with app.run_test(size=(120, 40)) as pilot:
+        app.screen.select("v4")  # another version in the form before the resume
+        await pilot.press("f4")
         await settle(pilot)
         await pilot.press("r")
         await pilot.pause()
+        await wait_until(pilot, lambda: isinstance(app.screen, TrainScreen) and app.screen.query_one("#form").model == "v2")
+        form = app.screen.query_one("#form")  # the resumed run's own recipe, not v4's
+        assert form.query_one("#field-epochs", Input).value == "2" and form.query_one("#field-limit", Input).value == "256"
+        assert app.screen.picked == "v2"
         await wait_for_run_end(pilot)
-        assert isinstance(app.screen, TrainScreen)
         assert app.screen.query_one(EpochTable).row_count == 2  # the old epoch and the resumed one
         [record] = list_runs(tmp_path)
         assert record.status == "finished" and record.epochs_done == 2
@@ -411,20 +416,23 @@ def test_the_digit_grid_says_nothing_until_the_classification_is_in():
 
 
 async def test_footer_keeps_whole_keys_at_80_columns_and_question_mark_lists_them_all(tmp_path):
-    from textual.widgets._footer import FooterKey
-
     from mnist_tui.ui.screens.help import HelpScreen
+    from mnist_tui.ui.widgets.footer import KeyFooter
 
     fixture_store(tmp_path)
     app = MnistTuiApp(runs_dir=tmp_path, start_mode="runs")
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
-        keys = [k for k in app.screen.query(FooterKey) if "-command-palette" not in k.classes]
-        shown = [k.description for k in keys]
+        footer = app.screen.query_one(KeyFooter)
+        line = str(footer.render())
+        shown = [b.description for b, _enabled in footer.fitting(80)]
         assert shown[:3] == ["Keys", "Open", "Filter"]  # the most important first, Enter among them
-        assert sum(k.region.width for k in keys) <= 80 - 10 and all(k.region.right <= 80 for k in keys)
+        assert len(line) <= 80 and line.rstrip().endswith("^p palette")
+        assert all(f"{app.get_key_display(b)} {b.description}" in line for b, _ in footer.fitting(80))  # each key whole
         assert "Delete marked" not in shown  # no room: it waits in the help screen
-        await pilot.press("question_mark")
+        await pilot.click(KeyFooter, offset=(line.index("Filter"), 0))  # a key can be clicked
+        assert app.focused is app.screen.query_one("#runs-filter")
+        await pilot.press("escape", "question_mark")
         await pilot.pause()
         assert isinstance(app.screen, HelpScreen)
         listed = dict((what, key) for key, what in app.screen.keys)
@@ -434,5 +442,99 @@ async def test_footer_keeps_whole_keys_at_80_columns_and_question_mark_lists_the
         assert not isinstance(app.screen, HelpScreen)
         await pilot.resize_terminal(160, 40)
         await settle(pilot)
-        wide = [k.description for k in app.screen.query(FooterKey)]
-        assert "Delete marked" in wide or len(wide) > len(shown)  # more room, more keys
+        assert len(app.screen.query_one(KeyFooter).fitting(160)) > len(shown)  # more room, more keys
+
+
+async def test_palette_dismissed_twice_at_once_leaves_the_screen_beneath(tmp_path):
+    """A click outside the palette and a command chosen a moment before both dismiss it;
+    the second must not pop the Train screen (it raised ScreenStackError on a loaded CPU)."""
+    from textual.command import CommandPalette
+
+    app = MnistTuiApp(runs_dir=tmp_path, launcher=InProcessLauncher())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("ctrl+p", *"select v4")
+        await pilot.pause()
+        palette = app.screen
+        assert isinstance(palette, CommandPalette)
+        # The click on the background and the selection already queued, in one turn of the
+        # app's loop (the stock palette raised ScreenStackError here).
+        app.call_later(lambda: (palette.dismiss(), palette.dismiss()))
+        await pilot.pause()
+        assert isinstance(app.screen, TrainScreen) and len(app.screen_stack) == 1
+        await pilot.click("#field-epochs")  # the app goes on
+        assert app.focused is app.screen.query_one("#field-epochs")
+
+
+async def test_predictions_show_progress_while_classifying_then_the_grid(tmp_path, monkeypatch):
+    import threading
+
+    from textual.widgets import ProgressBar
+
+    import mnist_tui.core.predict as core_predict
+    from mnist_tui.ui.screens import predictions as predictions_screen
+    from mnist_tui.ui.widgets.digit_grid import DigitGrid
+    from tests.test_predict import _v2_run
+
+    _v2_run(tmp_path)
+    # Hold the classification a quarter of the way through, until the test has looked.
+    reached, release = threading.Event(), threading.Event()
+    real_predict = core_predict.predict
+
+    def held_predict(*args, progress, **kwargs):
+        def report(done: int, total: int) -> None:
+            progress(done, total)
+            if done >= total // 4 and not reached.is_set():
+                reached.set()
+                release.wait(60)
+
+        return real_predict(*args, progress=report, **kwargs)
+
+    monkeypatch.setattr(core_predict, "predict", held_predict)
+    monkeypatch.setattr(predictions_screen, "PROGRESS_EVERY", 0)  # every chunk reaches the screen
+    app = MnistTuiApp(runs_dir=tmp_path, start_mode="runs", launcher=InProcessLauncher())
+    async with app.run_test(size=(120, 40)) as pilot:
+        try:
+            await settle(pilot)
+            await pilot.press("p")
+            await wait_until(pilot, reached.is_set)
+            screen = app.screen
+            progress_text = screen.query_one("#predictions-progress-text", Static)
+            await wait_until(pilot, lambda: "of 10,000" in str(progress_text.render()))
+            line = str(progress_text.render())
+            done = int(re.search(r"classified ([\d,]+) of 10,000", line).group(1).replace(",", ""))
+            assert 2_500 <= done < 10_000
+            assert screen.query_one("#predictions-progress").display
+            assert screen.query_one(ProgressBar).progress == done
+            grid = screen.query_one(DigitGrid)
+            assert str(grid.render()) == ""  # not 'No predictions' while they are being made
+            assert str(screen.query_one("#predictions-title", Static).render()).startswith("Classifying the 10,000 test digits")
+        finally:
+            release.set()
+        await settle(pilot)
+        assert len(grid.items) == 48
+        assert not screen.query_one("#predictions-progress").display  # the grid replaced it
+        assert "mistakes in" in str(screen.query_one("#predictions-title", Static).render())
+        await pilot.press("m")  # classified already: the mistakes come without progress
+        await settle(pilot)
+        assert grid.items and all(not p.correct for p in grid.items)
+        assert not screen.query_one("#predictions-progress").display
+
+
+async def test_predictions_of_an_unusable_checkpoint_say_why_in_red(tmp_path):
+    from rich.text import Text
+
+    from mnist_tui.ui.widgets.digit_grid import DigitGrid
+    from tests.ui_helpers import write_run
+
+    write_run(tmp_path, "20261101T100000Z-v2-aaaaaa", "v2", "finished", [99.0])  # a checkpoint without weights
+    app = MnistTuiApp(runs_dir=tmp_path, start_mode="runs", launcher=InProcessLauncher())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("p")
+        await settle(pilot)
+        screen = app.screen
+        title = screen.query_one("#predictions-title", Static)
+        assert str(title.render()).startswith("Cannot load this run's model: the checkpoint holds no model weights")
+        assert isinstance(title.content, Text) and title.content.style == "red"
+        assert not screen.query_one("#predictions-progress").display
+        assert str(screen.query_one(DigitGrid).render()) == ""

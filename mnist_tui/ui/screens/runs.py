@@ -70,6 +70,7 @@ class RunsScreen(AppScreen):
         self.sort_reverse = True  # newest first
         self.stamp = 0.0
         self.columns: list[str] = []  # the history columns shown, chosen for the width
+        self.warmed = False  # whether torch is being imported ahead of Predictions
 
     @property
     def runs_dir(self) -> Path:
@@ -130,6 +131,15 @@ class RunsScreen(AppScreen):
     def _loaded(self, stamp: float, records: list) -> None:
         self.stamp, self.records = stamp, records
         self.refresh_table()
+        if not self.warmed:  # once the list is drawn, bring torch in for `p` (Predictions)
+            self.warmed = True
+            self.call_after_refresh(self.import_predictions)
+
+    @work(thread=True, exit_on_error=False, group="import-core")
+    def import_predictions(self) -> None:
+        from mnist_tui.ui.screens.predictions import import_core
+
+        import_core()
 
     def refresh_table(self) -> None:
         query = self.query_one("#runs-filter", Input).value

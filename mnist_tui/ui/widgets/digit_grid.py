@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from rich.color import Color
 from rich.style import Style
 from rich.text import Text
@@ -26,6 +28,13 @@ def _shade(value: int, wrong: bool) -> Color:
     return Color.from_rgb(value, value, value)
 
 
+@functools.lru_cache(maxsize=8192)
+def _cell_style(top: int, bottom: int, wrong: bool) -> Style:
+    """A cell's style, shared: most cells of a grid repeat a few pairs (black on black above all),
+    and building 4,704 styles afresh took most of the grid's drawing time."""
+    return Style(color=_shade(top, wrong), bgcolor=_shade(bottom, wrong))
+
+
 def digit_lines(image, wrong: bool = False) -> list[Text]:
     """Seven lines of '▀': the top pixel is the foreground colour, the bottom the background."""
     px = _shrink(image)
@@ -33,7 +42,7 @@ def digit_lines(image, wrong: bool = False) -> list[Text]:
     for r in range(0, 14, 2):
         line = Text()
         for c in range(14):
-            line.append("▀", Style(color=_shade(px[r][c], wrong), bgcolor=_shade(px[r + 1][c], wrong)))
+            line.append("▀", _cell_style(px[r][c], px[r + 1][c], wrong))
         lines.append(line)
     return lines
 
@@ -47,10 +56,12 @@ class DigitGrid(Widget):
         super().__init__(**kwargs)
         self.items: list = []
         self.shown = False  # whether show() was called: before that, the title says what is coming
+        self._drawn: tuple[int, Text] | None = None  # (digits per row, the grid drawn for them)
 
     def show(self, items: list) -> None:
         self.items = list(items)
         self.shown = True
+        self._drawn = None
         self.refresh(layout=True)
 
     @property
@@ -64,8 +75,13 @@ class DigitGrid(Widget):
     def render(self) -> Text:
         if not self.items:
             return Text("No predictions to show." if self.shown else "")
-        out = Text()
         per_row = self.per_row
+        if self._drawn is None or self._drawn[0] != per_row:  # layout asks for it more than once
+            self._drawn = (per_row, self._draw(per_row))
+        return self._drawn[1]
+
+    def _draw(self, per_row: int) -> Text:
+        out = Text()
         for start in range(0, len(self.items), per_row):
             chunk = self.items[start : start + per_row]
             drawn = [digit_lines(p.image, not p.correct) for p in chunk]
