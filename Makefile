@@ -16,7 +16,12 @@ $(STAMP): pyproject.toml Makefile
 run: $(STAMP)
 	$(BIN)/mnist-tui $(ARGS)
 
+# The guard rails first (lint, format, the core's types; the import contract is a test),
+# then the suite.
 test: $(STAMP)
+	$(BIN)/ruff check mnist_tui tests benchmarks
+	$(BIN)/ruff format --check mnist_tui tests benchmarks
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 clean:

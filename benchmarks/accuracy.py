@@ -34,8 +34,21 @@ sys.path.insert(0, str(ROOT))
 
 RESULTS = ROOT / "benchmarks" / "results"
 FIELDS = (
-    "version", "params", "mult_adds", "epochs", "precision", "seed", "final_test_acc",
-    "wall_s", "train_img_s", "device", "threads", "torch", "commit", "run_id", "date",
+    "version",
+    "params",
+    "mult_adds",
+    "epochs",
+    "precision",
+    "seed",
+    "final_test_acc",
+    "wall_s",
+    "train_img_s",
+    "device",
+    "threads",
+    "torch",
+    "commit",
+    "run_id",
+    "date",
 )
 
 
@@ -55,7 +68,9 @@ def git_commit() -> str:
         # The results this script writes itself do not make the code "dirty".
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)benchmarks/results"],
-            cwd=ROOT, capture_output=True, text=True,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
         ).stdout.strip()
         return out + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
@@ -96,12 +111,12 @@ def append_row(path: Path, row: dict) -> None:
 
 
 def train_one(name: str, seed: int, precision: str, runs: str | None, epochs: int | None, limit: int | None) -> dict:
+    import torch
+
     from mnist_tui.core.engine import train
     from mnist_tui.core.events import EpochFinished, RunFailed, RunFinished, RunStarted
     from mnist_tui.core.layers import breakdown
     from mnist_tui.core.versions import get_version
-
-    import torch
 
     overrides = {"epochs": epochs} if epochs else {}
     config = get_version(name).config(seed=seed, precision=precision, runs_dir=runs, limit=limit, **overrides)

@@ -214,9 +214,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     parser.add_argument("--budget", type=float, default=420, help="start nothing after this many seconds")
-    parser.add_argument("--runs", nargs="*", default=[
-        "v2:seed=1", "v2:seed=2", "v2:seed=1,cuda_graph=0", f"v3:seed=1,{V3_FAST}", f"v3:seed=2,{V3_FAST}", "v3:seed=1", "v4:seed=1", "v1:seed=1",
-    ])
+    parser.add_argument(
+        "--runs",
+        nargs="*",
+        default=[
+            "v2:seed=1",
+            "v2:seed=2",
+            "v2:seed=1,cuda_graph=0",
+            f"v3:seed=1,{V3_FAST}",
+            f"v3:seed=2,{V3_FAST}",
+            "v3:seed=1",
+            "v4:seed=1",
+            "v1:seed=1",
+        ],
+    )
     parser.add_argument("--probe", action="store_true")
     parser.add_argument("--seed-pipeline", action="store_true")
     parser.add_argument("--seed-epochs", type=int, default=2, help="epochs of the seed pipeline to time")
@@ -238,9 +249,13 @@ def main() -> int:
         return 2
     root = data.find_root()
     data.prepare(root)
-    header = "smoke test on the CPU" if args.smoke else (
-        f"{torch.cuda.get_device_name()}, torch {torch.__version__}, CUDA {torch.version.cuda}, "
-        f"cuDNN {torch.backends.cudnn.version()}, python {platform.python_version()}"
+    header = (
+        "smoke test on the CPU"
+        if args.smoke
+        else (
+            f"{torch.cuda.get_device_name()}, torch {torch.__version__}, CUDA {torch.version.cuda}, "
+            f"cuDNN {torch.backends.cudnn.version()}, python {platform.python_version()}"
+        )
     )
     print(f"# {header}", flush=True)
     start = time.perf_counter()
@@ -284,8 +299,10 @@ def main() -> int:
                 save()
 
     lines = [f"# benchmarks/gpu.py on {header}", ""]
-    lines += ["| run | steps | mode | cuDNN search | epochs | wall (s) | before epoch 1 (s) | img/s (median epoch) | to 99.4% | final test acc |",
-              "|---|---|---|---|---:|---:|---:|---:|---|---:|"]
+    lines += [
+        "| run | steps | mode | cuDNN search | epochs | wall (s) | before epoch 1 (s) | img/s (median epoch) | to 99.4% | final test acc |",
+        "|---|---|---|---|---:|---:|---:|---:|---|---:|",
+    ]
     for r in results["runs"]:
         if "failed" in r:
             lines.append(f"| {r['spec']} | failed: {r['failed']} | | | | | | | | |")

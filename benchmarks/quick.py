@@ -31,7 +31,10 @@ RESULTS = ROOT / "benchmarks" / "results" / "quick.md"
 CANDIDATES = [
     ("v4 3 ep, b64, lr .05, aug", ["--model", "v4", "--epochs", "3"]),
     ("v4 3 ep, b64, lr .05, no aug", ["--model", "v4", "--epochs", "3", "--rotate", "0", "--translate", "0", "--scale", "0"]),
-    ("v4 3 ep, b128, lr .1, no aug", ["--model", "v4", "--epochs", "3", "--batch-size", "128", "--lr", "0.1", "--rotate", "0", "--translate", "0", "--scale", "0"]),
+    (
+        "v4 3 ep, b128, lr .1, no aug",
+        ["--model", "v4", "--epochs", "3", "--batch-size", "128", "--lr", "0.1", "--rotate", "0", "--translate", "0", "--scale", "0"],
+    ),
     ("v4 3 ep, b128, lr .05, no aug", ["--model", "v4", "--epochs", "3", "--batch-size", "128", "--rotate", "0", "--translate", "0", "--scale", "0"]),
     ("v4 2 ep, b64, lr .05, no aug", ["--model", "v4", "--epochs", "2", "--rotate", "0", "--translate", "0", "--scale", "0"]),
     ("v3 2 ep, b128, lr .05, no aug", ["--model", "v3", "--epochs", "2", "--batch-size", "128", "--rotate", "0", "--translate", "0", "--scale", "0"]),
@@ -43,8 +46,7 @@ EPOCH = re.compile(r"^epoch (\d+)/(\d+) .* test loss \S+ acc ([\d.]+)%")
 def one_run(args: list[str], runs: Path) -> tuple[float, float, str]:
     """(final-epoch accuracy %, wall seconds, the run's start line) of one process."""
     t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "mnist_tui", "train", *args, "--device", "cpu", "--runs", str(runs)],
-                         capture_output=True, text=True, cwd=ROOT)
+    out = subprocess.run([sys.executable, "-m", "mnist_tui", "train", *args, "--device", "cpu", "--runs", str(runs)], capture_output=True, text=True, cwd=ROOT)
     wall = time.perf_counter() - t0
     if out.returncode != 0:
         raise SystemExit(f"mnist-tui train {' '.join(args)} failed:\n{out.stderr}")

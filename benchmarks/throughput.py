@@ -19,7 +19,7 @@ For each version, the same number of training steps at batch 128 through:
     threads than cores and stops spin-waiting in the worker's thread pool, which alone costs
     a thread-run engine 10-35% on two cores.)
 
---batch-norm prints only the table behind core/layout.py's choice of layout per batch norm.
+--batch-norm prints only the table behind core/memory_format.py's choice of layout per batch norm.
 
 --ablate adds a table for one version (default v2) of the options weighed for the engine,
 each measured on the same tensor-resident loop: fp32 contiguous, channels_last, bf16 autocast,
@@ -90,8 +90,14 @@ def same_work(name: str, steps: int, runs: str, precision: str):
     from mnist_tui.core.versions import get_version
 
     return get_version(name).config(
-        epochs=2, batch_size=BATCH, limit=steps * BATCH, runs_dir=runs, precision=precision,
-        rotate=0.0, translate=0.0, scale=0.0,
+        epochs=2,
+        batch_size=BATCH,
+        limit=steps * BATCH,
+        runs_dir=runs,
+        precision=precision,
+        rotate=0.0,
+        translate=0.0,
+        scale=0.0,
     )
 
 
@@ -127,14 +133,14 @@ def tui_one(name: str, steps: int, precision: str) -> None:
 def resident_ips(name: str, steps: int, warmup: int, options: set[str]) -> tuple[float, float]:
     """A bare training loop on normalised tensors already in memory, with some options on:
     "cl" channels_last, "bf16" autocast, "bn" the batch norms channels_last is slow on in NCHW
-    (core/layout.py), "denormal" flush-to-zero, "fused" fused optimizer, "compile"
+    (core/memory_format.py), "denormal" flush-to-zero, "fused" fused optimizer, "compile"
     torch.compile. Returns (images/s, seconds spent before the first step ends)."""
     import torch
     import torch.nn.functional as F
 
     from mnist_tui.core import data
+    from mnist_tui.core.memory_format import nchw_batch_norms
     from mnist_tui.core.optim import make_optimizer
-    from mnist_tui.core.layout import nchw_batch_norms
     from mnist_tui.core.versions import get_version
 
     version = get_version(name)
@@ -187,12 +193,12 @@ ABLATION = (
 
 def batch_norm_layouts(repeats: int = 6, calls: int = 15) -> None:
     """Print forward + backward + ReLU times of a training batch norm in channels_last and routed
-    through NCHW (core/layout.py, copies both ways included), per channel count, bf16 and fp32:
-    the measurements behind `layout.slow_in_channels_last`. Best of `repeats` runs of `calls`."""
+    through NCHW (core/memory_format.py, copies both ways included), per channel count, bf16 and fp32:
+    the measurements behind `memory_format.slow_in_channels_last`. Best of `repeats` runs of `calls`."""
     import torch
     import torch.nn.functional as F
 
-    from mnist_tui.core.layout import CHANNELS_LAST, NCHW, ToFormat, slow_in_channels_last
+    from mnist_tui.core.memory_format import CHANNELS_LAST, NCHW, ToFormat, slow_in_channels_last
 
     def best_ms(fn, x, grad) -> float:
         times = []
@@ -270,8 +276,10 @@ def main() -> int:
     from benchmarks.accuracy import cpu_model, git_commit
 
     if args.batch_norm:
-        print(f"# {cpu_model()}; {torch.get_num_threads()} threads; torch {torch.__version__}; "
-              f"ATen CPU capability {torch.backends.cpu.get_cpu_capability()}; commit {git_commit()}")
+        print(
+            f"# {cpu_model()}; {torch.get_num_threads()} threads; torch {torch.__version__}; "
+            f"ATen CPU capability {torch.backends.cpu.get_cpu_capability()}; commit {git_commit()}"
+        )
         batch_norm_layouts()
         return 0
 

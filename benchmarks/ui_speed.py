@@ -82,8 +82,15 @@ async def tui_ips(config, runs: Path) -> tuple[float, float]:
         app.screen.query_one("#versions", OptionList).highlighted = list(VERSIONS).index(config.model)
         await pilot.pause()  # the form now holds this version's recipe
         r = config.recipe
-        for field, value in (("epochs", r.epochs), ("batch_size", r.batch_size), ("rotate", r.rotate), ("translate", r.translate),
-                             ("scale", r.scale), ("limit", config.limit), ("seed", config.seed)):
+        for field, value in (
+            ("epochs", r.epochs),
+            ("batch_size", r.batch_size),
+            ("rotate", r.rotate),
+            ("translate", r.translate),
+            ("scale", r.scale),
+            ("limit", config.limit),
+            ("seed", config.seed),
+        ):
             app.screen.query_one(f"#field-{field}", Input).value = "" if value is None else str(value)
         for field, value in (("device", config.device), ("precision", config.precision)):
             app.screen.query_one(f"#field-{field}", Select).value = value
@@ -137,9 +144,11 @@ def make_runs(runs: Path, count: int) -> None:
 def make_v2_run(runs: Path, precision: str) -> Path:
     """A v2 run trained for one epoch on 2,000 images, as `mnist-tui train` trains it."""
     subprocess.run(
-        [sys.executable, "-m", "mnist_tui", "train", "--model", "v2", "--epochs", "1", "--limit", "2000",
-         "--precision", precision, "--runs", str(runs)],
-        capture_output=True, text=True, cwd=ROOT, check=True,
+        [sys.executable, "-m", "mnist_tui", "train", "--model", "v2", "--epochs", "1", "--limit", "2000", "--precision", precision, "--runs", str(runs)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
     )
     [run] = [p for p in runs.iterdir() if p.is_dir()]
     return run
@@ -225,7 +234,7 @@ def in_fresh_process(flag: str, run: Path) -> dict:
         raise SystemExit(f"{flag} {run.name} failed:\n{out.stdout}{out.stderr}")
     result = json.loads(out.stdout.strip().splitlines()[-1])
     if before and after and after[1] > before[1]:
-        ours = (children_after.children_user + children_after.children_system - children.children_user - children.children_system)
+        ours = children_after.children_user + children_after.children_system - children.children_user - children.children_system
         others = (after[0] - before[0]) - ours * os.sysconf("SC_CLK_TCK")
         result["others"] = max(0.0, others / (after[1] - before[1]))
     return result
@@ -260,7 +269,10 @@ def one_side(side: str, limit: int, runs: str, precision: str) -> list[float]:
     """Run one side of the overhead comparison in a fresh process; what it printed."""
     out = subprocess.run(
         [sys.executable, __file__, "--side", side, "--limit", str(limit), "--side-runs", runs, "--precision", precision],
-        capture_output=True, text=True, cwd=ROOT, check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
     )
     return [float(x) for x in out.stdout.strip().splitlines()[-1].split()]
 
@@ -308,8 +320,10 @@ def main() -> None:
 
     from mnist_tui.core.hardware import cpu_bf16_native
 
-    print(f"machine: {cpu_model()} (native bf16: {'yes' if cpu_bf16_native() else 'no'}), torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, python {platform.python_version()}, precision {args.precision}")
+    print(
+        f"machine: {cpu_model()} (native bf16: {'yes' if cpu_bf16_native() else 'no'}), torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, python {platform.python_version()}, precision {args.precision}"
+    )
     if args.only_predictions:
         with tempfile.TemporaryDirectory() as tmp:
             rows = predictions_rows(Path(tmp), args.repeats)
@@ -346,9 +360,13 @@ def main() -> None:
     print("| measure | result | target |")
     print("|---|---|---|")
     if ratios:
-        print(f"| training images/s, trainer started headless (v4, {args.limit:,} images, 2nd epoch, {args.precision}) | {statistics.median(headless):,.0f} (runs: {', '.join(f'{x:,.0f}' for x in headless)}) | |")
+        print(
+            f"| training images/s, trainer started headless (v4, {args.limit:,} images, 2nd epoch, {args.precision}) | {statistics.median(headless):,.0f} (runs: {', '.join(f'{x:,.0f}' for x in headless)}) | |"
+        )
         print(f"| training images/s, trainer started from the TUI | {statistics.median(tui):,.0f} (runs: {', '.join(f'{x:,.0f}' for x in tui)}) | |")
-        print(f"| TUI / headless, median of {len(ratios)} alternated pairs | {statistics.median(ratios):.1%} (pairs: {', '.join(f'{r:.1%}' for r in ratios)}) | ≥ 97% |")
+        print(
+            f"| TUI / headless, median of {len(ratios)} alternated pairs | {statistics.median(ratios):.1%} (pairs: {', '.join(f'{r:.1%}' for r in ratios)}) | ≥ 97% |"
+        )
         print(f"| the app's UI thread CPU time during a run, share of its wall time (median) | {statistics.median(ui_share):.1%} | |")
     if not args.only_overhead:
         print(f"| launch to Train screen ready, median of {len(starts)} | {statistics.median(starts):.2f} s ({note}) | ≤ 1.0 s |")

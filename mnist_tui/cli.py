@@ -54,7 +54,9 @@ def _absolute(path: str | None) -> str | None:
 
 
 def _train_parser(sub) -> None:
-    t = sub.add_parser("train", help="train a model version headless", description="Train a model version without the TUI. Unset options take the version's recipe.")
+    t = sub.add_parser(
+        "train", help="train a model version headless", description="Train a model version without the TUI. Unset options take the version's recipe."
+    )
     t.add_argument("--quick", action="store_true", help="the quick recipe: v4 for 3 one-cycle epochs, about 40 s on a 2-core CPU (options still override)")
     t.add_argument("--model", choices=list(VERSIONS), help="model version (default: v2, or v4 with --quick)")
     t.add_argument("--epochs", type=_positive_int)
@@ -72,7 +74,9 @@ def _train_parser(sub) -> None:
     t.add_argument("--scale", type=float, metavar="F", help="augment: zoom each image by 1 ± up to F")
     t.add_argument("--precision", choices=PRECISIONS, default="auto", help="fp32, bf16 autocast, or auto: bf16 where the hardware has it (default)")
     t.add_argument("--no-cuda-graph", dest="cuda_graph", action="store_false", help="on CUDA, train eagerly instead of replaying each step from a CUDA graph")
-    t.add_argument("--holdout", type=_non_negative_int, default=0, metavar="N", help="evaluate on the last N training images instead of the test set (for tuning)")
+    t.add_argument(
+        "--holdout", type=_non_negative_int, default=0, metavar="N", help="evaluate on the last N training images instead of the test set (for tuning)"
+    )
     t.add_argument("--data", metavar="DIR", help=DATA_HELP)
     t.add_argument("--runs", metavar="DIR", help=RUNS_HELP)
     t.add_argument("--detach", action="store_true", help="train in a background process of its own; print the run id and return")
@@ -144,7 +148,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def cmd_tui(runs: str | None, data_dir: str | None, screen: str) -> int:
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        print("mnist-tui: error: the app needs a terminal (its output is not one); for scripts and pipes use the headless commands: mnist-tui --help", file=sys.stderr)
+        print(
+            "mnist-tui: error: the app needs a terminal (its output is not one); for scripts and pipes use the headless commands: mnist-tui --help",
+            file=sys.stderr,
+        )
         return 2
     from mnist_tui.ui.app import MnistTuiApp
 
@@ -171,15 +178,22 @@ def _config_of(args: argparse.Namespace):
     else:
         base = get_version(args.model or "v2")
     return base.config(
-        seed=args.seed, device=args.device, limit=args.limit, data_dir=_absolute(args.data), runs_dir=_absolute(args.runs),
-        precision=args.precision, cuda_graph=args.cuda_graph, holdout=args.holdout, **overrides,
+        seed=args.seed,
+        device=args.device,
+        limit=args.limit,
+        data_dir=_absolute(args.data),
+        runs_dir=_absolute(args.runs),
+        precision=args.precision,
+        cuda_graph=args.cuda_graph,
+        holdout=args.holdout,
+        **overrides,
     )
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from mnist_tui.core.config import ConfigError
-    from mnist_tui.core.validate import config_problems
     from mnist_tui.core.store import default_runs_dir
+    from mnist_tui.core.validate import config_problems
 
     try:
         config = _config_of(args)
@@ -348,10 +362,9 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
+    from mnist_tui.core.history import select
     from mnist_tui.core.store import default_runs_dir, list_runs
     from mnist_tui.headless import print_runs
-
-    from mnist_tui.core.history import select
 
     runs_dir = default_runs_dir(_absolute(args.runs))
     if args.runs and not runs_dir.is_dir():

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from rich import box
 from rich.console import Console, Group
@@ -82,8 +82,9 @@ def report(events: Iterable, interactive: bool, console: Console | None = None) 
                 train_size = ev.train_size
             elif isinstance(ev, BatchProgress):
                 left = f"evaluating on the test set, {clock(ev.seconds_left)} left" if ev.phase == "evaluating" else time_left(ev, rows, train_size)
-                progress.update(task, total=ev.batches, completed=ev.batch, epoch=f"{ev.epoch}/{ev.epochs}", loss=ev.loss, acc=ev.accuracy,
-                                ips=ev.images_per_s, left=left)
+                progress.update(
+                    task, total=ev.batches, completed=ev.batch, epoch=f"{ev.epoch}/{ev.epochs}", loss=ev.loss, acc=ev.accuracy, ips=ev.images_per_s, left=left
+                )
             elif isinstance(ev, EpochFinished):
                 rows.append(ev)
                 live.update(Group(epoch_table(rows), progress))
@@ -174,8 +175,7 @@ def print_breakdown(model: str, console: Console | None = None) -> None:
         table.add_row(row.name, row.shape_text, f"{row.params:,}", f"{row.share:>6.1%} {bar}", f"{row.mult_adds:,}")
     console.print(table)
     console.print(
-        f"Total params: {b.total_params:,}   Trainable: {b.trainable_params:,}   "
-        f"Size: {b.param_mb:.2f} MB   Mult-adds per image: {b.mult_adds / 1e6:.2f} M"
+        f"Total params: {b.total_params:,}   Trainable: {b.trainable_params:,}   Size: {b.param_mb:.2f} MB   Mult-adds per image: {b.mult_adds / 1e6:.2f} M"
     )
 
 
@@ -184,7 +184,14 @@ def print_versions(console: Console | None = None) -> None:
 
     console = console or Console()
     table = Table(title="Model versions", title_justify="left")
-    for col, justify in (("version", "left"), ("title", "left"), ("params", "right"), ("seed's final acc", "right"), ("our final acc", "right"), ("recipe", "left")):
+    for col, justify in (
+        ("version", "left"),
+        ("title", "left"),
+        ("params", "right"),
+        ("seed's final acc", "right"),
+        ("our final acc", "right"),
+        ("recipe", "left"),
+    ):
         table.add_column(col, justify=justify)
     for v in VERSIONS.values():
         r = v.recipe

@@ -18,10 +18,10 @@ import stat
 import subprocess
 import sys
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable
 
 from mnist_tui.core.config import TrainConfig
 from mnist_tui.core.store.files import FileProblem, open_regular
@@ -170,6 +170,7 @@ def handle_stop_signals(stop: threading.Event) -> None:
     ignored when the process started (`nohup`) or the process has no terminal (detached):
     then it stays ignored and the run goes on.
     """
+
     def handler(_signum, _frame):
         stop.set()
 

@@ -148,5 +148,8 @@ def test_copy_paste_hints_name_a_runs_folder_that_is_not_the_default(tmp_path):
     from mnist_tui.core.store import default_runs_dir
     from mnist_tui.present import run_hint
 
-    assert run_hint(tmp_path / "20261128T000000Z-v4-abcdef") == f"follow it: mnist-tui follow abcdef --runs {tmp_path} · stop it: mnist-tui stop abcdef --runs {tmp_path}"
+    assert (
+        run_hint(tmp_path / "20261128T000000Z-v4-abcdef")
+        == f"follow it: mnist-tui follow abcdef --runs {tmp_path} · stop it: mnist-tui stop abcdef --runs {tmp_path}"
+    )
     assert "--runs" not in run_hint(default_runs_dir() / "20261128T000000Z-v4-abcdef")

@@ -8,12 +8,12 @@ import threading
 import pytest
 import torch
 
-from tests.conftest import stub_checkpoint
 from mnist_tui.core.engine import evaluate, train
 from mnist_tui.core.events import BatchProgress, EpochFinished, RunFailed, RunFinished, RunStarted
-from mnist_tui.core.versions import get_version
 from mnist_tui.core.store import RunWriter, list_runs, read_run
 from mnist_tui.core.store.checkpoint import load_state as load_checkpoint
+from mnist_tui.core.versions import get_version
+from tests.conftest import stub_checkpoint
 
 
 def test_a_small_run_yields_events_and_is_saved(small_config, runs_dir):
@@ -141,7 +141,19 @@ def _written_run(runs_dir, epochs: int = 1):
     """A run written by the store's own writer, as the engine writes it, without training."""
     writer = RunWriter.create(runs_dir, "v2", {"config": {"model": "v2", "recipe": {"epochs": epochs}}})
     for epoch in range(1, epochs + 1):
-        writer.append_epoch({"epoch": epoch, "epochs": epochs, "train_loss": 0.2, "train_acc": 95.0, "test_loss": 0.1, "test_acc": 90.0 + epoch, "lr": 1e-3, "seconds": 1.0, "images_per_s": 1000.0})
+        writer.append_epoch(
+            {
+                "epoch": epoch,
+                "epochs": epochs,
+                "train_loss": 0.2,
+                "train_acc": 95.0,
+                "test_loss": 0.1,
+                "test_acc": 90.0 + epoch,
+                "lr": 1e-3,
+                "seconds": 1.0,
+                "images_per_s": 1000.0,
+            }
+        )
         writer.save_checkpoint(stub_checkpoint(epoch))
     writer.close("finished")
     return writer.path

@@ -12,16 +12,14 @@ import threading
 import pytest
 import torch
 
-from tests.conftest import REFERENCE_ARGS
-
-from tests.conftest import stub_checkpoint
 from mnist_tui.core import data
-from mnist_tui.core.validate import config_problems
 from mnist_tui.core.engine import resume, train
 from mnist_tui.core.events import RunFailed
 from mnist_tui.core.store import CheckpointError, RunWriter, list_runs, read_run
 from mnist_tui.core.store.checkpoint import load_state as load_checkpoint
+from mnist_tui.core.validate import config_problems
 from mnist_tui.core.versions import get_version
+from tests.conftest import REFERENCE_ARGS, stub_checkpoint
 
 METRIC_KEYS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr")
 
@@ -61,7 +59,9 @@ def test_sighup_stops_cleanly_like_ctrl_c(tmp_path):
     runs = tmp_path / "runs"
     proc = subprocess.Popen(
         _cli("train", "--model", "v2", "--epochs", "20", "--limit", "256", "--device", "cpu", "--runs", str(runs)),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         # as from a terminal, even if this suite runs under nohup (which would be honoured)
         preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL),
     )
@@ -96,7 +96,19 @@ def test_a_checkpoint_crafted_to_run_code_is_refused(tmp_path):
 def _good_run(runs_dir, name_epochs=1):
     writer = RunWriter.create(runs_dir, "v2", {"config": {"model": "v2", "recipe": {"epochs": 2}}})
     for epoch in range(1, name_epochs + 1):
-        writer.append_epoch({"epoch": epoch, "epochs": 2, "train_loss": 0.2, "train_acc": 97.0, "test_loss": 0.1, "test_acc": 98.0, "lr": 1e-3, "seconds": 1.0, "images_per_s": 1500.0})
+        writer.append_epoch(
+            {
+                "epoch": epoch,
+                "epochs": 2,
+                "train_loss": 0.2,
+                "train_acc": 97.0,
+                "test_loss": 0.1,
+                "test_acc": 98.0,
+                "lr": 1e-3,
+                "seconds": 1.0,
+                "images_per_s": 1500.0,
+            }
+        )
         writer.save_checkpoint(stub_checkpoint(epoch))
     writer.close("stopped")
     return writer.path

@@ -15,8 +15,7 @@ def test_core_imports_no_ui_library():
     """The import contract: every module of mnist_tui.core, imported together, brings in no UI
     library and nothing of the package outside the core (the UI, the presentation, the CLI)."""
     mods = _modules_after(
-        "import importlib, pkgutil, mnist_tui.core\n"
-        "for m in pkgutil.walk_packages(mnist_tui.core.__path__, 'mnist_tui.core.'): importlib.import_module(m.name)"
+        "import importlib, pkgutil, mnist_tui.core\nfor m in pkgutil.walk_packages(mnist_tui.core.__path__, 'mnist_tui.core.'): importlib.import_module(m.name)"
     )
     assert {"mnist_tui.core.engine", "mnist_tui.core.predict", "mnist_tui.core.store.follow"} <= mods  # every module was imported
     assert not {m for m in mods if m.split(".")[0] in {"textual", "rich", "plotext", "textual_plotext"}}
@@ -24,6 +23,8 @@ def test_core_imports_no_ui_library():
 
 
 def test_listing_runs_does_not_import_torch(tmp_path):
-    mods = _modules_after(f"from mnist_tui.core.store import list_runs; list_runs({str(tmp_path)!r})\nfrom mnist_tui import cli; cli.main(['runs', '--runs', {str(tmp_path)!r}])")
+    mods = _modules_after(
+        f"from mnist_tui.core.store import list_runs; list_runs({str(tmp_path)!r})\nfrom mnist_tui import cli; cli.main(['runs', '--runs', {str(tmp_path)!r}])"
+    )
     assert "mnist_tui.core.store.records" in mods
     assert "torch" not in mods

@@ -76,8 +76,12 @@ def test_a_detached_trainer_that_cannot_start_leaves_a_failed_run_saying_why(tmp
 
 def test_nohup_keeps_training_through_sighup(tmp_path):
     runs = tmp_path / "runs"
-    proc = subprocess.Popen(["nohup", *_cli("train", "--model", "v4", "--epochs", "3", "--limit", "3000", "--device", "cpu", "--runs", str(runs))],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        ["nohup", *_cli("train", "--model", "v4", "--epochs", "3", "--limit", "3000", "--device", "cpu", "--runs", str(runs))],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     for line in proc.stdout:
         if line.startswith("run "):  # training has started: epoch 1 is under way
             break

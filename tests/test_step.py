@@ -9,8 +9,8 @@ import torch
 
 from mnist_tui.core import data
 from mnist_tui.core.engine import train
-from mnist_tui.core.optim import make_optimizer
 from mnist_tui.core.events import BatchProgress, EpochFinished, RunFinished, RunStarted
+from mnist_tui.core.optim import make_optimizer
 from mnist_tui.core.step import EagerStep, GraphStep, make_step
 from mnist_tui.core.versions import get_version
 
@@ -97,8 +97,18 @@ def test_make_step_is_eager_off_cuda():
 def test_the_start_line_says_when_steps_replay_and_why_they_do_not(small_config, tmp_path):
     from mnist_tui.headless import start_line
 
-    common = dict(run_id="r1", run_dir=tmp_path, config=small_config, device="cuda", device_name="NVIDIA H200",
-                  params=99_746, train_size=60_000, test_size=10_000, batches_per_epoch=469, precision="bf16")
+    common = dict(
+        run_id="r1",
+        run_dir=tmp_path,
+        config=small_config,
+        device="cuda",
+        device_name="NVIDIA H200",
+        params=99_746,
+        train_size=60_000,
+        test_size=10_000,
+        batches_per_epoch=469,
+        precision="bf16",
+    )
     assert "NVIDIA H200 · bf16 · CUDA graph · 60,000 train" in start_line(RunStarted(**common, cuda_graph=True))
     line = start_line(RunStarted(**common, warning="CUDA graph recording failed, training eagerly: boom"))
     assert "CUDA graph" not in line.splitlines()[0] and line.endswith("\nwarning: CUDA graph recording failed, training eagerly: boom")

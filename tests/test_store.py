@@ -78,7 +78,15 @@ DAMAGE = [
     ("status is a list", _set("status.json", status=["x"]), "status is not one of"),
     ("reason holds markup", _set("status.json", reason="[bold red]boom[/"), None),
     ("test_acc is text", _metric(test_acc="99"), "test_acc is not a number"),
-    ("test_acc is 10**400", _raw_metric('{"epoch": 1, "epochs": 3, "train_loss": 0.1, "train_acc": 97, "test_loss": 0.1, "test_acc": 1' + "0" * 400 + ', "lr": 0.001, "seconds": 40, "images_per_s": 1500}\n'), "test_acc is out of range"),
+    (
+        "test_acc is 10**400",
+        _raw_metric(
+            '{"epoch": 1, "epochs": 3, "train_loss": 0.1, "train_acc": 97, "test_loss": 0.1, "test_acc": 1'
+            + "0" * 400
+            + ', "lr": 0.001, "seconds": 40, "images_per_s": 1500}\n'
+        ),
+        "test_acc is out of range",
+    ),
     ("seconds is null", _metric(seconds=None), "seconds is not a number"),
     ("epochs out of order", _metric(epoch=2), "epochs must be numbered"),
     ("metrics.jsonl is a directory", _metrics_directory, "metrics.jsonl is not a regular file"),
@@ -201,7 +209,9 @@ def test_resume_cli_refusal_is_one_line_and_exit_1(stopped_run, tmp_path):
     _foreign_weights(run)
     result = subprocess.run([sys.executable, "-m", "mnist_tui", "resume", run.name[-6:], "--runs", str(run.parent)], capture_output=True, text=True)
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [f"mnist-tui: cannot resume {run.name}: its checkpoint does not fit v4: made by another version or an older v4"]
+    assert result.stderr.strip().splitlines() == [
+        f"mnist-tui: cannot resume {run.name}: its checkpoint does not fit v4: made by another version or an older v4"
+    ]
 
 
 def test_resume_never_creates_the_data_folder_stored_in_the_run(stopped_run, tmp_path):
@@ -230,7 +240,9 @@ def test_writes_never_follow_a_planted_symlink(small_config, runs_dir, tmp_path)
     writer = RunWriter.create(runs_dir, "v2", {"config": small_config.to_dict()})
     for name in (".checkpoint.pt.tmp", f".status.json.{os.getpid()}.tmp", ".metrics.jsonl.tmp", ".progress.json.tmp"):
         (writer.path / name).symlink_to(victim)  # the fixed names earlier versions wrote through
-    writer.append_epoch({"epoch": 1, "epochs": 2, "train_loss": 0.2, "train_acc": 97.0, "test_loss": 0.1, "test_acc": 98.0, "lr": 1e-3, "seconds": 1.0, "images_per_s": 1500.0})
+    writer.append_epoch(
+        {"epoch": 1, "epochs": 2, "train_loss": 0.2, "train_acc": 97.0, "test_loss": 0.1, "test_acc": 98.0, "lr": 1e-3, "seconds": 1.0, "images_per_s": 1500.0}
+    )
     writer.save_checkpoint(stub_checkpoint(1))
     writer.progress({"phase": "training"})
     writer.close("stopped")

@@ -11,9 +11,9 @@ import pytest
 from textual.widgets import DataTable, Input, OptionList, Static
 
 from mnist_tui.core.store import list_runs
+from mnist_tui.core.versions import get_version
 from mnist_tui.trainer import InProcessLauncher
 from mnist_tui.ui.app import MnistTuiApp
-from mnist_tui.core.versions import get_version
 from mnist_tui.ui.screens.confirm import ChoiceScreen, ConfirmScreen
 from mnist_tui.ui.screens.run_detail import RunDetailScreen
 from mnist_tui.ui.screens.train import TrainScreen
@@ -119,7 +119,7 @@ async def test_keys_typed_in_a_burst_all_land_in_order(tmp_path):
             for key in burst.split():
                 app.post_message(events.Key(key, key if len(key) == 1 else "\x7f" if key == "backspace" else None))
             nodes = [app, *app.screen.walk_children(with_self=True)]
-            await wait_until(pilot, lambda: all(n._message_queue.empty() for n in nodes), timeout=10)  # every key handled
+            await wait_until(pilot, lambda nodes=nodes: all(n._message_queue.empty() for n in nodes), timeout=10)  # every key handled
             await pilot.pause()
             assert field.value == expected, burst
 
@@ -331,10 +331,10 @@ async def test_predictions_grid_and_mistakes_only(tmp_path):
     import torch
 
     from mnist_tui.core.store import RunWriter
-    from tests.conftest import stub_checkpoint
     from mnist_tui.core.versions import get_version
     from mnist_tui.ui.screens.predictions import PredictionsScreen
     from mnist_tui.ui.widgets.digit_grid import DigitGrid
+    from tests.conftest import stub_checkpoint
 
     torch.manual_seed(0)
     model = get_version("v2").build()

@@ -54,10 +54,21 @@ def write_run(runs_dir: Path, name: str, model: str, status: str, accs: list[flo
     (path / "config.json").write_text(json.dumps(config))
     lines = []
     for i, acc in enumerate(accs, start=1):
-        lines.append(json.dumps({
-            "epoch": i, "epochs": epochs_total, "train_loss": 0.5 / i, "train_acc": acc - 0.5,
-            "test_loss": 0.4 / i, "test_acc": acc, "lr": 0.001 / i, "seconds": 40.0, "images_per_s": 1500.0,
-        }))
+        lines.append(
+            json.dumps(
+                {
+                    "epoch": i,
+                    "epochs": epochs_total,
+                    "train_loss": 0.5 / i,
+                    "train_acc": acc - 0.5,
+                    "test_loss": 0.4 / i,
+                    "test_acc": acc,
+                    "lr": 0.001 / i,
+                    "seconds": 40.0,
+                    "images_per_s": 1500.0,
+                }
+            )
+        )
     (path / "metrics.jsonl").write_text("".join(line + "\n" for line in lines))
     if accs:  # a finished epoch always has its checkpoint; this one holds no weights
         import torch

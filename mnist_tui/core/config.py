@@ -58,7 +58,7 @@ class TrainConfig:
     # replay it (see step.py); False trains eagerly. No effect on other devices.
     cuda_graph: bool = True
 
-    def replace(self, **changes: Any) -> "TrainConfig":
+    def replace(self, **changes: Any) -> TrainConfig:
         """A copy with top-level or recipe fields changed (recipe fields by their own name)."""
         recipe_names = {f.name for f in dataclasses.fields(Recipe)}
         recipe_changes = {k: v for k, v in changes.items() if k in recipe_names}
@@ -71,7 +71,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: object) -> "TrainConfig":
+    def from_dict(cls, data: object) -> TrainConfig:
         """A config from its stored form (config.json, a checkpoint), checked field by field:
         unknown settings (a run saved by a newer mnist-tui) and wrong types are refused with
         a ConfigError naming them."""

@@ -8,9 +8,9 @@ import hashlib
 import math
 import os
 import shutil
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import torch
 
@@ -147,7 +147,7 @@ class Split:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def split_off(self, n: int) -> tuple["Split", "Split"]:
+    def split_off(self, n: int) -> tuple[Split, Split]:
         """(all but the last n, the last n): a validation split carved from this one."""
         return Split(self.images[:-n], self.labels[:-n]), Split(self.images[-n:], self.labels[-n:])
 
@@ -197,7 +197,7 @@ class DeviceSplit:
     labels: torch.Tensor  # int64 (N,)
 
     @classmethod
-    def from_split(cls, split: Split, device: torch.device | str, limit: int | None = None) -> "DeviceSplit":
+    def from_split(cls, split: Split, device: torch.device | str, limit: int | None = None) -> DeviceSplit:
         n = len(split) if limit is None else min(limit, len(split))
         return cls(normalise(split.images[:n], device), split.labels[:n].to(device))
 

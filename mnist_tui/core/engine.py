@@ -11,18 +11,18 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Generator, Iterator, cast
+from typing import cast
 
 import torch
 import torch.nn.functional as F
 
 from mnist_tui import __version__
-from mnist_tui.core import data, layout
+from mnist_tui.core import data, memory_format
 from mnist_tui.core.augment import Affine
 from mnist_tui.core.config import ConfigError, TrainConfig
-from mnist_tui.core.validate import check_config
 from mnist_tui.core.device import DeviceError, device_name, memory_in_use_mb, resolve_device, resolve_precision
 from mnist_tui.core.events import BatchProgress, EpochFinished, Event, RunFailed, RunFinished, RunStarted
 from mnist_tui.core.optim import make_optimizer, make_scheduler, steps_every_batch
@@ -30,6 +30,7 @@ from mnist_tui.core.step import EagerStep, autocast, make_step
 from mnist_tui.core.store import Checkpoint, CheckpointError, RunBusy, RunLock, RunWriter, SaveError, default_runs_dir
 from mnist_tui.core.store import checkpoint as checkpoints
 from mnist_tui.core.store.records import CHECKPOINT, RESUMABLE, STOP, read_run
+from mnist_tui.core.validate import check_config
 from mnist_tui.core.versions import get_version
 
 
@@ -178,7 +179,7 @@ def _build(config: TrainConfig) -> Session:
     # Module.to takes a device and a memory_format together at run time, but torch's typed
     # overloads accept memory_format only on its own: hence the ignore.
     model = get_version(config.model).build(dropout=r.dropout).to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
-    nchw = layout.nchw_batch_norms(model, device, precision)
+    nchw = memory_format.nchw_batch_norms(model, device, precision)
     optimizer = make_optimizer(config, model.parameters(), device)
     step = make_step(model, optimizer, device, precision, r.batch_size, config.cuda_graph)
     train_data = data.DeviceSplit.from_split(train_split, device, config.limit)
@@ -402,9 +403,7 @@ def _test_pass(
             return cast(tuple[float, float], finished.value)  # evaluation's return value; StopIteration.value is Any
 
 
-def _train_epoch(
-    s: Session, writer: RunWriter, epoch: int, stopping: Callable[[], bool]
-) -> Generator[BatchProgress, None, tuple[float, float, float] | None]:
+def _train_epoch(s: Session, writer: RunWriter, epoch: int, stopping: Callable[[], bool]) -> Generator[BatchProgress, None, tuple[float, float, float] | None]:
     """One pass over the training data; returns (loss, acc %, seconds), or None if stopped.
 
     Progress events come every `progress_every` batches but at most every
@@ -439,8 +438,9 @@ def _train_epoch(
             running_loss = loss_sum.item() / seen
             if not math.isfinite(running_loss):
                 break  # diverged: the caller reports it, no point training on
-            event = BatchProgress(epoch, r.epochs, i, batches, running_loss, 100.0 * correct.item() / seen,
-                                  seen / elapsed if elapsed > 0 else 0.0, elapsed / i * (batches - i))
+            event = BatchProgress(
+                epoch, r.epochs, i, batches, running_loss, 100.0 * correct.item() / seen, seen / elapsed if elapsed > 0 else 0.0, elapsed / i * (batches - i)
+            )
             writer.heartbeat()
             writer.progress({"phase": "training", **event.to_dict()})
             yield event

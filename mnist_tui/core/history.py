@@ -14,8 +14,7 @@ Cell = str | int | float | None
 
 # Every column a run has in the runs table and the CSV, in table order (which of them a
 # table shows depends on its width: see mnist_tui/present.py).
-COLUMNS = ("run", "model", "status", "epochs", "final_acc", "best_acc", "params", "seconds", "device",
-           "lr", "batch", "images", "seed", "precision", "started")
+COLUMNS = ("run", "model", "status", "epochs", "final_acc", "best_acc", "params", "seconds", "device", "lr", "batch", "images", "seed", "precision", "started")
 
 
 @dataclass(frozen=True)
@@ -68,8 +67,19 @@ class RunRow:
 
 
 # Filter keys that compare numbers, and the column each reads.
-NUMERIC_KEYS = {"acc": "final_acc", "final": "final_acc", "best": "best_acc", "epochs": "epochs", "params": "params",
-                "time": "seconds", "seconds": "seconds", "lr": "lr", "batch": "batch", "images": "images", "seed": "seed"}
+NUMERIC_KEYS = {
+    "acc": "final_acc",
+    "final": "final_acc",
+    "best": "best_acc",
+    "epochs": "epochs",
+    "params": "params",
+    "time": "seconds",
+    "seconds": "seconds",
+    "lr": "lr",
+    "batch": "batch",
+    "images": "images",
+    "seed": "seed",
+}
 TEXT_COLUMNS = ("model", "status", "device", "run", "started", "precision")
 COMPARISONS = (">=", "<=", "!=", ">", "<", "=")
 
@@ -114,8 +124,24 @@ def select(records: list[RunRecord], query: str = "", sort: str = "started", rev
 
 
 # The CSV's columns: the table's, with epochs as two numbers.
-CSV_COLUMNS = ("run", "model", "status", "epochs_done", "epochs_total", "final_acc", "best_acc", "params", "seconds", "device",
-               "lr", "batch", "images", "seed", "precision", "started")
+CSV_COLUMNS = (
+    "run",
+    "model",
+    "status",
+    "epochs_done",
+    "epochs_total",
+    "final_acc",
+    "best_acc",
+    "params",
+    "seconds",
+    "device",
+    "lr",
+    "batch",
+    "images",
+    "seed",
+    "precision",
+    "started",
+)
 
 
 def export_csv(rows: list[RunRow], path: Path) -> Path:

@@ -159,8 +159,5 @@ def predict(
         report(len(test), len(test))
     wrong = (predicted != test.labels).nonzero().flatten()
     indices = wrong[:count].tolist() if mistakes_only else list(range(min(count, len(test))))
-    items = [
-        Prediction(i, test.images[i], int(test.labels[i]), int(predicted[i]), float(confidence[i]))
-        for i in indices
-    ]
+    items = [Prediction(i, test.images[i], int(test.labels[i]), int(predicted[i]), float(confidence[i])) for i in indices]
     return Predictions(record.run_id, epoch, items, len(wrong), len(test), precision)

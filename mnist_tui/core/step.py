@@ -131,9 +131,7 @@ class GraphStep(EagerStep):
         self.cuda_graph = graph
 
 
-def make_step(
-    model: torch.nn.Module, optimizer: torch.optim.Optimizer, device: torch.device, precision: str, batch_size: int, cuda_graph: bool
-) -> EagerStep:
+def make_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, device: torch.device, precision: str, batch_size: int, cuda_graph: bool) -> EagerStep:
     """GraphStep on CUDA when asked for, EagerStep everywhere else."""
     if cuda_graph and device.type == "cuda":
         return GraphStep(model, optimizer, device, precision, batch_size)

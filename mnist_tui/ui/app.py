@@ -8,8 +8,8 @@ from pathlib import Path
 from rich.text import Text
 from textual import work
 from textual.app import App
-from textual.binding import Binding
 from textual.await_complete import AwaitComplete
+from textual.binding import Binding
 from textual.command import CommandPalette, Hit, Hits, Provider
 
 from mnist_tui.core.store import changed_since, default_runs_dir, list_runs
@@ -88,8 +88,9 @@ class MnistTuiApp(App):
         ("f5", "predictions", "Predict"),
     ]
 
-    def __init__(self, runs_dir: Path | None = None, data_dir: str | None = None, start_mode: str = "train",
-                 launcher: ProcessLauncher | InProcessLauncher | None = None):
+    def __init__(
+        self, runs_dir: Path | None = None, data_dir: str | None = None, start_mode: str = "train", launcher: ProcessLauncher | InProcessLauncher | None = None
+    ):
         super().__init__()
         self.runs_dir = default_runs_dir(runs_dir)
         self.data_dir = data_dir

@@ -37,7 +37,7 @@ class Checkpoint:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
     @classmethod
-    def from_state(cls, state: Any) -> "Checkpoint":
+    def from_state(cls, state: Any) -> Checkpoint:
         """Check a loaded dict against the format; CheckpointError names what is wrong."""
         import torch
 

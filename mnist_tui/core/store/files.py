@@ -13,8 +13,9 @@ import json
 import os
 import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Literal, TextIO, overload
+from typing import Any, BinaryIO, Literal, TextIO, overload
 
 # Caps on what a reader takes in: far above anything a real run writes.
 JSON_CAP = 1 << 20  # config.json, status.json, progress.json
@@ -73,6 +74,7 @@ def _depth(value: Any, limit: int) -> int:
 
 def parse_json(text: str | bytes, name: str) -> Any:
     """Decoded JSON, refusing non-standard constants and deep nesting, as a FileProblem."""
+
     def no_constants(word: str) -> None:
         raise ValueError(word)
 

@@ -60,7 +60,7 @@ class RunLock:
         self._fd: int | None = fd
 
     @classmethod
-    def acquire(cls, run_dir: Path, wait_s: float = 1.0) -> "RunLock":
+    def acquire(cls, run_dir: Path, wait_s: float = 1.0) -> RunLock:
         """Take the lock, or raise RunBusy naming its holder.
 
         Readers take a shared lock for a moment to test it, so a free lock may be briefly

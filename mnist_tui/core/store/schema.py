@@ -7,8 +7,9 @@ makes its run `damaged` with the reason (SchemaError), never a crash further on.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Callable, Literal, TypeVar, get_args
+from typing import Any, Literal, TypeVar, get_args
 
 from mnist_tui.core.store.files import FileProblem, parse_json
 

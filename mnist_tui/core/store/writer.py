@@ -57,7 +57,7 @@ class RunWriter:
         self._stop_checked = 0.0
 
     @classmethod
-    def create(cls, runs_dir: Path, model: str, record: dict[str, Any], name: str | None = None) -> "RunWriter":
+    def create(cls, runs_dir: Path, model: str, record: dict[str, Any], name: str | None = None) -> RunWriter:
         """Make a new run folder, complete and locked, under `name` or a fresh unique name.
 
         The folder is written under a hidden temporary name and renamed into place, so a
@@ -91,7 +91,7 @@ class RunWriter:
         return writer
 
     @classmethod
-    def reopen(cls, lock: RunLock, epochs_done: int) -> "RunWriter":
+    def reopen(cls, lock: RunLock, epochs_done: int) -> RunWriter:
         """Continue an existing run (its lock already held) from `epochs_done` epochs: metrics
         lines of later epochs (written before a crash could save their checkpoint) are
         dropped, and what a killed writer left behind is cleared."""
@@ -156,7 +156,7 @@ class RunWriter:
             raise SaveError(f"{_why(exc, self.path)} while saving epoch {epoch}; {self._intact()}") from None
         self.epochs_done = epoch
 
-    def save_checkpoint(self, ckpt: "checkpoint.Checkpoint") -> None:
+    def save_checkpoint(self, ckpt: checkpoint.Checkpoint) -> None:
         try:
             checkpoint.save(self.path, ckpt)
         except (OSError, RuntimeError) as exc:

@@ -26,7 +26,16 @@ from mnist_tui.ui.screens.confirm import ConfirmScreen
 from mnist_tui.ui.widgets.field import Field
 from mnist_tui.ui.widgets.footer import KeyFooter
 
-STATUS_STYLE = {"finished": "green", "running": "bold cyan", "stopped": "yellow", "interrupted": "yellow", "stale": "yellow", "failed": "red", "diverged": "red", "damaged": "bold red"}
+STATUS_STYLE = {
+    "finished": "green",
+    "running": "bold cyan",
+    "stopped": "yellow",
+    "interrupted": "yellow",
+    "stale": "yellow",
+    "failed": "red",
+    "diverged": "red",
+    "damaged": "bold red",
+}
 MARK = "mark"  # the key of the narrow first column that shows marked runs
 
 
@@ -304,13 +313,18 @@ class RunsScreen(AppScreen):
                 except (RunBusy, OSError) as exc:
                     failed.append(f"{row.run}: {exc}")
             deleted = len(chosen) - len(failed)
-            self.notify(f"Deleted {deleted} run{'' if deleted == 1 else 's'}" + "".join(f"\nnot {f}" for f in failed),
-                        severity="error" if failed else "information", markup=False)
+            self.notify(
+                f"Deleted {deleted} run{'' if deleted == 1 else 's'}" + "".join(f"\nnot {f}" for f in failed),
+                severity="error" if failed else "information",
+                markup=False,
+            )
             self.reload()
 
         names = ", ".join(r.run[-6:] for r in chosen[:6]) + (f" and {len(chosen) - 6} more" if len(chosen) > 6 else "")
-        self.app.push_screen(ConfirmScreen(f"Delete the {len(chosen)} marked run{'' if len(chosen) == 1 else 's'} ({names}) and all their files?",
-                                           yes="Delete", no="Keep"), answered)
+        self.app.push_screen(
+            ConfirmScreen(f"Delete the {len(chosen)} marked run{'' if len(chosen) == 1 else 's'} ({names}) and all their files?", yes="Delete", no="Keep"),
+            answered,
+        )
 
     def action_export(self) -> None:
         if not self.rows:

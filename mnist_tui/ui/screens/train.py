@@ -190,8 +190,11 @@ class TrainScreen(AppScreen):
     def action_start(self) -> None:
         config = self.query_one(RecipeForm).config
         if self.running:
-            self.notify("A run is training here: stop it first (ctrl+t), or quit and keep it training; "
-                        "`mnist-tui train --detach` starts more runs side by side.", severity="warning", timeout=8)
+            self.notify(
+                "A run is training here: stop it first (ctrl+t), or quit and keep it training; `mnist-tui train --detach` starts more runs side by side.",
+                severity="warning",
+                timeout=8,
+            )
             return
         if config is None:
             self.notify("Fix the recipe first: " + "; ".join(self.query_one(RecipeForm).problems.values()), severity="error")
@@ -324,7 +327,11 @@ class TrainScreen(AppScreen):
 
     def _show_progress(self, ev: BatchProgress) -> None:
         self.query_one("#epoch-progress", ProgressBar).update(total=ev.batches, progress=ev.batch)
-        doing = f"evaluating on the test set, {clock(ev.seconds_left)} left" if ev.phase == "evaluating" else f"{ev.images_per_s:,.0f} img/s · {time_left(ev, self._epochs_done, self._train_size)}"
+        doing = (
+            f"evaluating on the test set, {clock(ev.seconds_left)} left"
+            if ev.phase == "evaluating"
+            else f"{ev.images_per_s:,.0f} img/s · {time_left(ev, self._epochs_done, self._train_size)}"
+        )
         # Repaint only: a layout pass over this screen costs ~40 ms of the UI thread, and the
         # line keeps its size.
         self.query_one("#speed", Static).update(f"epoch {ev.epoch}/{ev.epochs} · loss {ev.loss:.4f} · {ev.accuracy:.1f}% · {doing}", layout=False)

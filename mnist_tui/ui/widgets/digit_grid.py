@@ -16,10 +16,7 @@ CELL_HEIGHT = 7 + 2  # 14 pixel rows in 7 half-block lines, a caption and a gap
 def _shrink(image) -> list[list[int]]:
     """28x28 uint8 to 14x14 by averaging 2x2 blocks: small enough for a grid, still legible."""
     px = image.tolist() if hasattr(image, "tolist") else image
-    return [
-        [(px[2 * r][2 * c] + px[2 * r][2 * c + 1] + px[2 * r + 1][2 * c] + px[2 * r + 1][2 * c + 1]) // 4 for c in range(14)]
-        for r in range(14)
-    ]
+    return [[(px[2 * r][2 * c] + px[2 * r][2 * c + 1] + px[2 * r + 1][2 * c] + px[2 * r + 1][2 * c + 1]) // 4 for c in range(14)] for r in range(14)]
 
 
 def _shade(value: int, wrong: bool) -> Color:

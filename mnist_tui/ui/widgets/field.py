@@ -17,11 +17,12 @@ EDITING_KEYS = BindingsMap(Input.BINDINGS)  # Input's own keys: arrows, backspac
 
 
 class Field(Input):
-    async def _on_key(self, event: events.Key) -> None:
+    async def on_key(self, event: events.Key) -> None:
+        """Handled before Input's own key handler (this class comes first): an editing key runs
+        its action here and goes no further; any other key goes on as usual."""
         try:
             bindings = EDITING_KEYS.get_bindings_for_key(event.key)
         except NoBinding:
-            await super()._on_key(event)
             return
         event.stop()
         event.prevent_default()

@@ -41,7 +41,7 @@ class RecipeForm(Vertical):
     """Inputs for one run; `config` is the TrainConfig they describe, or None if invalid."""
 
     class Changed(Message):
-        def __init__(self, form: "RecipeForm"):
+        def __init__(self, form: RecipeForm):
             super().__init__()
             self.form = form
 
@@ -103,7 +103,7 @@ class RecipeForm(Vertical):
         if not errors:
             config = TrainConfig(model=self.model, recipe=self.recipe).replace(**values)
             errors = config_problems(config)
-        for name, _label, kind in FIELDS:
+        for name, _label, _kind in FIELDS:
             self.query_one(f"#field-{name}").set_class(name in errors, "-invalid")
             reason = self.query_one(f"#error-{name}", Static)
             reason.update(Text(errors.get(name, "")))

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from mnist_tui.core import data
 from mnist_tui.core.engine import train
 from mnist_tui.core.events import RunStarted
-from mnist_tui.core.layout import nchw_batch_norms
+from mnist_tui.core.memory_format import nchw_batch_norms
 from mnist_tui.core.versions import get_version
 
 CPU = torch.device("cpu")
@@ -30,9 +30,7 @@ def _layouts_seen(model):
     for name, module in model.named_modules():
         if isinstance(module, (torch.nn.Conv2d, torch.nn.BatchNorm2d)):
             module.register_forward_hook(
-                lambda m, args, out, name=name: seen.setdefault(name, []).append(
-                    args[0].is_contiguous(memory_format=torch.channels_last)
-                )
+                lambda m, args, out, name=name: seen.setdefault(name, []).append(args[0].is_contiguous(memory_format=torch.channels_last))
             )
     return seen
 
