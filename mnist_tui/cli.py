@@ -371,7 +371,11 @@ def cmd_runs(args: argparse.Namespace) -> int:
         what = "is not a folder" if runs_dir.exists() else "does not exist"
         print(f"mnist-tui runs: error: {runs_dir} {what}", file=sys.stderr)
         return 2
-    records = [row.record for row in select(list_runs(runs_dir), args.filter)]
+    everything = list_runs(runs_dir)
+    records = [row.record for row in select(everything, args.filter)]
+    if everything and not records:
+        print(f"No runs in {runs_dir} match {args.filter!r} ({len(everything):,} run{'' if len(everything) == 1 else 's'} in all).")
+        return 0
     print_runs(records, runs_dir)
     return 0
 

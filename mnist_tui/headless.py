@@ -51,7 +51,7 @@ def _finished_line(e: RunFinished) -> str:
 
 
 def epoch_table(rows: list[EpochFinished]) -> Table:
-    table = Table(title="Epochs", title_justify="left")
+    table = Table(title="Epochs", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)  # fits 80 columns
     for col in EPOCH_COLUMNS:
         table.add_column(col, justify="right")
     best = max((r.test_acc for r in rows), default=None)
@@ -67,13 +67,13 @@ def report(events: Iterable, interactive: bool, console: Console | None = None) 
         return _report_plain(events)
     rows: list[EpochFinished] = []
     progress = Progress(
-        TextColumn("epoch {task.fields[epoch]}"),
-        BarColumn(),
+        TextColumn("{task.fields[epoch]}"),
+        BarColumn(bar_width=24),
         MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.4f}  acc {task.fields[acc]:.2f}%  {task.fields[ips]:,.0f} img/s  {task.fields[left]}"),
+        TextColumn("{task.fields[line]}"),
         console=console,
     )
-    task = progress.add_task("train", total=None, epoch="-", loss=0.0, acc=0.0, ips=0.0, left="")
+    task = progress.add_task("train", total=None, epoch="", line="preparing the first batches…")
     status, last_words, train_size = "failed", "", 0
     with Live(Group(epoch_table(rows), progress), console=console, refresh_per_second=8) as live:
         for ev in events:
@@ -81,10 +81,11 @@ def report(events: Iterable, interactive: bool, console: Console | None = None) 
                 console.print(start_line(ev), markup=False, highlight=False)
                 train_size = ev.train_size
             elif isinstance(ev, BatchProgress):
-                left = f"evaluating on the test set, {clock(ev.seconds_left)} left" if ev.phase == "evaluating" else time_left(ev, rows, train_size)
-                progress.update(
-                    task, total=ev.batches, completed=ev.batch, epoch=f"{ev.epoch}/{ev.epochs}", loss=ev.loss, acc=ev.accuracy, ips=ev.images_per_s, left=left
-                )
+                if ev.phase == "evaluating":  # short: the line fits 80 columns
+                    line = f"testing, {clock(ev.seconds_left)} left"
+                else:
+                    line = f"loss {ev.loss:.4f}  acc {ev.accuracy:.2f}%  {ev.images_per_s:,.0f} img/s  {time_left(ev, rows, train_size)}"
+                progress.update(task, total=ev.batches, completed=ev.batch, epoch=f"epoch {ev.epoch}/{ev.epochs}", line=line)
             elif isinstance(ev, EpochFinished):
                 rows.append(ev)
                 live.update(Group(epoch_table(rows), progress))

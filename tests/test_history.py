@@ -46,3 +46,5 @@ def test_runs_command_filters_the_same_way(tmp_path, capsys):
     assert cli.main(["runs", "--runs", str(runs), "--filter", "acc>99"]) == 0
     out = capsys.readouterr().out
     assert "cccccc" in out and "aaaaaa" not in out and "bbbbbb" not in out
+    assert cli.main(["runs", "--runs", str(runs), "--filter", "zzz"]) == 0
+    assert capsys.readouterr().out.strip() == f"No runs in {runs} match 'zzz' (3 runs in all)."

@@ -275,3 +275,16 @@ def test_classic_summaries_built_at_once_never_spill_onto_the_terminal(capfd):
     for name, text in zip(names, texts):
         assert f"Total params: {VERSIONS[name].params:,}" in text
     assert capfd.readouterr().out == ""
+
+
+def test_expected_times_keep_the_test_pass_and_start_up_for_small_runs():
+    """A run on a few thousand images is not promised in a second: the test pass and the
+    trainer's start-up do not shrink with the training images."""
+    from mnist_tui.core.versions import STARTUP_SECONDS, VERSIONS
+
+    v4 = VERSIONS["v4"]
+    per_epoch = dict(v4.epoch_seconds)["bf16"]
+    assert v4.expected_seconds(15, "bf16") == pytest.approx(STARTUP_SECONDS + 15 * per_epoch)
+    small = v4.expected_seconds(9, "bf16", 3_000)
+    assert small > STARTUP_SECONDS + 9 * per_epoch * 3_000 / 60_000 * 1.5  # well above a linear scaling
+    assert small < v4.expected_seconds(9, "bf16", 30_000)

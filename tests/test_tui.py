@@ -115,13 +115,22 @@ async def test_keys_typed_in_a_burst_all_land_in_order(tmp_path):
             await pilot.pause()
             focused, plain = field.styles.background, other.styles.background
             assert sum(abs(a - b) for a, b in zip(focused.rgb, plain.rgb)) > 60, theme
-        for burst, expected in (("end backspace 0", "0"), ("backspace 1 5 end backspace backspace 3", "3"), ("backspace 0 backspace 6 4", "64")):
+        batch = app.screen.query_one("#field-batch_size", Input)
+        bursts = (
+            ("end backspace 0", field, "0"),
+            ("backspace 1 5 end backspace backspace 3", field, "3"),
+            ("backspace 0 backspace 6 4", field, "64"),
+            ("tab end backspace backspace backspace 3 2", batch, "32"),  # Tab moves on before the keys behind it land
+            ("shift+tab end backspace backspace 7", field, "7"),
+        )
+        for burst, target, expected in bursts:
             for key in burst.split():
                 app.post_message(events.Key(key, key if len(key) == 1 else "\x7f" if key == "backspace" else None))
             nodes = [app, *app.screen.walk_children(with_self=True)]
             await wait_until(pilot, lambda nodes=nodes: all(n._message_queue.empty() for n in nodes), timeout=10)  # every key handled
             await pilot.pause()
-            assert field.value == expected, burst
+            assert target.value == expected and app.focused is target, burst
+        assert batch.value == "32" and field.value == "7"
 
 
 async def test_invalid_recipe_is_shown_inline_and_start_refused(tmp_path):
@@ -443,6 +452,30 @@ async def test_footer_keeps_whole_keys_at_80_columns_and_question_mark_lists_the
         await pilot.resize_terminal(160, 40)
         await settle(pilot)
         assert len(app.screen.query_one(KeyFooter).fitting(160)) > len(shown)  # more room, more keys
+
+
+async def test_palette_train_trains_that_version_with_its_own_recipe(tmp_path):
+    """'Train v4' starts v4 with v4's recipe (not the recipe the form held before); 'Select
+    v4' only fills the form."""
+    from mnist_tui.core.versions import get_version
+    from mnist_tui.trainer import Launch
+
+    started = []
+
+    class Recorder:
+        def train(self, config, runs_dir):
+            started.append(config)
+            return Launch(run_dir=tmp_path / "never", error="not started: a test")
+
+    app = MnistTuiApp(runs_dir=tmp_path, launcher=Recorder())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()  # the quick recipe is in the form
+        await app.train_version("v3")
+        assert started == [] and app.screen.query_one("#form").model == "v3"
+        await app.train_version("v4", start=True)
+        await pilot.pause()
+        [config] = started
+        assert config.model == "v4" and config.recipe == get_version("v4").recipe
 
 
 async def test_palette_dismissed_twice_at_once_leaves_the_screen_beneath(tmp_path):

@@ -39,7 +39,7 @@ class ModelVersion:
         """About how long a run of `epochs` takes on a 2-core CPU in `precision` (fp32 or
         bf16), scaled to `images` training images; None where it was not measured."""
         per_epoch = dict(self.epoch_seconds).get(precision)
-        return None if per_epoch is None else per_epoch * epochs * images / 60_000
+        return None if per_epoch is None else expected_run_seconds(per_epoch, epochs, images)
 
     def build(self, dropout: float | None = None) -> nn.Module:
         """Instantiate the network (imports torch)."""
@@ -51,6 +51,21 @@ class ModelVersion:
     def config(self, **overrides: object) -> TrainConfig:
         """A TrainConfig holding this version's recipe, with any field overridden."""
         return TrainConfig(model=self.name, recipe=self.recipe).replace(**overrides)
+
+
+# A test pass (10,000 images, forward only) costs about what training on this many images
+# does; and a trainer takes this long to start (import torch, read the data, build the
+# model). Both stay the same whatever the number of training images, so that a run on a few
+# thousand images is not promised in a second.
+EVAL_AS_TRAINING_IMAGES = 3_300
+STARTUP_SECONDS = 5.0
+
+
+def expected_run_seconds(epoch_seconds: float, epochs: int, images: int) -> float:
+    """A run's expected seconds from the measured seconds of one epoch on all 60,000 images
+    (test pass included), for `epochs` epochs of `images` training images."""
+    share = (images + EVAL_AS_TRAINING_IMAGES) / (60_000 + EVAL_AS_TRAINING_IMAGES)
+    return STARTUP_SECONDS + epoch_seconds * epochs * share
 
 
 # v3 and v4's recipe, chosen on a held-out tenth of the training set
@@ -174,7 +189,7 @@ class Preset:
     def expected_seconds(self, epochs: int, precision: str, images: int = 60_000) -> float | None:
         """As ModelVersion.expected_seconds, from this preset's own measured runs."""
         per_run = dict(self.run_seconds).get(precision)
-        return None if per_run is None else per_run * epochs / self.recipe.epochs * images / 60_000
+        return None if per_run is None else expected_run_seconds(per_run / self.recipe.epochs, epochs, images)
 
 
 # The first run a new user makes: v4 for three one-cycle epochs on all 60,000 images, sized

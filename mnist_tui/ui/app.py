@@ -81,6 +81,10 @@ class MnistTuiApp(App):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
     BINDINGS = [
         Binding("question_mark,f1", "help", "Keys", key_display="?"),
+        # Tab moves focus before any later key is handed out: keys typed after Tab in one
+        # burst land in the next field, not in the one being left.
+        Binding("tab", "focus_next", show=False, priority=True),
+        Binding("shift+tab", "focus_previous", show=False, priority=True),
         ("ctrl+q", "quit", "Quit"),
         ("f2", "open('train')", "Train"),
         ("f3", "open('layers')", "Layers"),

@@ -73,7 +73,8 @@ class Follower:
             if isinstance(started, RunFailed):
                 self.done = True
                 return [started]
-            events.append(started)
+            if record.config.get("train_size") is not None:  # a trainer that failed to start set up nothing to show
+                events.append(started)
         if len(record.metrics) < self.epochs_seen:  # a resume dropped an unsaved epoch: start over
             self.started, self.epochs_seen = False, 0
             return self.poll()

@@ -79,20 +79,18 @@ class TrainScreen(AppScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal(id="train-body"):
-            with Vertical(id="recipe"):
-                with VerticalScroll(id="recipe-scroll"):
-                    yield Label("Version", classes="section")
-                    yield OptionList(*[Option(version_label(n), id=n) for n in PICKS], id="versions")
-                    yield Static("", id="version-title")
-                    yield RecipeForm(id="form")
-                with Horizontal(id="buttons"):  # below the scrolling recipe: always in sight
-                    yield Button("Start", variant="success", id="start", compact=True)
-                    yield Button("Stop", variant="error", id="stop", disabled=True, compact=True)
+            with VerticalScroll(id="recipe"):
+                yield Label("Version", classes="section")
+                yield OptionList(*[Option(version_label(n), id=n) for n in PICKS], id="versions")
+                yield Static("", id="version-title")
+                yield RecipeForm(id="form")
             with Vertical(id="dashboard"):
                 yield Static("Pick a version and press Start (ctrl+s).", id="device-line")
-                with Vertical(id="progress-row"):
+                with Horizontal(id="progress-row"):  # Start and Stop stay in sight, recipe shown or not
+                    yield Button("Start", variant="success", id="start", compact=True)
+                    yield Button("Stop", variant="error", id="stop", disabled=True, compact=True)
                     yield ProgressBar(total=1, id="epoch-progress", show_eta=False)
-                    yield Static("", id="speed")
+                yield Static("", id="speed")
                 yield EpochTable(id="epochs")
                 with Horizontal(id="charts"):
                     yield MetricChart("loss", id="loss-chart")
@@ -176,10 +174,9 @@ class TrainScreen(AppScreen):
     def select(self, name: str) -> None:
         """Pick an entry (a preset or a version) as the arrow keys would: its recipe fills the form."""
         versions = self.query_one("#versions", OptionList)
-        index = versions.get_option_index(name)
-        if versions.highlighted == index:
-            self._pick(name)  # no highlight event for the entry already highlighted: reload its recipe
-        versions.highlighted = index
+        with self.prevent(OptionList.OptionHighlighted):  # the form is filled now, not when the event comes
+            versions.highlighted = versions.get_option_index(name)
+        self._pick(name)
 
     @on(RecipeForm.Changed)
     def recipe_changed(self, event: RecipeForm.Changed) -> None:
@@ -314,14 +311,17 @@ class TrainScreen(AppScreen):
         # The form shows the followed run's recipe (its version picked), not the last one edited.
         self.query_one(RecipeForm).load(ev.config.model, ev.config, recipe=ev.config.recipe)
         if ev.config.model in VERSIONS:
+            # The picker shows the preset the run was started from (quick), else its version.
+            presets = [n for n, p in PRESETS.items() if p.model == ev.config.model and p.recipe == ev.config.recipe]
+            self.picked = presets[0] if presets else ev.config.model
             versions = self.query_one("#versions", OptionList)
             with self.prevent(OptionList.OptionHighlighted):
-                versions.highlighted = versions.get_option_index(ev.config.model)
-            self.picked = ev.config.model
+                versions.highlighted = versions.get_option_index(self.picked)
             self._show_version()
         self._run_line = started_line(ev)
         self.query_one("#device-line", Static).update(self._run_line)
         self.query_one("#epoch-progress", ProgressBar).update(total=ev.batches_per_epoch, progress=0)
+        self.query_one("#speed", Static).update("training: preparing the first batches…")  # until the first progress
         if ev.warning:
             self.notify(ev.warning, severity="warning", timeout=10, markup=False)
 
@@ -339,10 +339,17 @@ class TrainScreen(AppScreen):
     def _show_finished_epoch(self, ev: EpochFinished) -> None:
         self._epochs_done.append(ev)
         self._show_epoch(ev)
+        bar = self.query_one("#epoch-progress", ProgressBar)
+        bar.update(progress=bar.total)  # the epoch is done, whatever progress was last seen
         if ev.memory_mb is not None:
             self.query_one("#speed", Static).update(f"{ev.images_per_s:,.0f} img/s · {ev.memory_mb:,.0f} MiB in use")
 
+    def _ended(self) -> None:
+        """After a run: focus back on the version list (the form was read-only meanwhile)."""
+        self.call_after_refresh(self.query_one("#versions", OptionList).focus)
+
     def _show_end(self, ev: RunFinished) -> None:
+        self._ended()
         acc = f", final test accuracy {ev.final_test_acc:.2f}%" if ev.final_test_acc is not None else ""
         epochs = f"{ev.epochs_done} epoch{'s' if ev.epochs_done != 1 else ''}"
         self.notify(f"Run {ev.status} after {epochs}{acc}.", title="Training", markup=False)
@@ -350,6 +357,7 @@ class TrainScreen(AppScreen):
         self.query_one("#device-line", Static).update(self._run_line)  # no longer "Stopping…"
 
     def _show_failure(self, ev: RunFailed) -> None:
+        self._ended()
         self.notify(ev.reason, title=f"Training {ev.status}", severity="error", timeout=10, markup=False)
         self.query_one("#speed", Static).update(Text(f"{ev.status}: {ev.reason}", style="red"))
         if ev.run_dir is None or not self._run_line:  # it never started: the line says "Starting…"
