@@ -116,20 +116,42 @@ def run_settings(record) -> dict[str, object]:
     return {k: v for k, v in flat.items() if isinstance(v, (str, int, float, type(None)))}
 
 
+# Settings by how much they tell runs apart, with the words the Train form uses (short).
+# A setting named "" shows its value alone ('fp32', 'adamw').
+SETTING_NAMES = {
+    "limit": "images", "epochs": "epochs", "lr": "lr", "batch_size": "batch", "optimizer": "", "scheduler": "",
+    "seed": "seed", "precision": "", "dropout": "dropout", "rotate": "rotate", "translate": "shift", "scale": "zoom",
+    "weight_decay": "decay", "momentum": "momentum", "step_size": "step", "test_batch_size": "test batch",
+    "device": "", "holdout": "held out",
+}  # fmt: skip
+
+
+def setting_text(value: object) -> str:
+    """'2,000', '0.001', 'adamw', 'all' (no limit)."""
+    if value is None:
+        return "all"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    return f"{value:,}" if isinstance(value, int) else f"{value:g}"
+
+
 def differing_settings(records: list) -> dict[str, list[object]]:
-    """The settings whose values are not the same in every run, with each run's value."""
+    """The settings whose values are not the same in every run (most telling first, by their
+    short names), with each run's value."""
     settings = [run_settings(r) for r in records]
-    keys = dict.fromkeys(k for s in settings for k in s)  # in first-seen order
-    return {k: [s.get(k) for s in settings] for k in keys if len({repr(s.get(k)) for s in settings}) > 1}
+    keys = dict.fromkeys(k for s in settings for k in s if k != "model")
+    ordered = [k for k in SETTING_NAMES if k in keys] + [k for k in keys if k not in SETTING_NAMES]
+    return {SETTING_NAMES.get(k) or k: [s.get(k) for s in settings] for k in ordered if len({repr(s.get(k)) for s in settings}) > 1}
 
 
 def short_labels(records: list) -> list[str]:
-    """Legend labels: the version, the first two settings that tell the runs apart, and the
-    short id when that is not enough ('v2 lr=0.01', 'v4 seed=2 a1b2c3')."""
-    differ = {k: v for k, v in differing_settings(records).items() if k != "model"}
+    """Legend labels: the version, the two most telling settings that tell the runs apart, and
+    the short id when that is not enough ('v2 images=2,000', 'v4 lr=0.01 seed=2')."""
+    differ = list(differing_settings(records).items())[:2]
+    shown = {SETTING_NAMES[k] or k: SETTING_NAMES[k] for k in SETTING_NAMES}  # names shown without "name="
     labels = []
     for i, r in enumerate(records):
-        parts = [r.model] + [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, vs in list(differ.items())[:2] for v in [vs[i]]]
+        parts = [r.model] + [setting_text(vs[i]) if shown.get(name) == "" else f"{name}={setting_text(vs[i])}" for name, vs in differ]
         labels.append(" ".join(parts))
     if len(set(labels)) < len(labels):
         labels = [f"{label} {r.run_id[-6:]}" for label, r in zip(labels, records)]

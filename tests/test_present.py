@@ -58,3 +58,17 @@ def test_labels_of_runs_alike_fall_back_to_the_short_id(tmp_path):
     write_run(tmp_path, "20261101T100000Z-v2-aaaaaa", "v2", "finished", [98.0])
     write_run(tmp_path, "20261102T100000Z-v2-bbbbbb", "v2", "finished", [98.5])
     assert short_labels(list_runs(tmp_path)) == ["v2 aaaaaa", "v2 bbbbbb"]
+
+
+def test_labels_put_the_most_telling_setting_first(tmp_path):
+    a = write_run(tmp_path, "20261101T100000Z-v2-aaaaaa", "v2", "finished", [98.0])
+    b = write_run(tmp_path, "20261102T100000Z-v2-bbbbbb", "v2", "finished", [98.5])
+    c = write_run(tmp_path, "20261103T100000Z-v1-cccccc", "v1", "finished", [97.5])
+    for path, limit in ((a, 2000), (b, 256), (c, 2000)):
+        config = json.loads((path / "config.json").read_text())
+        config["config"]["limit"] = limit
+        (path / "config.json").write_text(json.dumps(config))
+    _with_recipe(c, batch_size=64, optimizer="adam")
+    records = list_runs(tmp_path)
+    assert differing_settings(records) == {"images": [2000, 256, 2000], "batch": [128, 128, 64], "optimizer": [None, None, "adam"]}
+    assert short_labels(records) == ["v2 images=2,000 batch=128", "v2 images=256 batch=128", "v1 images=2,000 batch=64"]

@@ -14,7 +14,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
 from mnist_tui.core.store import read_run
-from mnist_tui.present import as_epoch, differing_settings, short_labels
+from mnist_tui.present import as_epoch, differing_settings, setting_text, short_labels
 from mnist_tui.ui.widgets.charts import MetricChart
 from mnist_tui.ui.widgets.epoch_table import EpochTable
 from mnist_tui.ui.widgets.footer import KeyFooter
@@ -61,13 +61,13 @@ class RunDetailScreen(Screen):
             table = self.query_one("#compare-runs", DataTable)
             table.clear(columns=True)
             # The legend's short label, the results, then only the settings that differ.
-            differ = {k: v for k, v in differing_settings(self.records).items() if k != "model"}
+            differ = differing_settings(self.records)
             table.add_columns("label", "run", "epochs", "final acc", "best acc", "status", *differ)
             labels = short_labels(self.records)
             for i, (r, label) in enumerate(zip(self.records, labels)):
                 final = "-" if r.final_test_acc is None else f"{r.final_test_acc:.2f}%"
                 best = "-" if r.best_test_acc is None else f"{r.best_test_acc:.2f}%"
-                settings = [Text("-" if v[i] is None else f"{v[i]:g}" if isinstance(v[i], float) else str(v[i])) for v in differ.values()]
+                settings = [Text(setting_text(v[i])) for v in differ.values()]
                 table.add_row(Text(label), Text(r.run_id), f"{r.epochs_done}/{r.epochs_total}", final, best, Text(r.status), *settings)
                 acc.series[label] = [(m["epoch"], m["test_acc"]) for m in r.metrics]
                 loss.series[label] = [(m["epoch"], m["test_loss"]) for m in r.metrics]
