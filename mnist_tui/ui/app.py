@@ -191,7 +191,9 @@ class MnistTuiApp(App):
                 from mnist_tui.present import run_hint
 
                 hint = f"; {run_hint(screen.run_dir)}" if screen.run_dir is not None else ""
-                self.exit(message=Text(f"The run keeps training in the background; `mnist-tui` shows it again{hint}"))
+                default = self.runs_dir.resolve() == default_runs_dir().resolve()
+                again = "mnist-tui" if default else f"mnist-tui --runs {self.runs_dir}"
+                self.exit(message=Text(f"The run keeps training in the background; `{again}` shows it again{hint}"))
 
         self.push_screen(
             ChoiceScreen(
