@@ -35,3 +35,18 @@ def test_runs_command_80_columns(snapshot, fixture_runs):
     out = io.StringIO()
     print_runs(list_runs(fixture_runs), fixture_runs, Console(file=out, width=80, color_system=None))
     assert out.getvalue() == snapshot
+
+
+def test_quit_question_80x24_shows_the_whole_question(snap_compare, tmp_path, monkeypatch):
+    from mnist_tui.core import hardware
+    from mnist_tui.ui.screens.train import TrainScreen
+
+    monkeypatch.setattr(hardware, "cpu_bf16_native", lambda: False)  # the picker's times
+    monkeypatch.setattr(TrainScreen, "running", property(lambda self: True))  # as while a run trains
+
+    async def ask(pilot):
+        await settle(pilot)
+        await pilot.press("ctrl+q")
+        await settle(pilot)
+
+    assert snap_compare(MnistTuiApp(runs_dir=tmp_path), terminal_size=(80, 24), run_before=ask)
