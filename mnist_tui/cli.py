@@ -159,7 +159,7 @@ def cmd_tui(runs: str | None, data_dir: str | None, screen: str) -> int:
     return 0
 
 
-def _config_of(args: argparse.Namespace):
+def config_of(args: argparse.Namespace):
     """The run's config from the arguments (or, for a launched trainer, from --config-json)."""
     from mnist_tui.core.config import ConfigError, TrainConfig
     from mnist_tui.core.versions import QUICK, get_version
@@ -196,7 +196,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from mnist_tui.core.validate import config_problems
 
     try:
-        config = _config_of(args)
+        config = config_of(args)
     except ConfigError as exc:
         args.refuse(str(exc))
     problems = config_problems(config)

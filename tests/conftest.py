@@ -8,11 +8,7 @@ import sys
 import pytest
 
 from mnist_tui.core.versions import get_version
-
-# The arguments of the uninterrupted reference run several tests compare against: v4's
-# recipe draws on every random stream a resume must restore (weights, data order, per-image
-# augmentation) and steps its one-cycle schedule every batch.
-REFERENCE_ARGS = ("--model", "v4", "--epochs", "2", "--limit", "256", "--device", "cpu")
+from tests.builders import REFERENCE_ARGS
 
 
 @pytest.fixture(scope="session")
@@ -32,16 +28,6 @@ def runs_dir(tmp_path):
 def small_config(runs_dir):
     """v2 on 256 training images for 2 epochs, evaluated on the full test set."""
     return get_version("v2").config(epochs=2, limit=256, device="cpu", runs_dir=str(runs_dir), progress_every=1, progress_seconds=0)
-
-
-def stub_checkpoint(epoch: int, model: dict | None = None, config: dict | None = None):
-    """A checkpoint in the documented format with no real training state (for store tests)."""
-    import torch
-
-    from mnist_tui.core.store import Checkpoint
-
-    rng = {name: torch.zeros(8, dtype=torch.uint8) for name in ("torch", "order", "augment")}
-    return Checkpoint(model=model or {}, optimizer={}, scheduler={}, epoch=epoch, config=config or {}, rng=rng)
 
 
 @pytest.fixture

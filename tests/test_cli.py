@@ -114,9 +114,9 @@ def test_the_app_takes_its_folders_without_the_word_tui(monkeypatch, tmp_path):
 def test_quick_is_the_quick_recipe_and_options_still_override(capsys):
     from mnist_tui.core.versions import QUICK
 
-    config = cli._config_of(cli.build_parser().parse_args(["train", "--quick"]))
+    config = cli.config_of(cli.build_parser().parse_args(["train", "--quick"]))
     assert config.model == QUICK.model == "v4" and config.recipe == QUICK.recipe and config.recipe.epochs == 3
-    config = cli._config_of(cli.build_parser().parse_args(["train", "--quick", "--epochs", "5"]))
+    config = cli.config_of(cli.build_parser().parse_args(["train", "--quick", "--epochs", "5"]))
     assert config.recipe.epochs == 5 and config.recipe.batch_size == QUICK.recipe.batch_size
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["train", "--quick", "--model", "v2"])

@@ -13,7 +13,7 @@ from mnist_tui.core.events import BatchProgress, EpochFinished, RunFailed, RunFi
 from mnist_tui.core.store import RunWriter, list_runs, read_run
 from mnist_tui.core.store.checkpoint import load_state as load_checkpoint
 from mnist_tui.core.versions import get_version
-from tests.conftest import stub_checkpoint
+from tests.builders import stub_checkpoint
 
 
 def test_a_small_run_yields_events_and_is_saved(small_config, runs_dir):
@@ -133,8 +133,25 @@ def test_divergence_is_reported_and_recorded(small_config, runs_dir):
     assert len(finished) < 4
     record = read_run(failed.run_dir)
     assert record.status == "diverged" and record.epochs_done == len(finished)
-    if finished:  # the last good epoch's checkpoint is kept
-        assert load_checkpoint(failed.run_dir)["epoch"] == finished[-1]
+
+
+def test_divergence_after_a_good_epoch_keeps_that_epoch_and_its_checkpoint(small_config, runs_dir, monkeypatch):
+    from mnist_tui.core import engine
+
+    real, passes = engine.evaluation, []
+
+    def nan_from_the_second_pass(*args, **kwargs):
+        passes.append(1)
+        result = yield from real(*args, **kwargs)
+        return (float("nan"), 0.0) if len(passes) >= 2 else result
+
+    monkeypatch.setattr(engine, "evaluation", nan_from_the_second_pass)
+    events = list(train(small_config.replace(epochs=3)))
+    failed = events[-1]
+    assert isinstance(failed, RunFailed) and failed.status == "diverged" and "epoch 2" in failed.reason
+    assert [e.epoch for e in events if isinstance(e, EpochFinished)] == [1]
+    assert read_run(failed.run_dir).epochs_done == 1
+    assert load_checkpoint(failed.run_dir)["epoch"] == 1  # the last good epoch's checkpoint is kept
 
 
 def _written_run(runs_dir, epochs: int = 1):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import json
 import signal
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from mnist_tui.core.store import CheckpointError, RunWriter, list_runs, read_run
 from mnist_tui.core.store.checkpoint import load_state as load_checkpoint
 from mnist_tui.core.validate import config_problems
 from mnist_tui.core.versions import get_version
-from tests.conftest import REFERENCE_ARGS, stub_checkpoint
+from tests.builders import REFERENCE_ARGS, damaged_store
 
 METRIC_KEYS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr")
 
@@ -91,56 +90,6 @@ def test_a_checkpoint_crafted_to_run_code_is_refused(tmp_path):
     torch.save({"model": {}, "epoch": 1, "payload": _Payload()}, tmp_path / "checkpoint.pt")
     with pytest.raises(CheckpointError, match="was refused"):
         load_checkpoint(tmp_path)
-
-
-def _good_run(runs_dir, name_epochs=1):
-    writer = RunWriter.create(runs_dir, "v2", {"config": {"model": "v2", "recipe": {"epochs": 2}}})
-    for epoch in range(1, name_epochs + 1):
-        writer.append_epoch(
-            {
-                "epoch": epoch,
-                "epochs": 2,
-                "train_loss": 0.2,
-                "train_acc": 97.0,
-                "test_loss": 0.1,
-                "test_acc": 98.0,
-                "lr": 1e-3,
-                "seconds": 1.0,
-                "images_per_s": 1500.0,
-            }
-        )
-        writer.save_checkpoint(stub_checkpoint(epoch))
-    writer.close("stopped")
-    return writer.path
-
-
-def damaged_store(runs_dir):
-    """One run of each kind of damage, and one good run; returns {folder: expected reason}."""
-    expected = {}
-    path = _good_run(runs_dir)
-    (path / "config.json").write_text('{"format": 1, "run_id": ')
-    expected[path.name] = "config.json is not valid JSON"
-    path = _good_run(runs_dir)
-    (path / "checkpoint.pt").unlink()
-    expected[path.name] = "checkpoint.pt is missing"
-    path = _good_run(runs_dir)
-    blob = (path / "checkpoint.pt").read_bytes()
-    (path / "checkpoint.pt").write_bytes(blob[: len(blob) // 2])
-    expected[path.name] = "checkpoint.pt is damaged"
-    path = _good_run(runs_dir)
-    cfg = json.loads((path / "config.json").read_text())
-    (path / "config.json").write_text(json.dumps({**cfg, "format": 99}))
-    expected[path.name] = "unknown format version 99"
-    path = _good_run(runs_dir)
-    (path / "status.json").unlink()
-    expected[path.name] = "status.json is missing"
-    path = _good_run(runs_dir)
-    (path / "metrics.jsonl").write_text('{"epoch": 1}\n{"epoch": 2}\n')
-    expected[path.name] = "metrics.jsonl line 1 lacks"
-    good = _good_run(runs_dir)
-    with open(good / "metrics.jsonl", "a") as fh:
-        fh.write('{"epoch": 2, "te')  # a crash mid-write: ignored, not damage
-    return expected, good
 
 
 def test_every_kind_of_damage_is_named_and_the_good_run_still_lists(tmp_path):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mnist_tui.core.store import list_runs, read_run
-from tests.conftest import REFERENCE_ARGS
+from tests.builders import REFERENCE_ARGS
 
 pytestmark = pytest.mark.slow  # real processes: each pays torch's import
 

@@ -9,26 +9,11 @@ import torch
 from mnist_tui.core import predict as core_predict
 from mnist_tui.core.predict import inference_model, inference_precision, predict
 from mnist_tui.core.versions import VERSIONS, get_version
-
-
-def _v2_run(runs_dir, precision: str | None = None):
-    """A run folder whose checkpoint holds an untrained v2 (its predictions fixed by the seed)."""
-    from mnist_tui.core.store import RunWriter
-    from tests.conftest import stub_checkpoint
-
-    torch.manual_seed(0)
-    model = get_version("v2").build()
-    meta = {"config": {"model": "v2", "recipe": {"epochs": 1}}}
-    if precision is not None:
-        meta["precision"] = precision
-    writer = RunWriter.create(runs_dir, "v2", meta)
-    writer.save_checkpoint(stub_checkpoint(1, model.state_dict(), {"model": "v2"}))
-    writer.close("stopped")
-    return writer.path
+from tests.builders import untrained_v2_run
 
 
 def test_progress_is_reported_chunk_by_chunk_up_to_the_whole_test_set(tmp_path):
-    run = _v2_run(tmp_path)
+    run = untrained_v2_run(tmp_path)
     calls: list[tuple[int, int]] = []
     result = predict(run, 8, progress=lambda done, total: calls.append((done, total)))
     total = result.total
@@ -49,7 +34,7 @@ def test_progress_is_reported_chunk_by_chunk_up_to_the_whole_test_set(tmp_path):
 def test_predictions_agree_with_the_plain_network_in_fp32(tmp_path):
     from mnist_tui.core import data
 
-    run = _v2_run(tmp_path)
+    run = untrained_v2_run(tmp_path)
     result = predict(run, 32)
     torch.manual_seed(0)
     model = get_version("v2").build().eval()

@@ -16,7 +16,7 @@ from mnist_tui.core.engine import resume, train
 from mnist_tui.core.events import EpochFinished, RunFailed
 from mnist_tui.core.store import list_runs, read_run
 from mnist_tui.core.versions import get_version
-from tests.conftest import stub_checkpoint
+from tests.builders import stub_checkpoint
 from tests.ui_helpers import write_run
 
 
@@ -228,7 +228,7 @@ def test_resume_never_creates_the_data_folder_stored_in_the_run(stopped_run, tmp
 def test_a_relative_data_folder_is_stored_absolute(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     args = cli.build_parser().parse_args(["train", "--data", "mydata", "--runs", "myruns"])
-    config = cli._config_of(args)
+    config = cli.config_of(args)
     assert config.data_dir == str(tmp_path / "mydata") and config.runs_dir == str(tmp_path / "myruns")
 
 

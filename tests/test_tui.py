@@ -343,7 +343,7 @@ async def test_predictions_grid_and_mistakes_only(tmp_path):
     from mnist_tui.core.versions import get_version
     from mnist_tui.ui.screens.predictions import PredictionsScreen
     from mnist_tui.ui.widgets.digit_grid import DigitGrid
-    from tests.conftest import stub_checkpoint
+    from tests.builders import stub_checkpoint
 
     torch.manual_seed(0)
     model = get_version("v2").build()
@@ -370,7 +370,7 @@ async def test_predictions_grid_and_mistakes_only(tmp_path):
 
 
 async def test_damaged_runs_are_marked_and_the_good_one_opens(tmp_path):
-    from tests.test_faults import damaged_store
+    from tests.builders import damaged_store
 
     expected, good = damaged_store(tmp_path)
     app = MnistTuiApp(runs_dir=tmp_path, start_mode="runs", launcher=InProcessLauncher())
@@ -506,9 +506,9 @@ async def test_predictions_show_progress_while_classifying_then_the_grid(tmp_pat
     import mnist_tui.core.predict as core_predict
     from mnist_tui.ui.screens import predictions as predictions_screen
     from mnist_tui.ui.widgets.digit_grid import DigitGrid
-    from tests.test_predict import _v2_run
+    from tests.builders import untrained_v2_run
 
-    _v2_run(tmp_path)
+    untrained_v2_run(tmp_path)
     # Hold the classification a quarter of the way through, until the test has looked.
     reached, release = threading.Event(), threading.Event()
     real_predict = core_predict.predict
