@@ -1,4 +1,5 @@
-"""Training configuration: frozen dataclasses holding every default in one place."""
+"""Training configuration: frozen dataclasses and their option types, a leaf module (the rules
+live in validate.py, each version's recipe in versions.py)."""
 
 from __future__ import annotations
 

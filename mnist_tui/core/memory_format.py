@@ -1,16 +1,13 @@
 """Memory layout for CPU training: channels_last, except batch norms PyTorch runs slowly in it.
 
 The engine trains in channels_last, where oneDNN's convolutions are fastest. PyTorch's own
-channels_last batch norm, though, vectorises across channels, and measured here it is
-several times slower when the channel count is not a multiple of 16. On this project's
-2-core AVX-512 CPU, batch norm + ReLU forward and backward on a 128x24x28x28 bf16 batch
-took 9.9 ms in channels_last and 7.7 ms through NCHW, copies both ways included (8
-channels: 4.3 / 2.1 ms), while 16, 32 or 48 channels run 1.3-2.7x faster in channels_last
-(`python benchmarks/throughput.py --batch-norm`). `nchw_batch_norms` routes the slow layers
-through NCHW while training; a v2 step got 8-10% faster, v3 and v4 16-18%
-(benchmarks/results/throughput.md). The rule: in bf16, channel counts that are not a
-multiple of 16; in fp32, fewer than 16 channels (24 is faster in channels_last there).
-Evaluation is left alone: it is faster in channels_last throughout.
+channels_last batch norm, though, vectorises across channels, and it is several times slower
+when the channel count is not a multiple of 16. `nchw_batch_norms` routes those layers through
+NCHW while training (copies both ways included, they still win). The rule: in bf16, channel
+counts that are not a multiple of 16; in fp32, fewer than 16 channels. The measurements
+behind it are printed by `python benchmarks/throughput.py --batch-norm` and kept, with the
+machine, in benchmarks/results/throughput.md. Evaluation is left alone: it is faster in
+channels_last throughout.
 """
 
 from __future__ import annotations

@@ -20,10 +20,9 @@ from mnist_tui.core.store import checkpoint as checkpoints
 from mnist_tui.core.versions import get_version
 
 CPU = torch.device("cpu")
-# Test images per forward pass. Timed in fresh processes on this project's 2-core AVX-512 CPU
-# (fp32 / bf16): 64 took 1.4 / 1.0 s for the test set, 256 took 2.0 / 1.3 s and 2,000 took
-# 3.1 / 1.6 s, most of the difference page faults (0.8-2.7 s of system time): larger chunks'
-# activations (19 MB after v2's second convolution at 256) come fresh from the kernel each time.
+# Test images per forward pass: small, because larger chunks' activations (19 MB after v2's
+# second convolution at 256) come fresh from the kernel each time and their page faults cost
+# more than the forward pass saves (benchmarks/ui_speed.py --only-predictions measures it).
 CHUNK = 64
 CACHE_SIZE = 4  # classified checkpoints kept, so that mistakes-only and reopening are instant
 
