@@ -168,14 +168,15 @@ async def test_stop_midway_saves_the_run_as_stopped(tmp_path):
         assert str(screen.query_one("#speed", Static).render()).startswith("stopped:")
 
 
-@pytest.mark.parametrize("answer, status, epochs", [("s", "stopped", 20), ("k", "finished", 3)])
+@pytest.mark.parametrize("answer, status, epochs", [("s", "stopped", 20), ("k", "finished", 6)])
 async def test_quitting_while_training_asks_whether_to_keep_it_training(tmp_path, answer, status, epochs):
     launcher = InProcessLauncher()
     app = MnistTuiApp(runs_dir=tmp_path, launcher=launcher)
     async with app.run_test(size=(120, 40)) as pilot:
         await _set_recipe(pilot, str(epochs), "256")
         await pilot.press("ctrl+s")
-        await wait_until(pilot, lambda: bool(list_runs(tmp_path)))  # its run folder exists
+        # its run folder exists, and the screen follows the run (6 epochs leave seconds to spare)
+        await wait_until(pilot, lambda: bool(list_runs(tmp_path)) and app.screen.running)
         await pilot.press("ctrl+q")
         await pilot.pause()
         assert isinstance(app.screen, ChoiceScreen)
