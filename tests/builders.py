@@ -23,51 +23,53 @@ def stub_checkpoint(epoch: int, model: dict | None = None, config: dict | None =
     return Checkpoint(model=model or {}, optimizer={}, scheduler={}, epoch=epoch, config=config or {}, rng=rng)
 
 
-def good_run(runs_dir, name_epochs=1):
-    writer = RunWriter.create(runs_dir, "v2", {"config": {"model": "v2", "recipe": {"epochs": 2}}})
-    for epoch in range(1, name_epochs + 1):
+def written_run(runs_dir, epochs_done: int = 1, epochs: int = 2, status: str = "stopped", test_acc=lambda epoch: 98.0):
+    """A run written by the store's own writer, as the engine writes it, without training:
+    `epochs_done` metrics lines and checkpoints of `epochs` planned, then `status`."""
+    writer = RunWriter.create(runs_dir, "v2", {"config": {"model": "v2", "recipe": {"epochs": epochs}}})
+    for epoch in range(1, epochs_done + 1):
         writer.append_epoch(
             {
                 "epoch": epoch,
-                "epochs": 2,
+                "epochs": epochs,
                 "train_loss": 0.2,
                 "train_acc": 97.0,
                 "test_loss": 0.1,
-                "test_acc": 98.0,
+                "test_acc": test_acc(epoch),
                 "lr": 1e-3,
                 "seconds": 1.0,
                 "images_per_s": 1500.0,
             }
         )
         writer.save_checkpoint(stub_checkpoint(epoch))
-    writer.close("stopped")
+    writer.close(status)
     return writer.path
 
 
 def damaged_store(runs_dir):
     """One run of each kind of damage, and one good run; returns {folder: expected reason}."""
     expected = {}
-    path = good_run(runs_dir)
+    path = written_run(runs_dir)
     (path / "config.json").write_text('{"format": 1, "run_id": ')
     expected[path.name] = "config.json is not valid JSON"
-    path = good_run(runs_dir)
+    path = written_run(runs_dir)
     (path / "checkpoint.pt").unlink()
     expected[path.name] = "checkpoint.pt is missing"
-    path = good_run(runs_dir)
+    path = written_run(runs_dir)
     blob = (path / "checkpoint.pt").read_bytes()
     (path / "checkpoint.pt").write_bytes(blob[: len(blob) // 2])
     expected[path.name] = "checkpoint.pt is damaged"
-    path = good_run(runs_dir)
+    path = written_run(runs_dir)
     cfg = json.loads((path / "config.json").read_text())
     (path / "config.json").write_text(json.dumps({**cfg, "format": 99}))
     expected[path.name] = "unknown format version 99"
-    path = good_run(runs_dir)
+    path = written_run(runs_dir)
     (path / "status.json").unlink()
     expected[path.name] = "status.json is missing"
-    path = good_run(runs_dir)
+    path = written_run(runs_dir)
     (path / "metrics.jsonl").write_text('{"epoch": 1}\n{"epoch": 2}\n')
     expected[path.name] = "metrics.jsonl line 1 lacks"
-    good = good_run(runs_dir)
+    good = written_run(runs_dir)
     with open(good / "metrics.jsonl", "a") as fh:
         fh.write('{"epoch": 2, "te')  # a crash mid-write: ignored, not damage
     return expected, good

@@ -10,10 +10,10 @@ import torch
 
 from mnist_tui.core.engine import evaluate, train
 from mnist_tui.core.events import BatchProgress, EpochFinished, RunFailed, RunFinished, RunStarted
-from mnist_tui.core.store import RunWriter, list_runs, read_run
+from mnist_tui.core.store import list_runs, read_run
 from mnist_tui.core.store.checkpoint import load_state as load_checkpoint
 from mnist_tui.core.versions import get_version
-from tests.builders import stub_checkpoint
+from tests.builders import written_run
 
 
 def test_a_small_run_yields_events_and_is_saved(small_config, runs_dir):
@@ -155,25 +155,8 @@ def test_divergence_after_a_good_epoch_keeps_that_epoch_and_its_checkpoint(small
 
 
 def _written_run(runs_dir, epochs: int = 1):
-    """A run written by the store's own writer, as the engine writes it, without training."""
-    writer = RunWriter.create(runs_dir, "v2", {"config": {"model": "v2", "recipe": {"epochs": epochs}}})
-    for epoch in range(1, epochs + 1):
-        writer.append_epoch(
-            {
-                "epoch": epoch,
-                "epochs": epochs,
-                "train_loss": 0.2,
-                "train_acc": 95.0,
-                "test_loss": 0.1,
-                "test_acc": 90.0 + epoch,
-                "lr": 1e-3,
-                "seconds": 1.0,
-                "images_per_s": 1000.0,
-            }
-        )
-        writer.save_checkpoint(stub_checkpoint(epoch))
-    writer.close("finished")
-    return writer.path
+    """A finished run of `epochs` epochs whose test accuracy is 90 + the epoch."""
+    return written_run(runs_dir, epochs_done=epochs, epochs=epochs, status="finished", test_acc=lambda epoch: 90.0 + epoch)
 
 
 def test_listing_tolerates_a_half_written_last_metrics_line(runs_dir):

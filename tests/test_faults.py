@@ -92,7 +92,7 @@ def test_a_checkpoint_crafted_to_run_code_is_refused(tmp_path):
         load_checkpoint(tmp_path)
 
 
-def test_every_kind_of_damage_is_named_and_the_good_run_still_lists(tmp_path):
+def test_every_kind_of_damage_is_named_and_the_written_run_still_lists(tmp_path):
     expected, good = damaged_store(tmp_path)
     records = {r.path.name: r for r in list_runs(tmp_path)}
     for name, reason in expected.items():
