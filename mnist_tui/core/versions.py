@@ -39,7 +39,7 @@ class ModelVersion:
         """About how long a run of `epochs` takes on a 2-core CPU in `precision` (fp32 or
         bf16), scaled to `images` training images; None where it was not measured."""
         per_epoch = dict(self.epoch_seconds).get(precision)
-        return None if per_epoch is None else expected_run_seconds(per_epoch, epochs, images)
+        return None if per_epoch is None else expected_run_seconds(per_epoch * self.recipe.epochs, self.recipe.epochs, epochs, images)
 
     def build(self, dropout: float | None = None) -> nn.Module:
         """Instantiate the network (imports torch)."""
@@ -61,11 +61,13 @@ EVAL_AS_TRAINING_IMAGES = 3_300
 STARTUP_SECONDS = 5.0
 
 
-def expected_run_seconds(epoch_seconds: float, epochs: int, images: int) -> float:
-    """A run's expected seconds from the measured seconds of one epoch on all 60,000 images
-    (test pass included), for `epochs` epochs of `images` training images."""
+def expected_run_seconds(wall: float, measured_epochs: int, epochs: int, images: int) -> float:
+    """A run's expected seconds from a measured one (`wall` seconds, process start to exit, for
+    `measured_epochs` epochs on all 60,000 images, test passes included), for `epochs` epochs
+    of `images` training images: the start-up once, the rest scaled per epoch."""
+    per_epoch = max(wall - STARTUP_SECONDS, 0.0) / measured_epochs
     share = (images + EVAL_AS_TRAINING_IMAGES) / (60_000 + EVAL_AS_TRAINING_IMAGES)
-    return STARTUP_SECONDS + epoch_seconds * epochs * share
+    return STARTUP_SECONDS + per_epoch * epochs * share
 
 
 # v3 and v4's recipe, chosen on a held-out tenth of the training set
@@ -189,7 +191,7 @@ class Preset:
     def expected_seconds(self, epochs: int, precision: str, images: int = 60_000) -> float | None:
         """As ModelVersion.expected_seconds, from this preset's own measured runs."""
         per_run = dict(self.run_seconds).get(precision)
-        return None if per_run is None else expected_run_seconds(per_run / self.recipe.epochs, epochs, images)
+        return None if per_run is None else expected_run_seconds(per_run, self.recipe.epochs, epochs, images)
 
 
 # The first run a new user makes: v4 for three one-cycle epochs on all 60,000 images, sized
