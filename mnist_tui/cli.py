@@ -67,6 +67,9 @@ def _train_parser(sub) -> None:
     t.add_argument("--seed", type=_non_negative_int, default=0)
     t.add_argument("--device", choices=DEVICES, default="auto")
     t.add_argument("--limit", type=_positive_int, help="train on the first N training images only")
+    t.add_argument(
+        "--test-limit", type=_positive_int, metavar="N", help="evaluate on the first N test images only (a quick check: not the whole test set's accuracy)"
+    )
     t.add_argument("--dropout", type=float)
     t.add_argument("--weight-decay", type=float)
     t.add_argument("--rotate", type=float, metavar="DEG", help="augment: rotate each image by up to ± DEG degrees")
@@ -181,6 +184,7 @@ def config_of(args: argparse.Namespace):
         seed=args.seed,
         device=args.device,
         limit=args.limit,
+        test_limit=args.test_limit,
         data_dir=_absolute(args.data),
         runs_dir=_absolute(args.runs),
         precision=args.precision,

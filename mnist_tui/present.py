@@ -110,7 +110,7 @@ def run_settings(record) -> dict[str, object]:
     config = config if isinstance(config, dict) else {}
     recipe = config.get("recipe") if isinstance(config.get("recipe"), dict) else {}
     flat = {"model": record.model, **recipe}
-    for key in ("seed", "device", "precision", "limit", "holdout"):
+    for key in ("seed", "device", "precision", "limit", "test_limit", "holdout"):
         if key in config:
             flat[key] = config[key]
     return {k: v for k, v in flat.items() if isinstance(v, (str, int, float, type(None)))}
@@ -122,7 +122,7 @@ SETTING_NAMES = {
     "limit": "images", "epochs": "epochs", "lr": "lr", "batch_size": "batch", "optimizer": "", "scheduler": "",
     "seed": "seed", "precision": "", "dropout": "dropout", "rotate": "rotate", "translate": "shift", "scale": "zoom",
     "weight_decay": "decay", "momentum": "momentum", "step_size": "step", "test_batch_size": "test batch",
-    "device": "", "holdout": "held out",
+    "device": "", "holdout": "held out", "test_limit": "test images",
 }  # fmt: skip
 
 

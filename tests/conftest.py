@@ -26,8 +26,8 @@ def runs_dir(tmp_path):
 
 @pytest.fixture
 def small_config(runs_dir):
-    """v2 on 256 training images for 2 epochs, evaluated on the full test set."""
-    return get_version("v2").config(epochs=2, limit=256, device="cpu", runs_dir=str(runs_dir), progress_every=1, progress_seconds=0)
+    """v2 on 256 training images for 2 epochs, evaluated on the first 500 test images."""
+    return get_version("v2").config(epochs=2, limit=256, test_limit=500, device="cpu", runs_dir=str(runs_dir), progress_every=1, progress_seconds=0)
 
 
 @pytest.fixture

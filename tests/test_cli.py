@@ -75,7 +75,24 @@ def test_piped_training_prints_one_line_per_epoch_and_the_run_lists(reference_ru
 def test_ctrl_c_stops_cleanly_and_saves_the_run_as_stopped(tmp_path):
     runs = str(tmp_path / "runs")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mnist_tui", "train", "--model", "v2", "--epochs", "20", "--limit", "256", "--runs", runs, "--device", "cpu"],
+        [
+            sys.executable,
+            "-m",
+            "mnist_tui",
+            "train",
+            "--model",
+            "v2",
+            "--epochs",
+            "20",
+            "--limit",
+            "256",
+            "--test-limit",
+            "500",
+            "--runs",
+            runs,
+            "--device",
+            "cpu",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

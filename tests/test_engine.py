@@ -17,18 +17,18 @@ from tests.builders import written_run
 
 
 def test_a_small_run_yields_events_and_is_saved(small_config, runs_dir):
-    events = list(train(small_config))
+    events = list(train(small_config.replace(test_batch_size=100)))
     kinds = [type(e) for e in events]
     assert kinds[0] is RunStarted and kinds[-1] is RunFinished
     started, finished = events[0], events[-1]
-    assert started.params == 99_746 and started.train_size == 256 and started.test_size == 10_000
+    assert started.params == 99_746 and started.train_size == 256 and started.test_size == 500  # --test-limit
     assert started.batches_per_epoch == 2
     epochs = [e for e in events if isinstance(e, EpochFinished)]
     assert [e.epoch for e in epochs] == [1, 2]
     # progress_every=1: one progress event per batch, before its epoch ends
     training = [e for e in events if not isinstance(e, BatchProgress) or e.phase == "training"]
     assert [type(e) for e in training] == [RunStarted, BatchProgress, BatchProgress, EpochFinished, BatchProgress, BatchProgress, EpochFinished, RunFinished]
-    # then each test pass has a progress of its own: 10,000 images in batches of 2,000
+    # then each test pass has a progress of its own: 500 images in batches of 100
     testing = [(e.epoch, e.batch, e.batches) for e in events if isinstance(e, BatchProgress) and e.phase == "evaluating"]
     assert testing == [(epoch, done, 5) for epoch in (1, 2) for done in range(6)]
     assert kinds.index(EpochFinished) == 1 + 2 + 6  # the test pass comes before its epoch's line
@@ -55,23 +55,24 @@ def test_a_small_run_yields_events_and_is_saved(small_config, runs_dir):
     _, test = data.load()
     # Evaluated in the numeric mode the run used (recorded in its config).
     assert record.config["precision"] in ("fp32", "bf16") and started.precision == record.config["precision"]
-    _, acc = evaluate(model, data.DeviceSplit.from_split(test, "cpu"), 2000, record.config["precision"])
-    assert acc == pytest.approx(epochs[-1].test_acc)
+    _, acc = evaluate(model, data.DeviceSplit.from_split(test, "cpu", 500), 100, record.config["precision"])
+    assert acc == pytest.approx(epochs[-1].test_acc)  # on the same first 500 test images
 
 
 def test_holdout_evaluates_on_held_back_training_images_not_the_test_set(small_config, runs_dir):
     from mnist_tui.core import data
 
-    events = list(train(small_config.replace(holdout=1000, epochs=1)))
+    events = list(train(small_config.replace(holdout=1000, epochs=1)))  # and --test-limit 500
     started = events[0]
-    assert started.evaluated_on == "holdout" and started.test_size == 1000 and started.train_size == 256
+    assert started.evaluated_on == "holdout" and started.test_size == 500 and started.train_size == 256
     [record] = list_runs(runs_dir)
-    assert record.config["evaluated_on"] == "holdout" and record.config["test_size"] == 1000
-    # The accuracy reported is the trained model's on the last 1,000 training images.
+    assert record.config["evaluated_on"] == "holdout" and record.config["test_size"] == 500
+    # The accuracy reported is the trained model's on the first 500 of the last 1,000
+    # training images.
     from mnist_tui.core.versions import get_version
 
     train_split, _ = data.load()
-    held = data.Split(train_split.images[-1000:], train_split.labels[-1000:])
+    held = data.Split(train_split.images[-1000:-500], train_split.labels[-1000:-500])
     model = get_version("v2").build()
     model.load_state_dict(load_checkpoint(record.path)["model"])
     _, acc = evaluate(model, data.DeviceSplit.from_split(held, "cpu"), 500, record.config["precision"])
@@ -208,7 +209,7 @@ def test_liveness_comes_from_the_lock_and_a_remote_run_from_its_heartbeat(runs_d
 def test_a_quick_subset_check_does_not_mislead(runs_dir):
     """A short --limit run's test accuracy reflects what the model learned: its batch norms'
     running statistics are recomputed for the final weights before each evaluation."""
-    config = get_version("v2").config(epochs=2, limit=2000, device="cpu", precision="fp32", runs_dir=str(runs_dir))
+    config = get_version("v2").config(epochs=2, limit=2000, test_limit=2000, device="cpu", precision="fp32", runs_dir=str(runs_dir))
     epochs = [e for e in train(config) if isinstance(e, EpochFinished)]
     assert epochs[-1].test_acc > 80.0  # 31% before, with statistics lagging the weights
     assert epochs[-1].test_acc > epochs[-1].train_acc - 10  # and not far below training

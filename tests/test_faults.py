@@ -57,7 +57,7 @@ def test_killed_mid_epoch_shows_interrupted_and_resumes_to_the_same_metrics(tmp_
 def test_sighup_stops_cleanly_like_ctrl_c(tmp_path):
     runs = tmp_path / "runs"
     proc = subprocess.Popen(
-        _cli("train", "--model", "v2", "--epochs", "20", "--limit", "256", "--device", "cpu", "--runs", str(runs)),
+        _cli("train", "--model", "v2", "--epochs", "20", "--limit", "256", "--test-limit", "500", "--device", "cpu", "--runs", str(runs)),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

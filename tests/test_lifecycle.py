@@ -16,7 +16,7 @@ from tests.builders import REFERENCE_ARGS
 
 pytestmark = pytest.mark.slow  # real processes: each pays torch's import
 
-LONG = ("--model", "v4", "--epochs", "50", "--limit", "2000", "--device", "cpu")
+LONG = ("--model", "v4", "--epochs", "50", "--limit", "2000", "--test-limit", "500", "--device", "cpu")
 
 
 def _cli(*args: str) -> list[str]:
@@ -77,7 +77,7 @@ def test_a_detached_trainer_that_cannot_start_leaves_a_failed_run_saying_why(tmp
 def test_nohup_keeps_training_through_sighup(tmp_path):
     runs = tmp_path / "runs"
     proc = subprocess.Popen(
-        ["nohup", *_cli("train", "--model", "v4", "--epochs", "3", "--limit", "3000", "--device", "cpu", "--runs", str(runs))],
+        ["nohup", *_cli("train", "--model", "v4", "--epochs", "3", "--limit", "3000", "--test-limit", "500", "--device", "cpu", "--runs", str(runs))],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -28,11 +28,11 @@ def test_cpu_trains_eagerly_and_says_so(small_config, runs_dir):
 
 def test_progress_events_are_spaced_in_time(small_config):
     # 256 images in batches of 16: 16 batches per epoch, one event each when unthrottled...
-    config = small_config.replace(epochs=1, batch_size=16)
+    config = small_config.replace(epochs=1, batch_size=16, test_batch_size=100)
     every = [e for e in train(config) if isinstance(e, BatchProgress) and e.phase == "training"]
     assert [e.batch for e in every] == list(range(1, 17))
     # ...but with an hour between events only the epoch's last batch reports, and the test
-    # pass only its start and its end.
+    # pass (500 images in batches of 100) only its start and its end.
     spaced = [e for e in train(config.replace(progress_seconds=3600))]
     assert [(e.phase, e.batch) for e in spaced if isinstance(e, BatchProgress)] == [("training", 16), ("evaluating", 0), ("evaluating", 5)]
     assert sum(isinstance(e, EpochFinished) for e in spaced) == 1

@@ -156,7 +156,7 @@ def stopped_run(tmp_path_factory):
     """A real v4 run stopped after its first of two epochs (a template to damage)."""
     runs = tmp_path_factory.mktemp("stopped") / "runs"
     stop = threading.Event()
-    config = get_version("v4").config(epochs=2, limit=256, device="cpu", runs_dir=str(runs))
+    config = get_version("v4").config(epochs=2, limit=256, test_limit=500, device="cpu", runs_dir=str(runs))
     for ev in train(config, stop):
         if isinstance(ev, EpochFinished):
             stop.set()
@@ -312,7 +312,7 @@ def tiny_disk(tmp_path):
 
 
 def test_a_really_full_disk_fails_the_run_and_keeps_the_last_checkpoint(tiny_disk):
-    config = get_version("v4").config(epochs=3, limit=256, device="cpu", runs_dir=str(tiny_disk / "runs"))
+    config = get_version("v4").config(epochs=3, limit=256, test_limit=500, device="cpu", runs_dir=str(tiny_disk / "runs"))
     events = list(train(config))
     failed = events[-1]
     assert isinstance(failed, RunFailed) and failed.status == "failed"

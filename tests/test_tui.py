@@ -33,9 +33,10 @@ async def _type_into(pilot, selector: str, text: str) -> None:
     await pilot.press("end", *["backspace"] * 12, *text)
 
 
-async def _set_recipe(pilot, epochs: str, limit: str) -> None:
+async def _set_recipe(pilot, epochs: str, limit: str, test_limit: str = "500") -> None:
     await _type_into(pilot, "#field-epochs", epochs)
     await _type_into(pilot, "#field-limit", limit)
+    await _type_into(pilot, "#field-test_limit", test_limit)
     await pilot.pause()
 
 
@@ -168,14 +169,16 @@ async def test_stop_midway_saves_the_run_as_stopped(tmp_path):
         assert str(screen.query_one("#speed", Static).render()).startswith("stopped:")
 
 
-@pytest.mark.parametrize("answer, status, epochs", [("s", "stopped", 20), ("k", "finished", 6)])
-async def test_quitting_while_training_asks_whether_to_keep_it_training(tmp_path, answer, status, epochs):
+# Stopped: 200 short epochs, far more than the question takes. Kept: 6 epochs, each testing
+# on all 10,000 images, leave seconds to spare, and the run is then followed to its end.
+@pytest.mark.parametrize("answer, status, epochs, test_limit", [("s", "stopped", 200, "500"), ("k", "finished", 6, "")])
+async def test_quitting_while_training_asks_whether_to_keep_it_training(tmp_path, answer, status, epochs, test_limit):
     launcher = InProcessLauncher()
     app = MnistTuiApp(runs_dir=tmp_path, launcher=launcher)
     async with app.run_test(size=(120, 40)) as pilot:
-        await _set_recipe(pilot, str(epochs), "256")
+        await _set_recipe(pilot, str(epochs), "256", test_limit)
         await pilot.press("ctrl+s")
-        # its run folder exists, and the screen follows the run (6 epochs leave seconds to spare)
+        # its run folder exists, and the screen follows the run
         await wait_until(pilot, lambda: bool(list_runs(tmp_path)) and app.screen.running)
         await pilot.press("ctrl+q")
         await pilot.pause()
@@ -190,7 +193,7 @@ async def test_quitting_while_training_asks_whether_to_keep_it_training(tmp_path
 
 async def test_the_app_attaches_to_a_run_that_is_training_and_stops_it(tmp_path):
     launcher = InProcessLauncher()
-    config = get_version("v4").config(epochs=20, limit=256, device="cpu", progress_every=1, progress_seconds=0)
+    config = get_version("v4").config(epochs=20, limit=256, test_limit=500, device="cpu", progress_every=1, progress_seconds=0)
     launch = launcher.train(config, tmp_path)  # as if started earlier by another mnist-tui
     deadline = time.monotonic() + 60
     while not (launch.run_dir.exists() and list_runs(tmp_path)[0].epochs_done >= 1):
@@ -395,7 +398,7 @@ async def test_resume_key_continues_a_stopped_run_on_the_train_screen(tmp_path):
     from mnist_tui.core.versions import get_version
 
     stop = threading.Event()
-    config = get_version("v2").config(epochs=2, limit=256, device="cpu", runs_dir=str(tmp_path))
+    config = get_version("v2").config(epochs=2, limit=256, test_limit=500, device="cpu", runs_dir=str(tmp_path))
     for ev in train(config, stop):
         if isinstance(ev, EpochFinished):
             stop.set()

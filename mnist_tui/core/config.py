@@ -47,6 +47,9 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     limit: int | None = None  # train on the first N training images only
+    # Evaluate on the first N test (or held-out) images only: a quick check on a slow CPU,
+    # whose accuracy is not comparable with the whole test set's (the run records the size).
+    test_limit: int | None = None
     data_dir: str | None = None  # None: see data.find_root
     runs_dir: str | None = None  # None: see runs.default_runs_dir
     progress_every: int = 10  # batches between progress events...
@@ -95,7 +98,7 @@ def _checked_fields(kind: type[Recipe | TrainConfig], data: dict[str, Any]) -> d
         allowed: tuple[type, ...] = (str,) if name == "model" else (type(default),) if default is not None else (int, str)
         if isinstance(default, float):
             allowed = (int, float)
-        if name in ("limit", "data_dir", "runs_dir") or default is None:
+        if name in ("limit", "test_limit", "data_dir", "runs_dir") or default is None:
             allowed = allowed + (type(None),)
         if isinstance(value, bool) and bool not in allowed or not isinstance(value, allowed):
             raise ConfigError(f"setting {name} has the wrong type ({type(value).__name__})")

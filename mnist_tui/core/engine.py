@@ -183,7 +183,7 @@ def _build(config: TrainConfig) -> Session:
     optimizer = make_optimizer(config, model.parameters(), device)
     step = make_step(model, optimizer, device, precision, r.batch_size, config.cuda_graph)
     train_data = data.DeviceSplit.from_split(train_split, device, config.limit)
-    test_data = data.DeviceSplit.from_split(test_split, device)
+    test_data = data.DeviceSplit.from_split(test_split, device, config.test_limit)
     scheduler = make_scheduler(config, optimizer, train_data.num_batches(r.batch_size))
     # Recorded before any checkpoint is restored: restoring copies into the same tensors.
     step.prepare(train_data.images[: r.batch_size], train_data.labels[: r.batch_size])

@@ -47,6 +47,8 @@ def config_problems(config: TrainConfig) -> dict[str, str]:
         problems["device"] = f"unknown device {config.device!r} (choose from {', '.join(DEVICES)})"
     if config.limit is not None and (not isinstance(config.limit, int) or config.limit <= 0):
         problems["limit"] = f"training subset must be a positive number of images, got {config.limit!r}"
+    if config.test_limit is not None and (not isinstance(config.test_limit, int) or config.test_limit <= 0):
+        problems["test_limit"] = f"test subset must be a positive number of images, got {config.test_limit!r}"
     images = MNIST_TRAIN_SIZE if config.limit is None or "limit" in problems else min(config.limit, MNIST_TRAIN_SIZE)
     if "holdout" not in problems:
         images = min(images, MNIST_TRAIN_SIZE - config.holdout)

@@ -35,11 +35,12 @@ class ModelVersion:
     def measured_mean(self) -> float | None:
         return sum(self.measured) / len(self.measured) if self.measured else None
 
-    def expected_seconds(self, epochs: int, precision: str, images: int = 60_000) -> float | None:
+    def expected_seconds(self, epochs: int, precision: str, images: int = 60_000, test_images: int = 10_000) -> float | None:
         """About how long a run of `epochs` takes on a 2-core CPU in `precision` (fp32 or
-        bf16), scaled to `images` training images; None where it was not measured."""
+        bf16), scaled to `images` training and `test_images` test images; None where it was
+        not measured."""
         per_epoch = dict(self.epoch_seconds).get(precision)
-        return None if per_epoch is None else expected_run_seconds(per_epoch * self.recipe.epochs, self.recipe.epochs, epochs, images)
+        return None if per_epoch is None else expected_run_seconds(per_epoch * self.recipe.epochs, self.recipe.epochs, epochs, images, test_images)
 
     def build(self, dropout: float | None = None) -> nn.Module:
         """Instantiate the network (imports torch)."""
@@ -55,18 +56,20 @@ class ModelVersion:
 
 # A test pass (10,000 images, forward only) costs about what training on this many images
 # does; and a trainer takes this long to start (import torch, read the data, build the
-# model). Both stay the same whatever the number of training images, so that a run on a few
-# thousand images is not promised in a second.
+# model). Neither shrinks with the number of training images (the test pass shrinks with the
+# test images evaluated), so that a run on a few thousand images is not promised in a second.
 EVAL_AS_TRAINING_IMAGES = 3_300
 STARTUP_SECONDS = 5.0
 
 
-def expected_run_seconds(wall: float, measured_epochs: int, epochs: int, images: int) -> float:
+def expected_run_seconds(wall: float, measured_epochs: int, epochs: int, images: int, test_images: int = 10_000) -> float:
     """A run's expected seconds from a measured one (`wall` seconds, process start to exit, for
-    `measured_epochs` epochs on all 60,000 images, test passes included), for `epochs` epochs
-    of `images` training images: the start-up once, the rest scaled per epoch."""
+    `measured_epochs` epochs on all 60,000 images, test passes of all 10,000 included), for
+    `epochs` epochs of `images` training and `test_images` test images: the start-up once,
+    the rest scaled per epoch."""
     per_epoch = max(wall - STARTUP_SECONDS, 0.0) / measured_epochs
-    share = (images + EVAL_AS_TRAINING_IMAGES) / (60_000 + EVAL_AS_TRAINING_IMAGES)
+    evaluation = EVAL_AS_TRAINING_IMAGES * min(test_images, 10_000) / 10_000
+    share = (images + evaluation) / (60_000 + EVAL_AS_TRAINING_IMAGES)
     return STARTUP_SECONDS + per_epoch * epochs * share
 
 
@@ -188,10 +191,10 @@ class Preset:
     def config(self, **overrides: object) -> TrainConfig:
         return TrainConfig(model=self.model, recipe=self.recipe).replace(**overrides)
 
-    def expected_seconds(self, epochs: int, precision: str, images: int = 60_000) -> float | None:
+    def expected_seconds(self, epochs: int, precision: str, images: int = 60_000, test_images: int = 10_000) -> float | None:
         """As ModelVersion.expected_seconds, from this preset's own measured runs."""
         per_run = dict(self.run_seconds).get(precision)
-        return None if per_run is None else expected_run_seconds(per_run, self.recipe.epochs, epochs, images)
+        return None if per_run is None else expected_run_seconds(per_run, self.recipe.epochs, epochs, images, test_images)
 
 
 # The first run a new user makes: v4 for three one-cycle epochs on all 60,000 images, sized

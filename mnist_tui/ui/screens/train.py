@@ -163,7 +163,7 @@ class TrainScreen(AppScreen):
         if config is not None:
             mode = auto_precision(config.precision)
             images = min(config.limit or 60_000, 60_000 - config.holdout)
-            took = (preset or v).expected_seconds(config.recipe.epochs, mode, images)
+            took = (preset or v).expected_seconds(config.recipe.epochs, mode, images, config.test_limit or 10_000)
             facts.append(f"about {duration(took)} on a 2-core CPU ({mode})" if took else f"time not measured in {mode}")
         self.query_one("#version-title", Static).update(title + "".join(f" · {f}" for f in facts))
 

@@ -34,6 +34,7 @@ FIELDS = (
     ("device", "Device", DEVICES),
     ("precision", "Precision", PRECISIONS),
     ("limit", "Training images (blank: all)", int),
+    ("test_limit", "Test images (blank: all)", int),
 )
 
 
@@ -65,12 +66,12 @@ class RecipeForm(Vertical):
 
     def load(self, model: str, base: TrainConfig | None = None, recipe: Recipe | None = None) -> None:
         """Fill every field from a recipe (the version's own unless given), keeping seed,
-        device, precision and subset."""
+        device, precision and the subsets."""
         self.model = model
         keep = base or TrainConfig(model=model)
         recipe = recipe or get_version(model).recipe
         self.recipe = recipe  # the fields the form does not show come from it
-        values = {**vars(recipe), "seed": keep.seed, "device": keep.device, "precision": keep.precision, "limit": keep.limit}
+        values = {**vars(recipe), "seed": keep.seed, "device": keep.device, "precision": keep.precision, "limit": keep.limit, "test_limit": keep.test_limit}
         with self.prevent(Input.Changed, Select.Changed):
             for name, _label, kind in FIELDS:
                 value = values[name]
@@ -87,7 +88,7 @@ class RecipeForm(Vertical):
                 values[name] = self.query_one(f"#field-{name}", Select).value
                 continue
             text = self.query_one(f"#field-{name}", Input).value.strip()
-            if not text and name == "limit":
+            if not text and name in ("limit", "test_limit"):
                 values[name] = None
                 continue
             try:
