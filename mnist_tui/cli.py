@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import threading
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 from mnist_tui import __version__
 from mnist_tui.core.config import DEVICES, OPTIMIZERS, PRECISIONS, SCHEDULERS
 from mnist_tui.core.versions import VERSIONS
-from mnist_tui.trainer import ProcessLauncher, adopt_starting_log, handle_stop_signals, record_failed_start, run_over
+from mnist_tui.trainer import ProcessLauncher, adopt_starting_log, handle_stop_signals, in_world, leader, record_failed_start, reserve_name, run_over, run_world
 
 
 def _whole_number(minimum: int):
@@ -82,6 +83,7 @@ def _train_parser(sub) -> None:
     )
     t.add_argument("--data", metavar="DIR", help=DATA_HELP)
     t.add_argument("--runs", metavar="DIR", help=RUNS_HELP)
+    t.add_argument("--nproc", type=_positive_int, default=1, metavar="N", help="train on N processes of this machine (torch.distributed DDP through torchrun)")
     t.add_argument("--detach", action="store_true", help="train in a background process of its own; print the run id and return")
     # Used by the launcher of a detached trainer: the whole config, and the reserved folder name.
     t.add_argument("--config-json", help=argparse.SUPPRESS)
@@ -103,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     res.add_argument("--runs", metavar="DIR", help=RUNS_HELP)
     res.add_argument("--data", metavar="DIR", help=DATA_HELP + "; never the folder stored in the run")
     res.add_argument("--force", action="store_true", help="resume a run last seen training on another host that has been silent for 10 minutes")
+    res.add_argument("--nproc", type=_positive_int, metavar="N", help="continue on N processes (default: as many as it started with)")
     res.add_argument("--detach", action="store_true", help="continue in a background process of its own and return")
 
     st = sub.add_parser("stop", help="stop a live run after its current batch")
@@ -190,6 +193,7 @@ def config_of(args: argparse.Namespace):
         precision=args.precision,
         cuda_graph=args.cuda_graph,
         holdout=args.holdout,
+        processes=args.nproc,
         **overrides,
     )
 
@@ -219,9 +223,32 @@ def cmd_train(args: argparse.Namespace) -> int:
     except data.DataError as exc:
         return _failed_start(args, runs_dir, config, str(exc))
 
+    if config.processes > 1 and not in_world():
+        name = args.run_name or reserve_name(config.model)
+        rank_args = ["train", "--config-json", json.dumps(config.replace(runs_dir=str(runs_dir)).to_dict()), "--run-name", name, "--runs", str(runs_dir)]
+        return run_world(config.processes, rank_args, runs_dir / name)
+
     from mnist_tui.core.engine import train
 
-    return _report(train(config, stop, run_name=args.run_name), stop, runs_dir=runs_dir if args.run_name else None, start=(args, config))
+    events = train(config, stop, run_name=args.run_name)
+    if not leader():
+        return _quietly(events)
+    return _report(events, stop, runs_dir=runs_dir if args.run_name else None, start=(args, config))
+
+
+def _quietly(events) -> int:
+    """A distributed run's process other than rank 0: it trains and says nothing, unless it
+    fails on its own."""
+    from mnist_tui.core.events import RunFailed, RunFinished
+
+    status = "failed"
+    for ev in events:
+        if isinstance(ev, RunFailed):
+            print(f"mnist-tui: rank {os.environ.get('RANK')}: {ev.reason}", file=sys.stderr)
+        elif isinstance(ev, RunFinished):
+            status = ev.status
+    run_over()
+    return {"finished": 0, "stopped": 130}.get(status, 1)
 
 
 def _failed_start(args, runs_dir, config, reason: str) -> int:
@@ -272,22 +299,36 @@ def cmd_resume(args: argparse.Namespace) -> int:
     run_dir = _find(args, "resume")
     if args.detach:
         return _resume_detached(run_dir, args)
+    nproc = args.nproc or _processes_of(run_dir)
+    if nproc > 1 and not in_world():
+        rank_args = ["resume", str(run_dir)] + (["--data", _absolute(args.data) or ""] if args.data else []) + (["--force"] if args.force else [])
+        return run_world(nproc, rank_args, run_dir)
     from mnist_tui.core.engine import resume
 
-    return _report(resume(run_dir, stop, data_dir=_absolute(args.data), force=args.force), stop)
+    events = resume(run_dir, stop, data_dir=_absolute(args.data), force=args.force)
+    return _report(events, stop) if leader() else _quietly(events)
+
+
+def _processes_of(run_dir: Path) -> int:
+    """How many processes a run was started on (1 if its config does not say)."""
+    from mnist_tui.core.store import read_run
+
+    config = read_run(run_dir).config.get("config")
+    n = config.get("processes") if isinstance(config, dict) else None
+    return n if isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= 64 else 1
 
 
 def _resume_detached(run_dir: Path, args: argparse.Namespace) -> int:
     """Start a resuming trainer of its own and return once it owns the run (or refused)."""
     import time
 
-    from mnist_tui.core.store import RESUMABLE, read_run
+    from mnist_tui.core.store import RESUMABLE, RESUMABLE_WORDS, read_run
 
     record = read_run(run_dir)
     if record.status not in RESUMABLE and not (record.status == "stale" and args.force):
-        print(f"mnist-tui: cannot resume {record.run_id}: it is {record.status}; only {' or '.join(RESUMABLE)} runs can be resumed", file=sys.stderr)
+        print(f"mnist-tui: cannot resume {record.run_id}: it is {record.status}; only {RESUMABLE_WORDS} runs can be resumed", file=sys.stderr)
         return 1
-    launch = ProcessLauncher().resume(run_dir, _absolute(args.data), args.force)
+    launch = ProcessLauncher().resume(run_dir, _absolute(args.data), args.force, args.nproc)
     deadline = time.monotonic() + 120  # it imports torch and loads MNIST before it trains
     while read_run(run_dir).status != "running" and not launch.ended() and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -110,7 +110,7 @@ def run_settings(record) -> dict[str, object]:
     config = config if isinstance(config, dict) else {}
     recipe = config.get("recipe") if isinstance(config.get("recipe"), dict) else {}
     flat = {"model": record.model, **recipe}
-    for key in ("seed", "device", "precision", "limit", "test_limit", "holdout"):
+    for key in ("seed", "device", "precision", "limit", "test_limit", "holdout", "processes"):
         if key in config:
             flat[key] = config[key]
     return {k: v for k, v in flat.items() if isinstance(v, (str, int, float, type(None)))}
@@ -123,6 +123,7 @@ SETTING_NAMES = {
     "seed": "seed", "precision": "", "dropout": "dropout", "rotate": "rotate", "translate": "shift", "scale": "zoom",
     "weight_decay": "decay", "momentum": "momentum", "step_size": "step", "test_batch_size": "test batch",
     "device": "", "holdout": "held out", "test_limit": "test images",
+    "processes": "processes",
 }  # fmt: skip
 
 
@@ -189,10 +190,12 @@ def epoch_cells(e: EpochFinished, best: float | None) -> list[Text]:
 
 
 def started_facts(e: RunStarted) -> str:
-    """What a run is and where it trains: '7,432 params · CPU, 2 threads · bf16 · 60,000 train / 10,000 test images'."""
+    """What a run is and where it trains: '7,432 params · CPU, 2 threads · bf16 · 60,000 train / 10,000 test images'
+    (a distributed run: 'CPU, 1 thread × 2 processes (gloo)')."""
     images = "held-out training images, reported as test" if e.evaluated_on == "holdout" else "test images"
     graph = " · CUDA graph" if e.cuda_graph else ""
-    return f"{e.params:,} params · {e.device_name} · {e.precision}{graph} · {e.train_size:,} train / {e.test_size:,} {images}"
+    world = f" × {e.world_size} processes ({e.backend})" if e.world_size > 1 else ""
+    return f"{e.params:,} params · {e.device_name}{world} · {e.precision}{graph} · {e.train_size:,} train / {e.test_size:,} {images}"
 
 
 def started_line(e: RunStarted) -> Text:

@@ -117,8 +117,9 @@ class ProcessLauncher:
         log = starting_log(runs_dir, name)
         return Launch(Path(runs_dir) / name, log, process=_spawn(args, log))
 
-    def resume(self, run_dir: Path, data_dir: str | None, force: bool = False) -> Launch:
+    def resume(self, run_dir: Path, data_dir: str | None, force: bool = False, processes: int | None = None) -> Launch:
         args = ["resume", str(run_dir)] + (["--data", data_dir] if data_dir else []) + (["--force"] if force else [])
+        args += ["--nproc", str(processes)] if processes else []
         return Launch(Path(run_dir), Path(run_dir) / LOG, process=_spawn(args, Path(run_dir) / LOG))
 
 
@@ -209,3 +210,69 @@ def record_failed_start(runs_dir: Path, name: str, config: TrainConfig, reason: 
     writer.close("failed", reason)
     adopt_starting_log(runs_dir, writer.path)
     return writer.path
+
+
+def in_world() -> bool:
+    """Whether this process is one of a distributed run's, started by torchrun."""
+    return "WORLD_SIZE" in os.environ and "RANK" in os.environ
+
+
+def leader() -> bool:
+    """Whether this process speaks for the run: rank 0, or a process on its own."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+def run_world(nproc: int, rank_args: list[str], run_dir: Path) -> int:
+    """Run `mnist_tui <rank_args>` on `nproc` processes of this machine through torchrun's
+    launcher (standalone rendezvous), and settle the run once they have all ended: a
+    process that died marks the run failed, naming its rank (the run resumes from its
+    last checkpoint). Returns the exit status of the run, as a one-process trainer would."""
+    import torch.distributed.run as torchrun
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+
+    # The cores split between the processes, said before torchrun would pick 1 per process.
+    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // nproc))
+    args = torchrun.get_args_parser().parse_args(["--standalone", f"--nproc-per-node={nproc}", "--module", "mnist_tui", *rank_args])
+    died = None
+    try:
+        torchrun.run(args)
+    except ChildFailedError as exc:
+        died = _who_died(exc.failures)
+    except SignalException:
+        pass  # Ctrl+C or SIGTERM: the processes got it too, and stop after their batch
+    return _settle(run_dir, died)
+
+
+def _who_died(failures: dict) -> str:
+    """The process that ended the run: one killed by a signal other than the launcher's
+    SIGTERM, else one that exited with an error, else the first."""
+
+    def how(code: int) -> str:
+        if code < 0:
+            try:
+                return f"was killed by {signal.Signals(-code).name}"
+            except ValueError:
+                return f"was killed by signal {-code}"
+        return f"exited with status {code}"
+
+    ranked = sorted(
+        failures.items(), key=lambda item: (not (item[1].exitcode < 0 and item[1].exitcode != -signal.SIGTERM), item[1].exitcode in (0, 1, 130), item[0])
+    )
+    rank, failure = ranked[0]
+    return f"rank {rank} {how(failure.exitcode)}"
+
+
+def _settle(run_dir: Path, died: str | None) -> int:
+    from mnist_tui.core.store import mark_failed, read_run
+
+    if not (run_dir / "config.json").exists():
+        if died:
+            print(f"mnist-tui: failed: {died} before the run began", file=sys.stderr)
+        return 1 if died else 130
+    record = read_run(run_dir)
+    if record.status in ("finished", "stopped"):
+        return 0 if record.status == "finished" else 130
+    if died and record.status in ("interrupted", "failed") and mark_failed(run_dir, f"{died}; its other processes were stopped"):
+        print(f"mnist-tui: failed: {died}; mnist-tui resume {record.run_id[-6:]} continues from epoch {record.epochs_done}", file=sys.stderr)
+    return 1

@@ -184,7 +184,7 @@ RESUME_REFUSALS = [
     ("epoch is text", lambda run: _checkpoint(run, lambda s: s.update(epoch="abc")), "epoch is not a positive whole number"),
     ("epoch 0", lambda run: _checkpoint(run, lambda s: s.update(epoch=0)), "epoch is not a positive whole number"),
     ("epoch 99", lambda run: _checkpoint(run, lambda s: s.update(epoch=99)), "holds epoch 99 but metrics.jsonl has 1"),
-    ("a finished run", _set("status.json", status="finished"), "only interrupted or stopped runs"),
+    ("a finished run", _set("status.json", status="finished"), "only interrupted, stopped or failed runs"),
 ]
 
 

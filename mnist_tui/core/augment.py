@@ -41,11 +41,15 @@ class Affine:
             1,
         )
 
-    def __call__(self, images: torch.Tensor, generator: torch.Generator, background: float) -> torch.Tensor:
-        """Transform a batch (N, 1, H, W); pixels pulled in from outside take `background`."""
+    def __call__(self, images: torch.Tensor, generator: torch.Generator, background: float, share: tuple[int, slice] | None = None) -> torch.Tensor:
+        """Transform a batch (N, 1, H, W); pixels pulled in from outside take `background`.
+
+        `share` (global batch size, these rows): the batch is one rank's rows of a global
+        batch, whose transforms are all drawn (as one process would draw them) and sliced."""
         if not self.active:
             return images
-        theta = self.matrices(len(images), generator).to(images.device, images.dtype)
+        total, rows = share if share is not None else (len(images), slice(0, len(images)))
+        theta = self.matrices(total, generator)[rows].to(images.device, images.dtype)
         grid = F.affine_grid(theta, list(images.shape), align_corners=False)
         # grid_sample pads with zeros; shift so that zero is the (normalised) black background.
         moved = F.grid_sample(images - background, grid, mode="bilinear", padding_mode="zeros", align_corners=False)

@@ -58,6 +58,9 @@ class TrainConfig:
     # Hold out the last N training images and evaluate on them instead of the test set, for
     # tuning a recipe without looking at the test set. 0: evaluate on the test set.
     holdout: int = 0
+    # Processes training the run together (torch.distributed DDP, started through torchrun):
+    # the batch size is the global batch, split evenly between them.
+    processes: int = 1
     # On CUDA, record each full batch's forward and backward pass once as a CUDA graph and
     # replay it (see step.py); False trains eagerly. No effect on other devices.
     cuda_graph: bool = True

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from mnist_tui.core.distributed import World
 from mnist_tui.core.paths import resolve_dir
 from mnist_tui.core.store.files import FileProblem, open_regular, write_atomic
 
@@ -204,17 +205,31 @@ class DeviceSplit:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def batches(self, batch_size: int, generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Batches in a fresh order drawn from `generator`, or in order when it is None."""
+    def batches(self, batch_size: int, generator: torch.Generator | None = None, world: World | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Batches in a fresh order drawn from `generator`, or in order when it is None.
+
+        In a world of several processes each batch is the global batch's share of this rank
+        (the same order on every rank), and `world.batch` is set to the global batch's size."""
         n = len(self)
-        if generator is None:
+        if generator is None and world is None:
             for start in range(0, n, batch_size):
                 yield self.images[start : start + batch_size], self.labels[start : start + batch_size]
             return
-        order = torch.randperm(n, generator=generator).to(self.labels.device)
+        if generator is None:
+            order = torch.arange(n, device=self.labels.device)
+        else:
+            order = torch.randperm(n, generator=generator).to(self.labels.device)
         for start in range(0, n, batch_size):
             idx = order[start : start + batch_size]
+            if world is not None:
+                world.batch = len(idx)
+                idx = idx[world.part(len(idx))]
             yield self.images[idx], self.labels[idx]
+
+    def share(self, world: World) -> DeviceSplit:
+        """This rank's contiguous share of the split (all of it in a world of one)."""
+        rows = world.part(len(self))
+        return DeviceSplit(self.images[rows], self.labels[rows])
 
     def num_batches(self, batch_size: int) -> int:
         return -(-len(self) // batch_size)

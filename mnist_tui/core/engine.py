@@ -4,11 +4,15 @@ A run goes through named phases: `_build` (data, model, optimizer: raises only s
 errors), `_open_new` or `_open_resume` (the run folder, under its lock), then `_loop` over
 `_train_epoch` and `evaluate`. One error contract: anything that fails before training
 yields RunFailed (never a traceback); a failure while training is recorded in the run.
+
+Under torchrun the same functions run on every process (see distributed.py): rank 0 owns
+the run folder and the others train beside it, writing nothing (`_Follower`).
 """
 
 from __future__ import annotations
 
 import math
+import socket
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator
@@ -24,12 +28,13 @@ from mnist_tui.core import data, memory_format
 from mnist_tui.core.augment import Affine
 from mnist_tui.core.config import ConfigError, TrainConfig
 from mnist_tui.core.device import DeviceError, device_name, memory_in_use_mb, resolve_device, resolve_precision
+from mnist_tui.core.distributed import World, cpu_threads, globalise
 from mnist_tui.core.events import BatchProgress, EpochFinished, Event, RunFailed, RunFinished, RunStarted
 from mnist_tui.core.optim import make_optimizer, make_scheduler, steps_every_batch
 from mnist_tui.core.step import EagerStep, autocast, make_step
 from mnist_tui.core.store import Checkpoint, CheckpointError, RunBusy, RunLock, RunWriter, SaveError, default_runs_dir
 from mnist_tui.core.store import checkpoint as checkpoints
-from mnist_tui.core.store.records import CHECKPOINT, RESUMABLE, STOP, read_run
+from mnist_tui.core.store.records import CHECKPOINT, RESUMABLE, RESUMABLE_WORDS, STOP, read_run
 from mnist_tui.core.validate import check_config
 from mnist_tui.core.versions import get_version
 
@@ -49,6 +54,8 @@ class Session:
     test_data: data.DeviceSplit
     evaluated_on: str
     nchw: list[str]
+    test_size: int  # images evaluated, over all ranks (test_data is this rank's share)
+    world: World = field(default_factory=World)
     # Separate seeds for the weights (and dropout), the data order and the augmentation.
     order: torch.Generator = field(default_factory=torch.Generator)
     augment: torch.Generator = field(default_factory=torch.Generator)
@@ -74,10 +81,11 @@ class Session:
 
 
 def evaluation(
-    model: torch.nn.Module, split: data.DeviceSplit, batch_size: int, precision: str = "fp32"
+    model: torch.nn.Module, split: data.DeviceSplit, batch_size: int, precision: str = "fp32", world: World | None = None
 ) -> Generator[tuple[int, int], None, tuple[float, float]]:
     """The test pass as a generator: yields (batches done, batches) after each batch and
-    returns the mean loss and accuracy (%) over the whole split."""
+    returns the mean loss and accuracy (%) over the whole split (over every rank's share of
+    it in a world of several processes: each image counted once)."""
     model.eval()
     device = split.labels.device
     loss_sum = torch.zeros((), device=device)
@@ -91,8 +99,9 @@ def evaluation(
             loss_sum += F.cross_entropy(out, y, reduction="sum")
             correct += (out.argmax(1) == y).sum()
             yield i, total
-    n = len(split)
-    return loss_sum.item() / n, 100.0 * correct.item() / n
+    sums = torch.stack([loss_sum.double(), correct.double(), torch.tensor(float(len(split)), dtype=torch.float64, device=device)])
+    loss, right, n = (world.sum(sums) if world is not None else sums).tolist()
+    return loss / n, 100.0 * right / n
 
 
 def evaluate(model: torch.nn.Module, split: data.DeviceSplit, batch_size: int, precision: str = "fp32") -> tuple[float, float]:
@@ -109,16 +118,20 @@ def train(config: TrainConfig, stop: threading.Event | None = None, run_name: st
     """Train one run, yielding events; set `stop` (or ask through the run folder's stop file)
     to end it cleanly within one batch. `run_name` names the folder (reserved by a launcher)."""
     stop = stop or threading.Event()
+    world = World.from_env()
     try:
-        session = _build(config)
-        if stop.is_set():  # Ctrl+C while the data was prepared: make no run at all
-            yield RunFailed("stopped before training began; nothing was saved", None, "stopped")
+        try:
+            session = _build(config, world)
+            if world.any(stop.is_set(), session.device):  # Ctrl+C while the data was prepared: make no run at all
+                yield RunFailed("stopped before training began; nothing was saved", None, "stopped")
+                return
+            writer = _open_shared(session, run_name)
+        except Exception as exc:  # setup: bad values, no device, no data, no disk, torch refusing
+            yield RunFailed(reason=_setup_reason(exc, config), run_dir=None)
             return
-        writer = _open_new(session, run_name)
-    except Exception as exc:  # setup: bad values, no device, no data, no disk, torch refusing
-        yield RunFailed(reason=_setup_reason(exc, config), run_dir=None)
-        return
-    yield from _loop(session, writer, stop, [])
+        yield from _loop(session, writer, stop, [])
+    finally:
+        world.leave()
 
 
 def resume(run_dir: Path, stop: threading.Event | None = None, data_dir: str | None = None, force: bool = False) -> Iterator[Event]:
@@ -130,43 +143,70 @@ def resume(run_dir: Path, stop: threading.Event | None = None, data_dir: str | N
     data folder is the one given now (or the default), never a path read from the run.
     """
     run_dir = Path(run_dir)
+    world = World.from_env()
+    lock: RunLock | None = None
+    try:
+        lock, refusal = _lock_for_resume(run_dir) if world.leader else (None, None)
+        if world.active:
+            world.join(_peer_device(run_dir))
+            refusal = world.share(refusal)
+        if refusal:
+            yield RunFailed(refusal, None)
+            return
+        try:
+            session, writer, accs = _open_resume(run_dir, lock, data_dir, force, world)
+        except Exception as exc:  # anything that keeps it from continuing exactly is a refusal
+            yield RunFailed(f"cannot resume {run_dir.name}: {_setup_reason(exc, None)}", None)
+            return
+        lock = None  # the writer holds it now
+        yield from _loop(session, writer, stop or threading.Event(), accs)
+    finally:
+        if lock is not None:
+            lock.release()
+        world.leave()
+
+
+def _lock_for_resume(run_dir: Path) -> tuple[RunLock | None, str | None]:
+    """The run's lock, taken before anything is read (or why it cannot be had)."""
     try:
         lock = RunLock.acquire(run_dir)
         # A stop request left from before is void; one made from now on (even while this
         # resume sets up) is for this trainer.
         (run_dir / STOP).unlink(missing_ok=True)
+        return lock, None
     except RunBusy as exc:
-        yield RunFailed(f"cannot resume: {exc}", None)
-        return
+        return None, f"cannot resume: {exc}"
     except OSError as exc:
-        yield RunFailed(f"cannot resume {run_dir.name}: {exc.strerror or exc}", None)
-        return
+        return None, f"cannot resume {run_dir.name}: {exc.strerror or exc}"
+
+
+def _peer_device(run_dir: Path) -> torch.device:
+    """The device a run trains on, as every rank can tell before rank 0 has shared the
+    config (which decides the process group's backend): from the run's config.json."""
+    config = read_run(run_dir).config.get("config")
+    name = config.get("device") if isinstance(config, dict) else None
     try:
-        session, writer, accs = _open_resume(run_dir, lock, data_dir, force)
-    except Exception as exc:  # anything that keeps it from continuing exactly is a refusal
-        lock.release()
-        yield RunFailed(f"cannot resume {run_dir.name}: {_setup_reason(exc, None)}", None)
-        return
-    except BaseException:
-        lock.release()
-        raise
-    yield from _loop(session, writer, stop or threading.Event(), accs)
+        return resolve_device(name if isinstance(name, str) else "auto")
+    except DeviceError:
+        return torch.device("cpu")
 
 
 def _setup_reason(exc: BaseException, config: TrainConfig | None) -> str:
     if isinstance(exc, OSError) and not isinstance(exc, SaveError):
         where = default_runs_dir(config.runs_dir) if config is not None else "the run folder"
         return f"cannot write into {where}: {exc.strerror or exc}"
-    if isinstance(exc, (ConfigError, DeviceError, data.DataError, CheckpointError)):
+    if isinstance(exc, (ConfigError, DeviceError, data.DataError, CheckpointError, _Refused)):
         return str(exc)
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {first[:300]}"
 
 
-def _build(config: TrainConfig) -> Session:
-    """Everything a run needs, on its device; raises only setup errors."""
+def _build(config: TrainConfig, world: World | None = None) -> Session:
+    """Everything a run needs, on its device (this rank's, in the process group); raises
+    only setup errors."""
     check_config(config)
-    device = resolve_device(config.device)
+    world = world or World()
+    device = _join(config, world)
     train_split, test_split = data.load(config.data_dir)
     evaluated_on = "test"
     if config.holdout:
@@ -178,22 +218,102 @@ def _build(config: TrainConfig) -> Session:
     # channels_last lets the CPU (oneDNN) and CUDA (cuDNN) convolutions skip layout reorders.
     # Module.to takes a device and a memory_format together at run time, but torch's typed
     # overloads accept memory_format only on its own: hence the ignore.
-    model = get_version(config.model).build(dropout=r.dropout).to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
+    model = get_version(config.model).build(dropout=r.dropout)
+    if world.active:
+        globalise(model, world)
+    model = model.to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
     nchw = memory_format.nchw_batch_norms(model, device, precision)
     optimizer = make_optimizer(config, model.parameters(), device)
-    step = make_step(model, optimizer, device, precision, r.batch_size, config.cuda_graph)
+    step = make_step(_parallel(model, device, world), optimizer, device, precision, r.batch_size, config.cuda_graph, world)
     train_data = data.DeviceSplit.from_split(train_split, device, config.limit)
     test_data = data.DeviceSplit.from_split(test_split, device, config.test_limit)
     scheduler = make_scheduler(config, optimizer, train_data.num_batches(r.batch_size))
     # Recorded before any checkpoint is restored: restoring copies into the same tensors.
     step.prepare(train_data.images[: r.batch_size], train_data.labels[: r.batch_size])
-    session = Session(config, device, precision, model, optimizer, scheduler, step, train_data, test_data, evaluated_on, nchw)
+    session = Session(
+        config, device, precision, model, optimizer, scheduler, step, train_data, test_data.share(world), evaluated_on, nchw, len(test_data), world
+    )
     session.order.manual_seed(config.seed + 1)
     session.augment.manual_seed(config.seed + 2)
     return session
 
 
-def _open_new(s: Session, run_name: str | None) -> RunWriter:
+def _join(config: TrainConfig, world: World) -> torch.device:
+    """The device this process trains on; in a world of several, this rank's device, its
+    share of the CPU's threads and its place in the process group."""
+    device = resolve_device(config.device)
+    if not world.active:
+        return device
+    if config.recipe.batch_size % world.size:
+        n = world.size
+        raise ConfigError(f"batch size {config.recipe.batch_size} does not split evenly between {n} processes; choose a multiple of {n}")
+    device = world.device(device)
+    if device.type == "cpu":
+        torch.set_num_threads(cpu_threads(world))
+    world.join(device)
+    return device
+
+
+def _parallel(model: torch.nn.Module, device: torch.device, world: World) -> torch.nn.Module:
+    """The module the training step calls: DDP around the model in a world of several
+    processes. Buffers are synchronised once, at the start: GlobalBatchNorm keeps them equal
+    on every rank from then on."""
+    if not world.active:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None, forward_sync_buffers=False)
+
+
+class _Refused(RuntimeError):
+    """Rank 0 could not set the run up; the other ranks learn why from it."""
+
+
+class _Follower:
+    """The run as a rank other than 0 keeps it: rank 0 owns the folder, this writes nothing."""
+
+    def __init__(self, path: Path, epochs_done: int = 0) -> None:
+        self.path, self.epochs_done = path, epochs_done
+
+    def heartbeat(self) -> None:
+        pass
+
+    def stop_requested(self) -> bool:
+        return False  # rank 0 reads the stop file; every rank learns of it at the next batch
+
+    def progress(self, fields: dict[str, object]) -> None:
+        pass
+
+    def append_epoch(self, metrics: dict[str, object]) -> None:
+        self.epochs_done = cast(int, metrics["epoch"])
+
+    def save_checkpoint(self, ckpt: Checkpoint) -> None:
+        pass
+
+    def close(self, status: str, reason: str | None = None) -> None:
+        pass
+
+
+def _open_shared(s: Session, run_name: str | None) -> RunWriter | _Follower:
+    """Rank 0 makes the run folder; every other rank learns its name (or why it failed)."""
+    if not s.world.active:
+        return _open_new(s, run_name)
+    devices = s.world.gather(f"{s.device} ({device_name(s.device)}) on {socket.gethostname()}")
+    writer, failure = None, None
+    if s.world.leader:
+        try:
+            writer = _open_new(s, run_name, devices)
+        except Exception as exc:
+            failure = exc
+    name, reason = s.world.share((writer.path.name if writer else None, _setup_reason(failure, s.config) if failure else None))
+    if failure is not None:
+        raise failure
+    if reason or not isinstance(name, str):
+        raise _Refused(reason or "rank 0 made no run folder")
+    return writer if writer is not None else _Follower(default_runs_dir(s.config.runs_dir) / name)
+
+
+def _open_new(s: Session, run_name: str | None, devices: list[str] | None = None) -> RunWriter:
     record = {
         "config": s.config.to_dict(),
         "seed": s.config.seed,
@@ -208,30 +328,56 @@ def _open_new(s: Session, run_name: str | None) -> RunWriter:
         "mnist_tui_version": __version__,
         "params": s.params,
         "train_size": len(s.train_data),
-        "test_size": len(s.test_data),
+        "test_size": s.test_size,
+        "world_size": s.world.size,
     }
+    if s.world.active:
+        record.update(backend=s.world.backend, devices=devices)
     return RunWriter.create(default_runs_dir(s.config.runs_dir), s.config.model, record, name=run_name)
 
 
-def _open_resume(run_dir: Path, lock: RunLock, data_dir: str | None, force: bool) -> tuple[Session, RunWriter, list[float]]:
-    """Check the run can continue exactly, rebuild it and restore its checkpoint."""
+def _open_resume(run_dir: Path, lock: RunLock | None, data_dir: str | None, force: bool, world: World) -> tuple[Session, RunWriter | _Follower, list[float]]:
+    """Rank 0 checks the run can continue exactly and shares what it read; every rank then
+    rebuilds the run and restores its checkpoint."""
+    plan, failure = None, None
+    if world.leader:
+        try:
+            plan = _resume_plan(run_dir, force)
+        except Exception as exc:
+            failure = exc
+    if world.active:
+        plan, reason = world.share((plan, _setup_reason(failure, None) if failure else None))
+        if reason and failure is None:
+            failure = _Refused(reason)
+    if failure is not None or plan is None:
+        raise failure or _Refused("rank 0 shared no checkpoint")
+    stored, ckpt, epoch, accs = plan
+    config = TrainConfig.from_dict(stored).replace(data_dir=data_dir, runs_dir=str(run_dir.parent))
+    session = _build(config, world)
+    if ckpt is not None:
+        _restore(session, ckpt)
+    if lock is None:
+        return session, _Follower(run_dir, epoch), accs
+    return session, RunWriter.reopen(lock, epoch), accs
+
+
+def _resume_plan(run_dir: Path, force: bool) -> tuple[object, Checkpoint | None, int, list[float]]:
+    """What a resume continues from: (stored config, checkpoint, its epoch, the test
+    accuracies before it); raises CheckpointError if the run cannot continue exactly."""
     record = read_run(run_dir, holding_lock=True)
     if record.status == "stale" and force:
         pass  # its host is gone, the user says: continue here
     elif record.status not in RESUMABLE:
         why = f" ({record.reason})" if record.reason else ""
-        raise CheckpointError(f"it is {record.status}{why}; only {' or '.join(RESUMABLE)} runs can be resumed")
-    config = TrainConfig.from_dict(record.config.get("config")).replace(data_dir=data_dir, runs_dir=str(run_dir.parent))
+        raise CheckpointError(f"it is {record.status}{why}; only {RESUMABLE_WORDS} runs can be resumed")
+    stored = record.config.get("config")
+    config = TrainConfig.from_dict(stored)
     done = len(record.metrics)
     ckpt = checkpoints.load(run_dir) if (run_dir / CHECKPOINT).exists() or done > 1 else None
     epoch = ckpt.epoch if ckpt is not None else 0
     if not done - 1 <= epoch <= done or epoch >= config.recipe.epochs:
         raise CheckpointError(f"its checkpoint holds epoch {epoch} but metrics.jsonl has {done} of {config.recipe.epochs} epochs")
-    session = _build(config)
-    if ckpt is not None:
-        _restore(session, ckpt)
-    accs = [m["test_acc"] for m in record.metrics[:epoch]]
-    return session, RunWriter.reopen(lock, epoch), accs
+    return stored, ckpt, epoch, [m["test_acc"] for m in record.metrics[:epoch]]
 
 
 def _restore(s: Session, ckpt: Checkpoint) -> None:
@@ -250,7 +396,7 @@ def _restore(s: Session, ckpt: Checkpoint) -> None:
         raise CheckpointError(f"its checkpoint's optimizer, schedule or random state does not fit this run ({str(exc).splitlines()[0][:120]})") from None
 
 
-def _started(s: Session, writer: RunWriter) -> RunStarted:
+def _started(s: Session, writer: RunWriter | _Follower) -> RunStarted:
     return RunStarted(
         run_id=writer.path.name,
         run_dir=writer.path,
@@ -259,16 +405,18 @@ def _started(s: Session, writer: RunWriter) -> RunStarted:
         device_name=device_name(s.device),
         params=s.params,
         train_size=len(s.train_data),
-        test_size=len(s.test_data),
+        test_size=s.test_size,
         batches_per_epoch=s.batches,
         precision=s.precision,
         cuda_graph=s.step.graph,
         warning=s.step.fallback,
         evaluated_on=s.evaluated_on,
+        world_size=s.world.size,
+        backend=s.world.backend,
     )
 
 
-def _loop(s: Session, writer: RunWriter, stop: threading.Event, accs: list[float]) -> Iterator[Event]:
+def _loop(s: Session, writer: RunWriter | _Follower, stop: threading.Event, accs: list[float]) -> Iterator[Event]:
     """Train epoch after epoch until done or stopped; the run's status records how it ended."""
     started = time.perf_counter()
     stopping = lambda: stop.is_set() or writer.stop_requested()  # noqa: E731
@@ -302,7 +450,7 @@ class _Diverged(RuntimeError):
     pass
 
 
-def _epoch(s: Session, writer: RunWriter, epoch: int, stopping: Callable[[], bool]) -> Generator[BatchProgress, None, EpochFinished | None]:
+def _epoch(s: Session, writer: RunWriter | _Follower, epoch: int, stopping: Callable[[], bool]) -> Generator[BatchProgress, None, EpochFinished | None]:
     """Train and evaluate one epoch and save it; None if stopped before its training ended.
 
     An epoch whose training finished is always evaluated and kept, even if a stop arrives
@@ -365,7 +513,7 @@ def recalibrate_batch_norms(s: Session) -> None:
     for m in norms:
         m.train()
     with torch.no_grad():
-        for x, _y in s.train_data.batches(s.config.recipe.batch_size):
+        for x, _y in s.train_data.batches(s.config.recipe.batch_size, world=s.world if s.world.active else None):
             with autocast(s.device, s.precision):
                 s.model(x)
     for m, momentum in zip(norms, momenta):
@@ -382,12 +530,12 @@ def _failure_reason(exc: Exception, config: TrainConfig) -> str:
 
 
 def _test_pass(
-    s: Session, writer: RunWriter, epoch: int, loss: float, accuracy: float, images_per_s: float
+    s: Session, writer: RunWriter | _Follower, epoch: int, loss: float, accuracy: float, images_per_s: float
 ) -> Generator[BatchProgress, None, tuple[float, float]]:
     """Evaluate the epoch's model, with a progress of its own (the test set's batches) shown
     a few times a second; returns the test loss and accuracy."""
     t0 = last = time.perf_counter()
-    steps = evaluation(s.model, s.test_data, s.config.recipe.test_batch_size, s.precision)
+    steps = evaluation(s.model, s.test_data, s.config.recipe.test_batch_size, s.precision, s.world)
     done, total = 0, -(-len(s.test_data) // s.config.recipe.test_batch_size)
     while True:
         now = time.perf_counter()
@@ -403,7 +551,9 @@ def _test_pass(
             return cast(tuple[float, float], finished.value)  # evaluation's return value; StopIteration.value is Any
 
 
-def _train_epoch(s: Session, writer: RunWriter, epoch: int, stopping: Callable[[], bool]) -> Generator[BatchProgress, None, tuple[float, float, float] | None]:
+def _train_epoch(
+    s: Session, writer: RunWriter | _Follower, epoch: int, stopping: Callable[[], bool]
+) -> Generator[BatchProgress, None, tuple[float, float, float] | None]:
     """One pass over the training data; returns (loss, acc %, seconds), or None if stopped.
 
     Progress events come every `progress_every` batches but at most every
@@ -420,11 +570,12 @@ def _train_epoch(s: Session, writer: RunWriter, epoch: int, stopping: Callable[[
     correct = torch.zeros((), dtype=torch.long, device=device)
     seen = 0
     t0 = last_event = time.perf_counter()
-    for i, (x, y) in enumerate(s.train_data.batches(r.batch_size, s.order), start=1):
-        if stopping():
+    world = s.world if s.world.active else None
+    for i, (x, y) in enumerate(s.train_data.batches(r.batch_size, s.order, world), start=1):
+        if s.world.any(stopping(), device):  # every rank stops at the same batch
             return None
         if affine.active:
-            x = affine(x, s.augment, data.BACKGROUND)
+            x = affine(x, s.augment, data.BACKGROUND, (s.world.batch, s.world.part(s.world.batch)) if world else None)
         out, loss = s.step(x, y)
         s.optimizer.step()
         if per_batch is not None:
@@ -436,12 +587,15 @@ def _train_epoch(s: Session, writer: RunWriter, epoch: int, stopping: Callable[[
             last_event = time.perf_counter()
             elapsed = last_event - t0
             running_loss = loss_sum.item() / seen
-            if not math.isfinite(running_loss):
-                break  # diverged: the caller reports it, no point training on
+            if not math.isfinite(running_loss) and world is None:
+                break  # diverged: the caller reports it, no point training on (ranks go on together)
             event = BatchProgress(
                 epoch, r.epochs, i, batches, running_loss, 100.0 * correct.item() / seen, seen / elapsed if elapsed > 0 else 0.0, elapsed / i * (batches - i)
             )
             writer.heartbeat()
             writer.progress({"phase": "training", **event.to_dict()})
             yield event
-    return loss_sum.item() / seen, 100.0 * correct.item() / seen, time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
+    totals = torch.stack([loss_sum.double(), correct.double(), torch.tensor(float(seen), dtype=torch.float64, device=device)])
+    loss, right, n = s.world.sum(totals).tolist()  # this rank's share of every batch, then all
+    return loss / n, 100.0 * right / n, seconds

@@ -24,6 +24,8 @@ class RunStarted:
     evaluated_on: str = "test"  # "test", or "holdout" when tuning on held-out training images
     cuda_graph: bool = False  # training steps replayed from a CUDA graph (see core/step.py)
     warning: str | None = None  # something the user should know, e.g. a fallback to eager steps
+    world_size: int = 1  # processes training the run together (torch.distributed)
+    backend: str = ""  # their process group's backend: gloo (CPU) or nccl (CUDA)
 
 
 @dataclass(frozen=True)

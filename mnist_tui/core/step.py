@@ -18,6 +18,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from mnist_tui.core.distributed import World, weighted_loss
+
 
 def autocast(device: torch.device, precision: str, cache: bool = True) -> torch.autocast:
     # Recording a CUDA graph needs the weight-cast cache off: cached casts would be graph memory.
@@ -25,10 +27,17 @@ def autocast(device: torch.device, precision: str, cache: bool = True) -> torch.
 
 
 def forward_backward(
-    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device, precision: str, cache: bool = True
+    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device, precision: str, cache: bool = True, world: World | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and mean loss of the batch, gradients left in `.grad`. In a world of several
+    processes the batch is this rank's share and the gradient is weighted for the global
+    batch (see distributed.weighted_loss)."""
     with autocast(device, precision, cache):
         out = model(x)
+    if world is not None and world.active:
+        weighted, loss = weighted_loss(out, y, world)
+        weighted.backward()
+        return out, loss
     loss = F.cross_entropy(out.float(), y)
     loss.backward()
     return out, loss
@@ -40,15 +49,15 @@ class EagerStep:
     graph = False  # whether steps are replayed from a CUDA graph
     fallback: str | None = None  # why a GraphStep trains eagerly after all
 
-    def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, device: torch.device, precision: str) -> None:
-        self.model, self.optimizer, self.device, self.precision = model, optimizer, device, precision
+    def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, device: torch.device, precision: str, world: World | None = None) -> None:
+        self.model, self.optimizer, self.device, self.precision, self.world = model, optimizer, device, precision, world
 
     def prepare(self, x: torch.Tensor, y: torch.Tensor) -> None:
         """Called once with a sample batch before training; nothing to do here."""
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         self.optimizer.zero_grad(set_to_none=True)
-        return forward_backward(self.model, x, y, self.device, self.precision)
+        return forward_backward(self.model, x, y, self.device, self.precision, world=self.world)
 
 
 class GraphStep(EagerStep):
@@ -131,8 +140,25 @@ class GraphStep(EagerStep):
         self.cuda_graph = graph
 
 
-def make_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, device: torch.device, precision: str, batch_size: int, cuda_graph: bool) -> EagerStep:
-    """GraphStep on CUDA when asked for, EagerStep everywhere else."""
+# DDP all-reduces the gradients from hooks that run during the backward pass, outside any
+# recorded graph: under DDP every step runs eagerly.
+UNDER_DDP = "CUDA graphs are off under DDP (its gradient all-reduce runs outside a recorded graph)"
+
+
+def make_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+    precision: str,
+    batch_size: int,
+    cuda_graph: bool,
+    world: World | None = None,
+) -> EagerStep:
+    """GraphStep on CUDA when asked for (one process only), EagerStep everywhere else."""
     if cuda_graph and device.type == "cuda":
-        return GraphStep(model, optimizer, device, precision, batch_size)
-    return EagerStep(model, optimizer, device, precision)
+        if world is None or not world.active:
+            return GraphStep(model, optimizer, device, precision, batch_size)
+        step = EagerStep(model, optimizer, device, precision, world)
+        step.fallback = UNDER_DDP
+        return step
+    return EagerStep(model, optimizer, device, precision, world)

@@ -8,6 +8,8 @@ import math
 from mnist_tui.core.config import DEVICES, MNIST_TRAIN_SIZE, OPTIMIZERS, PRECISIONS, SCHEDULERS, ConfigError, TrainConfig
 from mnist_tui.core.versions import VERSIONS
 
+MAX_PROCESSES = 64  # processes of one machine a run may be launched on with --nproc
+
 
 def config_problems(config: TrainConfig) -> dict[str, str]:
     """Every reason this configuration cannot run, keyed by field, in words a user can act on."""
@@ -49,6 +51,10 @@ def config_problems(config: TrainConfig) -> dict[str, str]:
         problems["limit"] = f"training subset must be a positive number of images, got {config.limit!r}"
     if config.test_limit is not None and (not isinstance(config.test_limit, int) or config.test_limit <= 0):
         problems["test_limit"] = f"test subset must be a positive number of images, got {config.test_limit!r}"
+    if isinstance(config.processes, bool) or not isinstance(config.processes, int) or not 1 <= config.processes <= MAX_PROCESSES:
+        problems["processes"] = f"processes must be a whole number from 1 to {MAX_PROCESSES}, got {config.processes!r}"
+    elif "batch_size" not in problems and r.batch_size % config.processes:
+        problems["processes"] = f"batch size {r.batch_size} does not split evenly between {config.processes} processes; choose a multiple of {config.processes}"
     images = MNIST_TRAIN_SIZE if config.limit is None or "limit" in problems else min(config.limit, MNIST_TRAIN_SIZE)
     if "holdout" not in problems:
         images = min(images, MNIST_TRAIN_SIZE - config.holdout)

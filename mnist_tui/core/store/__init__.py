@@ -14,6 +14,7 @@ from mnist_tui.core.store.records import (
     METRICS,
     PROGRESS,
     RESUMABLE,
+    RESUMABLE_WORDS,
     STATUS,
     RunRecord,
     changed_since,
@@ -25,7 +26,7 @@ from mnist_tui.core.store.records import (
     read_run,
     request_stop,
 )
-from mnist_tui.core.store.writer import RunWriter, SaveError
+from mnist_tui.core.store.writer import RunWriter, SaveError, mark_failed
 
 __all__ = [
     "CHECKPOINT",
@@ -34,6 +35,7 @@ __all__ = [
     "METRICS",
     "PROGRESS",
     "RESUMABLE",
+    "RESUMABLE_WORDS",
     "STATUS",
     "Checkpoint",
     "CheckpointError",
@@ -42,6 +44,7 @@ __all__ = [
     "RunRecord",
     "RunWriter",
     "SaveError",
+    "mark_failed",
     "changed_since",
     "default_runs_dir",
     "delete_run",

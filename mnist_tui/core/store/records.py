@@ -25,7 +25,10 @@ from mnist_tui.core.store.lock import RunBusy, is_locked
 RUNS_ENV = "MNIST_TUI_RUNS"
 CONFIG, METRICS, STATUS, CHECKPOINT, PROGRESS, STOP = "config.json", "metrics.jsonl", "status.json", "checkpoint.pt", "progress.json", "stop"
 EXPORTS = "exports"  # <runs>/exports holds what the app exports; it is not a run
-RESUMABLE = ("interrupted", "stopped")  # statuses `mnist-tui resume` continues
+# Statuses `mnist-tui resume` continues (a failed run from its last checkpoint: a full disk,
+# a process of a distributed run that died), and the same in words.
+RESUMABLE = ("interrupted", "stopped", "failed")
+RESUMABLE_WORDS = "interrupted, stopped or failed"
 FINAL = ("finished", "stopped", "failed", "diverged")
 STALE_AFTER_S = 600.0  # a remote run silent this long (20 missed heartbeats) may be forced
 CHECKPOINT_CAP = 1 << 30
@@ -48,6 +51,7 @@ class RunRecord:
     epochs_total: int | None = None
     params: int | None = None
     device: str = ""
+    world_size: int = 1  # processes that trained it together (torch.distributed)
     lr: float | None = None
     batch_size: int | None = None
     seed: int | None = None
@@ -156,6 +160,7 @@ def read_run(path: Path, holding_lock: bool = False) -> RunRecord:
         epochs_total=cfg["epochs"],
         params=cfg["params"],
         device=cfg["device"],
+        world_size=cfg["world_size"],
         lr=cfg["lr"],
         batch_size=cfg["batch_size"],
         seed=cfg["seed"],

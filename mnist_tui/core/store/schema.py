@@ -74,12 +74,16 @@ def check_config_record(cfg: dict[str, Any]) -> dict[str, Any]:
     recipe = train.get("recipe")
     if not isinstance(recipe, dict):
         raise SchemaError("config.json's recipe is not an object")
+    world = optional(cfg, "world_size", lambda v, w: int(number(v, w, 1, 1e6, whole=True)), default=1) or 1
+    device = optional(cfg, "device_name", text, default=None) or optional(cfg, "device", text, default="") or ""
     return {
         "model": text(train.get("model"), "config.json's model", 40),
         "epochs": int(number(recipe.get("epochs"), "config.json's epochs", 1, 1e6, whole=True)),
         "created": optional(cfg, "created", text, 40, default=""),
         "params": optional(cfg, "params", lambda v, w: int(number(v, w, 0, 1e12, whole=True))),
-        "device": optional(cfg, "device_name", text, default=None) or optional(cfg, "device", text, default=""),
+        # Each process's device, times the processes of a distributed run: "CPU, 1 thread ×2".
+        "device": f"{device} ×{world}" if world > 1 else device,
+        "world_size": world,
         # Settings the runs table and the CSV show; absent ones show as blanks.
         "lr": optional(recipe, "lr", number, 0, math.inf),
         "batch_size": optional(recipe, "batch_size", lambda v, w: int(number(v, w, 1, 1e9, whole=True))),

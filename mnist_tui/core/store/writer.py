@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from mnist_tui.core.store import checkpoint, files
-from mnist_tui.core.store.lock import LOCK, RunLock
-from mnist_tui.core.store.records import CONFIG, METRICS, PROGRESS, STATUS, STOP
+from mnist_tui.core.store.lock import LOCK, RunBusy, RunLock
+from mnist_tui.core.store.records import CONFIG, METRICS, PROGRESS, STATUS, STOP, read_run
 from mnist_tui.core.store.schema import FORMAT_VERSION
 
 HEARTBEAT_S = 30.0  # status.json's `updated` is refreshed this often while training
@@ -179,3 +179,20 @@ class RunWriter:
 
 
 __all__ = ["LOCK", "RunWriter", "SaveError", "now_iso"]
+
+
+def mark_failed(run_dir: Path, reason: str) -> bool:
+    """Record a run that is not training as failed, with the reason (what a launcher knows
+    and the trainer could not say, e.g. which of its processes died); False if it is
+    training again or cannot be written."""
+    try:
+        lock = RunLock.acquire(run_dir)
+    except (RunBusy, OSError):
+        return False
+    try:
+        epochs_done = read_run(run_dir, holding_lock=True).epochs_done
+    except Exception:
+        lock.release()
+        return False
+    RunWriter(run_dir, lock, epochs_done).close("failed", reason)
+    return True

@@ -15,6 +15,7 @@ from textual.widgets import DataTable, Header, Input, Static
 from mnist_tui.core import history
 from mnist_tui.core.store import (
     RESUMABLE,
+    RESUMABLE_WORDS,
     RunBusy,
     changed_since,
     delete_run,
@@ -268,7 +269,7 @@ class RunsScreen(AppScreen):
         if row is None:
             return
         if row.status not in RESUMABLE:
-            self.notify(f"{row.run} is {row.status}; only {' or '.join(RESUMABLE)} runs can be resumed.", severity="warning", markup=False)
+            self.notify(f"{row.run} is {row.status}; only {RESUMABLE_WORDS} runs can be resumed.", severity="warning", markup=False)
             return
         await self.app.switch_mode("train")  # mounted before it is asked to train
         self.tui.train_screen.resume_run(row.record)

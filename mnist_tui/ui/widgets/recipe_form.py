@@ -35,6 +35,7 @@ FIELDS = (
     ("precision", "Precision", PRECISIONS),
     ("limit", "Training images (blank: all)", int),
     ("test_limit", "Test images (blank: all)", int),
+    ("processes", "Processes (DDP; batch split between them)", int),
 )
 
 
@@ -71,7 +72,15 @@ class RecipeForm(Vertical):
         keep = base or TrainConfig(model=model)
         recipe = recipe or get_version(model).recipe
         self.recipe = recipe  # the fields the form does not show come from it
-        values = {**vars(recipe), "seed": keep.seed, "device": keep.device, "precision": keep.precision, "limit": keep.limit, "test_limit": keep.test_limit}
+        values = {
+            **vars(recipe),
+            "seed": keep.seed,
+            "device": keep.device,
+            "precision": keep.precision,
+            "limit": keep.limit,
+            "test_limit": keep.test_limit,
+            "processes": keep.processes,
+        }
         with self.prevent(Input.Changed, Select.Changed):
             for name, _label, kind in FIELDS:
                 value = values[name]
