@@ -28,7 +28,9 @@ RESULTS = ROOT / "benchmarks" / "results" / "distributed.md"
 
 
 def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), platform.processor())
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), platform.processor()
+    )
     flags = Path("/proc/cpuinfo").read_text()
     import os
 
@@ -37,7 +39,23 @@ def machine() -> str:
 
 def one(model: str, epochs: int, nproc: int, seed: int) -> dict:
     with tempfile.TemporaryDirectory() as runs:
-        args = ["train", "--model", model, "--epochs", str(epochs), "--seed", str(seed), "--precision", "fp32", "--device", "cpu", "--nproc", str(nproc), "--runs", runs]
+        args = [
+            "train",
+            "--model",
+            model,
+            "--epochs",
+            str(epochs),
+            "--seed",
+            str(seed),
+            "--precision",
+            "fp32",
+            "--device",
+            "cpu",
+            "--nproc",
+            str(nproc),
+            "--runs",
+            runs,
+        ]
         t0 = time.perf_counter()
         done = subprocess.run([sys.executable, "-m", "mnist_tui", *args], capture_output=True, text=True, cwd=ROOT)
         wall = time.perf_counter() - t0
@@ -73,7 +91,9 @@ def main() -> None:
         "|---:|---|---|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        lines.append(f"| {r['nproc']} | {r['backend']} | {r['device']} | {r['wall']:.1f} | {r['epoch_s']:.1f} | {r['img_s']:,.0f} | {r['acc']:.2f}% | {r['loss']:.4f} |")
+        lines.append(
+            f"| {r['nproc']} | {r['backend']} | {r['device']} | {r['wall']:.1f} | {r['epoch_s']:.1f} | {r['img_s']:,.0f} | {r['acc']:.2f}% | {r['loss']:.4f} |"
+        )
     table = "\n".join(lines)
     print(table)
     with RESULTS.open("a") as fh:
