@@ -38,3 +38,12 @@ def fixture_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     fixture_store(tmp_path / "runs")
     return "runs"
+
+
+@pytest.fixture(autouse=True)
+def two_cores_no_gpus(monkeypatch):
+    """Screens as on the project's 2-core machine, whatever runs the tests (the Train form
+    hides its Processes field there), so that snapshots do not depend on the host."""
+    from mnist_tui.core import hardware
+
+    monkeypatch.setattr(hardware, "several_processes_pay", lambda: False)

@@ -575,3 +575,21 @@ async def test_predictions_of_an_unusable_checkpoint_say_why_in_red(tmp_path):
         assert isinstance(title.content, Text) and title.content.style == "red"
         assert not screen.query_one("#predictions-progress").display
         assert str(screen.query_one(DigitGrid).render()) == ""
+
+
+async def test_the_processes_field_waits_in_the_palette_where_processes_cannot_pay(tmp_path):
+    # 2 cores, no GPUs (the conftest's two_cores_no_gpus)
+    app = MnistTuiApp(runs_dir=tmp_path, launcher=InProcessLauncher())
+    async with app.run_test(size=(80, 24)) as pilot:
+        field = app.screen.query_one("#field-processes", Input)
+        assert not field.display and not app.screen.query_one("#label-processes").display
+        await app.run_on_train_screen("action_show_processes")  # the palette's "Show the Processes field"
+        await pilot.pause()
+        assert field.display and field.has_focus
+        await pilot.press("end", "backspace", "3")
+        await pilot.pause()
+        reason = str(app.screen.query_one("#error-processes", Static).render())
+        assert "does not split evenly between 3 processes" in reason and app.screen.query_one("#start").disabled
+        await pilot.press("backspace", "2")
+        await pilot.pause()
+        assert app.screen.query_one("#form").config.processes == 2 and not app.screen.query_one("#start").disabled

@@ -33,6 +33,11 @@ class MnistCommands(Provider):
             ("Start training", partial(app.run_on_train_screen, "action_start"), "Train the version picked on the Train screen with its recipe"),
             ("Stop training", partial(app.run_on_train_screen, "action_stop"), "Stop after the current batch; finished epochs are kept"),
             ("Predictions of the current run", app.action_predictions, "Test digits classified by the model being trained"),
+            (
+                "Show the Processes field",
+                partial(app.run_on_train_screen, "action_show_processes"),
+                "Train one run on several processes (DDP); hidden on 2 cores",
+            ),
             ("Toggle dark / light theme", app.action_toggle_dark, "Switch between textual-dark and textual-light"),
         ]
         for name in PICKS:

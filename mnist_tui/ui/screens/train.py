@@ -256,6 +256,10 @@ class TrainScreen(AppScreen):
         self.query_one("#versions", OptionList).disabled = self.running
 
     @on(Button.Pressed, "#stop")
+    def action_show_processes(self) -> None:
+        self.query_one(RecipeForm).show_processes()
+        self.query_one("#field-processes").focus()
+
     def action_stop(self) -> None:
         if self.running and self.stop_run():
             self.query_one("#device-line", Static).update("Stopping after this batch…")

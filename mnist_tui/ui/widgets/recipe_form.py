@@ -8,6 +8,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Input, Label, Select, Static
 
+from mnist_tui.core import hardware
 from mnist_tui.core.config import (
     DEVICES,
     OPTIMIZERS,
@@ -56,7 +57,7 @@ class RecipeForm(Vertical):
 
     def compose(self) -> ComposeResult:
         for name, label, kind in FIELDS:
-            yield Label(label, classes="field-label")
+            yield Label(label, classes="field-label", id=f"label-{name}")
             if isinstance(kind, tuple):
                 yield Select([(c, c) for c in kind], allow_blank=False, id=f"field-{name}", compact=True)
             else:
@@ -81,6 +82,8 @@ class RecipeForm(Vertical):
             "test_limit": keep.test_limit,
             "processes": keep.processes,
         }
+        if keep.processes > 1:
+            self.show_processes()
         with self.prevent(Input.Changed, Select.Changed):
             for name, _label, kind in FIELDS:
                 value = values[name]
@@ -89,6 +92,18 @@ class RecipeForm(Vertical):
                 else:
                     self.query_one(f"#field-{name}", Input).value = "" if value is None else f"{value:g}" if kind is float else str(value)
         self.check()
+
+    def on_mount(self) -> None:
+        # On two cores and at most one GPU, several processes only train slower: the field
+        # stays out of the way until asked for (palette: "Show the Processes field").
+        if not hardware.several_processes_pay() and self.query_one("#field-processes", Input).value in ("", "1"):
+            for widget in (self.query_one("#field-processes"), self.query_one("#label-processes")):
+                widget.display = False
+
+    def show_processes(self) -> None:
+        """Show the Processes field (hidden where several processes cannot pay)."""
+        for widget in (self.query_one("#field-processes"), self.query_one("#label-processes")):
+            widget.display = True
 
     def _read(self) -> tuple[dict, dict[str, str]]:
         values, errors = {}, {}
