@@ -26,6 +26,8 @@ def _run(*args, **kwargs):
         (["--lr", "fast"], "--lr: 'fast' is not a number"),
         (["--seed", "-1"], "--seed: must be 0 or more"),
         (["--device", "tpu"], "invalid choice: 'tpu'"),
+        (["--nproc", "3"], "batch size 128 does not split evenly between 3 processes; choose a multiple of 3"),
+        (["--nproc", "0"], "--nproc: must be greater than 0"),
     ],
 )
 def test_bad_arguments_exit_2_with_a_message(args, complaint, capsys):

@@ -35,7 +35,7 @@ from mnist_tui.core.step import EagerStep, autocast, make_step
 from mnist_tui.core.store import Checkpoint, CheckpointError, RunBusy, RunLock, RunWriter, SaveError, default_runs_dir
 from mnist_tui.core.store import checkpoint as checkpoints
 from mnist_tui.core.store.records import CHECKPOINT, RESUMABLE, RESUMABLE_WORDS, STOP, read_run
-from mnist_tui.core.validate import check_config
+from mnist_tui.core.validate import check_config, split_problem
 from mnist_tui.core.versions import get_version
 
 
@@ -244,9 +244,9 @@ def _join(config: TrainConfig, world: World) -> torch.device:
     device = resolve_device(config.device)
     if not world.active:
         return device
-    if config.recipe.batch_size % world.size:
-        n = world.size
-        raise ConfigError(f"batch size {config.recipe.batch_size} does not split evenly between {n} processes; choose a multiple of {n}")
+    uneven = split_problem(config.recipe.batch_size, world.size)  # torchrun's N may not be the config's
+    if uneven:
+        raise ConfigError(uneven)
     device = world.device(device)
     if device.type == "cpu":
         torch.set_num_threads(cpu_threads(world))

@@ -53,14 +53,21 @@ def config_problems(config: TrainConfig) -> dict[str, str]:
         problems["test_limit"] = f"test subset must be a positive number of images, got {config.test_limit!r}"
     if isinstance(config.processes, bool) or not isinstance(config.processes, int) or not 1 <= config.processes <= MAX_PROCESSES:
         problems["processes"] = f"processes must be a whole number from 1 to {MAX_PROCESSES}, got {config.processes!r}"
-    elif "batch_size" not in problems and r.batch_size % config.processes:
-        problems["processes"] = f"batch size {r.batch_size} does not split evenly between {config.processes} processes; choose a multiple of {config.processes}"
+    elif "batch_size" not in problems and (uneven := split_problem(r.batch_size, config.processes)):
+        problems["processes"] = uneven
     images = MNIST_TRAIN_SIZE if config.limit is None or "limit" in problems else min(config.limit, MNIST_TRAIN_SIZE)
     if "holdout" not in problems:
         images = min(images, MNIST_TRAIN_SIZE - config.holdout)
     if "batch_size" not in problems and r.batch_size > images:
         problems["batch_size"] = f"batch size {r.batch_size:,} is larger than the {images:,} training images"
     return problems
+
+
+def split_problem(batch_size: int, processes: int) -> str | None:
+    """Why a global batch cannot be shared by this many processes, or None if it can."""
+    if batch_size % processes:
+        return f"batch size {batch_size} does not split evenly between {processes} processes; choose a multiple of {processes}"
+    return None
 
 
 def check_config(config: TrainConfig) -> None:
