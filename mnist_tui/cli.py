@@ -132,6 +132,18 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--data", metavar="DIR", help=DATA_HELP)
     u.add_argument("--open", choices=("train", "layers", "runs"), default="train", help="the screen to open on")
 
+    ev = sub.add_parser("eval", help="a run's test accuracy, per-digit precision and recall, and confusion matrix")
+    ev.add_argument("run", help=RUN_HELP)
+    ev.add_argument("--runs", metavar="DIR", help=RUNS_HELP)
+    ev.add_argument("--data", metavar="DIR", help=DATA_HELP)
+    ev.add_argument("--precision", choices=PRECISIONS, default="auto", help="auto: the run's own (bf16 only where this CPU has it natively)")
+    ev.add_argument("--json", action="store_true", help="print JSON instead of tables")
+
+    pr = sub.add_parser("predict", help="classify a picture of a digit (PNG or PGM, any size, dark or light background) with a run's model")
+    pr.add_argument("run", help=RUN_HELP)
+    pr.add_argument("image", help="the picture's file")
+    pr.add_argument("--runs", metavar="DIR", help=RUNS_HELP)
+
     lay = sub.add_parser("layers", help="layer-by-layer breakdown of a version, or all versions compared")
     lay.add_argument("model", nargs="?", choices=list(VERSIONS))
     lay.add_argument("--classic", action="store_true", help="print the classic torchsummary table")
@@ -144,7 +156,17 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("runs", "data"):
         if getattr(args, name, "absent") is None:
             setattr(args, name, getattr(args, f"app_{name}"))
-    commands = {"train": cmd_train, "runs": cmd_runs, "resume": cmd_resume, "layers": cmd_layers, "stop": cmd_stop, "follow": cmd_follow, "delete": cmd_delete}
+    commands = {
+        "train": cmd_train,
+        "runs": cmd_runs,
+        "resume": cmd_resume,
+        "layers": cmd_layers,
+        "stop": cmd_stop,
+        "follow": cmd_follow,
+        "delete": cmd_delete,
+        "eval": cmd_eval,
+        "predict": cmd_predict,
+    }
     if args.command in commands:
         return commands[args.command](args)
     if args.command == "tui":
@@ -422,6 +444,49 @@ def cmd_runs(args: argparse.Namespace) -> int:
         print(f"No runs in {runs_dir} match {args.filter!r} ({len(everything):,} run{'' if len(everything) == 1 else 's'} in all).")
         return 0
     print_runs(records, runs_dir)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from mnist_tui.core.data import DataError
+    from mnist_tui.core.insight import confusion, run_outputs
+    from mnist_tui.core.store import CheckpointError
+    from mnist_tui.headless import eval_record, print_eval
+
+    run_dir = _find(args, "eval")
+    try:
+        outputs = run_outputs(run_dir, _absolute(args.data), args.precision)
+    except (CheckpointError, DataError, OSError) as exc:
+        print(f"mnist-tui eval: cannot evaluate {run_dir.name}: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
+        return 1
+    matrix = confusion(outputs)
+    if args.json:
+        print(json.dumps(eval_record(outputs, matrix), indent=1))
+    else:
+        print_eval(outputs, matrix)
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from mnist_tui.core.insight import network
+    from mnist_tui.core.preprocess import ImageError, read_picture, to_mnist
+    from mnist_tui.core.store import CheckpointError
+
+    run_dir = _find(args, "predict")
+    try:
+        digit = to_mnist(read_picture(Path(args.image)))
+        net = network(run_dir)
+    except (ImageError, CheckpointError, OSError) as exc:
+        print(f"mnist-tui predict: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
+        return 1
+    if not digit.any():
+        print(f"mnist-tui predict: {args.image} holds no ink to classify", file=sys.stderr)
+        return 1
+    probs = net.probabilities(digit[None])[0]
+    top = probs.topk(3)
+    print(f"{args.image}: {int(top.indices[0])}   (run {net.run_id}, {net.model}, epoch {net.epoch}, {net.precision})")
+    for p, c in zip(top.values.tolist(), top.indices.tolist()):
+        print(f"  {c}  {100 * p:6.2f}%")
     return 0
 
 

@@ -21,6 +21,7 @@ from mnist_tui.core.events import (
     RunFinished,
     RunStarted,
 )
+from mnist_tui.core.insight import Confusion, Outputs
 from mnist_tui.present import (
     EPOCH_COLUMNS,
     clock,
@@ -199,3 +200,39 @@ def print_versions(console: Console | None = None) -> None:
         recipe = f"{r.optimizer} lr {r.lr:g}, {r.scheduler} schedule, batch {r.batch_size}, {r.epochs} epochs"
         table.add_row(v.name, v.title, f"{v.params:,}", pct(v.seed_accuracy), pct(v.measured_mean), recipe)
     console.print(table)
+
+
+def eval_record(outputs: Outputs, matrix: Confusion) -> dict[str, object]:
+    """What `mnist-tui eval --json` prints: the run, its accuracy, each class, the matrix."""
+    return {
+        "run": outputs.run_id,
+        "model": outputs.model,
+        "epoch": outputs.epoch,
+        "precision": outputs.precision,
+        "images": matrix.total,
+        "accuracy": matrix.accuracy,
+        "classes": [{"digit": c.digit, "images": c.images, "correct": c.correct, "recall": c.recall, "precision": c.precision} for c in matrix.classes()],
+        "confusion": matrix.matrix,  # rows: true digit, columns: predicted digit
+    }
+
+
+def print_eval(outputs: Outputs, matrix: Confusion, console: Console | None = None) -> None:
+    """The run's test accuracy, per-class table and confusion matrix, for a terminal or a log."""
+    console = console or Console(highlight=False)
+    console.print(f"run {outputs.run_id}: {outputs.model} · epoch {outputs.epoch} · {outputs.precision} · {matrix.total:,} test images")
+    console.print(f"test accuracy {pct(matrix.accuracy)} ({matrix.correct:,} of {matrix.total:,})")
+    classes = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="Per digit", title_justify="left")
+    for col in ("digit", "images", "correct", "recall", "precision"):
+        classes.add_column(col, justify="right")
+    for c in matrix.classes():
+        classes.add_row(str(c.digit), f"{c.images:,}", f"{c.correct:,}", pct(c.recall), pct(c.precision))
+    console.print(classes)
+    worst = set(matrix.worst())
+    grid = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="Confusion (rows: true digit, columns: predicted)", title_justify="left")
+    grid.add_column("true", justify="right")
+    for d in range(10):
+        grid.add_column(str(d), justify="right")
+    for t, row in enumerate(matrix.matrix):
+        cells = [Text(f"{n:,}" if n else "·", style="bold green" if t == p else "bold red" if (t, p) in worst else "") for p, n in enumerate(row)]
+        grid.add_row(str(t), *cells)
+    console.print(grid)

@@ -47,3 +47,26 @@ def two_cores_no_gpus(monkeypatch):
     from mnist_tui.core import hardware
 
     monkeypatch.setattr(hardware, "several_processes_pay", lambda: False)
+
+
+def _trained(tmp_path_factory, name: str, **settings):
+    from mnist_tui.core.engine import train
+    from mnist_tui.core.store import list_runs
+
+    runs = tmp_path_factory.mktemp(name) / "runs"
+    for _event in train(get_version(name).config(device="cpu", runs_dir=str(runs), **settings)):
+        pass
+    [record] = list_runs(runs)
+    return record
+
+
+@pytest.fixture(scope="session")
+def trained_v4_run(tmp_path_factory):
+    """v4 trained for one epoch on 1,000 images, evaluated on all 10,000 test images."""
+    return _trained(tmp_path_factory, "v4", epochs=1, limit=1000)
+
+
+@pytest.fixture(scope="session")
+def trained_v3_run(tmp_path_factory):
+    """v3 trained for one epoch on 12,000 images (about 96% accurate), tested on 500."""
+    return _trained(tmp_path_factory, "v3", epochs=1, limit=12000, test_limit=500)
