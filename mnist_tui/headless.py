@@ -6,6 +6,7 @@ import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich import box
 from rich.console import Console, Group
@@ -21,7 +22,6 @@ from mnist_tui.core.events import (
     RunFinished,
     RunStarted,
 )
-from mnist_tui.core.insight import Confusion, Outputs
 from mnist_tui.present import (
     EPOCH_COLUMNS,
     clock,
@@ -30,6 +30,9 @@ from mnist_tui.present import (
     started_facts,
     time_left,
 )
+
+if TYPE_CHECKING:  # insight imports torch, which `mnist-tui runs` must not pay for
+    from mnist_tui.core.insight import Confusion, Outputs
 
 
 def epoch_line(e: EpochFinished) -> str:
