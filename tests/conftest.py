@@ -49,12 +49,12 @@ def two_cores_no_gpus(monkeypatch):
     monkeypatch.setattr(hardware, "several_processes_pay", lambda: False)
 
 
-def _trained(tmp_path_factory, name: str, **settings):
+def _trained(tmp_path_factory, name: str, run_name: str | None = None, **settings):
     from mnist_tui.core.engine import train
     from mnist_tui.core.store import list_runs
 
     runs = tmp_path_factory.mktemp(name) / "runs"
-    for _event in train(get_version(name).config(device="cpu", runs_dir=str(runs), **settings)):
+    for _event in train(get_version(name).config(device="cpu", runs_dir=str(runs), **settings), run_name=run_name):
         pass
     [record] = list_runs(runs)
     return record
@@ -63,7 +63,7 @@ def _trained(tmp_path_factory, name: str, **settings):
 @pytest.fixture(scope="session")
 def trained_v4_run(tmp_path_factory):
     """v4 trained for one epoch on 1,000 images, evaluated on all 10,000 test images."""
-    return _trained(tmp_path_factory, "v4", epochs=1, limit=1000)
+    return _trained(tmp_path_factory, "v4", run_name="20261128T000000Z-v4-5eed00", epochs=1, limit=1000)
 
 
 @pytest.fixture(scope="session")

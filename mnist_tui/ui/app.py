@@ -33,6 +33,7 @@ class MnistCommands(Provider):
             ("Start training", partial(app.run_on_train_screen, "action_start"), "Train the version picked on the Train screen with its recipe"),
             ("Stop training", partial(app.run_on_train_screen, "action_stop"), "Stop after the current batch; finished epochs are kept"),
             ("Predictions of the current run", app.action_predictions, "Test digits classified by the model being trained"),
+            ("Mistakes of the current run", app.action_mistakes, "Confusion matrix, per-digit precision and recall, the digits it gets wrong"),
             (
                 "Show the Processes field",
                 partial(app.run_on_train_screen, "action_show_processes"),
@@ -181,6 +182,16 @@ class MnistTuiApp(App):
         from mnist_tui.ui.screens.predictions import PredictionsScreen
 
         self.push_screen(PredictionsScreen(run_dir))
+
+    def action_mistakes(self) -> None:
+        screen = self.train_screen
+        run_dir = screen.run_dir if screen is not None else None
+        if run_dir is None or not (Path(run_dir) / "checkpoint.pt").exists():
+            self.notify("No epoch of a run started here has finished yet; open a saved run from Runs (m).", severity="warning")
+            return
+        from mnist_tui.ui.screens.mistakes import MistakesScreen
+
+        self.push_screen(MistakesScreen(run_dir))
 
     async def action_quit(self) -> None:
         screen = self.train_screen

@@ -56,6 +56,7 @@ class PredictionsScreen(AppScreen):
         ("escape", "app.pop_screen", "Back"),
         ("m", "toggle_mistakes", "Mistakes only"),
         ("r", "reload", "Reload checkpoint"),
+        ("x", "confusion", "Confusion matrix"),
     ]
 
     def __init__(self, run_dir: Path, count: int = 48):
@@ -132,3 +133,8 @@ class PredictionsScreen(AppScreen):
 
     def action_reload(self) -> None:
         self.classify()
+
+    def action_confusion(self) -> None:
+        from mnist_tui.ui.screens.mistakes import MistakesScreen
+
+        self.app.push_screen(MistakesScreen(self.run_dir))

@@ -63,6 +63,7 @@ class RunsScreen(AppScreen):
         ("space", "mark", "Mark"),
         ("c", "compare", "Compare"),
         ("p", "predictions", "Predict"),
+        ("m", "mistakes", "Mistakes"),
         ("r", "resume", "Resume"),
         ("d", "delete", "Delete"),
         ("s", "sort_next", "Sort"),
@@ -263,6 +264,21 @@ class RunsScreen(AppScreen):
         from mnist_tui.ui.screens.predictions import PredictionsScreen
 
         self.app.push_screen(PredictionsScreen(row.record.path))
+
+    def action_mistakes(self) -> None:
+        """The confusion matrix of the run under the cursor; of two marked runs, compared."""
+        chosen = [r.record for r in self.rows if r.run in self.marked and (r.record.path / "checkpoint.pt").exists()]
+        row = self.current_row
+        if len(chosen) == 2:
+            first, other = chosen[0].path, chosen[1].path
+        elif row is not None and (row.record.path / "checkpoint.pt").exists():
+            first, other = row.record.path, None
+        else:
+            self.notify("This run has no saved checkpoint to evaluate.", severity="warning")
+            return
+        from mnist_tui.ui.screens.mistakes import MistakesScreen
+
+        self.app.push_screen(MistakesScreen(first, other))
 
     async def action_resume(self) -> None:
         row = self.current_row
