@@ -79,3 +79,29 @@ def read_picture(path: Path) -> torch.Tensor:
     if data.numel() == 0:
         raise ImageError(f"{path} is empty")
     return ink_of_picture(data.float() / 255)
+
+
+# The pad's brush: a soft round pen, strongest at its centre (a Gaussian of this many pixels).
+BRUSH_SIGMA = 0.9
+BRUSH_REACH = 2  # pixels either side of the centre it touches
+
+
+def paint(ink: list[list[float]], x: float, y: float, erase: bool = False) -> None:
+    """Touch the 28x28 pad at pixel coordinates (x, y) (fractional: the brush's centre) with
+    the soft brush, adding ink (or taking it away), in place."""
+    import math
+
+    for r in range(max(0, int(y) - BRUSH_REACH), min(SIZE, int(y) + BRUSH_REACH + 1)):
+        for c in range(max(0, int(x) - BRUSH_REACH), min(SIZE, int(x) + BRUSH_REACH + 1)):
+            d2 = (c + 0.5 - x) ** 2 + (r + 0.5 - y) ** 2
+            amount = math.exp(-d2 / (2 * BRUSH_SIGMA**2))
+            ink[r][c] = max(0.0, ink[r][c] - amount) if erase else min(1.0, ink[r][c] + amount)
+
+
+def stroke(ink: list[list[float]], start: tuple[float, float], end: tuple[float, float], erase: bool = False) -> None:
+    """Paint along the segment from start to end, a touch every half pixel (no gaps)."""
+    (x0, y0), (x1, y1) = start, end
+    steps = max(1, int(max(abs(x1 - x0), abs(y1 - y0)) * 2))
+    for i in range(1, steps + 1):
+        t = i / steps
+        paint(ink, x0 + (x1 - x0) * t, y0 + (y1 - y0) * t, erase)

@@ -33,6 +33,7 @@ class MnistCommands(Provider):
             ("Start training", partial(app.run_on_train_screen, "action_start"), "Train the version picked on the Train screen with its recipe"),
             ("Stop training", partial(app.run_on_train_screen, "action_stop"), "Stop after the current batch; finished epochs are kept"),
             ("Predictions of the current run", app.action_predictions, "Test digits classified by the model being trained"),
+            ("Draw a digit", app.action_draw, "Draw a digit and see a saved run read it, live"),
             ("Mistakes of the current run", app.action_mistakes, "Confusion matrix, per-digit precision and recall, the digits it gets wrong"),
             (
                 "Show the Processes field",
@@ -96,6 +97,7 @@ class MnistTuiApp(App):
         ("f3", "open('layers')", "Layers"),
         ("f4", "open('runs')", "Runs"),
         ("f5", "predictions", "Predict"),
+        ("f6", "draw", "Draw"),
     ]
 
     def __init__(
@@ -182,6 +184,12 @@ class MnistTuiApp(App):
         from mnist_tui.ui.screens.predictions import PredictionsScreen
 
         self.push_screen(PredictionsScreen(run_dir))
+
+    def action_draw(self) -> None:
+        from mnist_tui.ui.screens.draw import DrawScreen
+
+        if not isinstance(self.screen, DrawScreen):
+            self.push_screen(DrawScreen())
 
     def action_mistakes(self) -> None:
         screen = self.train_screen

@@ -53,6 +53,7 @@ class MistakesScreen(AppScreen):
     BINDINGS = [
         ("escape", "app.pop_screen", "Back"),
         ("w", "worst", "Worst cell"),
+        ("y", "why", "Why (first digit)"),
     ]
 
     def __init__(self, run_dir: Path, other: Path | None = None):
@@ -60,6 +61,7 @@ class MistakesScreen(AppScreen):
         self.run_dir, self.other = Path(run_dir), Path(other) if other else None
         self.outputs = None
         self.matrix = None
+        self.shown_digits: list = []
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -162,6 +164,16 @@ class MistakesScreen(AppScreen):
         table.focus()
         self.show_cell(t, p)
 
+    def action_why(self) -> None:
+        """Why the model reads the cell's first digit (its most confidently wrong) as it does."""
+        if not self.shown_digits:
+            self.notify("This cell holds no digits.", severity="warning")
+            return
+        from mnist_tui.ui.screens.why import WhyScreen
+
+        first = self.shown_digits[0]
+        self.app.push_screen(WhyScreen(self.run_dir, first.image, f"test digit #{first.index} (a {first.label})"))
+
     @on(DataTable.CellHighlighted, "#matrix")
     def cell_highlighted(self, event: DataTable.CellHighlighted) -> None:
         row, column = event.coordinate.row, event.coordinate.column
@@ -172,7 +184,7 @@ class MistakesScreen(AppScreen):
         from mnist_tui.core.insight import cell
 
         assert self.outputs is not None
-        digits = cell(self.outputs, true, predicted)
+        digits = self.shown_digits = cell(self.outputs, true, predicted)
         kind = "read right" if true == predicted else "mistaken"
         order = "most confident first" if true == predicted else "most confidently wrong first"
         shown = f", the first {SHOWN}" if len(digits) > SHOWN else ""
