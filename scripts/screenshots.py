@@ -4,7 +4,8 @@
 
 Presses Start twice on the Train screen's first choice, the quick recipe (v4 for 3 epochs
 on all 60,000 images, seeds 1 and 2; about a minute in all on 2 cores), so every screen
-shows what a user sees after a real run; then saves an SVG of each screen.
+shows what a user sees after a real run; then saves an SVG of each screen (Train, Layers,
+Runs, Predictions, Mistakes, the draw pad with a 7 drawn from the keyboard, and Why).
 """
 
 from __future__ import annotations
@@ -66,6 +67,22 @@ async def shoot(out: Path, size: tuple[int, int], runs: Path) -> None:
         await pilot.press("p")
         await _settle(pilot)
         app.save_screenshot(filename="predictions.svg", path=str(out))
+
+        await pilot.press("x")  # the confusion matrix of the same run
+        await _settle(pilot)
+        app.save_screenshot(filename="mistakes.svg", path=str(out))
+
+        await pilot.press("escape", "escape", "f6")
+        await _settle(pilot)
+        await pilot.press(*["up"] * 8, *["left"] * 5)  # a 7 from the keyboard: the bar, then the stem
+        for key in ["right"] * 9 + ["down", "left"] * 9 + ["down"] * 6:
+            await pilot.press("space", key)
+        await _settle(pilot)
+        app.save_screenshot(filename="draw.svg", path=str(out))
+
+        await pilot.press("w")
+        await _settle(pilot)
+        app.save_screenshot(filename="why.svg", path=str(out))
 
 
 def main() -> None:
