@@ -57,6 +57,7 @@ class PredictionsScreen(AppScreen):
         ("m", "toggle_mistakes", "Mistakes only"),
         ("r", "reload", "Reload checkpoint"),
         ("x", "confusion", "Confusion matrix"),
+        ("w", "why", "Why (first digit)"),
     ]
 
     def __init__(self, run_dir: Path, count: int = 48):
@@ -133,6 +134,16 @@ class PredictionsScreen(AppScreen):
 
     def action_reload(self) -> None:
         self.classify()
+
+    def action_why(self) -> None:
+        """Why the model reads the first digit shown (the first mistake, with mistakes only)."""
+        if self.predictions is None or not self.predictions.items:
+            self.notify("No digit shown yet.", severity="warning")
+            return
+        from mnist_tui.ui.screens.why import WhyScreen
+
+        first = self.predictions.items[0]
+        self.app.push_screen(WhyScreen(self.run_dir, first.image, f"test digit #{first.index} (a {first.label})"))
 
     def action_confusion(self) -> None:
         from mnist_tui.ui.screens.mistakes import MistakesScreen
