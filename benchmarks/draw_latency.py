@@ -34,7 +34,17 @@ def write_runs(runs: Path) -> None:
         config = get_version(name).config(device="cpu").to_dict()
         writer = RunWriter.create(runs, name, {"config": config, "precision": "fp32", "params": 0}, name=f"20261128T000000Z-{name}-000000")
         writer.append_epoch(
-            {"epoch": 1, "epochs": 1, "train_loss": 1.0, "train_acc": 50.0, "test_loss": 1.0, "test_acc": 50.0, "lr": 0.001, "seconds": 1.0, "images_per_s": 1.0}
+            {
+                "epoch": 1,
+                "epochs": 1,
+                "train_loss": 1.0,
+                "train_acc": 50.0,
+                "test_loss": 1.0,
+                "test_acc": 50.0,
+                "lr": 0.001,
+                "seconds": 1.0,
+                "images_per_s": 1.0,
+            }
         )
         rng = {k: torch.zeros(8, dtype=torch.uint8) for k in ("torch", "order", "augment")}
         writer.save_checkpoint(Checkpoint(model=model.state_dict(), optimizer={}, scheduler={}, epoch=1, config=config, rng=rng))

@@ -10,6 +10,7 @@ from mnist_tui.core import data
 from mnist_tui.core.insight import Outputs
 from mnist_tui.ui.app import MnistTuiApp
 from mnist_tui.ui.screens.mistakes import MistakesScreen
+from mnist_tui.ui.screens.why import WhyScreen
 from tests.ui_helpers import settle, wait_until
 
 
@@ -41,7 +42,14 @@ async def test_mistakes_from_runs_shows_the_whole_test_set_and_each_cells_digits
         await pilot.pause()
         moved = table.cursor_coordinate.column - 1
         assert str(screen.query_one("#cell-title", Static).render()).startswith(f"{matrix[true][moved]:,} test {true}s ")
-        await pilot.press("escape")
+        if len(screen.shown_digits) > 1:  # select the cell's second digit and ask why
+            await pilot.press("right_square_bracket")
+            assert "▶ #" + str(screen.shown_digits[1].index) in str(screen.query_one("#cell-digits", Static).render())
+        chosen = screen.shown_digits[screen.selected]
+        await pilot.press("y")
+        await wait_until(pilot, lambda: isinstance(app.screen, WhyScreen) and app.screen.explanation is not None)
+        assert f"#{chosen.index}" in str(app.screen.query_one("#why-title", Static).render())
+        await pilot.press("escape", "escape")
         await pilot.pause()
         assert not isinstance(app.screen, MistakesScreen)
 

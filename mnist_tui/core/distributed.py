@@ -88,9 +88,18 @@ class World:
         self.backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(self.backend, timeout=COLLECTIVE_TIMEOUT, device_id=device if device.type == "cuda" else None)
 
-    def leave(self) -> None:
-        if self.active and dist.is_initialized():
-            dist.destroy_process_group()
+    def leave(self, together: bool = False) -> None:
+        """Leave the process group; `together` (the run ended the same way on every rank):
+        first wait for every rank, so that none tears its connections down while another
+        still finishes its last collective (gloo then aborts that process)."""
+        if not (self.active and dist.is_initialized()):
+            return
+        if together:
+            try:
+                dist.barrier()
+            except Exception:
+                pass  # a peer already gone: leave anyway
+        dist.destroy_process_group()
 
     def sum(self, tensor: torch.Tensor) -> torch.Tensor:
         """The tensor summed over every rank (in place)."""

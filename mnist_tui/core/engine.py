@@ -119,6 +119,7 @@ def train(config: TrainConfig, stop: threading.Event | None = None, run_name: st
     to end it cleanly within one batch. `run_name` names the folder (reserved by a launcher)."""
     stop = stop or threading.Event()
     world = World.from_env()
+    ended = False  # the loop ran to its end, on every rank alike
     try:
         try:
             session = _build(config, world)
@@ -130,8 +131,9 @@ def train(config: TrainConfig, stop: threading.Event | None = None, run_name: st
             yield RunFailed(reason=_setup_reason(exc, config), run_dir=None)
             return
         yield from _loop(session, writer, stop, [])
+        ended = True
     finally:
-        world.leave()
+        world.leave(together=ended)
 
 
 def resume(run_dir: Path, stop: threading.Event | None = None, data_dir: str | None = None, force: bool = False) -> Iterator[Event]:
@@ -145,6 +147,7 @@ def resume(run_dir: Path, stop: threading.Event | None = None, data_dir: str | N
     run_dir = Path(run_dir)
     world = World.from_env()
     lock: RunLock | None = None
+    ended = False
     try:
         lock, refusal = _lock_for_resume(run_dir) if world.leader else (None, None)
         if world.active:
@@ -160,10 +163,11 @@ def resume(run_dir: Path, stop: threading.Event | None = None, data_dir: str | N
             return
         lock = None  # the writer holds it now
         yield from _loop(session, writer, stop or threading.Event(), accs)
+        ended = True
     finally:
         if lock is not None:
             lock.release()
-        world.leave()
+        world.leave(together=ended)
 
 
 def _lock_for_resume(run_dir: Path) -> tuple[RunLock | None, str | None]:

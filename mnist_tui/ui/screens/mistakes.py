@@ -24,14 +24,15 @@ from mnist_tui.ui.widgets.footer import KeyFooter
 SHOWN = 60  # digits listed for one cell (the most confident first)
 
 
-def cell_text(digits: list, predicted: int, beside: bool = True) -> Text:
+def cell_text(digits: list, predicted: int, beside: bool = True, selected: int = 0) -> Text:
     """Each digit as half-blocks, with its test-set index, true label and top 3 to its right
-    (under it, where the panel is too narrow for both)."""
+    (under it, where the panel is too narrow for both); the selected one's index marked."""
     out = Text()
-    for d in digits:
+    for n, d in enumerate(digits):
         wrong = d.label != predicted
         lines = digit_lines(d.image, wrong)
-        notes = [Text(f"#{d.index}", style="bold"), Text(f"true {d.label}")]
+        mark = Text(f"▶ #{d.index}", style="bold reverse") if n == selected else Text(f"#{d.index}", style="bold")
+        notes = [mark, Text(f"true {d.label}")]
         notes += [Text(f"{c}  {100 * p:5.1f}%", style="bold red" if c == predicted and wrong else "") for c, p in d.top]
         rows = [line + Text("  ") + (notes[i] if i < len(notes) else Text()) for i, line in enumerate(lines)] if beside else [*lines, *notes]
         for row in rows:
@@ -53,7 +54,9 @@ class MistakesScreen(AppScreen):
     BINDINGS = [
         ("escape", "app.pop_screen", "Back"),
         ("w", "worst", "Worst cell"),
-        ("y", "why", "Why (first digit)"),
+        ("y", "why", "Why this digit"),
+        ("right_square_bracket", "select(1)", "Next digit"),
+        ("left_square_bracket", "select(-1)", "Previous digit"),
     ]
 
     def __init__(self, run_dir: Path, other: Path | None = None):
@@ -62,6 +65,8 @@ class MistakesScreen(AppScreen):
         self.outputs = None
         self.matrix = None
         self.shown_digits: list = []
+        self.selected = 0  # which of the cell's digits `y` explains
+        self.cell: tuple[int, int] = (0, 0)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -165,14 +170,20 @@ class MistakesScreen(AppScreen):
         self.show_cell(t, p)
 
     def action_why(self) -> None:
-        """Why the model reads the cell's first digit (its most confidently wrong) as it does."""
+        """Why the model reads the selected digit of the cell as it does."""
         if not self.shown_digits:
             self.notify("This cell holds no digits.", severity="warning")
             return
         from mnist_tui.ui.screens.why import WhyScreen
 
-        first = self.shown_digits[0]
-        self.app.push_screen(WhyScreen(self.run_dir, first.image, f"test digit #{first.index} (a {first.label})"))
+        chosen = self.shown_digits[self.selected]
+        self.app.push_screen(WhyScreen(self.run_dir, chosen.image, f"test digit #{chosen.index} (a {chosen.label})"))
+
+    def action_select(self, step: int) -> None:
+        """Move the selection among the cell's digits (shown ones)."""
+        if self.shown_digits:
+            self.selected = (self.selected + step) % min(len(self.shown_digits), SHOWN)
+            self._draw_cell()
 
     @on(DataTable.CellHighlighted, "#matrix")
     def cell_highlighted(self, event: DataTable.CellHighlighted) -> None:
@@ -185,9 +196,13 @@ class MistakesScreen(AppScreen):
 
         assert self.outputs is not None
         digits = self.shown_digits = cell(self.outputs, true, predicted)
+        self.selected, self.cell = 0, (true, predicted)
         kind = "read right" if true == predicted else "mistaken"
         order = "most confident first" if true == predicted else "most confidently wrong first"
         shown = f", the first {SHOWN}" if len(digits) > SHOWN else ""
         self.query_one("#cell-title", Static).update(Text(f"{len(digits):,} test {true}s {kind} as {predicted} ({order}{shown})", style="bold"))
+        self._draw_cell()
+
+    def _draw_cell(self) -> None:
         beside = self.query_one("#mistakes-right").size.width >= 32
-        self.query_one("#cell-digits", Static).update(cell_text(digits[:SHOWN], predicted, beside))
+        self.query_one("#cell-digits", Static).update(cell_text(self.shown_digits[:SHOWN], self.cell[1], beside, self.selected))

@@ -57,7 +57,9 @@ class PredictionsScreen(AppScreen):
         ("m", "toggle_mistakes", "Mistakes only"),
         ("r", "reload", "Reload checkpoint"),
         ("x", "confusion", "Confusion matrix"),
-        ("w", "why", "Why (first digit)"),
+        ("w", "why", "Why this digit"),
+        ("right_square_bracket", "select(1)", "Next digit"),
+        ("left_square_bracket", "select(-1)", "Previous digit"),
     ]
 
     def __init__(self, run_dir: Path, count: int = 48):
@@ -136,14 +138,18 @@ class PredictionsScreen(AppScreen):
         self.classify()
 
     def action_why(self) -> None:
-        """Why the model reads the first digit shown (the first mistake, with mistakes only)."""
-        if self.predictions is None or not self.predictions.items:
+        """Why the model reads the selected digit as it does."""
+        grid = self.query_one(DigitGrid)
+        if not grid.items:
             self.notify("No digit shown yet.", severity="warning")
             return
         from mnist_tui.ui.screens.why import WhyScreen
 
-        first = self.predictions.items[0]
-        self.app.push_screen(WhyScreen(self.run_dir, first.image, f"test digit #{first.index} (a {first.label})"))
+        chosen = grid.items[grid.selected]
+        self.app.push_screen(WhyScreen(self.run_dir, chosen.image, f"test digit #{chosen.index} (a {chosen.label})"))
+
+    def action_select(self, step: int) -> None:
+        self.query_one(DigitGrid).select(step)
 
     def action_confusion(self) -> None:
         from mnist_tui.ui.screens.mistakes import MistakesScreen

@@ -53,13 +53,22 @@ class DigitGrid(Widget):
         super().__init__(**kwargs)
         self.items: list = []
         self.shown = False  # whether show() was called: before that, the title says what is coming
+        self.selected = 0  # the digit `w` explains: its caption is shown reversed
         self._drawn: tuple[int, Text] | None = None  # (digits per row, the grid drawn for them)
 
     def show(self, items: list) -> None:
         self.items = list(items)
         self.shown = True
+        self.selected = 0
         self._drawn = None
         self.refresh(layout=True)
+
+    def select(self, step: int) -> None:
+        """Move the selection by `step` digits (wrapping round)."""
+        if self.items:
+            self.selected = (self.selected + step) % len(self.items)
+            self._drawn = None
+            self.refresh()
 
     @property
     def per_row(self) -> int:
@@ -87,8 +96,10 @@ class DigitGrid(Widget):
                     out.append_text(lines[line_no])
                     out.append("  ")
                 out.append("\n")
-            for p in chunk:
+            for i, p in enumerate(chunk, start=start):
                 caption = f"{p.label}→{p.predicted} {p.confidence:.0%}"
-                out.append(f"{caption:<{CELL_WIDTH}}", style="bold red" if not p.correct else "green")
+                style = "bold red" if not p.correct else "green"
+                out.append(caption, style=style + (" reverse" if i == self.selected else ""))
+                out.append(" " * (CELL_WIDTH - len(caption)))
             out.append("\n\n")
         return out
