@@ -39,8 +39,8 @@ def bars(probs: list[float], width: int = BAR + 10) -> Text:
 
 
 def runs_with_checkpoints(runs_dir: Path) -> list:
-    """Runs that can predict, newest first."""
-    records = [r for r in list_runs(runs_dir) if (r.path / "checkpoint.pt").exists() and r.status not in ("running", "damaged")]
+    """Runs that can predict (a run still training with its last finished epoch), newest first."""
+    records = [r for r in list_runs(runs_dir) if (r.path / "checkpoint.pt").exists() and r.status != "damaged"]
     return sorted(records, key=lambda r: r.created, reverse=True)
 
 
