@@ -150,7 +150,8 @@ async def test_invalid_recipe_is_shown_inline_and_start_refused(tmp_path):
 
 
 async def _start_and_wait_for_an_epoch(pilot) -> None:
-    await _set_recipe(pilot, "20", "256")
+    # 200 short epochs (256 images, 500 test images): far more than a stop takes to land.
+    await _set_recipe(pilot, "200", "256")
     await pilot.press("ctrl+s")
     await wait_until(pilot, lambda: pilot.app.screen.query_one(EpochTable).row_count >= 1)
 
@@ -163,7 +164,7 @@ async def test_stop_midway_saves_the_run_as_stopped(tmp_path):
         await pilot.press("ctrl+t")  # the line says "Stopping after this batch…" until it has
         await wait_for_run_end(pilot)
         [record] = list_runs(tmp_path)
-        assert record.status == "stopped" and 1 <= record.epochs_done < 20
+        assert record.status == "stopped" and 1 <= record.epochs_done < 200
         assert not screen.running
         assert "Stopping" not in str(screen.query_one("#device-line", Static).render())  # it says which run, again
         assert str(screen.query_one("#speed", Static).render()).startswith("stopped:")
@@ -193,7 +194,7 @@ async def test_quitting_while_training_asks_whether_to_keep_it_training(tmp_path
 
 async def test_the_app_attaches_to_a_run_that_is_training_and_stops_it(tmp_path):
     launcher = InProcessLauncher()
-    config = get_version("v4").config(epochs=20, limit=256, test_limit=500, device="cpu", progress_every=1, progress_seconds=0)
+    config = get_version("v4").config(epochs=200, limit=256, test_limit=500, device="cpu", progress_every=1, progress_seconds=0)
     launch = launcher.train(config, tmp_path)  # as if started earlier by another mnist-tui
     deadline = time.monotonic() + 60
     while not (launch.run_dir.exists() and list_runs(tmp_path)[0].epochs_done >= 1):
@@ -205,12 +206,12 @@ async def test_the_app_attaches_to_a_run_that_is_training_and_stops_it(tmp_path)
         await wait_until(pilot, lambda: screen.running and screen.query_one(EpochTable).row_count >= 1)
         assert screen.run_dir == launch.run_dir and not screen.query_one("#stop").disabled
         form = screen.query_one("#form").config  # the form shows the followed run's recipe
-        assert form.model == "v4" and form.recipe.epochs == 20 and form.limit == 256
+        assert form.model == "v4" and form.recipe.epochs == 200 and form.limit == 256
         await pilot.press("ctrl+t")
         await wait_for_run_end(pilot)
     launcher.join()
     [record] = list_runs(tmp_path)
-    assert record.status == "stopped" and 1 <= record.epochs_done < 20
+    assert record.status == "stopped" and 1 <= record.epochs_done < 200
 
 
 async def test_layers_shows_totals_of_every_version(tmp_path):

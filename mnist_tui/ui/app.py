@@ -175,15 +175,20 @@ class MnistTuiApp(App):
     def action_toggle_dark(self) -> None:
         self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"
 
-    def action_predictions(self) -> None:
+    def _current_checkpoint(self, key: str) -> Path | None:
+        """The run the Train screen follows, once it has a finished epoch (else say so)."""
         screen = self.train_screen
         run_dir = screen.run_dir if screen is not None else None
         if run_dir is None or not (Path(run_dir) / "checkpoint.pt").exists():
-            self.notify("No epoch of a run started here has finished yet; open a saved run from Runs (p).", severity="warning")
-            return
+            self.notify(f"No epoch of a run started here has finished yet; open a saved run from Runs ({key}).", severity="warning")
+            return None
+        return Path(run_dir)
+
+    def action_predictions(self) -> None:
         from mnist_tui.ui.screens.predictions import PredictionsScreen
 
-        self.push_screen(PredictionsScreen(run_dir))
+        if (run_dir := self._current_checkpoint("p")) is not None:
+            self.push_screen(PredictionsScreen(run_dir))
 
     def action_draw(self) -> None:
         from mnist_tui.ui.screens.draw import DrawScreen
@@ -192,14 +197,10 @@ class MnistTuiApp(App):
             self.push_screen(DrawScreen())
 
     def action_mistakes(self) -> None:
-        screen = self.train_screen
-        run_dir = screen.run_dir if screen is not None else None
-        if run_dir is None or not (Path(run_dir) / "checkpoint.pt").exists():
-            self.notify("No epoch of a run started here has finished yet; open a saved run from Runs (m).", severity="warning")
-            return
         from mnist_tui.ui.screens.mistakes import MistakesScreen
 
-        self.push_screen(MistakesScreen(run_dir))
+        if (run_dir := self._current_checkpoint("m")) is not None:
+            self.push_screen(MistakesScreen(run_dir))
 
     async def action_quit(self) -> None:
         screen = self.train_screen

@@ -3,8 +3,10 @@ launcher) instead of untyped `self.app` attributes."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
+from textual.message import Message
 from textual.screen import Screen
 
 if TYPE_CHECKING:
@@ -16,3 +18,15 @@ class AppScreen(Screen[None]):
     def tui(self) -> MnistTuiApp:
         """The app, typed (a screen of this package only ever runs in MnistTuiApp)."""
         return cast("MnistTuiApp", self.app)
+
+
+@dataclass
+class WorkProgress(Message):
+    """How far a screen's worker has come over the test digits; posted from the worker's
+    thread, and a newer one replaces one still queued."""
+
+    done: int
+    total: int
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, WorkProgress)

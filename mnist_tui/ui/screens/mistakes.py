@@ -5,7 +5,6 @@ second run, what each gets right that the other gets wrong."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from rich.markup import escape
@@ -13,11 +12,10 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, HorizontalGroup, Vertical, VerticalScroll
-from textual.message import Message
 from textual.widgets import DataTable, Header, ProgressBar, Static
 
 from mnist_tui.present import pct
-from mnist_tui.ui.screens.base import AppScreen
+from mnist_tui.ui.screens.base import AppScreen, WorkProgress
 from mnist_tui.ui.widgets.digit_grid import digit_lines
 from mnist_tui.ui.widgets.footer import KeyFooter
 
@@ -43,14 +41,6 @@ def cell_text(digits: list, predicted: int, beside: bool = True, selected: int =
 
 
 class MistakesScreen(AppScreen):
-    @dataclass
-    class Computing(Message):
-        done: int
-        total: int
-
-        def can_replace(self, message: Message) -> bool:
-            return isinstance(message, MistakesScreen.Computing)
-
     BINDINGS = [
         ("escape", "app.pop_screen", "Back"),
         ("w", "worst", "Worst cell"),
@@ -98,7 +88,7 @@ class MistakesScreen(AppScreen):
             if 0 < done < total and time.monotonic() - last < 0.1:
                 return
             last = time.monotonic()
-            self.post_message(self.Computing(done, total))
+            self.post_message(WorkProgress(done, total))
 
         outputs = run_outputs(self.run_dir, self.tui.data_dir, progress=progress)
         versus = None
@@ -107,7 +97,7 @@ class MistakesScreen(AppScreen):
             versus = (other, compare(outputs, other))
         self.app.call_from_thread(self.show, outputs, confusion(outputs), versus)
 
-    def on_mistakes_screen_computing(self, message: Computing) -> None:
+    def on_work_progress(self, message: WorkProgress) -> None:
         self.query_one(ProgressBar).update(total=message.total, progress=message.done)
         self.query_one("#mistakes-progress-text", Static).update(f" evaluated {message.done:,} of {message.total:,} test digits")
 

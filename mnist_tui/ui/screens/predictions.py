@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from rich.markup import escape
@@ -13,10 +12,9 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import HorizontalGroup, VerticalScroll
-from textual.message import Message
 from textual.widgets import Header, ProgressBar, Static
 
-from mnist_tui.ui.screens.base import AppScreen
+from mnist_tui.ui.screens.base import AppScreen, WorkProgress
 from mnist_tui.ui.widgets.digit_grid import DigitGrid
 from mnist_tui.ui.widgets.footer import KeyFooter
 
@@ -41,17 +39,6 @@ def import_core():
 
 
 class PredictionsScreen(AppScreen):
-    @dataclass
-    class Classifying(Message):
-        """How far the classification has come; sent from the worker thread, and a newer one
-        replaces one still queued."""
-
-        done: int
-        total: int
-
-        def can_replace(self, message: Message) -> bool:
-            return isinstance(message, PredictionsScreen.Classifying)
-
     BINDINGS = [
         ("escape", "app.pop_screen", "Back"),
         ("m", "toggle_mistakes", "Mistakes only"),
@@ -99,12 +86,12 @@ class PredictionsScreen(AppScreen):
             if 0 < done < total and time.monotonic() - last < PROGRESS_EVERY:
                 return
             last = time.monotonic()
-            self.post_message(self.Classifying(done, total))
+            self.post_message(WorkProgress(done, total))
 
         result = predict(self.run_dir, self.count, self.mistakes_only, self.tui.data_dir, progress=progress)
         self.app.call_from_thread(self.show, result)
 
-    def on_predictions_screen_classifying(self, message: Classifying) -> None:
+    def on_work_progress(self, message: WorkProgress) -> None:
         if not self.classifying:
             return  # queued before the result, which call_from_thread may deliver first
         if message.done < message.total:  # a cached result sends only done == total: no progress to show
