@@ -476,8 +476,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     try:
         digit = to_mnist(read_picture(Path(args.image)))
         net = network(run_dir)
-    except (ImageError, CheckpointError, OSError) as exc:
-        print(f"mnist-tui predict: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
+    except ImageError as exc:
+        print(f"mnist-tui predict: {exc}", file=sys.stderr)
+        return 1
+    except (CheckpointError, OSError) as exc:
+        print(f"mnist-tui predict: cannot use run {run_dir.name}: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
         return 1
     if not digit.any():
         print(f"mnist-tui predict: {args.image} holds no ink to classify", file=sys.stderr)

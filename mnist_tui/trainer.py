@@ -232,7 +232,10 @@ def run_world(nproc: int, rank_args: list[str], run_dir: Path) -> int:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
     # The cores split between the processes, said before torchrun would pick 1 per process.
-    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // nproc))
+    cores = os.cpu_count() or 1
+    os.environ["OMP_NUM_THREADS"] = str(max(1, cores // nproc))
+    if nproc > cores:
+        print(f"mnist-tui: note: {nproc} processes share {cores} cores: each waits for the others (slower, same result)", file=sys.stderr)
     args = torchrun.get_args_parser().parse_args(["--standalone", f"--nproc-per-node={nproc}", "--module", "mnist_tui", *rank_args])
     died = None
     try:

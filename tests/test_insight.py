@@ -80,3 +80,36 @@ def test_predict_reads_a_picture_on_paper_and_prints_the_top_three(trained_v3_ru
     (tmp_path / "notes.png").write_text("not a picture")
     assert cli.main(["predict", run.run_id, str(tmp_path / "notes.png"), "--runs", str(run.path.parent)]) == 1
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_predict_reads_a_transparent_drawing_and_grey_noisy_paper(trained_v3_run, tmp_path, capsys):
+    _, test = data.load()
+    ink = _rendered_elsewhere(test.images[0], light=False)  # a 7, ink 1 on 0
+    rgba = torch.zeros(*ink.shape, 4)
+    rgba[..., 3] = ink * 255  # black ink whose opacity is the ink: a canvas export
+    Image.fromarray(rgba.round().byte().numpy(), "RGBA").save(tmp_path / "transparent.png")
+    noise = torch.randn(ink.shape, generator=torch.Generator().manual_seed(0))
+    paper = (230 + 15 * noise) * (1 - ink) + 20 * ink  # grey, grainy paper
+    Image.fromarray(paper.clamp(0, 255).round().byte().numpy(), "L").save(tmp_path / "paper.png")
+    run = trained_v3_run
+    expected = int(network(run.path).probabilities(test.images[:1]).argmax())
+    for name in ("transparent.png", "paper.png"):
+        assert cli.main(["predict", run.run_id, str(tmp_path / name), "--runs", str(run.path.parent)]) == 0
+        assert capsys.readouterr().out.splitlines()[0].split(": ")[1].startswith(str(expected)), name
+
+
+def test_eval_and_predict_name_what_is_wrong_with_a_run(trained_v4_run, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "runs" / trained_v4_run.path.name
+    shutil.copytree(trained_v4_run.path, copy)
+    blob = (copy / "checkpoint.pt").read_bytes()
+    (copy / "checkpoint.pt").write_bytes(blob[: len(blob) // 3])
+    assert cli.main(["eval", copy.name, "--runs", str(copy.parent)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"mnist-tui eval: cannot evaluate {copy.name}: ") and "checkpoint" in err and len(err.splitlines()) == 1
+    (copy / "checkpoint.pt").unlink()
+    _, test = data.load()
+    Image.fromarray(test.images[0].numpy(), "L").save(tmp_path / "seven.png")
+    assert cli.main(["predict", copy.name, str(tmp_path / "seven.png"), "--runs", str(copy.parent)]) == 1
+    assert "checkpoint.pt is missing" in capsys.readouterr().err

@@ -21,7 +21,7 @@ import torch
 from mnist_tui.core import data
 from mnist_tui.core.predict import CPU, inference_precision
 from mnist_tui.core.step import autocast
-from mnist_tui.core.store import CHECKPOINT, CheckpointError, read_run
+from mnist_tui.core.store import CHECKPOINT, CheckpointError, RunRecord, read_run
 from mnist_tui.core.store import checkpoint as checkpoints
 from mnist_tui.core.versions import get_version
 
@@ -143,11 +143,22 @@ _cache_lock = threading.Lock()
 CACHE_SIZE = 4
 
 
+def _usable(run_dir: Path) -> RunRecord:
+    """The run's record, if its checkpoint can be used; CheckpointError in words otherwise
+    (the reader's own reasons: a missing or damaged checkpoint, a damaged run)."""
+    record = read_run(run_dir)
+    if record.status == "damaged":
+        raise CheckpointError(record.reason)
+    if not (run_dir / CHECKPOINT).exists():
+        raise CheckpointError(f"{CHECKPOINT} is missing: no epoch of this run has finished")
+    return record
+
+
 def run_outputs(run_dir: Path, data_dir: str | None = None, precision: str = "auto", progress: Progress | None = None) -> Outputs:
     """The run's last checkpoint on the test images it was evaluated on (its --test-limit
     subset if it had one), as its test pass computed them; cached per checkpoint."""
     run_dir = Path(run_dir).resolve()
-    record = read_run(run_dir)
+    record = _usable(run_dir)
     mode = inference_precision(record.precision, precision)
     key = (run_dir, (run_dir / CHECKPOINT).stat().st_mtime_ns, data_dir, mode)
     with _cache_lock:
@@ -187,7 +198,7 @@ _networks: OrderedDict[tuple[Path, int, str], Network] = OrderedDict()
 def network(run_dir: Path, precision: str = "auto") -> Network:
     """The run's last checkpoint as a network (cached per checkpoint file)."""
     run_dir = Path(run_dir).resolve()
-    record = read_run(run_dir)
+    record = _usable(run_dir)
     mode = inference_precision(record.precision, precision)
     key = (run_dir, (run_dir / CHECKPOINT).stat().st_mtime_ns, mode)
     with _cache_lock:

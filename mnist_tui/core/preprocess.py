@@ -59,11 +59,16 @@ def shift_to_centre(field: torch.Tensor) -> torch.Tensor:
 
 def ink_of_picture(gray: torch.Tensor) -> torch.Tensor:
     """A grayscale picture in [0, 1] as ink: dark digits on a light background (paper) are
-    inverted, light digits on a dark one (MNIST's own) kept; the border tells which."""
+    inverted, light digits on a dark one (MNIST's own) kept; the border tells which. The
+    background's level and grain (from the border: its median, and three times its spread)
+    are taken away, so that grey or noisy paper is no ink."""
     border = torch.cat([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
     ink = 1 - gray if float(border.median()) > 0.5 else gray
-    low = float(ink.min())
-    return ((ink - low) / max(float(ink.max()) - low, 1e-6)).clamp(0, 1)
+    edge = torch.cat([ink[0], ink[-1], ink[:, 0], ink[:, -1]])
+    level = float(edge.median())
+    grain = 3 * 1.4826 * float((edge - level).abs().median())  # the median absolute deviation, as a std
+    floor = min(level + grain, float(ink.max()) - 1e-3)
+    return ((ink - floor) / max(float(ink.max()) - floor, 1e-6)).clamp(0, 1)
 
 
 def read_picture(path: Path) -> torch.Tensor:
@@ -71,7 +76,12 @@ def read_picture(path: Path) -> torch.Tensor:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as picture:
+        with Image.open(path) as opened:
+            picture: Image.Image = opened
+            if picture.mode in ("RGBA", "LA", "PA") or "transparency" in picture.info:
+                # A drawing exported with a transparent background: lay it on white paper.
+                paper = Image.new("RGBA", picture.size, (255, 255, 255, 255))
+                picture = Image.alpha_composite(paper, picture.convert("RGBA"))
             gray = picture.convert("L")
             data = torch.frombuffer(bytearray(gray.tobytes()), dtype=torch.uint8).view(gray.height, gray.width)
     except (OSError, UnidentifiedImageError, ValueError) as exc:

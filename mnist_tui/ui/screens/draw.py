@@ -99,6 +99,7 @@ class DrawScreen(AppScreen):
 
     @on(DrawPad.Drawn)
     def drawn(self) -> None:
+        self.query_one("#draw-versions", Static).update("")  # about the drawing before this stroke
         self.predict()
 
     def predict(self) -> None:
@@ -122,7 +123,7 @@ class DrawScreen(AppScreen):
         self.latency = time.perf_counter() - asked
         self.query_one("#seen", Static).update(self.seen_text(seen))
         title = Text(f"{net.model} · epoch {net.epoch} · {net.precision}\n", style="dim")
-        room = self.query_one("#bars", Static).size.width or BAR + 10
+        room = (self.query_one("#bars", Static).size.width or BAR + 12) - 2  # a scrollbar may come
         self.query_one("#bars", Static).update(title + (bars(probs, room) if probs else Text("Draw a digit on the pad.")))
 
     def seen_text(self, seen) -> Text:

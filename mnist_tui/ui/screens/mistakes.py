@@ -142,7 +142,10 @@ class MistakesScreen(AppScreen):
             table.add_row(*(Text(v, justify="right") for v in (str(c.digit), f"{c.images:,}", pct(c.recall), pct(c.precision))))
 
     def _fill_comparison(self, outputs, other, comparison) -> None:
-        lines = Text(f"vs {other.run_id} ({other.model}): right here and wrong there / wrong here and right there\n", style="bold")
+        lines = Text(
+            f"A {outputs.run_id} ({outputs.model}) vs B {other.run_id} ({other.model}), per digit:\nright in A, wrong in B / wrong in A, right in B\n",
+            style="bold",
+        )
         for d in range(10):
             lines.append(f"  {d}: {comparison.only_a[d]:>4} / {comparison.only_b[d]:<4}\n")
         lines.append(f"  both wrong: {comparison.both_wrong:,}")

@@ -104,7 +104,11 @@ class WhyScreen(AppScreen):
         top = e.probs.topk(3)
         guesses = ", ".join(f"{c} {100 * p:.1f}%" for p, c in zip(top.values.tolist(), top.indices.tolist()))
         self.query_one("#why-title", Static).update(
-            Text.assemble((f"{net.model} (run {net.run_id}, epoch {net.epoch}) reads {self.what} as ", ""), (str(e.predicted), "bold green"), f": {guesses}")
+            Text.assemble(
+                (f"{net.model} (run {net.run_id}, epoch {net.epoch}) reads {self.what} as ", ""),
+                (str(e.predicted), "bold green"),
+                f": {guesses} (in fp32, for the gradients)",
+            )
         )
         digit = self.digit.tolist()
         plain = _blocks([[Color.from_rgb(v, v, v) for v in row] for row in digit])

@@ -39,6 +39,8 @@ def _gray(value: float) -> Color:
 class DrawPad(Widget, can_focus=True):
     """The pad. Posts `Drawn` when a stroke ends (mouse up) or a key paints."""
 
+    ALLOW_SELECT = False  # a drag paints; it must not also select (and tint) the pad's text
+
     DEFAULT_CSS = "DrawPad { width: 30; height: 16; border: round $primary; } DrawPad:focus { border: round $accent; }"
 
     BINDINGS = [
@@ -61,6 +63,7 @@ class DrawPad(Widget, can_focus=True):
         self.ink = [[0.0] * SIZE for _ in range(SIZE)]
         self.cursor = (SIZE // 2, SIZE // 2)  # (x, y) in pixels
         self._last: tuple[float, float] | None = None  # the mouse's last point while drawing
+        self._erasing = False  # the stroke under way was started with the right button
 
     def render(self) -> Text:
         return Text("\n").join(half_block_lines(self.ink, self.cursor if self.has_focus else None))
@@ -77,14 +80,15 @@ class DrawPad(Widget, can_focus=True):
     def on_mouse_down(self, event: events.MouseDown) -> None:
         self.capture_mouse()
         self._last = self._pixel(event)
-        paint(self.ink, *self._last, erase=event.button == 3)
+        self._erasing = event.button == 3
+        paint(self.ink, *self._last, erase=self._erasing)
         self.refresh()
 
     def on_mouse_move(self, event: events.MouseMove) -> None:
         if self._last is None:
             return
         point = self._pixel(event)
-        stroke(self.ink, self._last, point)
+        stroke(self.ink, self._last, point, erase=self._erasing)
         self._last = point
         self.refresh()
 
