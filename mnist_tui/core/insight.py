@@ -167,12 +167,17 @@ def run_outputs(run_dir: Path, data_dir: str | None = None, precision: str = "au
         if progress:
             progress(len(hit), len(hit))
         return hit
-    outputs = _compute(run_dir, record.run_id, record.model, record.config, data_dir, mode, progress or (lambda _d, _t: None))
-    with _cache_lock:
-        _cache[key] = outputs
-        while len(_cache) > CACHE_SIZE:
-            _cache.popitem(last=False)
+    outputs = _compute(network(run_dir, mode), record.config, data_dir, progress or (lambda _d, _t: None))
+    _remember(_cache, key, outputs)
     return outputs
+
+
+def _remember(cache: OrderedDict[Any, Any], key: object, value: object) -> None:
+    """Keep the value, forgetting the oldest beyond CACHE_SIZE."""
+    with _cache_lock:
+        cache[key] = value
+        while len(cache) > CACHE_SIZE:
+            cache.popitem(last=False)
 
 
 @dataclass(frozen=True)
@@ -206,10 +211,7 @@ def network(run_dir: Path, precision: str = "auto") -> Network:
     if hit is None:
         epoch, weights = _checkpoint(run_dir)
         hit = Network(record.run_id, record.model, epoch, mode, _trained_network(record.model, weights))
-        with _cache_lock:
-            _networks[key] = hit
-            while len(_networks) > CACHE_SIZE:
-                _networks.popitem(last=False)
+        _remember(_networks, key, hit)
     return hit
 
 
@@ -221,9 +223,7 @@ def _checkpoint(run_dir: Path) -> tuple[int, dict[str, Any]]:
     return epoch, weights
 
 
-def _compute(run_dir: Path, run_id: str, name: str, stored: dict[str, Any], data_dir: str | None, precision: str, progress: Progress) -> Outputs:
-    epoch, weights = _checkpoint(run_dir)
-    model = _trained_network(name, weights)
+def _compute(net: Network, stored: dict[str, Any], data_dir: str | None, progress: Progress) -> Outputs:
     limit, batch = _test_settings(stored)
     _, test = data.load(data_dir)
     split = data.DeviceSplit.from_split(test, CPU, limit)
@@ -233,12 +233,12 @@ def _compute(run_dir: Path, run_id: str, name: str, stored: dict[str, Any], data
     with torch.inference_mode():
         for start in range(0, len(split), batch):
             x = split.images[start : start + batch]
-            with autocast(CPU, precision):
-                out = model(x)
+            with autocast(CPU, net.precision):
+                out = net.module(x)
             probs[start : start + len(x)] = out.float().softmax(1)
             predicted[start : start + len(x)] = out.float().argmax(1)
             progress(start + len(x), len(split))
-    return Outputs(run_id, name, epoch, precision, probs, predicted, split.labels, test.images[: len(split)])
+    return Outputs(net.run_id, net.model, net.epoch, net.precision, probs, predicted, split.labels, test.images[: len(split)])
 
 
 def _test_settings(stored: dict[str, Any]) -> tuple[int | None, int]:
