@@ -54,7 +54,9 @@ async def test_train_v2_from_the_keyboard_fills_table_charts_and_runs(tmp_path, 
         assert screen.query_one("#field-optimizer").value == "adam"
         await pilot.press("down")  # ...and v2 with its own
         assert versions.highlighted == 2 and screen.query_one("#field-optimizer").value == "adamw"
-        await _set_recipe(pilot, "2", "256")
+        # All 10,000 test images: the run lasts long enough to be seen running (with 500 it
+        # could start and end between two looks).
+        await _set_recipe(pilot, "2", "256", test_limit="")
         form_config = screen.query_one("#form").config
         assert form_config.recipe.epochs == 2 and form_config.limit == 256 and form_config.model == "v2"
         await pilot.press("ctrl+s")

@@ -19,6 +19,10 @@ def _right(text: str) -> Text:
     return Text(text, justify="right")
 
 
+# The columns of `mnist-tui layers VERSION`; the layer's name already says its type.
+LAYER_COLUMNS = (Text("layer"), _right("output shape"), _right("params"), Text("share"), _right("mult-adds"))
+
+
 class LayersScreen(AppScreen):
     BINDINGS = [
         ("c", "copy_summary", "Copy summary"),
@@ -45,8 +49,7 @@ class LayersScreen(AppScreen):
 
     def on_mount(self) -> None:
         table = self.query_one("#layer-table", DataTable)
-        # The columns of `mnist-tui layers VERSION`; the layer's name already says its type.
-        table.add_columns("layer", _right("output shape"), _right("params"), "share", _right("mult-adds"))
+        table.add_columns(*LAYER_COLUMNS)
         compare = self.query_one("#compare-table", DataTable)
         compare.add_columns("version", "title", "params", "mult-adds", "size MB", "seed acc", "our acc")
         self.query_one("#layer-versions", OptionList).highlighted = 0
@@ -69,12 +72,21 @@ class LayersScreen(AppScreen):
         if b.model != self.model:
             return
         self.breakdown, self.classic_text = b, classic_text
-        table = self.query_one("#layer-table", DataTable)
-        table.clear()
+        rows = []
         for row in b.rows:
             bar = Text("█" * round(row.share * 8), style="cyan")  # eight cells at 100%, as the CLI's
             share = Text(f"{row.share:6.1%} ").append_text(bar)
-            table.add_row(row.name, _right(row.shape_text), _right(f"{row.params:,}"), share, _right(f"{row.mult_adds:,}"))
+            rows.append((Text(row.name), _right(row.shape_text), _right(f"{row.params:,}"), share, _right(f"{row.mult_adds:,}")))
+        # Columns as wide as their widest cell, given up front: DataTable widens auto-sized
+        # columns only at its next idle moment, and a header drawn before that stayed narrow
+        # over the wider rows (seen on a loaded machine).
+        table = self.query_one("#layer-table", DataTable)
+        table.clear(columns=True)
+        for index, label in enumerate(LAYER_COLUMNS):
+            widest = max([label.cell_len, *(r[index].cell_len for r in rows)])
+            table.add_column(label, width=widest)
+        for cells in rows:
+            table.add_row(*cells)
         self.query_one("#layer-totals", Static).update(
             f"Total params [b]{b.total_params:,}[/b] · trainable {b.trainable_params:,} · "
             f"size {b.param_mb:.2f} MB · mult-adds {b.mult_adds / 1e6:.2f} M per image"
