@@ -13,7 +13,9 @@
    (Textual's Ready event), median of several launches; also whether torch was imported.
 3. Runs screen: time to list 1,000 runs, from pressing F4 (two seconds after launch) to
    all rows shown.
-4. Predictions screen: a v2 run (trained for one epoch on 2,000 images: accuracy does not
+4. Charts (--only-charts): the Train screen's loss chart following a 100-epoch run with
+   100 per-batch points an epoch, the median time of a redraw at three terminal sizes.
+5. Predictions screen: a v2 run (trained for one epoch on 2,000 images: accuracy does not
    change the speed) classifying the 10,000 test digits, from pressing `p` on the Runs screen
    to the grid drawn, in a fresh process each time (nothing cached, torch not yet imported),
    median of --repeats. Once for a run trained with the default precision (auto: bf16 where
@@ -57,7 +59,7 @@ def _last_epoch_ips(runs: Path) -> float:
     from mnist_tui.core.store import list_runs
 
     [record] = [r for r in list_runs(runs) if r.status == "finished"][-1:]
-    return record.metrics[-1]["images_per_s"]
+    return record.metrics[-1].images_per_s
 
 
 def headless_ips(config, runs: Path) -> float:
@@ -215,6 +217,68 @@ def predictions_parts(run: Path) -> dict:
     }
 
 
+def make_long_run(runs: Path, epochs: int, points: int) -> Path:
+    """A finished v4 run of `epochs` epochs with `points` per-batch points each, written as
+    the trainer writes them (the curves' shapes do not matter to the drawing's cost)."""
+    import math
+
+    from mnist_tui.core.store.records import BATCHES_HEADER
+
+    run = runs / "20261101T000000Z-v4-c0ffee"
+    run.mkdir(parents=True)
+    config = {
+        "format": 1,
+        "created": "2026-11-01T00:00:00+00:00",
+        "config": {"model": "v4", "recipe": {"epochs": epochs, "batch_size": 64}},
+        "params": 7432,
+        "train_size": 60000,
+        "test_size": 10000,
+    }
+    (run / "config.json").write_text(json.dumps(config))
+    epoch = {"epochs": epochs, "train_acc": 98.0, "test_acc": 98.5, "lr": 0.01, "seconds": 10.0, "images_per_s": 6000.0}
+    lines = [json.dumps({"epoch": e, "train_loss": 1 / e, "test_loss": 0.9 / e, **epoch}) for e in range(1, epochs + 1)]
+    (run / "metrics.jsonl").write_text("".join(line + "\n" for line in lines))
+    curve = "".join(
+        f"{e},{b * 938 // points},938,{1 / (e - 1 + b / points) + 0.1 * math.sin(b):.5f},{90 + 5 * math.sin(b):.3f}\n"
+        for e in range(1, epochs + 1)
+        for b in range(1, points + 1)
+    )
+    (run / "batches.csv").write_text(BATCHES_HEADER + curve)
+    (run / "status.json").write_text(json.dumps({"status": "finished", "epochs_done": epochs, "updated": "2026-11-01T00:00:00+00:00"}))
+    import torch
+
+    torch.save({"epoch": epochs}, run / "checkpoint.pt")
+    return run
+
+
+async def chart_redraw_ms(runs: Path, size: tuple[int, int], repeats: int = 20) -> dict[str, float]:
+    """The Train screen's loss chart following a 100-epoch run (100 points an epoch): the
+    median time to redraw it (replot and render, as after each new point), smoothing off and 0.99."""
+    from mnist_tui.ui.app import MnistTuiApp
+    from mnist_tui.ui.widgets.charts import MetricChart
+
+    app = MnistTuiApp(runs_dir=runs)
+    result = {}
+    async with app.run_test(size=size) as pilot:
+        screen = app.screen
+        screen.attach(next(p for p in runs.iterdir() if p.is_dir()), "…")
+        while screen.follower is None or not screen.follower.done:
+            await pilot.pause(0.05)
+        await pilot.pause()
+        chart = screen.query_one("#loss-chart", MetricChart)
+        assert sum(chart.point_counts.values()) > 10_000, chart.point_counts
+        for smoothing in (0.0, 0.99):
+            chart.smoothing = smoothing
+            times = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                chart.replot()
+                chart.render()
+                times.append(1000 * (time.perf_counter() - t0))
+            result[f"{smoothing:g}"] = statistics.median(times)
+    return result
+
+
 def _cpu_jiffies() -> tuple[int, int] | None:
     """(busy, all) clock ticks of every CPU since boot, from /proc/stat (Linux only)."""
     try:
@@ -294,6 +358,7 @@ def main() -> None:
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
     parser.add_argument("--only-overhead", action="store_true", help="skip the startup, Runs and Predictions screen measures")
     parser.add_argument("--only-predictions", action="store_true", help="measure the Predictions screen only")
+    parser.add_argument("--only-charts", action="store_true", help="measure the chart redraw only")
     parser.add_argument("--only-screens", action="store_true", help="skip the training overhead: startup, Runs and Predictions only")
     parser.add_argument("--predictions-screen", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--predictions-parts", type=Path, help=argparse.SUPPRESS)
@@ -324,6 +389,18 @@ def main() -> None:
         f"machine: {cpu_model()} (native bf16: {'yes' if cpu_bf16_native() else 'no'}), torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads, python {platform.python_version()}, precision {args.precision}"
     )
+    if args.only_charts:
+        with tempfile.TemporaryDirectory() as tmp:
+            make_long_run(Path(tmp), 100, 100)
+            print()
+            print("| measure | smoothing off | smoothing 0.99 | target |")
+            print("|---|---:|---:|---|")
+            for size in ((80, 24), (120, 40), (200, 60)):
+                ms = asyncio.run(chart_redraw_ms(Path(tmp), size))
+                print(
+                    f"| loss chart redraw, 100 epochs × 100 points + test, at {size[0]}x{size[1]} (median of 20) | {ms['0']:.1f} ms | {ms['0.99']:.1f} ms | < 50 ms |"
+                )
+        return
     if args.only_predictions:
         with tempfile.TemporaryDirectory() as tmp:
             rows = predictions_rows(Path(tmp), args.repeats)

@@ -24,8 +24,10 @@ from mnist_tui.core.events import (
 )
 from mnist_tui.present import (
     EPOCH_COLUMNS,
+    best_line,
     clock,
     epoch_cells,
+    epoch_marks,
     pct,
     started_facts,
     time_left,
@@ -55,12 +57,12 @@ def _finished_line(e: RunFinished) -> str:
 
 
 def epoch_table(rows: list[EpochFinished]) -> Table:
-    table = Table(title="Epochs", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)  # fits 80 columns
-    for col in EPOCH_COLUMNS:
+    table = Table(title="Epochs", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, caption=best_line(rows), caption_justify="left")
+    for col in EPOCH_COLUMNS:  # the table fits 80 columns
         table.add_column(col, justify="right")
-    best = max((r.test_acc for r in rows), default=None)
+    best, lowest = epoch_marks(rows)
     for r in rows:
-        table.add_row(*epoch_cells(r, best))
+        table.add_row(*epoch_cells(r, best, lowest))
     return table
 
 

@@ -2,10 +2,11 @@
 
     .venv/bin/python scripts/screenshots.py [--out docs/screenshots] [--size 120x40]
 
-Presses Start twice on the Train screen's first choice, the quick recipe (v4 for 3 epochs
-on all 60,000 images, seeds 1 and 2; about a minute in all on 2 cores), so every screen
-shows what a user sees after a real run; then saves an SVG of each screen (Train, Layers,
-Runs, Predictions, Mistakes, the draw pad with a 7 drawn from the keyboard, and Why).
+Presses Start three times on the Train screen's first choice, the quick recipe (v4 for 3
+epochs on all 60,000 images: seeds 1 and 2, then seed 1 with lr 0.05; about a minute and a
+half in all on 2 cores), so every screen shows what a user sees after a real run; then saves
+an SVG of each screen (Train with its loss curve smoothed, Layers, Runs, Predictions,
+Mistakes, the draw pad with a 7 drawn from the keyboard, Why, and the three runs compared).
 """
 
 from __future__ import annotations
@@ -34,9 +35,10 @@ async def _settle(pilot) -> None:
     await pilot.pause()
 
 
-async def _train(pilot, seed: str) -> None:
+async def _train(pilot, seed: str, lr: str = "0.1") -> None:
     """Start the picked recipe with this seed from the keyboard and wait for its trainer."""
     await _type(pilot, "#field-seed", seed)
+    await _type(pilot, "#field-lr", lr)
     await pilot.press("ctrl+s")
     screen = pilot.app.screen
     while screen.follower is None or not screen.follower.done:
@@ -47,10 +49,10 @@ async def _train(pilot, seed: str) -> None:
 async def shoot(out: Path, size: tuple[int, int], runs: Path) -> None:
     app = MnistTuiApp(runs_dir=runs)
     async with app.run_test(size=size) as pilot:
-        for seed in ("1", "2"):  # two runs, so that Runs has something to compare
-            await _train(pilot, seed)
-        app.screen.query_one("#epochs").focus()
-        await pilot.pause()
+        for seed, lr in (("1", "0.1"), ("2", "0.1"), ("1", "0.05")):  # runs to compare
+            await _train(pilot, seed, lr)
+        app.screen.query_one("#loss-chart").focus()
+        await pilot.press("s", "s")  # smoothing 0.9, the raw per-batch curve faint beneath
         app.save_screenshot(filename="train.svg", path=str(out))
 
         await pilot.press("f3")
@@ -83,6 +85,12 @@ async def shoot(out: Path, size: tuple[int, int], runs: Path) -> None:
         await pilot.press("w")
         await _settle(pilot)
         app.save_screenshot(filename="why.svg", path=str(out))
+
+        await pilot.press("escape", "f4")
+        await _settle(pilot)
+        await pilot.press("home", "space", "space", "space", "c")
+        await _settle(pilot)
+        app.save_screenshot(filename="compare.svg", path=str(out))
 
 
 def main() -> None:

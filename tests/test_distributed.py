@@ -35,7 +35,7 @@ def _cli(*args: str) -> list[str]:
 
 
 def _epochs(record) -> list[dict]:
-    return [{k: m[k] for k in ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr")} for m in record.metrics]
+    return [{k: getattr(m, k) for k in ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr")} for m in record.metrics]
 
 
 def _close(a: list[dict], b: list[dict]) -> bool:

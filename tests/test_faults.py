@@ -28,7 +28,7 @@ def _cli(*args):
 
 
 def _metrics(run_dir):
-    return [{k: m[k] for k in METRIC_KEYS} for m in read_run(run_dir).metrics]
+    return [{k: getattr(m, k) for k in METRIC_KEYS} for m in read_run(run_dir).metrics]
 
 
 def test_killed_mid_epoch_shows_interrupted_and_resumes_to_the_same_metrics(tmp_path, reference_run):

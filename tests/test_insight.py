@@ -19,7 +19,7 @@ def test_eval_reports_the_runs_own_test_accuracy_and_a_matrix_of_the_whole_test_
     record = trained_v4_run
     assert cli.main(["eval", record.run_id[-6:], "--runs", str(record.path.parent), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["accuracy"] == pytest.approx(record.metrics[-1]["test_acc"], abs=1e-9)  # in the run's precision
+    assert report["accuracy"] == pytest.approx(record.metrics[-1].test_acc, abs=1e-9)  # in the run's precision
     assert report["precision"] == record.precision and report["epoch"] == len(record.metrics)
     _, test = data.load()
     assert [sum(row) for row in report["confusion"]] == torch.bincount(test.labels, minlength=10).tolist()  # 980, 1135, 1032, ...
@@ -27,7 +27,7 @@ def test_eval_reports_the_runs_own_test_accuracy_and_a_matrix_of_the_whole_test_
     assert [c["images"] for c in report["classes"]][:3] == [980, 1135, 1032]
     assert cli.main(["eval", record.run_id[-6:], "--runs", str(record.path.parent)]) == 0
     table = capsys.readouterr().out
-    assert f"test accuracy {record.metrics[-1]['test_acc']:.2f}%" in table and "Confusion (rows: true digit" in table
+    assert f"test accuracy {record.metrics[-1].test_acc:.2f}%" in table and "Confusion (rows: true digit" in table
 
 
 def test_a_cell_lists_its_digits_most_confidently_wrong_first(trained_v4_run):

@@ -37,7 +37,7 @@ def _only_run(runs: Path):
 
 def _epochs(record) -> list[dict]:
     keys = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr")
-    return [{k: m[k] for k in keys} for m in record.metrics]
+    return [{k: getattr(m, k) for k in keys} for m in record.metrics]
 
 
 def test_detach_returns_at_once_then_stop_and_follow_are_clients(tmp_path):
@@ -111,7 +111,7 @@ def test_two_resumes_at_once_one_trains_the_other_names_the_holder(tmp_path):
     assert a.returncode == 0, a_err
     assert b.returncode == 1 and b.stderr.strip() == f"mnist-tui: cannot resume: {record.run_id} is being trained by pid {a.pid} on host {record.host}"
     done = read_run(record.path)
-    assert done.status == "finished" and [m["epoch"] for m in done.metrics] == list(range(1, 11))
+    assert done.status == "finished" and [m.epoch for m in done.metrics] == list(range(1, 11))
 
 
 @pytest.mark.parametrize("point", ["training", "after-metrics", "checkpoint-rename"])

@@ -67,8 +67,9 @@ async def test_train_v2_from_the_keyboard_fills_table_charts_and_runs(tmp_path, 
 
         table = screen.query_one(EpochTable)
         assert table.row_count == 2
-        assert screen.query_one("#loss-chart", MetricChart).point_counts == {"train": 2, "test": 2}
-        assert screen.query_one("#acc-chart", MetricChart).point_counts == {"train": 2, "test": 2}
+        # The training curves have a point a batch (256 images: 2 batches of 128), the test's one an epoch.
+        assert screen.query_one("#loss-chart", MetricChart).point_counts == {"train": 4, "test": 2}
+        assert screen.query_one("#acc-chart", MetricChart).point_counts == {"train": 4, "test": 2}
         assert screen.query_one("#lr-chart", MetricChart).point_counts == {"lr": 2}
         device_line = str(screen.query_one("#device-line", Static).render())
         [run_dir] = list(tmp_path.iterdir())

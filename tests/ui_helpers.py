@@ -36,17 +36,32 @@ async def wait_for_run_end(pilot, timeout: float = 120.0) -> None:
     await pilot.pause()
 
 
-def write_run(runs_dir: Path, name: str, model: str, status: str, accs: list[float], epochs_total: int = 3, created: str = "2026-11-01T10:00:00+00:00") -> Path:
-    """A run folder in the documented format (version 1), without training anything."""
+def write_run(
+    runs_dir: Path,
+    name: str,
+    model: str,
+    status: str,
+    accs: list[float],
+    epochs_total: int = 3,
+    created: str = "2026-11-01T10:00:00+00:00",
+    lr: float | None = None,  # recorded in the recipe only when given
+    seed: int = 0,
+    points: int = 0,
+) -> Path:
+    """A run folder in the documented format (version 1), without training anything; with
+    `points`, a per-batch curve of that many points an epoch (batches.csv)."""
     path = Path(runs_dir) / name
     path.mkdir(parents=True)
-    params = {"v1": 420614, "v2": 99746}[model]
+    params = {"v1": 420614, "v2": 99746, "v3": 18252, "v4": 7432}[model]
+    recipe = {"epochs": epochs_total, "batch_size": 128, **({} if lr is None else {"lr": lr})}
     config = {
         "format": 1,
         "run_id": name,
         "created": created,
-        "config": {"model": model, "recipe": {"epochs": epochs_total, "batch_size": 128}, "seed": 0, "device": "cpu"},
-        "seed": 0,
+        "config": {"model": model, "recipe": recipe, "seed": seed, "device": "cpu"},
+        "train_size": 60000,
+        "test_size": 10000,
+        "seed": seed,
         "device": "cpu",
         "device_name": "CPU, 2 threads",
         "params": params,
@@ -63,13 +78,20 @@ def write_run(runs_dir: Path, name: str, model: str, status: str, accs: list[flo
                     "train_acc": acc - 0.5,
                     "test_loss": 0.4 / i,
                     "test_acc": acc,
-                    "lr": 0.001 / i,
+                    "lr": (lr or 0.001) / i,
                     "seconds": 40.0,
                     "images_per_s": 1500.0,
                 }
             )
         )
     (path / "metrics.jsonl").write_text("".join(line + "\n" for line in lines))
+    if points:
+        curve = [
+            f"{e},{b * 469 // points},469,{0.6 / (e - 1 + b / points) + 0.05 * (b % 3):.4f},{min(100.0, acc - 1 + 0.2 * (b % 4)):.2f}"
+            for e, acc in enumerate(accs, start=1)
+            for b in range(1, points + 1)
+        ]
+        (path / "batches.csv").write_text("epoch,batch,batches,loss,acc\n" + "".join(line + "\n" for line in curve))
     if accs:  # a finished epoch always has its checkpoint; this one holds no weights
         import torch
 

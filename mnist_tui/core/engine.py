@@ -29,8 +29,9 @@ from mnist_tui.core.augment import Affine
 from mnist_tui.core.config import ConfigError, TrainConfig
 from mnist_tui.core.device import DeviceError, device_name, memory_in_use_mb, resolve_device, resolve_precision
 from mnist_tui.core.distributed import World, cpu_threads, globalise
-from mnist_tui.core.events import BatchProgress, EpochFinished, Event, RunFailed, RunFinished, RunStarted
+from mnist_tui.core.events import BatchPoint, BatchProgress, EpochFinished, Event, RunFailed, RunFinished, RunStarted
 from mnist_tui.core.optim import make_optimizer, make_scheduler, steps_every_batch
+from mnist_tui.core.resources import Meter
 from mnist_tui.core.step import EagerStep, autocast, make_step
 from mnist_tui.core.store import Checkpoint, CheckpointError, RunBusy, RunLock, RunWriter, SaveError, default_runs_dir
 from mnist_tui.core.store import checkpoint as checkpoints
@@ -56,6 +57,7 @@ class Session:
     nchw: list[str]
     test_size: int  # images evaluated, over all ranks (test_data is this rank's share)
     world: World = field(default_factory=World)
+    meter: Meter = field(default_factory=lambda: Meter(torch.device("cpu")))  # the trainer's resource use
     # Separate seeds for the weights (and dropout), the data order and the augmentation.
     order: torch.Generator = field(default_factory=torch.Generator)
     augment: torch.Generator = field(default_factory=torch.Generator)
@@ -235,7 +237,20 @@ def _build(config: TrainConfig, world: World | None = None) -> Session:
     # Recorded before any checkpoint is restored: restoring copies into the same tensors.
     step.prepare(train_data.images[: r.batch_size], train_data.labels[: r.batch_size])
     session = Session(
-        config, device, precision, model, optimizer, scheduler, step, train_data, test_data.share(world), evaluated_on, nchw, len(test_data), world
+        config,
+        device,
+        precision,
+        model,
+        optimizer,
+        scheduler,
+        step,
+        train_data,
+        test_data.share(world),
+        evaluated_on,
+        nchw,
+        len(test_data),
+        world,
+        Meter(device),
     )
     session.order.manual_seed(config.seed + 1)
     session.augment.manual_seed(config.seed + 2)
@@ -290,6 +305,9 @@ class _Follower:
 
     def append_epoch(self, metrics: dict[str, object]) -> None:
         self.epochs_done = cast(int, metrics["epoch"])
+
+    def append_points(self, points: list[BatchPoint]) -> None:
+        pass
 
     def save_checkpoint(self, ckpt: Checkpoint) -> None:
         pass
@@ -381,7 +399,7 @@ def _resume_plan(run_dir: Path, force: bool) -> tuple[object, Checkpoint | None,
     epoch = ckpt.epoch if ckpt is not None else 0
     if not done - 1 <= epoch <= done or epoch >= config.recipe.epochs:
         raise CheckpointError(f"its checkpoint holds epoch {epoch} but metrics.jsonl has {done} of {config.recipe.epochs} epochs")
-    return stored, ckpt, epoch, [m["test_acc"] for m in record.metrics[:epoch]]
+    return stored, ckpt, epoch, [m.test_acc for m in record.metrics[:epoch]]
 
 
 def _restore(s: Session, ckpt: Checkpoint) -> None:
@@ -427,6 +445,7 @@ def _loop(s: Session, writer: RunWriter | _Follower, stop: threading.Event, accs
     status, reason = "stopped", None
     try:
         yield _started(s, writer)
+        s.meter.begin()
         for epoch in range(writer.epochs_done + 1, s.config.recipe.epochs + 1):
             finished = yield from _epoch(s, writer, epoch, stopping)
             if finished is None:
@@ -485,6 +504,7 @@ def _epoch(s: Session, writer: RunWriter | _Follower, epoch: int, stopping: Call
         seconds=train_seconds + time.perf_counter() - t0,
         images_per_s=len(s.train_data) / train_seconds,
         memory_mb=memory_in_use_mb(s.device),
+        **s.meter.epoch(),
     )
     # The metrics line first, then the checkpoint: after a crash between the two, resume
     # drops the line and trains that epoch again.
@@ -546,7 +566,7 @@ def _test_pass(
         if done == 0 or done == total or now - last >= s.config.progress_seconds:
             last = now
             left = (now - t0) / done * (total - done) if done else 0.0
-            event = BatchProgress(epoch, s.config.recipe.epochs, done, total, loss, accuracy, images_per_s, left, phase="evaluating")
+            event = s.meter.attach(BatchProgress(epoch, s.config.recipe.epochs, done, total, loss, accuracy, images_per_s, left, phase="evaluating"))
             writer.progress(event.to_dict())
             yield event
         try:
@@ -555,24 +575,61 @@ def _test_pass(
             return cast(tuple[float, float], finished.value)  # evaluation's return value; StopIteration.value is Any
 
 
+# Points of the per-batch curve per epoch, at most: each is the mean over a group of batches.
+CURVE_POINTS = 100
+
+
+class _Curve:
+    """An epoch's per-batch losses and hits, kept on the device and read back only when
+    progress is reported (one sync), then grouped into the curve's points."""
+
+    def __init__(self, epoch: int, batches: int) -> None:
+        self.epoch, self.batches = epoch, batches
+        self.group = max(1, -(-batches // CURVE_POINTS))
+        self.pending: list[torch.Tensor] = []  # [loss × rows, hits] per batch, not yet read
+        self.rows: list[int] = []
+        self.read: list[tuple[float, float, int]] = []  # read, not yet a whole group
+        self.done = 0  # batches read back
+        self.loss_sum = self.hits = 0.0
+        self.seen = 0
+
+    def add(self, loss: torch.Tensor, hits: torch.Tensor, rows: int) -> None:
+        self.pending.append(torch.stack([loss.detach().float() * rows, hits.float()]))
+        self.rows.append(rows)
+
+    def collect(self, last: bool) -> list[BatchPoint]:
+        """Read the pending batches back; the points of the groups now complete."""
+        if self.pending:
+            values = torch.stack(self.pending).tolist()
+            for (loss, hits), rows in zip(values, self.rows):
+                self.read.append((loss, hits, rows))
+                self.loss_sum, self.hits, self.seen = self.loss_sum + loss, self.hits + hits, self.seen + rows
+            self.pending, self.rows = [], []
+        points = []
+        while self.read and (len(self.read) >= self.group or last):
+            group, self.read = self.read[: self.group], self.read[self.group :]
+            self.done += len(group)
+            rows = sum(r for _, _, r in group)
+            points.append(BatchPoint(self.epoch, self.done, self.batches, sum(v for v, _, _ in group) / rows, 100.0 * sum(h for _, h, _ in group) / rows))
+        return points
+
+
 def _train_epoch(
     s: Session, writer: RunWriter | _Follower, epoch: int, stopping: Callable[[], bool]
 ) -> Generator[BatchProgress, None, tuple[float, float, float] | None]:
     """One pass over the training data; returns (loss, acc %, seconds), or None if stopped.
 
     Progress events come every `progress_every` batches but at most every
-    `progress_seconds`: each reads the running sums back from the device, and a fast GPU
-    would otherwise wait on that, and a screen redraw, every few milliseconds.
+    `progress_seconds`: each reads the batches' losses back from the device (a fast GPU
+    would otherwise wait on that, and a screen redraw, every few milliseconds) and appends
+    the per-batch curve's new points to the run.
     """
     config, r, batches = s.config, s.config.recipe, s.batches
     s.model.train()
     device = s.train_data.labels.device
     affine = Affine(r.rotate, r.translate, r.scale)
     per_batch = s.scheduler if steps_every_batch(config) else None
-    # Accumulate on the device and read back only at progress events: no per-step sync.
-    loss_sum = torch.zeros((), device=device)
-    correct = torch.zeros((), dtype=torch.long, device=device)
-    seen = 0
+    curve = _Curve(epoch, batches)
     t0 = last_event = time.perf_counter()
     world = s.world if s.world.active else None
     for i, (x, y) in enumerate(s.train_data.batches(r.batch_size, s.order, world), start=1):
@@ -584,22 +641,31 @@ def _train_epoch(
         s.optimizer.step()
         if per_batch is not None:
             per_batch.step()
-        loss_sum += loss.detach() * len(y)
-        correct += (out.argmax(1) == y).sum()
-        seen += len(y)
+        curve.add(loss, (out.argmax(1) == y).sum(), len(y))
         if i == batches or (i % config.progress_every == 0 and time.perf_counter() - last_event >= config.progress_seconds):
             last_event = time.perf_counter()
             elapsed = last_event - t0
-            running_loss = loss_sum.item() / seen
+            writer.append_points(curve.collect(last=i == batches))
+            running_loss = curve.loss_sum / curve.seen
             if not math.isfinite(running_loss) and world is None:
                 break  # diverged: the caller reports it, no point training on (ranks go on together)
-            event = BatchProgress(
-                epoch, r.epochs, i, batches, running_loss, 100.0 * correct.item() / seen, seen / elapsed if elapsed > 0 else 0.0, elapsed / i * (batches - i)
+            event = s.meter.attach(
+                BatchProgress(
+                    epoch,
+                    r.epochs,
+                    i,
+                    batches,
+                    running_loss,
+                    100.0 * curve.hits / curve.seen,
+                    curve.seen / elapsed if elapsed > 0 else 0.0,
+                    elapsed / i * (batches - i),
+                )
             )
             writer.heartbeat()
             writer.progress({"phase": "training", **event.to_dict()})
             yield event
     seconds = time.perf_counter() - t0
-    totals = torch.stack([loss_sum.double(), correct.double(), torch.tensor(float(seen), dtype=torch.float64, device=device)])
+    curve.collect(last=True)
+    totals = torch.tensor([curve.loss_sum, curve.hits, float(curve.seen)], dtype=torch.float64, device=device)
     loss, right, n = s.world.sum(totals).tolist()  # this rank's share of every batch, then all
     return loss / n, 100.0 * right / n, seconds

@@ -39,9 +39,31 @@ class BatchProgress:
     images_per_s: float
     seconds_left: float  # estimated time to the end of this epoch's training
     phase: str = "training"  # or "evaluating": the epoch's test pass is under way
+    # The trainer's resource use at this moment (see core/resources.py); None where unknown.
+    cpu_percent: float | None = None  # of one core, since the previous progress
+    rss_mb: float | None = None
+    gpu_util: float | None = None
+    gpu_memory_mb: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class BatchPoint:
+    """One point of the per-batch training curve: the mean loss and accuracy over the batches
+    since the previous point, up to `batch` of `batches` in `epoch` (batches.csv's lines)."""
+
+    epoch: int
+    batch: int
+    batches: int
+    loss: float
+    acc: float  # percent
+
+    @property
+    def x(self) -> float:
+        """Where it sits on an axis of epochs: 2.5 is halfway through the second epoch."""
+        return self.epoch - 1 + self.batch / self.batches
 
 
 @dataclass(frozen=True)
@@ -56,6 +78,11 @@ class EpochFinished:
     seconds: float  # training and evaluation
     images_per_s: float  # training images per second, evaluation excluded
     memory_mb: float | None = None  # accelerator memory in use; None on the CPU
+    # What the epoch cost the trainer process (core/resources.py); None in runs made before.
+    cpu_seconds: float | None = None  # CPU time, training and test pass
+    cpu_percent: float | None = None  # of one core, on average over the epoch
+    rss_mb: float | None = None  # resident memory at the epoch's end
+    gpu_util: float | None = None  # mean NVML utilisation over the epoch's progress samples
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}

@@ -14,7 +14,10 @@ Cell = str | int | float | None
 
 # Every column a run has in the runs table and the CSV, in table order (which of them a
 # table shows depends on its width: see mnist_tui/present.py).
-COLUMNS = ("run", "model", "status", "epochs", "final_acc", "best_acc", "params", "seconds", "device", "lr", "batch", "images", "seed", "precision", "started")
+COLUMNS = (
+    "run", "model", "status", "epochs", "final_acc", "best_acc", "min_loss", "params", "seconds", "epoch_s", "img_s", "device",
+    "lr", "batch", "images", "seed", "precision", "started",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -40,8 +43,11 @@ class RunRow:
             "epochs": f"{r.epochs_done}/{'?' if r.epochs_total is None else r.epochs_total}",
             "final_acc": r.final_test_acc,
             "best_acc": r.best_test_acc,
+            "min_loss": None if r.lowest_loss_epoch is None else r.lowest_loss_epoch.test_loss,
             "params": r.params,
             "seconds": r.seconds,
+            "epoch_s": r.epoch_seconds,  # the cost of an epoch: its seconds...
+            "img_s": r.images_per_s,  # ...and the training images per second
             "device": r.device,
             "lr": r.lr,
             "batch": r.batch_size,
@@ -71,6 +77,9 @@ NUMERIC_KEYS = {
     "acc": "final_acc",
     "final": "final_acc",
     "best": "best_acc",
+    "loss": "min_loss",
+    "epoch_s": "epoch_s",
+    "speed": "img_s",
     "epochs": "epochs",
     "params": "params",
     "time": "seconds",
@@ -132,8 +141,13 @@ CSV_COLUMNS = (
     "epochs_total",
     "final_acc",
     "best_acc",
+    "best_epoch",
+    "min_loss",
+    "min_loss_epoch",
     "params",
     "seconds",
+    "epoch_s",
+    "img_s",
     "device",
     "lr",
     "batch",
@@ -156,6 +170,8 @@ def export_csv(rows: list[RunRow], path: Path) -> Path:
                 "epochs_done": row.record.epochs_done,
                 "epochs_total": row.record.epochs_total,
                 "seconds": round(row.record.seconds, 1),
+                "best_epoch": None if row.record.best_epoch is None else row.record.best_epoch.epoch,
+                "min_loss_epoch": None if row.record.lowest_loss_epoch is None else row.record.lowest_loss_epoch.epoch,
             }
             writer.writerow(["" if values[c] is None else values[c] for c in CSV_COLUMNS])
     return path

@@ -1,6 +1,6 @@
 """The run store: one folder per run, owned by one trainer process under a lock.
 
-Files (see the README's "Run folder format"): config.json, metrics.jsonl, status.json,
+Files (see the README's "Run folder format"): config.json, metrics.jsonl, batches.csv, status.json,
 progress.json, checkpoint.pt, lock, and the stop request `stop`. Reading needs only the
 JSON files; torch is imported only to save or load checkpoints.
 """
@@ -22,6 +22,7 @@ from mnist_tui.core.store.records import (
     delete_run,
     find_run,
     list_runs,
+    read_points,
     read_progress,
     read_run,
     request_stop,
@@ -51,6 +52,7 @@ __all__ = [
     "find_run",
     "is_locked",
     "list_runs",
+    "read_points",
     "read_progress",
     "read_run",
     "request_stop",

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 from mnist_tui.core.config import ConfigError, TrainConfig
-from mnist_tui.core.events import BatchProgress, EpochFinished, Event, RunFailed, RunFinished, RunStarted
-from mnist_tui.core.store.records import CONFIG, METRICS, PROGRESS, STATUS, RunRecord, read_progress, read_run
+from mnist_tui.core.events import BatchPoint, BatchProgress, Event, RunFailed, RunFinished, RunStarted
+from mnist_tui.core.store.records import BATCHES, CONFIG, METRICS, PROGRESS, STATUS, RunRecord, read_points, read_progress, read_run
 
 WAIT_FOR_FOLDER_S = 120.0
 LIVENESS_S = 2.0  # how often the lock is looked at when no file has changed  # a detached trainer imports torch and loads MNIST before its folder appears
@@ -34,6 +34,7 @@ class Follower:
         self._deadline = time.monotonic() + wait_for_folder_s
         self._stamps: dict[str, tuple[int, int] | None] = {}
         self._last_full = 0.0
+        self._points_at: tuple[int, int] = (0, 0)  # batches.csv's inode and the offset read up to
 
     def _changed(self, name: str) -> bool:
         try:
@@ -76,10 +77,9 @@ class Follower:
             if record.config.get("train_size") is not None:  # a trainer that failed to start set up nothing to show
                 events.append(started)
         if len(record.metrics) < self.epochs_seen:  # a resume dropped an unsaved epoch: start over
-            self.started, self.epochs_seen = False, 0
+            self.started, self.epochs_seen, self._points_at = False, 0, (0, 0)
             return self.poll()
-        for row in record.metrics[self.epochs_seen :]:
-            events.append(EpochFinished(**{k: row[k] for k in EpochFinished.__dataclass_fields__ if k in row}))
+        events.extend(record.metrics[self.epochs_seen :])
         self.epochs_seen = len(record.metrics)
         if record.status == "running":
             return events + (self._progress() if progress_changed else [])
@@ -89,6 +89,19 @@ class Follower:
         self.done = True
         events.append(_ending(record))
         return events
+
+    def new_points(self) -> tuple[list[BatchPoint], bool]:
+        """The per-batch curve's points written since the last call, and whether the curve
+        started over (a resume rewrote it: drop the points had so far)."""
+        try:
+            inode = os.stat(self.run_dir / BATCHES).st_ino
+        except OSError:
+            return [], False
+        known, offset = self._points_at
+        restart = inode != known and offset > 0
+        points, offset, _problem = read_points(self.run_dir, 0 if inode != known else offset)
+        self._points_at = (inode, offset)
+        return points, restart
 
     def _progress(self) -> list[Event]:
         """The batch progress of the epoch under way, if progress.json is about it."""
@@ -123,7 +136,7 @@ class Follower:
 
 def _ending(record: RunRecord) -> Event:
     """The event that ends a followed run, from its record's final status."""
-    accs = [m["test_acc"] for m in record.metrics]
+    accs = [m.test_acc for m in record.metrics]
     if record.status in ("finished", "stopped"):
         return RunFinished(record.path, record.status, record.epochs_done, accs[-1] if accs else None, max(accs) if accs else None, record.seconds)
     if record.status == "interrupted":

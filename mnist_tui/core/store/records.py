@@ -16,14 +16,17 @@ import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
+from mnist_tui.core.events import BatchPoint, EpochFinished
 from mnist_tui.core.paths import resolve_dir
 from mnist_tui.core.store import files, schema
 from mnist_tui.core.store.lock import RunBusy, is_locked
 
 RUNS_ENV = "MNIST_TUI_RUNS"
 CONFIG, METRICS, STATUS, CHECKPOINT, PROGRESS, STOP = "config.json", "metrics.jsonl", "status.json", "checkpoint.pt", "progress.json", "stop"
+BATCHES = "batches.csv"  # the per-batch training curve (see read_points)
+BATCHES_HEADER = "epoch,batch,batches,loss,acc\n"
 EXPORTS = "exports"  # <runs>/exports holds what the app exports; it is not a run
 # Statuses `mnist-tui resume` continues (a failed run from its last checkpoint: a full disk,
 # a process of a distributed run that died), and the same in words.
@@ -61,7 +64,7 @@ class RunRecord:
     host: str = ""
     heartbeat_age: float | None = None  # seconds since status.json was last written
     config: dict[str, Any] = field(default_factory=dict)
-    metrics: list[dict[str, Any]] = field(default_factory=list)
+    metrics: list[EpochFinished] = field(default_factory=list)  # metrics.jsonl, parsed once
 
     @property
     def run_id(self) -> str:
@@ -78,19 +81,69 @@ class RunRecord:
 
     @property
     def final_test_acc(self) -> float | None:
-        return self.metrics[-1]["test_acc"] if self.metrics else None
+        return self.metrics[-1].test_acc if self.metrics else None
 
     @property
     def best_test_acc(self) -> float | None:
-        return max(m["test_acc"] for m in self.metrics) if self.metrics else None
+        return max(m.test_acc for m in self.metrics) if self.metrics else None
+
+    @property
+    def best_epoch(self) -> EpochFinished | None:
+        """The epoch of the best test accuracy (the first, if several tie)."""
+        return max(self.metrics, key=lambda m: m.test_acc) if self.metrics else None
+
+    @property
+    def lowest_loss_epoch(self) -> EpochFinished | None:
+        """The epoch of the lowest test loss (the first, if several tie)."""
+        return min(self.metrics, key=lambda m: m.test_loss) if self.metrics else None
+
+    @property
+    def epoch_seconds(self) -> float | None:
+        """Mean seconds an epoch took (training and test pass)."""
+        return self.seconds / len(self.metrics) if self.metrics else None
+
+    @property
+    def images_per_s(self) -> float | None:
+        """Mean training images per second over the epochs."""
+        return sum(m.images_per_s for m in self.metrics) / len(self.metrics) if self.metrics else None
 
     @property
     def seconds(self) -> float:
-        return cast(float, sum(m["seconds"] for m in self.metrics))  # each checked a number by schema.check_metric
+        return sum(m.seconds for m in self.metrics)
 
 
-def read_metrics(path: Path) -> list[dict[str, Any]]:
+def read_metrics(path: Path) -> list[EpochFinished]:
     return schema.parse_metrics(files.read_bytes(path / METRICS, files.METRICS_CAP))
+
+
+def read_points(path: Path, offset: int = 0) -> tuple[list[BatchPoint], int, str]:
+    """A run's per-batch training curve from byte `offset` on (0: the whole curve), the offset
+    its complete lines end at, and why it stops short ("" if it does not): a run made before
+    the curve was recorded has none, and a bad line ends the curve there, never the run's
+    listing (nothing that lists runs reads this file)."""
+    try:
+        fd = files.open_regular(path / BATCHES)
+    except files.FileProblem as exc:
+        return [], offset, str(exc)
+    with os.fdopen(fd, "rb") as fh:
+        if os.fstat(fd).st_size > files.METRICS_CAP:
+            return [], offset, f"{BATCHES} is too large"
+        fh.seek(offset)
+        data = fh.read(files.METRICS_CAP)
+    complete = data[: data.rfind(b"\n") + 1]  # a last line without its newline is being written
+    lines = complete.decode("utf-8", "replace").split("\n")[:-1]
+    points: list[BatchPoint] = []
+    if offset == 0:
+        if not lines or lines[0] + "\n" != BATCHES_HEADER:
+            return [], 0, f"{BATCHES} does not start with its header" if lines else ""
+        lines, offset = lines[1:], len(BATCHES_HEADER)
+    for line in lines:
+        try:
+            points.append(schema.check_point(line.split(",")))
+        except schema.SchemaError as exc:
+            return points, offset, f"{BATCHES}: {exc}, at point {len(points) + 1}"
+        offset += len(line.encode()) + 1
+    return points, offset, ""
 
 
 def checkpoint_problem(path: Path) -> str | None:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal, TypeVar, get_args
 
+from mnist_tui.core.events import BatchPoint, EpochFinished
 from mnist_tui.core.store.files import FileProblem, parse_json
 
 FORMAT_VERSION = 1
@@ -31,6 +32,9 @@ METRIC_RANGES: dict[str, tuple[float, float]] = {
     "images_per_s": (0, math.inf),
 }
 METRIC_KEYS = tuple(METRIC_RANGES)
+# Numbers a line may have (null or absent where unknown), with their highest value.
+OPTIONAL_METRICS = {"memory_mb": math.inf, "cpu_seconds": math.inf, "cpu_percent": 1e5, "rss_mb": math.inf, "gpu_util": 100}
+PROGRESS_USAGE = ("cpu_percent", "rss_mb", "gpu_util", "gpu_memory_mb")
 TEXT_CAP = 2000  # longest text field kept (a reason, a device name)
 T = TypeVar("T")
 
@@ -111,8 +115,8 @@ def check_status_record(status: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def check_metric(row: Any, line: int) -> dict[str, Any]:
-    """One metrics.jsonl line's object, every documented number checked."""
+def check_metric(row: Any, line: int) -> EpochFinished:
+    """One metrics.jsonl line's object, every documented number checked: the epoch type."""
     if not isinstance(row, dict):
         raise SchemaError(f"metrics.jsonl line {line} is not an object")
     missing = [k for k in METRIC_KEYS if k not in row]
@@ -121,16 +125,17 @@ def check_metric(row: Any, line: int) -> dict[str, Any]:
     checked: dict[str, float | None] = {
         k: number(row[k], f"metrics.jsonl line {line}'s {k}", lo, hi, whole=k in ("epoch", "epochs")) for k, (lo, hi) in METRIC_RANGES.items()
     }
-    memory = row.get("memory_mb")
-    checked["memory_mb"] = None if memory is None else number(memory, f"metrics.jsonl line {line}'s memory_mb", 0)
+    for key, high in OPTIONAL_METRICS.items():  # absent in runs made before they were recorded
+        value = row.get(key)
+        checked[key] = None if value is None else number(value, f"metrics.jsonl line {line}'s {key}", 0, high)
     if checked["epoch"] != line:
         raise SchemaError(f"metrics.jsonl line {line} holds epoch {checked['epoch']}; epochs must be numbered 1, 2, ... once each")
-    return checked
+    return EpochFinished(**checked)  # type: ignore[arg-type]  # each checked above for its field
 
 
-def parse_metrics(data: bytes) -> list[dict[str, Any]]:
+def parse_metrics(data: bytes) -> list[EpochFinished]:
     """metrics.jsonl's epochs; a last line cut short by a crash mid-write is ignored."""
-    rows: list[dict[str, Any]] = []
+    rows: list[EpochFinished] = []
     lines = data.split(b"\n")
     complete = lines[:-1]  # every finished line ends with a newline
     for i, line in enumerate(complete, start=1):
@@ -163,4 +168,22 @@ def check_progress(data: dict[str, Any]) -> dict[str, Any]:
     if phase not in ("training", "evaluating"):
         raise SchemaError("progress.json's phase is not training or evaluating")
     checked["phase"] = phase
+    for key in PROGRESS_USAGE:
+        checked[key] = optional(data, key, number, 0, 100 if key == "gpu_util" else math.inf)
     return checked
+
+
+def check_point(fields: list[str]) -> BatchPoint:
+    """One batches.csv line: epoch, batch, batches (whole numbers), loss, accuracy %."""
+    if len(fields) != 5:
+        raise SchemaError(f"{len(fields)} fields, not 5")
+    try:
+        epoch, batch, batches = (int(f) for f in fields[:3])
+        loss, acc = float(fields[3]), float(fields[4])
+    except ValueError:
+        raise SchemaError("a field is not a number") from None
+    if not (1 <= epoch <= 1e6 and 1 <= batches <= 1e9 and 1 <= batch <= batches):
+        raise SchemaError("epoch or batch out of range")
+    if not (math.isfinite(loss) and loss >= 0 and 0 <= acc <= 100):
+        raise SchemaError("loss or accuracy out of range")
+    return BatchPoint(epoch, batch, batches, loss, acc)

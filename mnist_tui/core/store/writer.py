@@ -14,9 +14,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from mnist_tui.core.events import BatchPoint
 from mnist_tui.core.store import checkpoint, files
 from mnist_tui.core.store.lock import LOCK, RunBusy, RunLock
-from mnist_tui.core.store.records import CONFIG, METRICS, PROGRESS, STATUS, STOP, read_run
+from mnist_tui.core.store.records import BATCHES, BATCHES_HEADER, CONFIG, METRICS, PROGRESS, STATUS, STOP, read_run
 from mnist_tui.core.store.schema import FORMAT_VERSION
 
 HEARTBEAT_S = 30.0  # status.json's `updated` is refreshed this often while training
@@ -73,6 +74,7 @@ class RunWriter:
             writer = cls(tmp, lock)
             files.write_json_atomic(tmp / CONFIG, {"format": FORMAT_VERSION, "created": now_iso(), **record})
             files.write_atomic(tmp / METRICS, lambda fh: None)
+            files.write_atomic(tmp / BATCHES, lambda fh: fh.write(BATCHES_HEADER))
             writer.set_status("running")
             while True:
                 final = runs_dir / (name or f"{stamp}-{model}-{secrets.token_hex(3)}")
@@ -100,6 +102,7 @@ class RunWriter:
         (path / PROGRESS).unlink(missing_ok=True)
         lines = files.read_bytes(path / METRICS, files.METRICS_CAP).split(b"\n")[:epochs_done]
         files.write_atomic(path / METRICS, lambda fh: fh.write(b"".join(line + b"\n" for line in lines)), binary=True)
+        _keep_points(path, epochs_done)
         writer = cls(path, lock, epochs_done)
         writer.set_status("running")
         return writer
@@ -156,6 +159,19 @@ class RunWriter:
             raise SaveError(f"{_why(exc, self.path)} while saving epoch {epoch}; {self._intact()}") from None
         self.epochs_done = epoch
 
+    def append_points(self, points: list[BatchPoint]) -> None:
+        """Add points to the per-batch curve (batches.csv): not fsynced, as it is appended a
+        few times a second; a crash may lose its last lines, never the epochs'."""
+        if not points:
+            return
+        lines = "".join(f"{p.epoch},{p.batch},{p.batches},{p.loss:.6g},{p.acc:.4g}\n" for p in points)
+        try:
+            fd = files.open_regular(self.path / BATCHES, os.O_WRONLY | os.O_APPEND)  # made with the run
+            with os.fdopen(fd, "w") as fh:
+                fh.write(lines)
+        except (OSError, files.FileProblem):
+            pass  # the curve is best effort: the epoch's own save reports a full disk
+
     def save_checkpoint(self, ckpt: checkpoint.Checkpoint) -> None:
         try:
             checkpoint.save(self.path, ckpt)
@@ -176,6 +192,22 @@ class RunWriter:
                 except OSError:
                     pass
             self.lock.release()
+
+
+def _keep_points(path: Path, epochs_done: int) -> None:
+    """Cut batches.csv back to the points of the first `epochs_done` epochs (a resume trains
+    the rest again); a file that cannot be read starts over."""
+    try:
+        data = files.read_bytes(path / BATCHES, files.METRICS_CAP)
+    except files.FileProblem:
+        data = b""
+    kept = [BATCHES_HEADER.encode()]
+    for line in data.split(b"\n")[1:-1]:
+        epoch = line.split(b",", 1)[0]
+        if not epoch.isdigit() or int(epoch) > epochs_done:
+            break
+        kept.append(line + b"\n")
+    files.write_atomic(path / BATCHES, lambda fh: fh.write(b"".join(kept)), binary=True)
 
 
 __all__ = ["LOCK", "RunWriter", "SaveError", "now_iso"]

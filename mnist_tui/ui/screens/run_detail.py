@@ -13,9 +13,10 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
-from mnist_tui.core.store import read_run
-from mnist_tui.present import as_epoch, differing_settings, setting_text, short_labels
-from mnist_tui.ui.widgets.charts import MetricChart
+from mnist_tui.core.history import row_of
+from mnist_tui.core.store import read_points, read_run
+from mnist_tui.present import differing_settings, epoch_cost, run_cell, setting_text, short_labels
+from mnist_tui.ui.widgets.charts import COLOURS, RICH_COLOURS, MetricChart
 from mnist_tui.ui.widgets.epoch_table import EpochTable
 from mnist_tui.ui.widgets.footer import KeyFooter
 
@@ -37,12 +38,16 @@ class RunDetailScreen(Screen):
             yield Static("", id="detail-title")
             if self.comparing:
                 yield DataTable(id="compare-runs", cursor_type="row")
+                yield Static("", id="compare-legend")
             else:
                 yield EpochTable(id="detail-epochs")
             with Horizontal(id="detail-charts"):
-                yield MetricChart("test accuracy %" if self.comparing else "accuracy %", id="detail-acc")
-                yield MetricChart("test loss" if self.comparing else "loss", id="detail-loss")
+                legend = not self.comparing  # comparing, one legend serves the three charts
+                yield MetricChart("training loss" if self.comparing else "loss", id="detail-loss", legend=legend)
+                yield MetricChart("test accuracy %" if self.comparing else "accuracy %", id="detail-acc", legend=legend)
+                yield MetricChart("learning rate", id="detail-lr", legend=legend)
             if not self.comparing:
+                yield Static("", id="detail-cost")
                 yield Static("", id="detail-config")
         yield KeyFooter()
 
@@ -54,37 +59,72 @@ class RunDetailScreen(Screen):
         self.show()
 
     def show(self) -> None:
-        acc, loss = self.query_one("#detail-acc", MetricChart), self.query_one("#detail-loss", MetricChart)
-        acc.series, loss.series = {}, {}
+        charts = [self.query_one(f"#detail-{name}", MetricChart) for name in ("loss", "acc", "lr")]
+        for chart in charts:
+            chart.lines = {}
         if self.comparing:
-            self.query_one("#detail-title", Static).update(f"Comparing {len(self.records)} runs")
-            table = self.query_one("#compare-runs", DataTable)
-            table.clear(columns=True)
-            # The legend's short label, the results, then only the settings that differ.
-            differ = differing_settings(self.records)
-            table.add_columns("label", "run", "epochs", "final acc", "best acc", "status", *differ)
-            labels = short_labels(self.records)
-            for i, (r, label) in enumerate(zip(self.records, labels)):
-                final = "-" if r.final_test_acc is None else f"{r.final_test_acc:.2f}%"
-                best = "-" if r.best_test_acc is None else f"{r.best_test_acc:.2f}%"
-                settings = [Text(setting_text(v[i])) for v in differ.values()]
-                table.add_row(Text(label), Text(r.run_id), f"{r.epochs_done}/{r.epochs_total}", final, best, Text(r.status), *settings)
-                acc.series[label] = [(m["epoch"], m["test_acc"]) for m in r.metrics]
-                loss.series[label] = [(m["epoch"], m["test_loss"]) for m in r.metrics]
+            self._show_comparison(*charts)
         else:
-            r = self.records[0]
-            self.query_one("#detail-title", Static).update(
-                f"[b]{escape(r.run_id)}[/b] · {escape(r.model)} · {r.status} · {r.epochs_done}/{r.epochs_total} epochs · {escape(r.device)}"
+            self._show_run(*charts)
+        for chart in charts:
+            chart.replot()
+
+    def _show_comparison(self, loss: MetricChart, acc: MetricChart, lr: MetricChart) -> None:
+        """Every run a colour of its own (its place among the marked runs) and a short label;
+        the table lists the results and only the settings that differ."""
+        self.query_one("#detail-title", Static).update(f"Comparing {len(self.records)} runs")
+        table = self.query_one("#compare-runs", DataTable)
+        table.clear(columns=True)
+        differ = differing_settings(self.records)
+        # What tells the runs apart first, then how they did, the run ids last (the widest).
+        table.add_columns("label", *differ, "final acc", "best acc @epoch", "min loss @epoch", "epochs", "s/epoch", "status", "run")
+        labels = short_labels(self.records)
+        legend = []
+        for i, (r, label) in enumerate(zip(self.records, labels)):
+            row = row_of(r)
+            colour = COLOURS[i % len(COLOURS)]
+            style = RICH_COLOURS.get(colour, colour)
+            legend.append(Text.assemble(("━━ ", style), (label, style)))
+            settings = [Text(setting_text(v[i])) for v in differ.values()]
+            cells = [run_cell(row, key) for key in ("final_acc", "best_acc", "min_loss")]
+            table.add_row(
+                Text(label, style=style), *settings, *cells, f"{r.epochs_done}/{r.epochs_total}", run_cell(row, "epoch_s"), Text(r.status), Text(r.run_id)
             )
-            self.query_one(EpochTable).set_epochs([as_epoch(m) for m in r.metrics])
-            for name in ("train", "test"):
-                acc.series[name] = [(m["epoch"], m[f"{name}_acc"]) for m in r.metrics]
-                loss.series[name] = [(m["epoch"], m[f"{name}_loss"]) for m in r.metrics]
-            # A renderable, not markup: JSON brackets show as they are, indentation is kept.
-            config_text = Syntax(json.dumps(r.config, indent=2), "json", theme="ansi_dark", background_color="default")
-            self.query_one("#detail-config", Static).update(Group(Text("config.json", style="bold"), config_text))
-        acc.replot()
-        loss.replot()
+            points = read_points(r.path)[0]
+            if points:
+                loss.set_series(label, [(p.x, p.loss) for p in points], colour, dense=True)
+            else:  # a run made before the per-batch curve was recorded
+                loss.set_series(label, [(m.epoch, m.train_loss) for m in r.metrics], colour)
+            acc.set_series(label, [(m.epoch, m.test_acc) for m in r.metrics], colour)
+            lr.set_series(label, [(m.epoch, m.lr) for m in r.metrics], colour)
+        # One legend for the three charts (a run has the same colour in each), above them.
+        self.query_one("#compare-legend", Static).update(Text("   ").join(legend))
+
+    def _show_run(self, loss: MetricChart, acc: MetricChart, lr: MetricChart) -> None:
+        r = self.records[0]
+        self.query_one("#detail-title", Static).update(
+            f"[b]{escape(r.run_id)}[/b] · {escape(r.model)} · {r.status} · {r.epochs_done}/{r.epochs_total} epochs · {escape(r.device)}"
+        )
+        self.query_one(EpochTable).set_epochs(r.metrics)
+        points, _offset, problem = read_points(r.path)
+        if points:
+            loss.set_series("train", [(p.x, p.loss) for p in points], dense=True)
+            acc.set_series("train", [(p.x, p.acc) for p in points], dense=True)
+        else:  # a run made before the per-batch curve was recorded: its epochs
+            loss.set_series("train", [(m.epoch, m.train_loss) for m in r.metrics])
+            acc.set_series("train", [(m.epoch, m.train_acc) for m in r.metrics])
+        loss.set_series("test", [(m.epoch, m.test_loss) for m in r.metrics])
+        acc.set_series("test", [(m.epoch, m.test_acc) for m in r.metrics])
+        lr.set_series("lr", [(m.epoch, m.lr) for m in r.metrics])
+        cost = [epoch_cost(m) for m in r.metrics[-1:]]
+        if r.metrics:
+            cost.insert(0, f"mean {r.epoch_seconds:.1f} s/epoch, {r.images_per_s:,.0f} img/s")
+        if problem and r.metrics:
+            cost.append(f"per-batch curve: {problem}")
+        self.query_one("#detail-cost", Static).update(Text("cost: " + " · ".join(cost) if cost else ""))
+        # A renderable, not markup: JSON brackets show as they are, indentation is kept.
+        config_text = Syntax(json.dumps(r.config, indent=2), "json", theme="ansi_dark", background_color="default")
+        self.query_one("#detail-config", Static).update(Group(Text("config.json", style="bold"), config_text))
 
     def action_predictions(self) -> None:
         if self.comparing:

@@ -29,8 +29,9 @@ from mnist_tui.core.events import (
 from mnist_tui.core.hardware import auto_precision, duration
 from mnist_tui.core.store import changed_since, list_runs, request_stop
 from mnist_tui.core.store.follow import Follower
+from mnist_tui.core.store.records import BATCHES
 from mnist_tui.core.versions import PRESETS, VERSIONS
-from mnist_tui.present import clock, started_line, time_left
+from mnist_tui.present import clock, epoch_cost, started_line, time_left, usage_line
 from mnist_tui.trainer import Launch
 from mnist_tui.ui.screens.base import AppScreen
 from mnist_tui.ui.widgets.charts import MetricChart
@@ -74,6 +75,7 @@ class TrainScreen(AppScreen):
         self._run_line: Text | str = ""  # the followed run's line: model, size, device, id
         self._epochs_done: list[EpochFinished] = []  # the followed run's, for the time left
         self._train_size = 0
+        self._per_batch = False  # the followed run records a per-batch curve
         self.picked = PICKS[0]  # the picker's entry whose recipe the form holds
 
     def compose(self) -> ComposeResult:
@@ -91,6 +93,7 @@ class TrainScreen(AppScreen):
                     yield Button("Stop", variant="error", id="stop", disabled=True, compact=True)
                     yield ProgressBar(total=1, id="epoch-progress", show_eta=False)
                 yield Static("", id="speed")
+                yield Static("", id="usage")
                 yield EpochTable(id="epochs")
                 with Horizontal(id="charts"):
                     yield MetricChart("loss", id="loss-chart")
@@ -232,6 +235,7 @@ class TrainScreen(AppScreen):
             return
         for event in self.follower.poll():
             self.show_event(event)
+        self._show_points()
         launch = self.launch
         if not self.follower.done and launch is not None and launch.run_dir == self.run_dir and launch.ended():
             for event in self.follower.poll():  # its last words may have landed just now
@@ -286,15 +290,38 @@ class TrainScreen(AppScreen):
 
     def _reset_dashboard(self) -> None:
         self.query_one(EpochTable).set_epochs([])
+        self._per_batch = False
         for chart in self.query(MetricChart):
             chart.clear()
+        for name in ("#loss-chart", "#acc-chart"):  # the legend's order: train, then test
+            chart = self.query_one(name, MetricChart)
+            chart.set_series("train", [], dense=True)
+            chart.set_series("test", [])
+        self.query_one("#usage", Static).update("")
         self.query_one("#epoch-progress", ProgressBar).update(total=1, progress=0)
         self.query_one("#speed", Static).update("")
 
+    def _show_points(self) -> None:
+        """The per-batch training curve's new points (batches.csv), drawn with the epochs'."""
+        if self.follower is None or not self.follower.started:
+            return
+        points, restarted = self.follower.new_points()
+        loss, acc = self.query_one("#loss-chart", MetricChart), self.query_one("#acc-chart", MetricChart)
+        if restarted:
+            for chart in (loss, acc):
+                chart.set_series("train", [], dense=True)
+        if points:
+            loss.add_points("train", [(p.x, p.loss) for p in points], dense=True)
+            acc.add_points("train", [(p.x, p.acc) for p in points], dense=True)
+            loss.replot()
+            acc.replot()
+
     def _show_epoch(self, e: EpochFinished) -> None:
         self.query_one(EpochTable).add_epoch(e)
-        self.query_one("#loss-chart", MetricChart).add_point(e.epoch, {"train": e.train_loss, "test": e.test_loss})
-        self.query_one("#acc-chart", MetricChart).add_point(e.epoch, {"train": e.train_acc, "test": e.test_acc})
+        # The training curve is per batch; a run made before batches.csv existed has epochs only.
+        train = {} if self._per_batch else {"train": (e.train_loss, e.train_acc)}
+        self.query_one("#loss-chart", MetricChart).add_point(e.epoch, {**{k: v[0] for k, v in train.items()}, "test": e.test_loss})
+        self.query_one("#acc-chart", MetricChart).add_point(e.epoch, {**{k: v[1] for k, v in train.items()}, "test": e.test_acc})
         self.query_one("#lr-chart", MetricChart).add_point(e.epoch, {"lr": e.lr})
 
     def show_event(self, ev: Event) -> None:
@@ -310,7 +337,7 @@ class TrainScreen(AppScreen):
     def _show_started(self, ev: RunStarted) -> None:
         self._reset_dashboard()
         self.run_dir = ev.run_dir
-        self._epochs_done: list[EpochFinished] = []
+        self._per_batch = (ev.run_dir / BATCHES).exists()  # runs made before it have none        self._epochs_done: list[EpochFinished] = []
         self._train_size = ev.train_size
         # The form shows the followed run's recipe (its version picked), not the last one edited.
         self.query_one(RecipeForm).load(ev.config.model, ev.config, recipe=ev.config.recipe)
@@ -339,14 +366,14 @@ class TrainScreen(AppScreen):
         # Repaint only: a layout pass over this screen costs ~40 ms of the UI thread, and the
         # line keeps its size.
         self.query_one("#speed", Static).update(f"epoch {ev.epoch}/{ev.epochs} · loss {ev.loss:.4f} · {ev.accuracy:.1f}% · {doing}", layout=False)
+        self.query_one("#usage", Static).update(usage_line(ev), layout=False)
 
     def _show_finished_epoch(self, ev: EpochFinished) -> None:
         self._epochs_done.append(ev)
         self._show_epoch(ev)
         bar = self.query_one("#epoch-progress", ProgressBar)
         bar.update(progress=bar.total)  # the epoch is done, whatever progress was last seen
-        if ev.memory_mb is not None:
-            self.query_one("#speed", Static).update(f"{ev.images_per_s:,.0f} img/s · {ev.memory_mb:,.0f} MiB in use")
+        self.query_one("#usage", Static).update(epoch_cost(ev), layout=False)
 
     def _ended(self) -> None:
         """After a run: focus back on the version list (the form was read-only meanwhile)."""

@@ -1,11 +1,12 @@
-"""A table with a row per finished epoch; the best test accuracy is starred."""
+"""A table with a row per finished epoch; the best test accuracy and the lowest test loss
+are starred, and named with their epochs in the table's title."""
 
 from __future__ import annotations
 
 from textual.widgets import DataTable
 
 from mnist_tui.core.events import EpochFinished
-from mnist_tui.present import EPOCH_COLUMNS, epoch_cells
+from mnist_tui.present import EPOCH_COLUMNS, best_line, epoch_cells, epoch_marks
 
 
 class EpochTable(DataTable[object]):
@@ -29,6 +30,7 @@ class EpochTable(DataTable[object]):
 
     def _render_rows(self) -> None:
         self.clear()
-        best = max((e.test_acc for e in self.epochs), default=None)
+        best, lowest = epoch_marks(self.epochs)
         for e in self.epochs:
-            self.add_row(*epoch_cells(e, best))
+            self.add_row(*epoch_cells(e, best, lowest))
+        self.border_title = best_line(self.epochs) or "epochs"
