@@ -233,8 +233,12 @@ class MetricChart(PlotextPlot):
         return f"x {self.cursor:.2f}: " + " · ".join(parts)
 
     def legend(self) -> str:
-        """The chart's title, its series in their colours and what the view does (markup)."""
+        """The chart's title and its series in their colours (markup), for its title line."""
         keys = [f"[{RICH_COLOURS.get(s.colour, s.colour)}]━[/] {escape(s.name)}" for s in self.lines.values() if self.show_legend]
+        return " ".join([f"[b]{escape(self.title)}[/b]", *keys])
+
+    def state(self) -> str:
+        """What the view does, above the plot: 'smooth 0.9 · log · epochs 3-5', and the cursor's readout."""
         state = []
         if self.smoothing and any(s.dense for s in self.lines.values()):
             state.append(f"smooth {self.smoothing:g}")
@@ -243,7 +247,8 @@ class MetricChart(PlotextPlot):
         if self.window is not None:
             lo, hi = self.view
             state.append(f"epochs {lo:.3g}-{hi:.3g}")
-        return " ".join([f"[b]{escape(self.title)}[/b]", *keys]) + ("".join(f" · {s}" for s in state))
+        reading = self.readout()
+        return " · ".join(state + ([reading] if reading else []))
 
     def _curves(self) -> list[Drawn]:
         """The curves to draw for the current view: faint raw and smoothed for dense series."""
@@ -275,9 +280,9 @@ class MetricChart(PlotextPlot):
         plt.clear_data()
         plt.clear_figure()
         self.border_title = self.legend()
-        reading = self.readout()
-        if reading:
-            plt.title(reading)
+        state = self.state()
+        if state:
+            plt.title(state)
         self.plotted = self._curves()
         for curve in self.plotted:
             plt.plot(curve.xs, curve.ys, marker="braille", color=curve.colour)
