@@ -239,7 +239,7 @@ def make_long_run(runs: Path, epochs: int, points: int) -> Path:
     lines = [json.dumps({"epoch": e, "train_loss": 1 / e, "test_loss": 0.9 / e, **epoch}) for e in range(1, epochs + 1)]
     (run / "metrics.jsonl").write_text("".join(line + "\n" for line in lines))
     curve = "".join(
-        f"{e},{b * 938 // points},938,{1 / (e - 1 + b / points) + 0.1 * math.sin(b):.5f},{90 + 5 * math.sin(b):.3f}\n"
+        f"{e},{b * 938 // points},938,{1 / (e - 1 + b / points) + 0.05 * (1 + math.sin(b)):.5f},{90 + 5 * math.sin(b):.3f}\n"
         for e in range(1, epochs + 1)
         for b in range(1, points + 1)
     )

@@ -9,6 +9,7 @@ redraw stays cheap however long the run.
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field
 
@@ -59,19 +60,19 @@ def smooth(ys: list[float], weight: float) -> list[float]:
 
 
 def bin_means(xs: list[float], ys: list[float], bins: int) -> tuple[list[float], list[float]]:
-    """At most `bins` points: the mean of the points falling in each equal slice of x."""
+    """At most `bins` points: the mean of the points falling in each equal slice of x (xs
+    ascending, as a curve's are; the slices are found by bisection, the sums in C)."""
     if len(xs) <= bins or bins < 1:
         return list(xs), list(ys)
     lo, hi = xs[0], xs[-1]
-    width = (hi - lo) / bins or 1.0
-    sums: dict[int, list[float]] = {}
-    for x, y in zip(xs, ys):
-        acc = sums.setdefault(min(bins - 1, int((x - lo) / width)), [0.0, 0.0, 0.0])
-        acc[0] += x
-        acc[1] += y
-        acc[2] += 1
-    ordered = [sums[k] for k in sorted(sums)]
-    return [a[0] / a[2] for a in ordered], [a[1] / a[2] for a in ordered]
+    edges = [bisect.bisect_right(xs, lo + (hi - lo) * k / bins) for k in range(1, bins)] + [len(xs)]
+    out_x, out_y, start = [], [], 0
+    for end in edges:
+        if end > start:
+            out_x.append(math.fsum(xs[start:end]) / (end - start))
+            out_y.append(math.fsum(ys[start:end]) / (end - start))
+            start = end
+    return out_x, out_y
 
 
 class MetricChart(PlotextPlot):
@@ -262,10 +263,13 @@ class MetricChart(PlotextPlot):
             layers = [(s.name, ys, s.colour)]
             if s.dense and self.smoothing:
                 layers = [(f"{s.name} raw", ys, FAINT), (s.name, smooth(ys, self.smoothing), s.colour)]
+            start, end = bisect.bisect_left(xs, lo), bisect.bisect_right(xs, hi)  # a curve's x ascends
             for name, values, colour in layers:
-                keep = [(x, y) for x, y in zip(xs, values) if lo <= x <= hi and (y > 0 or not self.log_y)]
-                if keep:
-                    bx, by = bin_means([k[0] for k in keep], [k[1] for k in keep], bins if s.dense else len(keep))
+                vx, vy = xs[start:end], values[start:end]
+                if self.log_y:
+                    vx, vy = [x for x, y in zip(vx, vy) if y > 0], [y for y in vy if y > 0]
+                if vx:
+                    bx, by = bin_means(vx, vy, bins) if s.dense else (vx, vy)
                     drawn.append(Drawn(name, bx, by, colour))
         return drawn
 
@@ -279,7 +283,9 @@ class MetricChart(PlotextPlot):
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
-        self.border_title = self.legend()
+        legend = self.legend()
+        if legend != self.border_title:  # parsing its markup costs more than the plot
+            self.border_title = legend
         state = self.state()
         if state:
             plt.title(state)
