@@ -74,15 +74,15 @@ def headless_ips(config, runs: Path) -> float:
 async def tui_ips(config, runs: Path) -> tuple[float, float]:
     """Images/s of the last epoch of a run started from the app (a trainer process the app
     follows), and the share of the run's wall time the app's UI thread spent on the CPU."""
-    from textual.widgets import Input, OptionList, Select
+    from textual.widgets import Input, Select
 
-    from mnist_tui.core.versions import VERSIONS
     from mnist_tui.ui.app import MnistTuiApp
 
     app = MnistTuiApp(runs_dir=runs)
     async with app.run_test(size=(120, 40)) as pilot:
-        app.screen.query_one("#versions", OptionList).highlighted = list(VERSIONS).index(config.model)
-        await pilot.pause()  # the form now holds this version's recipe
+        app.screen.select(config.model)  # the form now holds this version's recipe
+        await pilot.pause()
+        assert app.screen.query_one("#form").config.model == config.model
         r = config.recipe
         for field, value in (
             ("epochs", r.epochs),

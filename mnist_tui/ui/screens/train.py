@@ -40,6 +40,7 @@ from mnist_tui.ui.widgets.footer import KeyFooter
 from mnist_tui.ui.widgets.recipe_form import RecipeForm
 
 POLL_S = 0.5  # how often the followed run folder is looked at: a progress bar needs no more
+CHARTS_S = 1.5  # how often the per-batch curves are redrawn while a run trains
 
 
 def version_label(name: str) -> str:
@@ -76,6 +77,7 @@ class TrainScreen(AppScreen):
         self._epochs_done: list[EpochFinished] = []  # the followed run's, for the time left
         self._train_size = 0
         self._per_batch = False  # the followed run records a per-batch curve
+        self._charts_drawn = 0.0  # when the per-batch curves were last redrawn (monotonic)
         self.picked = PICKS[0]  # the picker's entry whose recipe the form holds
 
     def compose(self) -> ComposeResult:
@@ -313,6 +315,11 @@ class TrainScreen(AppScreen):
         if points:
             loss.add_points("train", [(p.x, p.loss) for p in points], dense=True)
             acc.add_points("train", [(p.x, p.acc) for p in points], dense=True)
+        # A chart's redraw is the costliest thing the screen does while a run trains: at most
+        # once every CHARTS_S, at once after an epoch (which replots with its point) and at the end.
+        due = time.monotonic() - self._charts_drawn >= CHARTS_S or self.follower.done  # the last points at once
+        if (points or restarted) and due:
+            self._charts_drawn = time.monotonic()
             loss.replot()
             acc.replot()
 
