@@ -71,6 +71,9 @@ def _train_parser(sub) -> None:
     t.add_argument(
         "--test-limit", type=_positive_int, metavar="N", help="evaluate on the first N test images only (a quick check: not the whole test set's accuracy)"
     )
+    t.add_argument(
+        "--target", type=float, metavar="PCT", help="stop at the end of the first epoch whose test accuracy reaches PCT %%; the time to it is recorded"
+    )
     t.add_argument("--dropout", type=float)
     t.add_argument("--weight-decay", type=float)
     t.add_argument("--rotate", type=float, metavar="DEG", help="augment: rotate each image by up to ± DEG degrees")
@@ -216,6 +219,7 @@ def config_of(args: argparse.Namespace):
         cuda_graph=args.cuda_graph,
         holdout=args.holdout,
         processes=args.nproc,
+        target=args.target,
         **overrides,
     )
 

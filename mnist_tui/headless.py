@@ -30,6 +30,7 @@ from mnist_tui.present import (
     epoch_marks,
     pct,
     started_facts,
+    target_words,
     time_left,
 )
 
@@ -53,7 +54,8 @@ def start_line(e: RunStarted) -> str:
 
 def _finished_line(e: RunFinished) -> str:
     acc = f"final test acc {e.final_test_acc:.2f}% (best {e.best_test_acc:.2f}%)" if e.final_test_acc is not None else "no epoch finished"
-    return f"{e.status}: {e.epochs_done} epoch{'' if e.epochs_done == 1 else 's'}, {acc}, {e.seconds:.1f}s; saved in {e.run_dir}"
+    target = f"; {target_words(e)}" if e.target is not None else ""
+    return f"{e.status}: {e.epochs_done} epoch{'' if e.epochs_done == 1 else 's'}, {acc}, {e.seconds:.1f}s{target}; saved in {e.run_dir}"
 
 
 def epoch_table(rows: list[EpochFinished]) -> Table:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rich.text import Text
 
-from mnist_tui.core.events import BatchProgress, EpochFinished, RunStarted
+from mnist_tui.core.events import BatchProgress, EpochFinished, RunFinished, RunStarted
 from mnist_tui.core.hardware import duration
 from mnist_tui.core.history import RunRow
 from mnist_tui.core.store import default_runs_dir
@@ -66,6 +66,16 @@ def epoch_cost(e: EpochFinished) -> str:
     return " · ".join(parts)
 
 
+def target_words(e: RunFinished) -> str:
+    """'reached 99.40% at epoch 3, 41.2 s from the start' / 'did not reach the target 99.40%' / ''."""
+    if e.target is None:
+        return ""
+    if e.reached is None:
+        return f"did not reach the target {e.target:.2f}%"
+    took = f", {e.reached.elapsed:.1f} s from the start" if e.reached.elapsed is not None else ""
+    return f"reached {e.target:.2f}% at epoch {e.reached.epoch}{took}"
+
+
 def best_line(epochs: list[EpochFinished]) -> str:
     """'best test acc 99.41% (epoch 7) · min test loss 0.0213 (epoch 9) · last 99.38%' (of the test set)."""
     if not epochs:
@@ -105,6 +115,7 @@ RUN_COLUMNS = (
     RunColumn("seconds", "time", 6, right=True),
     RunColumn("epoch_s", "s/epoch", 9, right=True),
     RunColumn("img_s", "img/s", 10, right=True),
+    RunColumn("to_target", "to target", 10, right=True),
     RunColumn("device", "device", 11),
     RunColumn("lr", "lr", 12, right=True),
     RunColumn("batch", "batch", 13, right=True),
@@ -119,6 +130,8 @@ RUN_HEADERS = {c.key: c.header for c in RUN_COLUMNS}
 def run_cell(row: RunRow, key: str) -> str:
     """One cell of the runs tables, as text."""
     value = row.value(key)
+    if key == "to_target" and row.record.target is not None and value is None:
+        return "not reached" if row.record.status in ("finished", "stopped") else "-"
     if value is None or value == "":
         return "-"
     if key == "final_acc":
@@ -132,6 +145,8 @@ def run_cell(row: RunRow, key: str) -> str:
         return f"{value:.1f}"
     if key == "img_s":
         return f"{value:,.0f}"
+    if key == "to_target" and row.record.target_reached is not None:
+        return f"{value:.1f} s @{row.record.target_reached.epoch}"
     if key in ("params", "images"):
         return f"{value:,}"
     if key == "seconds":
@@ -164,7 +179,7 @@ def run_settings(record) -> dict[str, object]:
     config = config if isinstance(config, dict) else {}
     recipe = config.get("recipe") if isinstance(config.get("recipe"), dict) else {}
     flat = {"model": record.model, **recipe}
-    for key in ("seed", "device", "precision", "limit", "test_limit", "holdout", "processes"):
+    for key in ("seed", "device", "precision", "limit", "test_limit", "holdout", "processes", "target"):
         if key in config:
             flat[key] = config[key]
     return {k: v for k, v in flat.items() if isinstance(v, (str, int, float, type(None)))}
@@ -177,7 +192,7 @@ SETTING_NAMES = {
     "seed": "seed", "precision": "", "dropout": "dropout", "rotate": "rotate", "translate": "shift", "scale": "zoom",
     "weight_decay": "decay", "momentum": "momentum", "step_size": "step", "test_batch_size": "test batch",
     "device": "", "holdout": "held out", "test_limit": "test images",
-    "processes": "processes",
+    "processes": "processes", "target": "target",
 }  # fmt: skip
 
 

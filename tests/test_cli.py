@@ -28,6 +28,7 @@ def _run(*args, **kwargs):
         (["--device", "tpu"], "invalid choice: 'tpu'"),
         (["--nproc", "3"], "batch size 128 does not split evenly between 3 processes; choose a multiple of 3"),
         (["--nproc", "0"], "--nproc: must be greater than 0"),
+        (["--target", "101"], "target test accuracy must be a percentage above 0 and at most 100, got 101.0"),
     ],
 )
 def test_bad_arguments_exit_2_with_a_message(args, complaint, capsys):

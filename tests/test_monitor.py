@@ -202,3 +202,39 @@ def test_compare_view_80x24(snap_compare, tmp_path):
 
 def test_compare_view_120x40(snap_compare, tmp_path):
     assert _snapshot_compare(snap_compare, tmp_path, (120, 40))
+
+
+def test_target_stops_at_the_first_epoch_that_reaches_it_and_records_the_time(tmp_path, capsys):
+    from mnist_tui import cli
+
+    small = ["train", "--model", "v4", "--limit", "640", "--test-limit", "500", "--runs", str(tmp_path)]
+    assert cli.main([*small, "--epochs", "4", "--target", "5"]) == 0  # any trained v4 beats 5%
+    out = capsys.readouterr().out
+    assert "finished: 1 epoch," in out and "reached 5.00% at epoch 1" in out
+    [run] = list_runs(tmp_path)
+    assert run.epochs_done == 1 and run.epochs_total == 4 and run.target == 5.0
+    elapsed = run.metrics[0].elapsed
+    assert elapsed is not None and elapsed > run.metrics[0].seconds  # from the call into the engine
+    assert run_cell(history.row_of(run), "to_target") == f"{elapsed:.1f} s @1"
+
+    assert cli.main([*small, "--epochs", "1", "--target", "100", "--seed", "1"]) == 0
+    assert "did not reach the target 100.00%" in capsys.readouterr().out
+    missed = [r for r in list_runs(tmp_path) if r.seed == 1][0]
+    assert run_cell(history.row_of(missed), "to_target") == "not reached"
+
+
+async def test_target_from_the_form_stops_the_run_early(tmp_path):
+    app = MnistTuiApp(runs_dir=tmp_path, launcher=InProcessLauncher())
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        screen.select("v4")
+        for selector, value in (("#field-epochs", "3"), ("#field-limit", "640"), ("#field-test_limit", "500"), ("#field-target", "5")):
+            await _type_into(pilot, selector, value)
+        assert screen.query_one("#form").config.target == 5.0
+        await _type_into(pilot, "#field-target", "150")
+        assert screen.query_one("#form").config is None and "at most 100" in screen.query_one("#form").problems["target"]
+        await _type_into(pilot, "#field-target", "5")
+        await pilot.press("ctrl+s")
+        await wait_for_run_end(pilot)
+        assert screen.query_one(EpochTable).row_count == 1  # of 3 planned
+        assert "reached 5.00% at epoch 1" in str(screen.query_one("#speed", Static).render())

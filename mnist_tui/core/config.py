@@ -64,6 +64,9 @@ class TrainConfig:
     # On CUDA, record each full batch's forward and backward pass once as a CUDA graph and
     # replay it (see step.py); False trains eagerly. No effect on other devices.
     cuda_graph: bool = True
+    # Stop at the end of the first epoch whose test accuracy (%) reaches this; None: never.
+    # The one thing a run decides on its test accuracy: the time it took is the result.
+    target: float | None = None
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with top-level or recipe fields changed (recipe fields by their own name)."""
@@ -99,9 +102,9 @@ def _checked_fields(kind: type[Recipe | TrainConfig], data: dict[str, Any]) -> d
         f = fields[name]
         default = f.default if f.default is not dataclasses.MISSING else None
         allowed: tuple[type, ...] = (str,) if name == "model" else (type(default),) if default is not None else (int, str)
-        if isinstance(default, float):
+        if isinstance(default, float) or name == "target":
             allowed = (int, float)
-        if name in ("limit", "test_limit", "data_dir", "runs_dir") or default is None:
+        if name in ("limit", "test_limit", "data_dir", "runs_dir", "target") or default is None:
             allowed = allowed + (type(None),)
         if isinstance(value, bool) and bool not in allowed or not isinstance(value, allowed):
             raise ConfigError(f"setting {name} has the wrong type ({type(value).__name__})")

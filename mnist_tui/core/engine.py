@@ -58,6 +58,7 @@ class Session:
     test_size: int  # images evaluated, over all ranks (test_data is this rank's share)
     world: World = field(default_factory=World)
     meter: Meter = field(default_factory=lambda: Meter(torch.device("cpu")))  # the trainer's resource use
+    started: float = field(default_factory=time.perf_counter)  # the call into the engine (perf_counter)
     # Separate seeds for the weights (and dropout), the data order and the augmentation.
     order: torch.Generator = field(default_factory=torch.Generator)
     augment: torch.Generator = field(default_factory=torch.Generator)
@@ -159,12 +160,12 @@ def resume(run_dir: Path, stop: threading.Event | None = None, data_dir: str | N
             yield RunFailed(refusal, None)
             return
         try:
-            session, writer, accs = _open_resume(run_dir, lock, data_dir, force, world)
+            session, writer, done = _open_resume(run_dir, lock, data_dir, force, world)
         except Exception as exc:  # anything that keeps it from continuing exactly is a refusal
             yield RunFailed(f"cannot resume {run_dir.name}: {_setup_reason(exc, None)}", None)
             return
         lock = None  # the writer holds it now
-        yield from _loop(session, writer, stop or threading.Event(), accs)
+        yield from _loop(session, writer, stop or threading.Event(), done)
         ended = True
     finally:
         if lock is not None:
@@ -210,6 +211,7 @@ def _setup_reason(exc: BaseException, config: TrainConfig | None) -> str:
 def _build(config: TrainConfig, world: World | None = None) -> Session:
     """Everything a run needs, on its device (this rank's, in the process group); raises
     only setup errors."""
+    started = time.perf_counter()  # a run's time to its target counts from here
     check_config(config)
     world = world or World()
     device = _join(config, world)
@@ -251,6 +253,7 @@ def _build(config: TrainConfig, world: World | None = None) -> Session:
         len(test_data),
         world,
         Meter(device),
+        started,
     )
     session.order.manual_seed(config.seed + 1)
     session.augment.manual_seed(config.seed + 2)
@@ -358,7 +361,9 @@ def _open_new(s: Session, run_name: str | None, devices: list[str] | None = None
     return RunWriter.create(default_runs_dir(s.config.runs_dir), s.config.model, record, name=run_name)
 
 
-def _open_resume(run_dir: Path, lock: RunLock | None, data_dir: str | None, force: bool, world: World) -> tuple[Session, RunWriter | _Follower, list[float]]:
+def _open_resume(
+    run_dir: Path, lock: RunLock | None, data_dir: str | None, force: bool, world: World
+) -> tuple[Session, RunWriter | _Follower, list[EpochFinished]]:
     """Rank 0 checks the run can continue exactly and shares what it read; every rank then
     rebuilds the run and restores its checkpoint."""
     plan, failure = None, None
@@ -373,19 +378,19 @@ def _open_resume(run_dir: Path, lock: RunLock | None, data_dir: str | None, forc
             failure = _Refused(reason)
     if failure is not None or plan is None:
         raise failure or _Refused("rank 0 shared no checkpoint")
-    stored, ckpt, epoch, accs = plan
+    stored, ckpt, epoch, done = plan
     config = TrainConfig.from_dict(stored).replace(data_dir=data_dir, runs_dir=str(run_dir.parent))
     session = _build(config, world)
     if ckpt is not None:
         _restore(session, ckpt)
     if lock is None:
-        return session, _Follower(run_dir, epoch), accs
-    return session, RunWriter.reopen(lock, epoch), accs
+        return session, _Follower(run_dir, epoch), done
+    return session, RunWriter.reopen(lock, epoch), done
 
 
-def _resume_plan(run_dir: Path, force: bool) -> tuple[object, Checkpoint | None, int, list[float]]:
-    """What a resume continues from: (stored config, checkpoint, its epoch, the test
-    accuracies before it); raises CheckpointError if the run cannot continue exactly."""
+def _resume_plan(run_dir: Path, force: bool) -> tuple[object, Checkpoint | None, int, list[EpochFinished]]:
+    """What a resume continues from: (stored config, checkpoint, its epoch, the epochs
+    before it); raises CheckpointError if the run cannot continue exactly."""
     record = read_run(run_dir, holding_lock=True)
     if record.status == "stale" and force:
         pass  # its host is gone, the user says: continue here
@@ -399,7 +404,7 @@ def _resume_plan(run_dir: Path, force: bool) -> tuple[object, Checkpoint | None,
     epoch = ckpt.epoch if ckpt is not None else 0
     if not done - 1 <= epoch <= done or epoch >= config.recipe.epochs:
         raise CheckpointError(f"its checkpoint holds epoch {epoch} but metrics.jsonl has {done} of {config.recipe.epochs} epochs")
-    return stored, ckpt, epoch, [m.test_acc for m in record.metrics[:epoch]]
+    return stored, ckpt, epoch, record.metrics[:epoch]
 
 
 def _restore(s: Session, ckpt: Checkpoint) -> None:
@@ -438,11 +443,14 @@ def _started(s: Session, writer: RunWriter | _Follower) -> RunStarted:
     )
 
 
-def _loop(s: Session, writer: RunWriter | _Follower, stop: threading.Event, accs: list[float]) -> Iterator[Event]:
-    """Train epoch after epoch until done or stopped; the run's status records how it ended."""
+def _loop(s: Session, writer: RunWriter | _Follower, stop: threading.Event, done: list[EpochFinished]) -> Iterator[Event]:
+    """Train epoch after epoch until done, stopped or at the target; the run's status records
+    how it ended. `done`: the epochs a resumed run kept."""
     started = time.perf_counter()
     stopping = lambda: stop.is_set() or writer.stop_requested()  # noqa: E731
-    status, reason = "stopped", None
+    status, reason, reached = "stopped", None, None
+    if done:  # a resumed run's clock goes on from its last kept epoch
+        s.started -= done[-1].elapsed if done[-1].elapsed is not None else sum(e.seconds for e in done)
     try:
         yield _started(s, writer)
         s.meter.begin()
@@ -450,8 +458,12 @@ def _loop(s: Session, writer: RunWriter | _Follower, stop: threading.Event, accs
             finished = yield from _epoch(s, writer, epoch, stopping)
             if finished is None:
                 break
-            accs.append(finished.test_acc)
+            done.append(finished)
             yield finished
+            if s.config.target is not None and finished.test_acc >= s.config.target:
+                reached, status = finished, "finished"
+                reason = f"reached the target {s.config.target:g}% test accuracy at epoch {epoch}, {finished.elapsed:.1f} s from the start"
+                break
         else:
             status = "finished"
     except _Diverged as exc:
@@ -466,7 +478,9 @@ def _loop(s: Session, writer: RunWriter | _Follower, stop: threading.Event, accs
     if status in ("failed", "diverged"):
         yield RunFailed(f"training diverged: {reason}" if status == "diverged" else str(reason), writer.path, status)
         return
-    yield RunFinished(writer.path, status, writer.epochs_done, accs[-1] if accs else None, max(accs) if accs else None, time.perf_counter() - started)
+    accs = [e.test_acc for e in done]
+    final, best = (accs[-1], max(accs)) if accs else (None, None)
+    yield RunFinished(writer.path, status, writer.epochs_done, final, best, time.perf_counter() - started, s.config.target, reached)
 
 
 class _Diverged(RuntimeError):
@@ -505,6 +519,7 @@ def _epoch(s: Session, writer: RunWriter | _Follower, epoch: int, stopping: Call
         images_per_s=len(s.train_data) / train_seconds,
         memory_mb=memory_in_use_mb(s.device),
         **s.meter.epoch(),
+        elapsed=time.perf_counter() - s.started,
     )
     # The metrics line first, then the checkpoint: after a crash between the two, resume
     # drops the line and trains that epoch again.

@@ -83,6 +83,7 @@ class EpochFinished:
     cpu_percent: float | None = None  # of one core, on average over the epoch
     rss_mb: float | None = None  # resident memory at the epoch's end
     gpu_util: float | None = None  # mean NVML utilisation over the epoch's progress samples
+    elapsed: float | None = None  # seconds from the call into the engine to this epoch's end (over resumes)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -96,6 +97,8 @@ class RunFinished:
     final_test_acc: float | None
     best_test_acc: float | None
     seconds: float
+    target: float | None = None  # the test accuracy it was to stop at (--target)
+    reached: EpochFinished | None = None  # the first epoch that reached it
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ Cell = str | int | float | None
 # Every column a run has in the runs table and the CSV, in table order (which of them a
 # table shows depends on its width: see mnist_tui/present.py).
 COLUMNS = (
-    "run", "model", "status", "epochs", "final_acc", "best_acc", "min_loss", "params", "seconds", "epoch_s", "img_s", "device",
+    "run", "model", "status", "epochs", "final_acc", "best_acc", "min_loss", "params", "seconds", "epoch_s", "img_s", "to_target", "device",
     "lr", "batch", "images", "seed", "precision", "started",
 )  # fmt: skip
 
@@ -48,6 +48,7 @@ class RunRow:
             "seconds": r.seconds,
             "epoch_s": r.epoch_seconds,  # the cost of an epoch: its seconds...
             "img_s": r.images_per_s,  # ...and the training images per second
+            "to_target": None if r.target_reached is None else r.target_reached.elapsed,  # time to --target
             "device": r.device,
             "lr": r.lr,
             "batch": r.batch_size,
@@ -80,6 +81,7 @@ NUMERIC_KEYS = {
     "loss": "min_loss",
     "epoch_s": "epoch_s",
     "speed": "img_s",
+    "target": "to_target",
     "epochs": "epochs",
     "params": "params",
     "time": "seconds",
@@ -148,6 +150,9 @@ CSV_COLUMNS = (
     "seconds",
     "epoch_s",
     "img_s",
+    "target",
+    "to_target",
+    "target_epoch",
     "device",
     "lr",
     "batch",
@@ -172,6 +177,8 @@ def export_csv(rows: list[RunRow], path: Path) -> Path:
                 "seconds": round(row.record.seconds, 1),
                 "best_epoch": None if row.record.best_epoch is None else row.record.best_epoch.epoch,
                 "min_loss_epoch": None if row.record.lowest_loss_epoch is None else row.record.lowest_loss_epoch.epoch,
+                "target": row.record.target,
+                "target_epoch": None if row.record.target_reached is None else row.record.target_reached.epoch,
             }
             writer.writerow(["" if values[c] is None else values[c] for c in CSV_COLUMNS])
     return path

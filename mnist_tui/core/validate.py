@@ -51,6 +51,8 @@ def config_problems(config: TrainConfig) -> dict[str, str]:
         problems["limit"] = f"training subset must be a positive number of images, got {config.limit!r}"
     if config.test_limit is not None and (not isinstance(config.test_limit, int) or config.test_limit <= 0):
         problems["test_limit"] = f"test subset must be a positive number of images, got {config.test_limit!r}"
+    if config.target is not None and (isinstance(config.target, bool) or not isinstance(config.target, (int, float)) or not 0 < config.target <= 100):
+        problems["target"] = f"target test accuracy must be a percentage above 0 and at most 100, got {config.target!r}"
     if isinstance(config.processes, bool) or not isinstance(config.processes, int) or not 1 <= config.processes <= MAX_PROCESSES:
         problems["processes"] = f"processes must be a whole number from 1 to {MAX_PROCESSES}, got {config.processes!r}"
     elif "batch_size" not in problems and (uneven := split_problem(r.batch_size, config.processes)):

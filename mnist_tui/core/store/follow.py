@@ -138,7 +138,8 @@ def _ending(record: RunRecord) -> Event:
     """The event that ends a followed run, from its record's final status."""
     accs = [m.test_acc for m in record.metrics]
     if record.status in ("finished", "stopped"):
-        return RunFinished(record.path, record.status, record.epochs_done, accs[-1] if accs else None, max(accs) if accs else None, record.seconds)
+        final, best = (accs[-1], max(accs)) if accs else (None, None)
+        return RunFinished(record.path, record.status, record.epochs_done, final, best, record.seconds, record.target, record.target_reached)
     if record.status == "interrupted":
         reason = f"its trainer ended without saving a status (killed?); `mnist-tui resume {record.run_id[-6:]}` continues it"
         return RunFailed(reason, record.path, "interrupted")

@@ -60,6 +60,7 @@ class RunRecord:
     seed: int | None = None
     precision: str = ""
     train_size: int | None = None  # training images per epoch
+    target: float | None = None  # the test accuracy it was to stop at (--target)
     reason: str = ""
     host: str = ""
     heartbeat_age: float | None = None  # seconds since status.json was last written
@@ -96,6 +97,13 @@ class RunRecord:
     def lowest_loss_epoch(self) -> EpochFinished | None:
         """The epoch of the lowest test loss (the first, if several tie)."""
         return min(self.metrics, key=lambda m: m.test_loss) if self.metrics else None
+
+    @property
+    def target_reached(self) -> EpochFinished | None:
+        """The first epoch whose test accuracy reached the run's target, if it has one."""
+        if self.target is None:
+            return None
+        return next((m for m in self.metrics if m.test_acc >= self.target), None)
 
     @property
     def epoch_seconds(self) -> float | None:
@@ -219,6 +227,7 @@ def read_run(path: Path, holding_lock: bool = False) -> RunRecord:
         seed=cfg["seed"],
         precision=cfg["precision"],
         train_size=cfg["train_size"],
+        target=cfg["target"],
         reason=reason,
         host=status["host"],
         heartbeat_age=_age(status["updated"]),

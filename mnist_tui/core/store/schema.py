@@ -33,7 +33,7 @@ METRIC_RANGES: dict[str, tuple[float, float]] = {
 }
 METRIC_KEYS = tuple(METRIC_RANGES)
 # Numbers a line may have (null or absent where unknown), with their highest value.
-OPTIONAL_METRICS = {"memory_mb": math.inf, "cpu_seconds": math.inf, "cpu_percent": 1e5, "rss_mb": math.inf, "gpu_util": 100}
+OPTIONAL_METRICS = {"memory_mb": math.inf, "cpu_seconds": math.inf, "cpu_percent": 1e5, "rss_mb": math.inf, "gpu_util": 100, "elapsed": math.inf}
 PROGRESS_USAGE = ("cpu_percent", "rss_mb", "gpu_util", "gpu_memory_mb")
 TEXT_CAP = 2000  # longest text field kept (a reason, a device name)
 T = TypeVar("T")
@@ -94,6 +94,7 @@ def check_config_record(cfg: dict[str, Any]) -> dict[str, Any]:
         "seed": optional(cfg, "seed", lambda v, w: int(number(v, w, whole=True))),
         "precision": optional(cfg, "precision", text, 20, default=""),
         "train_size": optional(cfg, "train_size", lambda v, w: int(number(v, w, 0, 1e9, whole=True))),
+        "target": optional(train, "target", number, 0, 100),  # stop at this test accuracy
     }
 
 

@@ -31,7 +31,7 @@ from mnist_tui.core.store import changed_since, list_runs, request_stop
 from mnist_tui.core.store.follow import Follower
 from mnist_tui.core.store.records import BATCHES
 from mnist_tui.core.versions import PRESETS, VERSIONS
-from mnist_tui.present import clock, epoch_cost, started_line, time_left, usage_line
+from mnist_tui.present import clock, epoch_cost, started_line, target_words, time_left, usage_line
 from mnist_tui.trainer import Launch
 from mnist_tui.ui.screens.base import AppScreen
 from mnist_tui.ui.widgets.charts import MetricChart
@@ -40,7 +40,7 @@ from mnist_tui.ui.widgets.footer import KeyFooter
 from mnist_tui.ui.widgets.recipe_form import RecipeForm
 
 POLL_S = 0.5  # how often the followed run folder is looked at: a progress bar needs no more
-CHARTS_S = 1.5  # how often the per-batch curves are redrawn while a run trains
+CHARTS_S = 3.0  # how often the per-batch curves are redrawn while a run trains
 
 
 def version_label(name: str) -> str:
@@ -389,6 +389,7 @@ class TrainScreen(AppScreen):
     def _show_end(self, ev: RunFinished) -> None:
         self._ended()
         acc = f", final test accuracy {ev.final_test_acc:.2f}%" if ev.final_test_acc is not None else ""
+        acc += f"; {target_words(ev)}" if ev.target is not None else ""
         epochs = f"{ev.epochs_done} epoch{'s' if ev.epochs_done != 1 else ''}"
         self.notify(f"Run {ev.status} after {epochs}{acc}.", title="Training", markup=False)
         self.query_one("#speed", Static).update(Text(f"{ev.status}: {epochs}{acc} · saved in {ev.run_dir.name} · ctrl+s trains again"))

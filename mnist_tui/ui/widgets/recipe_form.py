@@ -36,6 +36,7 @@ FIELDS = (
     ("precision", "Precision", PRECISIONS),
     ("limit", "Training images (blank: all)", int),
     ("test_limit", "Test images (blank: all)", int),
+    ("target", "Stop at test acc % (blank: never)", float),
     ("processes", "Processes (DDP; batch split between them)", int),
 )
 
@@ -80,6 +81,7 @@ class RecipeForm(Vertical):
             "precision": keep.precision,
             "limit": keep.limit,
             "test_limit": keep.test_limit,
+            "target": keep.target,
             "processes": keep.processes,
         }
         if keep.processes > 1:
@@ -112,7 +114,7 @@ class RecipeForm(Vertical):
                 values[name] = self.query_one(f"#field-{name}", Select).value
                 continue
             text = self.query_one(f"#field-{name}", Input).value.strip()
-            if not text and name in ("limit", "test_limit"):
+            if not text and name in ("limit", "test_limit", "target"):
                 values[name] = None
                 continue
             try:
