@@ -77,12 +77,12 @@ def target_words(e: RunFinished) -> str:
 
 
 def best_line(epochs: list[EpochFinished]) -> str:
-    """'best test acc 99.41% (epoch 7) · min test loss 0.0213 (epoch 9) · last 99.38%' (of the test set)."""
+    """'best test acc 99.41% @7 · min test loss 0.0213 @9 · last 99.38%' (@: the epoch; all of the test set)."""
     if not epochs:
         return ""
     best = max(epochs, key=lambda e: e.test_acc)
     low = min(epochs, key=lambda e: e.test_loss)
-    return f"best test acc {best.test_acc:.2f}% (epoch {best.epoch}) · min test loss {low.test_loss:.4f} (epoch {low.epoch}) · last {epochs[-1].test_acc:.2f}%"
+    return f"best test acc {best.test_acc:.2f}% @{best.epoch} · min test loss {low.test_loss:.4f} @{low.epoch} · last {epochs[-1].test_acc:.2f}%"
 
 
 def run_hint(run_dir: Path) -> str:

@@ -78,7 +78,7 @@ async def test_a_two_epoch_run_draws_per_batch_curves_that_the_keys_study(tmp_pa
             assert epoch["cpu_seconds"] > 0 and epoch["rss_mb"] > 50 and 0 < epoch["cpu_percent"] < 100 * 64
         assert "CPU s" in str(screen.query_one("#usage", Static).render())
         table = screen.query_one(EpochTable)
-        assert "best test acc" in str(table.border_title) and "(epoch" in str(table.border_title)
+        assert "best test acc" in str(table.border_title) and " @" in str(table.border_title)
 
 
 def _three_runs(runs):
