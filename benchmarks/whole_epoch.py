@@ -104,16 +104,6 @@ def run_engine(name: str, mode: str, tmp: Path, i: int) -> tuple[float, dict]:
     return wall, parts
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--versions", nargs="+", default=["v2", "v1", "v3", "v4"])
@@ -129,6 +119,7 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     import torch
 
+    from benchmarks.accuracy import cpu_model
     from mnist_tui.core.hardware import cpu_bf16_native
 
     print(f"machine: {cpu_model()} (native bf16: {'yes' if cpu_bf16_native() else 'no'}), torch {torch.__version__}, python {platform.python_version()}")

@@ -344,7 +344,8 @@ class TrainScreen(AppScreen):
     def _show_started(self, ev: RunStarted) -> None:
         self._reset_dashboard()
         self.run_dir = ev.run_dir
-        self._per_batch = (ev.run_dir / BATCHES).exists()  # runs made before it have none        self._epochs_done: list[EpochFinished] = []
+        self._per_batch = (ev.run_dir / BATCHES).exists()  # runs made before it have none
+        self._epochs_done = []
         self._train_size = ev.train_size
         # The form shows the followed run's recipe (its version picked), not the last one edited.
         self.query_one(RecipeForm).load(ev.config.model, ev.config, recipe=ev.config.recipe)
