@@ -27,7 +27,7 @@ from mnist_tui import __version__
 from mnist_tui.core import data, memory_format
 from mnist_tui.core.augment import Affine
 from mnist_tui.core.config import ConfigError, TrainConfig
-from mnist_tui.core.device import DeviceError, device_name, memory_in_use_mb, resolve_device, resolve_precision
+from mnist_tui.core.device import DeviceError, device_name, keep_freed_memory, memory_in_use_mb, resolve_device, resolve_precision
 from mnist_tui.core.distributed import World, cpu_threads, globalise
 from mnist_tui.core.events import BatchPoint, BatchProgress, EpochFinished, Event, RunFailed, RunFinished, RunStarted
 from mnist_tui.core.optim import make_optimizer, make_scheduler, steps_every_batch
@@ -213,6 +213,7 @@ def _build(config: TrainConfig, world: World | None = None) -> Session:
     only setup errors."""
     started = time.perf_counter()  # a run's time to its target counts from here
     check_config(config)
+    keep_freed_memory()
     world = world or World()
     device = _join(config, world)
     train_split, test_split = data.load(config.data_dir)
