@@ -231,12 +231,15 @@ async def test_layers_shows_totals_of_every_version(tmp_path):
         assert "99,746" in totals()
         assert app.screen.query_one("#layer-table", DataTable).row_count == 23
         compare = app.screen.query_one("#compare-table", DataTable)
-        assert compare.row_count == 4  # v1..v4 side by side
+        assert compare.row_count == 5  # v1..v5 side by side
         app.screen.query_one("#layer-versions", OptionList).focus()
         await pilot.press("down", "down")
         await settle(pilot)
         assert "7,432" in totals()  # v4, under 8k
-        await pilot.press("up", "up")
+        await pilot.press("down")
+        await settle(pilot)
+        assert "4,900" in totals()  # v5, under 5k
+        await pilot.press("up", "up", "up")
         await settle(pilot)
         assert "99,746" in totals()
         await pilot.press("s")

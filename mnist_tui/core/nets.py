@@ -132,3 +132,50 @@ class CompactV4(CompactNet):
 
     def __init__(self, dropout: float = 0.0):
         super().__init__((8, 16, 8, 16, 16, 16), dropout)
+
+
+class SeparableNet(nn.Module):
+    """The shape of v5: CompactNet's start, then depthwise-separable convolutions.
+
+    Two unpadded 3x3 convolutions at full resolution and a 2x2 max-pool, as in CompactNet;
+    then three unpadded separable 3x3 convolutions down to a 6x6 map, each a 3x3 depthwise
+    convolution (one filter per channel: 9 weights a channel) followed by a 1x1 convolution
+    that mixes the channels, so that a layer of c_in to c_out channels costs 9 c_in + c_in c_out
+    weights instead of 9 c_in c_out; a 1x1 convolution, global average pooling and a 1x1
+    classifier. Batch norm and ReLU follow every convolution but the depthwise ones and the
+    classifier; no biases. Receptive field 18, as CompactNet's.
+    """
+
+    def __init__(self, widths: tuple[int, int, int, int, int, int], dropout: float = 0.0):
+        super().__init__()
+        c1, c2, c3, c4, c5, c6 = widths
+
+        def block(cin: int, cout: int, k: int = 3) -> nn.Sequential:
+            return nn.Sequential(nn.Conv2d(cin, cout, k, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
+
+        def separable(cin: int, cout: int) -> nn.Sequential:
+            depthwise = nn.Conv2d(cin, cin, 3, groups=cin, bias=False)
+            return nn.Sequential(depthwise, nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
+
+        self.features = nn.Sequential(
+            block(1, c1),  # 28 -> 26
+            block(c1, c2),  # 26 -> 24
+            nn.MaxPool2d(2, 2),  # 24 -> 12
+            separable(c2, c3),  # 12 -> 10
+            separable(c3, c4),  # 10 -> 8
+            separable(c4, c5),  # 8 -> 6
+            dropout_or_nothing(dropout),
+            block(c5, c6, 1),
+        )
+        self.gap = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Conv2d(c6, 10, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return cast(torch.Tensor, self.classifier(self.gap(self.features(x)))).flatten(1)  # nn.Module calls are typed Any
+
+
+class SeparableV5(SeparableNet):
+    """v5: 8-12 | 24-32-32 separable | 24 channels, 4,900 parameters."""
+
+    def __init__(self, dropout: float = 0.0):
+        super().__init__((8, 12, 24, 32, 32, 24), dropout)
