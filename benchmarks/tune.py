@@ -1,10 +1,12 @@
 """One tuning run of a CompactNet variant, on held-out training images only.
 
     .venv/bin/python benchmarks/tune.py 8,12,8,12,14,16 1 '{"batch_size": 32}'
-    .venv/bin/python benchmarks/tune.py WIDTHS SEED [RECIPE-OVERRIDES-JSON] [--threads N]
+    .venv/bin/python benchmarks/tune.py 8,12,24,32,32,24 2 '{"batch_size": 32}' --net separable
+    .venv/bin/python benchmarks/tune.py WIDTHS SEED [RECIPE-OVERRIDES-JSON] [--net NET] [--threads N]
 
-WIDTHS are CompactNet's six channel counts (c1, c2, squeeze, c4, c5, c6); the recipe is
-COMPACT_RECIPE without dropout, with the JSON's fields replaced. The run trains on the first
+WIDTHS are the six channel counts of CompactNet (c1, c2, squeeze, c4, c5, c6) or of
+SeparableNet (--net separable: c1, c2, the three separable layers, the last 1x1); the recipe
+is COMPACT_RECIPE without dropout, with the JSON's fields replaced. The run trains on the first
 50,000 training images and is evaluated on the last 10,000 (`--holdout 10000`): the test set
 plays no part. Prints one markdown row (widths, overrides, params, seed, final held-out
 accuracy, the last five epochs, wall time) and appends it to --out. Two runs on one thread
@@ -31,6 +33,7 @@ def main() -> None:
     p.add_argument("widths", help="six channel counts, comma-separated")
     p.add_argument("seed", type=int)
     p.add_argument("overrides", nargs="?", default="{}", help="recipe fields to replace, as JSON")
+    p.add_argument("--net", choices=("compact", "separable"), default="compact", help="the layout (core/nets.py)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--runs", default="/tmp/mnist-tui-tuning")
     p.add_argument("--out", type=Path, default=Path("/tmp/mnist-tui-tuning.md"))
@@ -48,9 +51,11 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
 
-    class Tuned(nets.CompactNet):
+    layout = nets.SeparableNet if args.net == "separable" else nets.CompactNet
+
+    class Tuned(layout):  # type: ignore[valid-type,misc]
         def __init__(self, dropout: float = 0.0):
-            super().__init__(widths, dropout)  # type: ignore[arg-type]
+            super().__init__(widths, dropout)
 
     nets.Tuned = Tuned  # type: ignore[attr-defined]  # the registry builds networks by class name
     params = sum(p.numel() for p in Tuned().parameters())
@@ -64,7 +69,7 @@ def main() -> None:
         if isinstance(ev, EpochFinished):
             accs.append(ev.test_acc)  # the held-out images: the config's holdout
     last = " ".join(f"{a:.2f}" for a in accs[-5:])
-    row = f"| {args.widths} | {json.dumps(overrides)} | {params:,} | {args.seed} | {accs[-1]:.2f} | {last} | {time.perf_counter() - started:.0f} s |"
+    row = f"| {args.net} {args.widths} | {json.dumps(overrides)} | {params:,} | {args.seed} | {accs[-1]:.2f} | {last} | {time.perf_counter() - started:.0f} s |"
     print(row, flush=True)
     with args.out.open("a") as f:
         f.write(row + "\n")
