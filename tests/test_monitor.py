@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from textual.widgets import DataTable, Static
 
 from mnist_tui.core import history
@@ -238,3 +239,33 @@ async def test_target_from_the_form_stops_the_run_early(tmp_path):
         await wait_for_run_end(pilot)
         assert screen.query_one(EpochTable).row_count == 1  # of 3 planned
         assert "reached 5.00% at epoch 1" in str(screen.query_one("#speed", Static).render())
+
+
+def test_the_trainers_cpu_figure_never_reads_above_what_the_cores_allow(monkeypatch):
+    """CPU time comes in clock ticks: over a few hundredths of a second it once read 316% on
+    2 cores. A short window keeps the last figure; no figure exceeds the CPU count."""
+    import types
+
+    import psutil
+    import torch
+
+    from mnist_tui.core.resources import Meter
+
+    monkeypatch.setattr(psutil, "cpu_count", lambda *a, **k: 2)
+    now, cpu = [100.0], [10.0]
+    meter = Meter(torch.device("cpu"), clock=lambda: now[0])
+    meter.process = types.SimpleNamespace(
+        cpu_times=lambda: types.SimpleNamespace(user=cpu[0], system=0.0), memory_info=lambda: types.SimpleNamespace(rss=2**28)
+    )
+    meter.begin()
+
+    def after(seconds: float, cpu_seconds: float) -> float | None:
+        now[0] += seconds
+        cpu[0] += cpu_seconds
+        return meter.sample().cpu_percent
+
+    assert after(0.05, 0.04) is None  # nothing measured over a long enough window yet
+    assert after(1.0, 1.5) == pytest.approx(100 * 1.54 / 1.05)  # since the epoch began: 147%
+    assert after(0.03, 0.1) == pytest.approx(100 * 1.54 / 1.05)  # 333% over 30 ms: the last figure stays
+    assert after(1.0, 2.5) == 200.0  # ticks counted late: at most both cores
+    assert meter.sample().rss_mb == 256
