@@ -85,7 +85,26 @@ class SeedV2(nn.Module):
         return cast(torch.Tensor, self.fc(self.dropout(x)))  # nn.Module calls are typed Any
 
 
-class CompactNet(nn.Module):
+def conv_block(cin: int, cout: int, k: int = 3) -> nn.Sequential:
+    """An unpadded convolution without bias (batch norm's shift replaces it), batch norm, ReLU."""
+    return nn.Sequential(nn.Conv2d(cin, cout, k, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
+
+
+class PooledNet(nn.Module):
+    """`features`, then global average pooling and a 1x1 convolution as the classifier: the
+    end of v3, v4 and v5. Registered in this order, as the saved checkpoints expect."""
+
+    def __init__(self, features: nn.Sequential, channels: int):
+        super().__init__()
+        self.features = features
+        self.gap = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Conv2d(channels, 10, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return cast(torch.Tensor, self.classifier(self.gap(self.features(x)))).flatten(1)  # nn.Module calls are typed Any
+
+
+class CompactNet(PooledNet):
     """The shape of v3 and v4: unpadded 3x3 convolutions, one pool, a 1x1 squeeze, GAP.
 
     Two convolutions at full resolution, a 2x2 max-pool, a 1x1 convolution that narrows the
@@ -95,29 +114,20 @@ class CompactNet(nn.Module):
     """
 
     def __init__(self, widths: tuple[int, int, int, int, int, int], dropout: float = 0.0):
-        super().__init__()
         c1, c2, squeeze, c4, c5, c6 = widths
-
-        def block(cin: int, cout: int, k: int = 3) -> nn.Sequential:
-            return nn.Sequential(nn.Conv2d(cin, cout, k, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
-
         # The indices are part of the checkpoint keys (features.5.0.weight): keep them.
-        self.features = nn.Sequential(
-            block(1, c1),  # 28 -> 26
-            block(c1, c2),  # 26 -> 24
+        features = nn.Sequential(
+            conv_block(1, c1),  # 28 -> 26
+            conv_block(c1, c2),  # 26 -> 24
             nn.MaxPool2d(2, 2),  # 24 -> 12
-            block(c2, squeeze, 1),
+            conv_block(c2, squeeze, 1),
             dropout_or_nothing(dropout),
-            block(squeeze, c4),  # 12 -> 10
-            block(c4, c5),  # 10 -> 8
-            block(c5, c6),  # 8 -> 6
+            conv_block(squeeze, c4),  # 12 -> 10
+            conv_block(c4, c5),  # 10 -> 8
+            conv_block(c5, c6),  # 8 -> 6
             dropout_or_nothing(dropout),
         )
-        self.gap = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Conv2d(c6, 10, 1, bias=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return cast(torch.Tensor, self.classifier(self.gap(self.features(x)))).flatten(1)  # nn.Module calls are typed Any
+        super().__init__(features, c6)
 
 
 class CompactV3(CompactNet):
@@ -134,7 +144,7 @@ class CompactV4(CompactNet):
         super().__init__((8, 16, 8, 16, 16, 16), dropout)
 
 
-class SeparableNet(nn.Module):
+class SeparableNet(PooledNet):
     """The shape of v5: CompactNet's start, then depthwise-separable convolutions.
 
     Two unpadded 3x3 convolutions at full resolution and a 2x2 max-pool, as in CompactNet;
@@ -147,31 +157,23 @@ class SeparableNet(nn.Module):
     """
 
     def __init__(self, widths: tuple[int, int, int, int, int, int], dropout: float = 0.0):
-        super().__init__()
         c1, c2, c3, c4, c5, c6 = widths
-
-        def block(cin: int, cout: int, k: int = 3) -> nn.Sequential:
-            return nn.Sequential(nn.Conv2d(cin, cout, k, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
 
         def separable(cin: int, cout: int) -> nn.Sequential:
             depthwise = nn.Conv2d(cin, cin, 3, groups=cin, bias=False)
             return nn.Sequential(depthwise, nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
 
-        self.features = nn.Sequential(
-            block(1, c1),  # 28 -> 26
-            block(c1, c2),  # 26 -> 24
+        features = nn.Sequential(
+            conv_block(1, c1),  # 28 -> 26
+            conv_block(c1, c2),  # 26 -> 24
             nn.MaxPool2d(2, 2),  # 24 -> 12
             separable(c2, c3),  # 12 -> 10
             separable(c3, c4),  # 10 -> 8
             separable(c4, c5),  # 8 -> 6
             dropout_or_nothing(dropout),
-            block(c5, c6, 1),
+            conv_block(c5, c6, 1),
         )
-        self.gap = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Conv2d(c6, 10, 1, bias=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return cast(torch.Tensor, self.classifier(self.gap(self.features(x)))).flatten(1)  # nn.Module calls are typed Any
+        super().__init__(features, c6)
 
 
 class SeparableV5(SeparableNet):
