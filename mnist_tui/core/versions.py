@@ -179,7 +179,7 @@ VERSIONS: dict[str, ModelVersion] = {
             params=4_900,
             recipe=dataclasses.replace(COMPACT_RECIPE, batch_size=32, dropout=0.0, rotate=5.0, translate=0.05, scale=0.05),
             description=(
-                "v4's start (8 and 12 channels at full resolution, a 2x2 max-pool), then three "
+                "v4's kind of start (8 and 12 channels at full resolution, a 2x2 max-pool), then three "
                 "depthwise-separable 3x3 convolutions (24-32-32 channels) down to 6x6: a 3x3 filter "
                 "per channel, then a 1x1 convolution mixing them, a sixth to a seventh of a full "
                 "convolution's weights, so the late layers are twice v4's width in two thirds of "
