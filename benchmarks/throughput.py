@@ -21,6 +21,9 @@ For each version, the same number of training steps at batch 128 through:
 
 --batch-norm prints only the table behind core/memory_format.py's choice of layout per batch norm.
 
+--test-chunks prints only the table behind device.test_chunk: seconds for one test pass over
+all 10,000 test images per version, numeric mode and chunk size (the recipes' 2000 down to 128).
+
 --ablate adds a table for one version (default v2) of the options weighed for the engine,
 each measured on the same tensor-resident loop: fp32 contiguous, channels_last, bf16 autocast,
 both, both with NCHW batch norms where channels_last is slow (the engine), and the engine's
@@ -232,6 +235,38 @@ def batch_norm_layouts(repeats: int = 6, calls: int = 15) -> None:
             print(f"| {precision} | {channels} | {size}x{size} | {cl:.2f} | {nchw:.2f} | {nchw / cl:.2f} | {uses} |", flush=True)
 
 
+def test_chunks(versions: list[str], repeats: int = 4) -> None:
+    """Print the seconds of a whole test pass (engine.evaluate, all 10,000 test images) per
+    version, numeric mode and chunk size: the measurements behind `device.test_chunk`. Each
+    cell is the median of `repeats` passes, the chunk sizes alternated so drift hits all."""
+    import torch
+
+    from mnist_tui.core import data
+    from mnist_tui.core.device import CPU_TEST_CHUNK, bf16_native
+    from mnist_tui.core.engine import evaluation
+    from mnist_tui.core.versions import get_version
+
+    cpu = torch.device("cpu")
+    test = data.DeviceSplit.from_split(data.load()[1], cpu)
+    sizes = (2000, 1000, 500, 256, 128)
+    modes = ("fp32", "bf16") if bf16_native(cpu) else ("fp32",)
+    print(f"\nOne test pass over {len(test):,} images, seconds (median of {repeats}); the engine uses chunks of {CPU_TEST_CHUNK} on the CPU:\n")
+    print("| version | mode | " + " | ".join(f"chunk {n}" for n in sizes) + " | 2000 / " + str(CPU_TEST_CHUNK) + " |")
+    print("|---|---|" + "---:|" * (len(sizes) + 1))
+    for name in versions:
+        model = get_version(name).build().to(memory_format=torch.channels_last)
+        for mode in modes:
+            times: dict[int, list[float]] = {n: [] for n in sizes}
+            for _ in range(repeats):
+                for n in sizes:
+                    t0 = time.perf_counter()
+                    for _ in evaluation(model, test, n, mode):
+                        pass
+                    times[n].append(time.perf_counter() - t0)
+            cells = {n: statistics.median(t) for n, t in times.items()}
+            print(f"| {name} | {mode} | " + " | ".join(f"{cells[n]:.2f}" for n in sizes) + f" | {cells[2000] / cells[CPU_TEST_CHUNK]:.2f}x |", flush=True)
+
+
 def ablate(name: str, steps: int, warmup: int, rounds: int, root: str, compile_too: bool) -> None:
     variants = list(ABLATION) + ([("+ torch.compile", {"cl", "bf16", "bn", "compile"})] if compile_too else [])
     results: dict[str, list[float]] = {label: [] for label, _ in variants}
@@ -265,6 +300,7 @@ def main() -> int:
     parser.add_argument("--ablate", metavar="VERSION", nargs="?", const="v2", help="also measure each engine option alone (default v2)")
     parser.add_argument("--compile", action="store_true", help="include torch.compile in the ablation")
     parser.add_argument("--batch-norm", action="store_true", help="only time batch norm in channels_last against NCHW, per channel count")
+    parser.add_argument("--test-chunks", action="store_true", help="only time a test pass per chunk size (device.test_chunk)")
     parser.add_argument("--tui-one", metavar="VERSION", help=argparse.SUPPRESS)  # child process of (c)
     args = parser.parse_args()
     if args.tui_one:
@@ -281,6 +317,10 @@ def main() -> int:
             f"ATen CPU capability {torch.backends.cpu.get_cpu_capability()}; commit {git_commit()}"
         )
         batch_norm_layouts()
+        return 0
+    if args.test_chunks:
+        print(f"# {cpu_model()}; {torch.get_num_threads()} threads; torch {torch.__version__}; commit {git_commit()}")
+        test_chunks(args.versions)
         return 0
 
     from mnist_tui.core import data

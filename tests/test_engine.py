@@ -227,3 +227,24 @@ def test_a_stop_after_an_epochs_last_batch_still_evaluates_and_keeps_that_epoch(
     assert [e.epoch for e in events if isinstance(e, EpochFinished)] == [1]
     assert events[-1].status == "stopped" and events[-1].epochs_done == 1
     assert read_run(events[-1].run_dir).epochs_done == 1
+
+
+def test_the_cpu_test_pass_runs_in_small_chunks_and_scores_as_one_big_batch(small_config):
+    """The recipe's test batch of 2000 is evaluated on the CPU in chunks of CPU_TEST_CHUNK
+    (faster there): the evaluating progress counts those chunks, and the epoch's test loss
+    and accuracy are those of the same weights evaluated in one batch of all 500 images."""
+    from mnist_tui.core import data
+    from mnist_tui.core.device import CPU_TEST_CHUNK
+    from mnist_tui.core.versions import get_version
+
+    assert small_config.recipe.test_batch_size == 2000 and small_config.test_limit == 500
+    events = list(train(small_config.replace(epochs=1)))
+    chunks = -(-500 // CPU_TEST_CHUNK)
+    assert chunks > 1
+    testing = [(e.batch, e.batches) for e in events if isinstance(e, BatchProgress) and e.phase == "evaluating"]
+    assert testing == [(done, chunks) for done in range(chunks + 1)]
+    [epoch] = [e for e in events if isinstance(e, EpochFinished)]
+    model = get_version("v2").build()
+    model.load_state_dict(load_checkpoint(events[0].run_dir)["model"])
+    loss, acc = evaluate(model, data.DeviceSplit.from_split(data.load()[1], "cpu", 500), 500, events[0].precision)
+    assert acc == pytest.approx(epoch.test_acc) and loss == pytest.approx(epoch.test_loss, rel=1e-3)

@@ -27,7 +27,7 @@ from mnist_tui import __version__
 from mnist_tui.core import data, memory_format
 from mnist_tui.core.augment import Affine
 from mnist_tui.core.config import ConfigError, TrainConfig
-from mnist_tui.core.device import DeviceError, device_name, keep_freed_memory, memory_in_use_mb, resolve_device, resolve_precision
+from mnist_tui.core.device import DeviceError, device_name, keep_freed_memory, memory_in_use_mb, resolve_device, resolve_precision, test_chunk
 from mnist_tui.core.distributed import World, cpu_threads, globalise
 from mnist_tui.core.events import BatchPoint, BatchProgress, EpochFinished, Event, RunFailed, RunFinished, RunStarted
 from mnist_tui.core.optim import make_optimizer, make_scheduler, steps_every_batch
@@ -575,8 +575,9 @@ def _test_pass(
     """Evaluate the epoch's model, with a progress of its own (the test set's batches) shown
     a few times a second; returns the test loss and accuracy."""
     t0 = last = time.perf_counter()
-    steps = evaluation(s.model, s.test_data, s.config.recipe.test_batch_size, s.precision, s.world)
-    done, total = 0, -(-len(s.test_data) // s.config.recipe.test_batch_size)
+    chunk = test_chunk(s.config.recipe.test_batch_size, s.device)
+    steps = evaluation(s.model, s.test_data, chunk, s.precision, s.world)
+    done, total = 0, -(-len(s.test_data) // chunk)
     while True:
         now = time.perf_counter()
         if done == 0 or done == total or now - last >= s.config.progress_seconds:

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from mnist_tui.core import data
+from mnist_tui.core.device import test_chunk
 from mnist_tui.core.predict import CPU, inference_precision
 from mnist_tui.core.step import autocast
 from mnist_tui.core.store import CHECKPOINT, CheckpointError, RunRecord, read_run
@@ -225,6 +226,7 @@ def _checkpoint(run_dir: Path) -> tuple[int, dict[str, Any]]:
 
 def _compute(net: Network, stored: dict[str, Any], data_dir: str | None, progress: Progress) -> Outputs:
     limit, batch = _test_settings(stored)
+    batch = test_chunk(batch, CPU)  # in the engine's chunks: the same outputs as its test pass
     _, test = data.load(data_dir)
     split = data.DeviceSplit.from_split(test, CPU, limit)
     probs = torch.empty(len(split), CLASSES)
