@@ -194,7 +194,7 @@ ABLATION = (
 )
 
 
-def batch_norm_layouts(repeats: int = 6, calls: int = 15) -> None:
+def batch_norm_layouts(batch: int = BATCH, repeats: int = 6, calls: int = 15) -> None:
     """Print forward + backward + ReLU times of a training batch norm in channels_last and routed
     through NCHW (core/memory_format.py, copies both ways included), per channel count, bf16 and fp32:
     the measurements behind `memory_format.slow_in_channels_last`. Best of `repeats` runs of `calls`."""
@@ -212,13 +212,13 @@ def batch_norm_layouts(repeats: int = 6, calls: int = 15) -> None:
             times.append((time.perf_counter() - t0) / calls * 1e3)
         return min(times)
 
-    print(f"\nBatch norm + ReLU, forward + backward, batch {BATCH}, best of {repeats} x {calls} calls:\n")
+    print(f"\nBatch norm + ReLU, forward + backward, batch {batch}, best of {repeats} x {calls} calls:\n")
     print("| dtype | channels | size | channels_last ms | via NCHW ms | NCHW / channels_last | engine uses |")
     print("|---|---:|---:|---:|---:|---:|---|")
     for dtype, precision in ((torch.bfloat16, "bf16"), (torch.float32, "fp32")):
         for channels, size in ((8, 28), (12, 28), (16, 28), (24, 28), (32, 28), (48, 14), (64, 7)):
             bn = torch.nn.BatchNorm2d(channels)
-            x = torch.randn(BATCH, channels, size, size, dtype=dtype).contiguous(memory_format=CHANNELS_LAST)
+            x = torch.randn(batch, channels, size, size, dtype=dtype).contiguous(memory_format=CHANNELS_LAST)
             x.requires_grad_()
             grad = torch.randn_like(x)
 
@@ -300,6 +300,7 @@ def main() -> int:
     parser.add_argument("--ablate", metavar="VERSION", nargs="?", const="v2", help="also measure each engine option alone (default v2)")
     parser.add_argument("--compile", action="store_true", help="include torch.compile in the ablation")
     parser.add_argument("--batch-norm", action="store_true", help="only time batch norm in channels_last against NCHW, per channel count")
+    parser.add_argument("--bn-batches", type=int, nargs="+", default=[BATCH], metavar="N", help="batch sizes for --batch-norm")
     parser.add_argument("--test-chunks", action="store_true", help="only time a test pass per chunk size (device.test_chunk)")
     parser.add_argument("--tui-one", metavar="VERSION", help=argparse.SUPPRESS)  # child process of (c)
     args = parser.parse_args()
@@ -316,7 +317,8 @@ def main() -> int:
             f"# {cpu_model()}; {torch.get_num_threads()} threads; torch {torch.__version__}; "
             f"ATen CPU capability {torch.backends.cpu.get_cpu_capability()}; commit {git_commit()}"
         )
-        batch_norm_layouts()
+        for batch in args.bn_batches:
+            batch_norm_layouts(batch)
         return 0
     if args.test_chunks:
         print(f"# {cpu_model()}; {torch.get_num_threads()} threads; torch {torch.__version__}; commit {git_commit()}")
