@@ -19,6 +19,11 @@ For each version, the same number of training steps at batch 128 through:
     threads than cores and stops spin-waiting in the worker's thread pool, which alone costs
     a thread-run engine 10-35% on two cores.)
 
+The default run ends with the whole-epoch table of benchmarks/whole_epoch.py for the same
+versions, fp32 and the default mode, the seed script and `mnist-tui train` alternated in
+--whole-epoch-pairs pairs (3): what a user feels, start-up and test pass included, where the
+tables above count steady training steps only. --no-whole-epoch skips it.
+
 --batch-norm prints only the table behind core/memory_format.py's choice of layout per batch norm.
 
 --test-chunks prints only the table behind device.test_chunk: seconds for one test pass over
@@ -300,6 +305,8 @@ def main() -> int:
     parser.add_argument("--ablate", metavar="VERSION", nargs="?", const="v2", help="also measure each engine option alone (default v2)")
     parser.add_argument("--compile", action="store_true", help="include torch.compile in the ablation")
     parser.add_argument("--batch-norm", action="store_true", help="only time batch norm in channels_last against NCHW, per channel count")
+    parser.add_argument("--no-whole-epoch", action="store_true", help="skip the closing whole-epoch table (benchmarks/whole_epoch.py)")
+    parser.add_argument("--whole-epoch-pairs", type=int, default=3, metavar="N", help="alternated pairs per version and mode in that table")
     parser.add_argument("--bn-batches", type=int, nargs="+", default=[BATCH], metavar="N", help="batch sizes for --batch-norm")
     parser.add_argument("--test-chunks", action="store_true", help="only time a test pass per chunk size (device.test_chunk)")
     parser.add_argument("--tui-one", metavar="VERSION", help=argparse.SUPPRESS)  # child process of (c)
@@ -361,6 +368,11 @@ def main() -> int:
     print(f"\n{device_name(device)}, torch {torch.__version__}")
     if args.ablate:
         ablate(args.ablate, args.steps, args.warmup, args.rounds, root, args.compile)
+    if not args.no_whole_epoch:
+        from benchmarks.whole_epoch import whole_epoch_table
+
+        print("\nOne whole epoch as a user feels it (benchmarks/whole_epoch.py), fp32 and the default mode:\n", flush=True)
+        whole_epoch_table(args.versions, ["fp32", "auto"], args.whole_epoch_pairs)
     return 0
 
 

@@ -116,6 +116,12 @@ def main() -> None:
         seed_side(args.seed_side, args.out)
         return
 
+    whole_epoch_table(args.versions, args.modes, args.pairs)
+
+
+def whole_epoch_table(versions: list[str], modes: list[str], pairs: int) -> None:
+    """Run the alternated pairs and print each pair, then the table (also called by
+    benchmarks/throughput.py, whose default run ends with this table)."""
     sys.path.insert(0, str(ROOT))
     import torch
 
@@ -125,10 +131,10 @@ def main() -> None:
     print(f"machine: {cpu_model()} (native bf16: {'yes' if cpu_bf16_native() else 'no'}), torch {torch.__version__}, python {platform.python_version()}")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name in args.versions:
-            for mode in args.modes:
+        for name in versions:
+            for mode in modes:
                 seed, engine = [], []
-                for i in range(args.pairs):
+                for i in range(pairs):
                     order = ("seed", "engine") if i % 2 == 0 else ("engine", "seed")
                     for side in order:
                         if side == "seed":
