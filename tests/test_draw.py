@@ -11,7 +11,7 @@ from mnist_tui.ui.app import MnistTuiApp
 from mnist_tui.ui.screens.draw import DrawScreen
 from mnist_tui.ui.screens.why import WhyScreen
 from mnist_tui.ui.widgets.draw_pad import DrawPad
-from tests.ui_helpers import settle, wait_until
+from tests.ui_helpers import press, settle, wait_until
 
 
 def _column_ink(pad: DrawPad, x: int) -> list[float]:
@@ -21,7 +21,7 @@ def _column_ink(pad: DrawPad, x: int) -> list[float]:
 async def test_mouse_and_keyboard_strokes_change_the_prediction_and_why_explains_it(trained_v3_run):
     app = MnistTuiApp(runs_dir=trained_v3_run.path.parent)
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("f6")
+        await press(pilot, "f6")
         await settle(pilot)
         screen = app.screen
         assert isinstance(screen, DrawScreen)
@@ -37,16 +37,16 @@ async def test_mouse_and_keyboard_strokes_change_the_prediction_and_why_explains
         after_mouse = list(screen.probs)
         # The keyboard: a bar across the top, to the right (a 7, or at least not that 1).
         pad.focus()
-        await pilot.press(*["up"] * 9, *["left"] * 6)
+        await press(pilot, *["up"] * 9, *["left"] * 6)
         for _ in range(12):
-            await pilot.press("space", "right")
+            await press(pilot, "space", "right")
         await wait_until(pilot, lambda: screen.probs != after_mouse)
         assert sum(pad.ink[5]) > 5
         bars = str(screen.query_one("#bars", Static).render())
         assert bars.count("%") == 10 and "v3 · epoch 1" in bars
-        await pilot.press("v")
+        await press(pilot, "v")
         await wait_until(pilot, lambda: "v3" in str(screen.query_one("#draw-versions", Static).render()))
-        await pilot.press("w")
+        await press(pilot, "w")
         await wait_until(pilot, lambda: isinstance(app.screen, WhyScreen) and app.screen.explanation is not None)
         why = app.screen
         e = why.explanation
@@ -69,11 +69,11 @@ def _drawn(monkeypatch):
     monkeypatch.setattr(insight, "network", lambda *_a, **_k: FixedNetwork())
 
     async def draw(pilot):
-        await pilot.press("f6")
+        await press(pilot, "f6")
         await settle(pilot)
-        await pilot.press(*["up"] * 8, *["left"] * 5)
+        await press(pilot, *["up"] * 8, *["left"] * 5)
         for key in ["right"] * 9 + ["down", "left"] * 9 + ["down"] * 6:
-            await pilot.press("space", key)
+            await press(pilot, "space", key)
         await wait_until(pilot, lambda: bool(pilot.app.screen.probs))
         await settle(pilot)
 

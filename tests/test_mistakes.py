@@ -11,7 +11,7 @@ from mnist_tui.core.insight import Outputs
 from mnist_tui.ui.app import MnistTuiApp
 from mnist_tui.ui.screens.mistakes import MistakesScreen
 from mnist_tui.ui.screens.why import WhyScreen
-from tests.ui_helpers import settle, wait_until
+from tests.ui_helpers import drained, press, settle, wait_until
 
 
 def _matrix(screen) -> list[list[int]]:
@@ -23,7 +23,7 @@ async def test_mistakes_from_runs_shows_the_whole_test_set_and_each_cells_digits
     app = MnistTuiApp(runs_dir=trained_v4_run.path.parent, start_mode="runs")
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
-        await pilot.press("m")
+        await press(pilot, "m")
         await wait_until(pilot, lambda: isinstance(app.screen, MistakesScreen) and app.screen.matrix is not None)
         screen = app.screen
         matrix = _matrix(screen)
@@ -38,19 +38,19 @@ async def test_mistakes_from_runs_shows_the_whole_test_set_and_each_cells_digits
         assert title.startswith(f"{matrix[true][predicted]:,} test {true}s mistaken as {predicted}")
         digits = str(screen.query_one("#cell-digits", Static).render())
         assert digits.count("#") == min(matrix[true][predicted], 60) and f"true {true}" in digits
-        await pilot.press("right" if predicted < 9 else "left")
-        await pilot.pause()
+        await press(pilot, "right" if predicted < 9 else "left")
+        await drained(pilot)
         moved = table.cursor_coordinate.column - 1
         assert str(screen.query_one("#cell-title", Static).render()).startswith(f"{matrix[true][moved]:,} test {true}s ")
         if len(screen.shown_digits) > 1:  # select the cell's second digit and ask why
-            await pilot.press("right_square_bracket")
+            await press(pilot, "right_square_bracket")
             assert "▶ #" + str(screen.shown_digits[1].index) in str(screen.query_one("#cell-digits", Static).render())
         chosen = screen.shown_digits[screen.selected]
-        await pilot.press("y")
+        await press(pilot, "y")
         await wait_until(pilot, lambda: isinstance(app.screen, WhyScreen) and app.screen.explanation is not None)
         assert f"#{chosen.index}" in str(app.screen.query_one("#why-title", Static).render())
-        await pilot.press("escape", "escape")
-        await pilot.pause()
+        await press(pilot, "escape", "escape")
+        await drained(pilot)
         assert not isinstance(app.screen, MistakesScreen)
 
 

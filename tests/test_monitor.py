@@ -17,14 +17,14 @@ from mnist_tui.ui.screens.run_detail import RunDetailScreen
 from mnist_tui.ui.screens.train import TrainScreen
 from mnist_tui.ui.widgets.charts import FAINT, MetricChart, bin_means, smooth
 from mnist_tui.ui.widgets.epoch_table import EpochTable
-from tests.ui_helpers import settle, wait_for_run_end, wait_until, write_run
+from tests.ui_helpers import drained, press, settle, wait_for_run_end, wait_until, write_run
 
 
 async def _type_into(pilot, selector: str, text: str) -> None:
     field = pilot.app.screen.query_one(selector)
     field.value = ""
     field.focus()
-    await pilot.press(*text)
+    await press(pilot, *text)
 
 
 def _drawn(chart: MetricChart) -> dict[str, list[float]]:
@@ -39,7 +39,7 @@ async def test_a_two_epoch_run_draws_per_batch_curves_that_the_keys_study(tmp_pa
         screen.select("v4")  # batch 64: 640 images are 10 batches an epoch
         for selector, value in (("#field-epochs", "2"), ("#field-limit", "640"), ("#field-test_limit", "500")):
             await _type_into(pilot, selector, value)
-        await pilot.press("ctrl+s")
+        await press(pilot, "ctrl+s")
         await wait_for_run_end(pilot)
         [run_dir] = [p for p in tmp_path.iterdir() if p.is_dir()]
 
@@ -50,27 +50,27 @@ async def test_a_two_epoch_run_draws_per_batch_curves_that_the_keys_study(tmp_pa
         assert len(read_points(run_dir)[0]) == len(train)  # what the run recorded, all of it drawn
 
         loss.focus()
-        await pilot.press("s", "s", "s")  # off -> 0.6 -> 0.9 -> 0.99
+        await press(pilot, "s", "s", "s")  # off -> 0.6 -> 0.9 -> 0.99
         assert loss.smoothing == 0.99
         drawn = {d.name: d for d in loss.plotted}
         assert drawn["train raw"].colour == FAINT and drawn["train raw"].ys == [y for _, y in train]
         assert drawn["train"].ys != drawn["train raw"].ys and drawn["train"].ys == smooth([y for _, y in train], 0.99)
         assert "smooth 0.99" in loss.state()
 
-        await pilot.press("l")
+        await press(pilot, "l")
         assert loss.log_y and loss.scale == "log" and "log" in loss.state()
 
         loss.show_range(1.0, 2.0)
         assert all(1.0 <= x <= 2.0 for xs in _drawn(loss).values() for x in xs)
         assert any(x < 1.0 for x, _ in train)  # the view shows less than the run has
-        await pilot.press("0")
+        await press(pilot, "0")
         assert loss.window is None and min(_drawn(loss)["train"]) < 1.0
-        await pilot.press("z", "z", "z")  # the whole run, last 10, last 5, last 1 epoch
+        await press(pilot, "z", "z", "z")  # the whole run, last 10, last 5, last 1 epoch
         assert loss.view == (1.0, 2.0)
 
-        await pilot.press("left")  # the cursor reads each series where it stands
+        await press(pilot, "left")  # the cursor reads each series where it stands
         assert loss.cursor == 2.0 and "train" in loss.readout() and "test" in loss.readout()
-        await pilot.press("left", "left")
+        await press(pilot, "left", "left")
         assert loss.cursor < 2.0
 
         # The trainer's resource use, per epoch, in metrics.jsonl and on the screen.
@@ -94,8 +94,8 @@ async def test_comparing_three_marked_runs_overlays_three_labelled_series_and_th
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         await wait_until(pilot, lambda: app.screen.query_one("#runs-table", DataTable).row_count == 3)
-        await pilot.press("space", "space", "space", "c")
-        await pilot.pause()
+        await press(pilot, "space", "space", "space", "c")
+        await drained(pilot)
         screen = app.screen
         assert isinstance(screen, RunDetailScreen) and screen.comparing
         charts = [screen.query_one(f"#detail-{name}", MetricChart) for name in ("loss", "acc", "lr")]
@@ -171,7 +171,7 @@ def _snapshot_train_dashboard(snap_compare, tmp_path, size, monkeypatch):
         screen.attach(run, "Following…")
         await wait_for_run_end(pilot)
         screen.query_one("#loss-chart", MetricChart).focus()
-        await pilot.press("s", "s")  # smoothing 0.9 over the faint raw curve
+        await press(pilot, "s", "s")  # smoothing 0.9 over the faint raw curve
         await settle(pilot)
 
     return snap_compare(MnistTuiApp(runs_dir=tmp_path), terminal_size=size, run_before=follow_it)
@@ -191,7 +191,7 @@ def _snapshot_compare(snap_compare, tmp_path, size):
     async def compare(pilot):
         await settle(pilot)
         await wait_until(pilot, lambda: pilot.app.screen.query_one("#runs-table", DataTable).row_count == 3)
-        await pilot.press("space", "space", "space", "c")
+        await press(pilot, "space", "space", "space", "c")
         await settle(pilot)
 
     return snap_compare(MnistTuiApp(runs_dir=tmp_path, start_mode="runs"), terminal_size=size, run_before=compare)
@@ -235,7 +235,7 @@ async def test_target_from_the_form_stops_the_run_early(tmp_path):
         await _type_into(pilot, "#field-target", "150")
         assert screen.query_one("#form").config is None and "at most 100" in screen.query_one("#form").problems["target"]
         await _type_into(pilot, "#field-target", "5")
-        await pilot.press("ctrl+s")
+        await press(pilot, "ctrl+s")
         await wait_for_run_end(pilot)
         assert screen.query_one(EpochTable).row_count == 1  # of 3 planned
         assert "reached 5.00% at epoch 1" in str(screen.query_one("#speed", Static).render())

@@ -6,7 +6,7 @@ import pytest
 
 from mnist_tui.core.versions import VERSIONS
 from mnist_tui.ui.app import MnistTuiApp
-from tests.ui_helpers import settle, wait_until, write_run
+from tests.ui_helpers import press, settle, wait_until, write_run
 
 
 def test_layers_screen(snap_compare, tmp_path):
@@ -71,7 +71,7 @@ def test_predictions_screen(snap_compare, tmp_path, monkeypatch):
 
     async def open_predictions(pilot):
         await settle(pilot)
-        await pilot.press("p")
+        await press(pilot, "p")
         await settle(pilot)
 
     assert snap_compare(MnistTuiApp(runs_dir="runs", start_mode="runs"), terminal_size=(120, 40), run_before=open_predictions)

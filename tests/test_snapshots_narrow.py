@@ -11,13 +11,13 @@ from rich.console import Console
 from mnist_tui.core.store import list_runs
 from mnist_tui.headless import print_runs
 from mnist_tui.ui.app import MnistTuiApp
-from tests.ui_helpers import settle
+from tests.ui_helpers import press, settle
 
 
 def test_runs_screen_80x24_with_a_marked_run(snap_compare, fixture_runs):
     async def mark(pilot):
         await settle(pilot)
-        await pilot.press("down", "space")
+        await press(pilot, "down", "space")
 
     assert snap_compare(MnistTuiApp(runs_dir=fixture_runs, start_mode="runs"), terminal_size=(80, 24), run_before=mark)
 
@@ -25,7 +25,7 @@ def test_runs_screen_80x24_with_a_marked_run(snap_compare, fixture_runs):
 def test_delete_dialog_80x24_shows_the_whole_question(snap_compare, fixture_runs):
     async def ask(pilot):
         await settle(pilot)
-        await pilot.press("down", "d")
+        await press(pilot, "down", "d")
         await settle(pilot)
 
     assert snap_compare(MnistTuiApp(runs_dir=fixture_runs, start_mode="runs"), terminal_size=(80, 24), run_before=ask)
@@ -46,7 +46,7 @@ def test_quit_question_80x24_shows_the_whole_question(snap_compare, tmp_path, mo
 
     async def ask(pilot):
         await settle(pilot)
-        await pilot.press("ctrl+q")
+        await press(pilot, "ctrl+q")
         await settle(pilot)
 
     assert snap_compare(MnistTuiApp(runs_dir=tmp_path), terminal_size=(80, 24), run_before=ask)

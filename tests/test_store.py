@@ -17,7 +17,7 @@ from mnist_tui.core.events import EpochFinished, RunFailed
 from mnist_tui.core.store import list_runs, read_run
 from mnist_tui.core.versions import get_version
 from tests.builders import stub_checkpoint
-from tests.ui_helpers import write_run
+from tests.ui_helpers import drained, press, write_run
 
 
 def _json(path, change):
@@ -146,8 +146,8 @@ async def test_the_app_lists_a_damaged_store_and_opens_a_good_run(damaged_runs):
                 table = app.screen.query_one("#runs-table", DataTable)
                 assert table.row_count == len(expected) + 2
                 table.move_cursor(row=table.get_row_index(good.name))
-                await pilot.press("enter")
-                await pilot.pause()
+                await press(pilot, "enter")
+                await drained(pilot)
                 assert isinstance(app.screen, RunDetailScreen) and app.screen.records[0].path == good
 
 

@@ -19,7 +19,7 @@ from mnist_tui.ui.screens.run_detail import RunDetailScreen
 from mnist_tui.ui.screens.train import TrainScreen
 from mnist_tui.ui.widgets.charts import MetricChart
 from mnist_tui.ui.widgets.epoch_table import EpochTable
-from tests.ui_helpers import fixture_store, settle, wait_for_run_end, wait_until
+from tests.ui_helpers import drained, fixture_store, press, settle, wait_for_run_end, wait_until
 
 
 def _cell(table: DataTable, row: int, column: str) -> str:
@@ -29,15 +29,15 @@ def _cell(table: DataTable, row: int, column: str) -> str:
 async def _type_into(pilot, selector: str, text: str) -> None:
     """Focus a field (as Tab would, scrolling it into view), clear it and type."""
     pilot.app.screen.query_one(selector).focus()
-    await pilot.pause()
-    await pilot.press("end", *["backspace"] * 12, *text)
+    await drained(pilot)
+    await press(pilot, "end", *["backspace"] * 12, *text)
 
 
 async def _set_recipe(pilot, epochs: str, limit: str, test_limit: str = "500") -> None:
     await _type_into(pilot, "#field-epochs", epochs)
     await _type_into(pilot, "#field-limit", limit)
     await _type_into(pilot, "#field-test_limit", test_limit)
-    await pilot.pause()
+    await drained(pilot)
 
 
 @pytest.mark.parametrize("size", [(120, 40), (80, 24)])
@@ -50,16 +50,16 @@ async def test_train_v2_from_the_keyboard_fills_table_charts_and_runs(tmp_path, 
         assert versions.has_focus  # the arrow keys work from the start
         start = screen.query_one("#start")
         assert start.region.height >= 1 and start.region.bottom <= size[1] - 1  # Start in sight, above the footer
-        await pilot.press("down")  # v1 fills the form with its recipe...
+        await press(pilot, "down")  # v1 fills the form with its recipe...
         assert screen.query_one("#field-optimizer").value == "adam"
-        await pilot.press("down")  # ...and v2 with its own
+        await press(pilot, "down")  # ...and v2 with its own
         assert versions.highlighted == 2 and screen.query_one("#field-optimizer").value == "adamw"
         # All 10,000 test images: the run lasts long enough to be seen running (with 500 it
         # could start and end between two looks).
         await _set_recipe(pilot, "2", "256", test_limit="")
         form_config = screen.query_one("#form").config
         assert form_config.recipe.epochs == 2 and form_config.limit == 256 and form_config.model == "v2"
-        await pilot.press("ctrl+s")
+        await press(pilot, "ctrl+s")
         await wait_until(pilot, lambda: screen.running)
         assert screen.query_one("#form").disabled and versions.disabled  # the run's recipe is read-only
         await wait_for_run_end(pilot)
@@ -76,7 +76,7 @@ async def test_train_v2_from_the_keyboard_fills_table_charts_and_runs(tmp_path, 
         used = json.loads((run_dir / "config.json").read_text())["precision"]
         assert "CPU" in device_line and f"· {used} ·" in device_line  # the numeric mode is shown
 
-        await pilot.press("f4")
+        await press(pilot, "f4")
         await settle(pilot)
         runs_table = app.screen.query_one("#runs-table", DataTable)
         assert runs_table.row_count == 1
@@ -99,7 +99,7 @@ async def test_the_first_choice_is_the_quick_run_and_every_choice_says_how_long_
         title = str(screen.query_one("#version-title", Static).render())
         assert "about" in title and "2-core CPU" in title
         await _type_into(pilot, "#field-epochs", "30")  # ten times the epochs: ten times as long
-        await pilot.pause()
+        await drained(pilot)
         assert "min" in str(screen.query_one("#version-title", Static).render())
 
 
@@ -110,13 +110,13 @@ async def test_keys_typed_in_a_burst_all_land_in_order(tmp_path):
 
     app = MnistTuiApp(runs_dir=tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("tab")  # from the version list to the first field, epochs
+        await press(pilot, "tab")  # from the version list to the first field, epochs
         field = app.screen.query_one("#field-epochs", Input)
         assert app.focused is field
         other = app.screen.query_one("#field-lr", Input)
         for theme in ("textual-dark", "textual-light"):  # the field in focus stands out plainly
             app.theme = theme
-            await pilot.pause()
+            await drained(pilot)
             focused, plain = field.styles.background, other.styles.background
             assert sum(abs(a - b) for a, b in zip(focused.rgb, plain.rgb)) > 60, theme
         batch = app.screen.query_one("#field-batch_size", Input)
@@ -132,7 +132,7 @@ async def test_keys_typed_in_a_burst_all_land_in_order(tmp_path):
                 app.post_message(events.Key(key, key if len(key) == 1 else "\x7f" if key == "backspace" else None))
             nodes = [app, *app.screen.walk_children(with_self=True)]
             await wait_until(pilot, lambda nodes=nodes: all(n._message_queue.empty() for n in nodes), timeout=10)  # every key handled
-            await pilot.pause()
+            await drained(pilot)
             assert target.value == expected and app.focused is target, burst
         assert batch.value == "32" and field.value == "7"
 
@@ -141,13 +141,13 @@ async def test_invalid_recipe_is_shown_inline_and_start_refused(tmp_path):
     app = MnistTuiApp(runs_dir=tmp_path, launcher=InProcessLauncher())
     async with app.run_test(size=(120, 40)) as pilot:
         await _type_into(pilot, "#field-epochs", "0")
-        await pilot.pause()
+        await drained(pilot)
         field = app.screen.query_one("#field-epochs", Input)
         assert field.has_class("-invalid")
         assert "epochs must be a positive whole number" in str(app.screen.query_one("#error-epochs", Static).render())
         assert field.region.height == 1 and field.value == "0"  # the field keeps its line and its text
         assert app.screen.query_one("#start").disabled
-        await pilot.press("ctrl+s")
+        await press(pilot, "ctrl+s")
         await settle(pilot)
         assert not tmp_path.exists() or not list(tmp_path.iterdir())
 
@@ -155,7 +155,7 @@ async def test_invalid_recipe_is_shown_inline_and_start_refused(tmp_path):
 async def _start_and_wait_for_an_epoch(pilot) -> None:
     # 200 short epochs (256 images, 500 test images): far more than a stop takes to land.
     await _set_recipe(pilot, "200", "256")
-    await pilot.press("ctrl+s")
+    await press(pilot, "ctrl+s")
     await wait_until(pilot, lambda: pilot.app.screen.query_one(EpochTable).row_count >= 1)
 
 
@@ -164,7 +164,7 @@ async def test_stop_midway_saves_the_run_as_stopped(tmp_path):
     async with app.run_test(size=(120, 40)) as pilot:
         screen = app.screen
         await _start_and_wait_for_an_epoch(pilot)
-        await pilot.press("ctrl+t")  # the line says "Stopping after this batch…" until it has
+        await press(pilot, "ctrl+t")  # the line says "Stopping after this batch…" until it has
         await wait_for_run_end(pilot)
         [record] = list_runs(tmp_path)
         assert record.status == "stopped" and 1 <= record.epochs_done < 200
@@ -181,14 +181,14 @@ async def test_quitting_while_training_asks_whether_to_keep_it_training(tmp_path
     app = MnistTuiApp(runs_dir=tmp_path, launcher=launcher)
     async with app.run_test(size=(120, 40)) as pilot:
         await _set_recipe(pilot, str(epochs), "256", test_limit)
-        await pilot.press("ctrl+s")
+        await press(pilot, "ctrl+s")
         # its run folder exists, and the screen follows the run
         await wait_until(pilot, lambda: bool(list_runs(tmp_path)) and app.screen.running)
-        await pilot.press("ctrl+q")
-        await pilot.pause()
+        await press(pilot, "ctrl+q")
+        await drained(pilot)
         assert isinstance(app.screen, ChoiceScreen)
-        await pilot.press(answer)
-        await pilot.pause()
+        await press(pilot, answer)
+        await drained(pilot)
     assert app.return_code == 0  # the app has quit; the trainer goes on (or stops) without it
     launcher.join()
     [record] = list_runs(tmp_path)
@@ -210,7 +210,7 @@ async def test_the_app_attaches_to_a_run_that_is_training_and_stops_it(tmp_path)
         assert screen.run_dir == launch.run_dir and not screen.query_one("#stop").disabled
         form = screen.query_one("#form").config  # the form shows the followed run's recipe
         assert form.model == "v4" and form.recipe.epochs == 200 and form.limit == 256
-        await pilot.press("ctrl+t")
+        await press(pilot, "ctrl+t")
         await wait_for_run_end(pilot)
     launcher.join()
     [record] = list_runs(tmp_path)
@@ -220,30 +220,30 @@ async def test_the_app_attaches_to_a_run_that_is_training_and_stops_it(tmp_path)
 async def test_layers_shows_totals_of_every_version(tmp_path):
     app = MnistTuiApp(runs_dir=tmp_path, launcher=InProcessLauncher())
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("f3")
+        await press(pilot, "f3")
         await settle(pilot)
         totals = lambda: str(app.screen.query_one("#layer-totals", Static).render())  # noqa: E731
         assert "420,614" in totals()
         assert app.screen.query_one("#layer-table", DataTable).row_count == 22
         app.screen.query_one("#layer-versions", OptionList).focus()
-        await pilot.press("down")
+        await press(pilot, "down")
         await settle(pilot)
         assert "99,746" in totals()
         assert app.screen.query_one("#layer-table", DataTable).row_count == 23
         compare = app.screen.query_one("#compare-table", DataTable)
         assert compare.row_count == 5  # v1..v5 side by side
         app.screen.query_one("#layer-versions", OptionList).focus()
-        await pilot.press("down", "down")
+        await press(pilot, "down", "down")
         await settle(pilot)
         assert "7,432" in totals()  # v4, under 8k
-        await pilot.press("down")
+        await press(pilot, "down")
         await settle(pilot)
         assert "4,900" in totals()  # v5, under 5k
-        await pilot.press("up", "up", "up")
+        await press(pilot, "up", "up", "up")
         await settle(pilot)
         assert "99,746" in totals()
-        await pilot.press("s")
-        await pilot.pause()
+        await press(pilot, "s")
+        await drained(pilot)
         saved = tmp_path / "exports" / "v2-summary.txt"  # beside the runs, never the working folder
         assert "Total params: 99,746" in saved.read_text()
 
@@ -260,55 +260,55 @@ async def test_runs_open_filter_compare_delete_export(tmp_path, monkeypatch):
         statuses = [_cell(table, i, "status") for i in range(4)]
         assert sum(s.startswith("damaged") for s in statuses) == 1
         first = _cell(table, 0, "run")
-        await pilot.press("S")  # reverse the sort, then back
-        await pilot.pause()
+        await press(pilot, "S")  # reverse the sort, then back
+        await drained(pilot)
         assert _cell(table, 3, "run") == first and "↑" in str(app.screen.query_one("#runs-summary", Static).render())
-        await pilot.press("S")
-        await pilot.pause()
+        await press(pilot, "S")
+        await drained(pilot)
         assert _cell(table, 0, "run") == first
 
         # newest first: the damaged run, then the stopped v2; open the finished v2
-        await pilot.press("down", "down", "enter")
-        await pilot.pause()
+        await press(pilot, "down", "down", "enter")
+        await drained(pilot)
         assert isinstance(app.screen, RunDetailScreen)
         assert app.screen.query_one(EpochTable).row_count == 3
-        await pilot.press("escape")
+        await press(pilot, "escape")
 
-        await pilot.press("slash", *"model:v1", "enter")
-        await pilot.pause()
+        await press(pilot, "slash", *"model:v1", "enter")
+        await drained(pilot)
         assert table.row_count == 1
-        await pilot.press("slash", "ctrl+u", "enter")  # clear the filter
-        await pilot.pause()
+        await press(pilot, "slash", "ctrl+u", "enter")  # clear the filter
+        await drained(pilot)
         assert table.row_count == 4
 
-        await pilot.press("space", "space", "c")  # marking moves down: two runs marked
-        await pilot.pause()
+        await press(pilot, "space", "space", "c")  # marking moves down: two runs marked
+        await drained(pilot)
         assert isinstance(app.screen, RunDetailScreen) and app.screen.comparing
         series = app.screen.query_one("#detail-acc", MetricChart).series
         assert len(series) == 2 and all(len(label) <= 16 for label in series)  # short legend labels, not run ids
-        await pilot.press("escape")
+        await press(pilot, "escape")
 
-        await pilot.press("e")
-        await pilot.pause()
+        await press(pilot, "e")
+        await drained(pilot)
         [exported] = list((runs / "exports").glob("mnist-tui-runs-*.csv"))
         rows = list(csv.DictReader(exported.open()))
         assert len(rows) == 4 and {r["epochs_done"] for r in rows} >= {"3", "1"} and not list(tmp_path.glob("*.csv"))
 
-        await pilot.press("up", "up", "space", "space")  # unmark both again
+        await press(pilot, "up", "up", "space", "space")  # unmark both again
         assert app.screen.marked == set()
         doomed = app.screen.current_row.run
-        await pilot.press("d")
-        await pilot.pause()
+        await press(pilot, "d")
+        await drained(pilot)
         assert isinstance(app.screen, ConfirmScreen)
-        await pilot.press("y")
-        await pilot.pause()
+        await press(pilot, "y")
+        await settle(pilot)  # the table is read again in a worker
         assert not (runs / doomed).exists()
         assert table.row_count == 3
 
-        await pilot.press("slash", *"nothing-matches", "enter")
-        await pilot.pause()
-        await pilot.press("e")
-        await pilot.pause()
+        await press(pilot, "slash", *"nothing-matches", "enter")
+        await drained(pilot)
+        await press(pilot, "e")
+        await drained(pilot)
         assert len(list((runs / "exports").glob("*.csv"))) == 1  # an empty table exports nothing
 
 
@@ -320,14 +320,14 @@ async def test_marked_runs_show_in_their_own_column_and_delete_together(tmp_path
         await settle(pilot)
         table = app.screen.query_one("#runs-table", DataTable)
         first, second, third = (_cell(table, i, "run") for i in range(3))
-        await pilot.press("space", "space")
+        await press(pilot, "space", "space")
         assert table.cursor_row == 2  # the cursor moved on after each mark
         assert ["●" in _cell(table, i, "mark") for i in range(3)] == [True, True, False]
         assert _cell(table, 0, "run") == first  # the id is untouched by the mark
-        await pilot.press("D")
-        await pilot.pause()
+        await press(pilot, "D")
+        await drained(pilot)
         assert isinstance(app.screen, ConfirmScreen) and "2 marked runs" in app.screen.question
-        await pilot.press("y")
+        await press(pilot, "y")
         await wait_until(pilot, lambda: table.row_count == 2)
         assert not (runs / first).exists() and not (runs / second).exists() and (runs / third).exists()
         assert app.screen.marked == set()
@@ -364,17 +364,16 @@ async def test_predictions_grid_and_mistakes_only(tmp_path):
     app = MnistTuiApp(runs_dir=tmp_path, start_mode="runs", launcher=InProcessLauncher())
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
-        await pilot.press("p")
-        await settle(pilot)
-        assert isinstance(app.screen, PredictionsScreen)
+        await press(pilot, "p")  # the classification starts once the screen is drawn
+        await wait_until(pilot, lambda: isinstance(app.screen, PredictionsScreen) and app.screen.predictions is not None)
         grid = app.screen.query_one(DigitGrid)
         assert len(grid.items) == 48
         assert "mistakes in" in str(app.screen.query_one("#predictions-title", Static).render())
-        await pilot.press("m")
+        await press(pilot, "m")
         await settle(pilot)
         assert grid.items and all(not p.correct for p in grid.items)
-        await pilot.press("f4")  # the screen keys close what was opened over their screen
-        await pilot.pause()
+        await press(pilot, "f4")  # the screen keys close what was opened over their screen
+        await drained(pilot)
         from mnist_tui.ui.screens.runs import RunsScreen
 
         assert isinstance(app.screen, RunsScreen)
@@ -392,8 +391,8 @@ async def test_damaged_runs_are_marked_and_the_good_one_opens(tmp_path):
         assert {name for name, s in statuses.items() if s == "damaged"} == set(expected)
         assert statuses[good.name] == "stopped"
         table.move_cursor(row=table.get_row_index(good.name))
-        await pilot.press("enter")
-        await pilot.pause()
+        await press(pilot, "enter")
+        await drained(pilot)
         assert isinstance(app.screen, RunDetailScreen) and app.screen.records[0].path == good
 
 
@@ -412,10 +411,10 @@ async def test_resume_key_continues_a_stopped_run_on_the_train_screen(tmp_path):
     app = MnistTuiApp(runs_dir=tmp_path, launcher=InProcessLauncher())
     async with app.run_test(size=(120, 40)) as pilot:
         app.screen.select("v4")  # another version in the form before the resume
-        await pilot.press("f4")
+        await press(pilot, "f4")
         await settle(pilot)
-        await pilot.press("r")
-        await pilot.pause()
+        await press(pilot, "r")
+        await drained(pilot)
         await wait_until(pilot, lambda: isinstance(app.screen, TrainScreen) and app.screen.query_one("#form").model == "v2")
         form = app.screen.query_one("#form")  # the resumed run's own recipe, not v4's
         assert form.query_one("#field-epochs", Input).value == "2" and form.query_one("#field-limit", Input).value == "256"
@@ -452,13 +451,13 @@ async def test_footer_keeps_whole_keys_at_80_columns_and_question_mark_lists_the
         assert "Delete marked" not in shown  # no room: it waits in the help screen
         await pilot.click(KeyFooter, offset=(line.index("Filter"), 0))  # a key can be clicked
         assert app.focused is app.screen.query_one("#runs-filter")
-        await pilot.press("escape", "question_mark")
-        await pilot.pause()
+        await press(pilot, "escape", "question_mark")
+        await drained(pilot)
         assert isinstance(app.screen, HelpScreen)
         listed = dict((what, key) for key, what in app.screen.keys)
         assert listed["Delete marked"] == "D" and listed["Open"] == "⏎" and listed["Runs"] == "f4"
-        await pilot.press("escape")
-        await pilot.pause()
+        await press(pilot, "escape")
+        await drained(pilot)
         assert not isinstance(app.screen, HelpScreen)
         await pilot.resize_terminal(160, 40)
         await settle(pilot)
@@ -480,11 +479,11 @@ async def test_palette_train_trains_that_version_with_its_own_recipe(tmp_path):
 
     app = MnistTuiApp(runs_dir=tmp_path, launcher=Recorder())
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause()  # the quick recipe is in the form
+        await drained(pilot)  # the quick recipe is in the form
         await app.train_version("v3")
         assert started == [] and app.screen.query_one("#form").model == "v3"
         await app.train_version("v4", start=True)
-        await pilot.pause()
+        await drained(pilot)
         [config] = started
         assert config.model == "v4" and config.recipe == get_version("v4").recipe
 
@@ -496,14 +495,14 @@ async def test_palette_dismissed_twice_at_once_leaves_the_screen_beneath(tmp_pat
 
     app = MnistTuiApp(runs_dir=tmp_path, launcher=InProcessLauncher())
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("ctrl+p", *"select v4")
-        await pilot.pause()
+        await press(pilot, "ctrl+p", *"select v4")
+        await drained(pilot)
         palette = app.screen
         assert isinstance(palette, CommandPalette)
         # The click on the background and the selection already queued, in one turn of the
         # app's loop (the stock palette raised ScreenStackError here).
         app.call_later(lambda: (palette.dismiss(), palette.dismiss()))
-        await pilot.pause()
+        await drained(pilot)
         assert isinstance(app.screen, TrainScreen) and len(app.screen_stack) == 1
         await pilot.click("#field-epochs")  # the app goes on
         assert app.focused is app.screen.query_one("#field-epochs")
@@ -539,7 +538,7 @@ async def test_predictions_show_progress_while_classifying_then_the_grid(tmp_pat
     async with app.run_test(size=(120, 40)) as pilot:
         try:
             await settle(pilot)
-            await pilot.press("p")
+            await press(pilot, "p")
             await wait_until(pilot, reached.is_set)
             screen = app.screen
             progress_text = screen.query_one("#predictions-progress-text", Static)
@@ -558,7 +557,7 @@ async def test_predictions_show_progress_while_classifying_then_the_grid(tmp_pat
         assert len(grid.items) == 48
         assert not screen.query_one("#predictions-progress").display  # the grid replaced it
         assert "mistakes in" in str(screen.query_one("#predictions-title", Static).render())
-        await pilot.press("m")  # classified already: the mistakes come without progress
+        await press(pilot, "m")  # classified already: the mistakes come without progress
         await settle(pilot)
         assert grid.items and all(not p.correct for p in grid.items)
         assert not screen.query_one("#predictions-progress").display
@@ -574,10 +573,10 @@ async def test_predictions_of_an_unusable_checkpoint_say_why_in_red(tmp_path):
     app = MnistTuiApp(runs_dir=tmp_path, start_mode="runs", launcher=InProcessLauncher())
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
-        await pilot.press("p")
-        await settle(pilot)
+        await press(pilot, "p")  # the classification starts once the screen is drawn
         screen = app.screen
         title = screen.query_one("#predictions-title", Static)
+        await wait_until(pilot, lambda: not str(title.render()).startswith("Classifying"))
         assert str(title.render()).startswith("Cannot load this run's model: the checkpoint holds no model weights")
         assert isinstance(title.content, Text) and title.content.style == "red"
         assert not screen.query_one("#predictions-progress").display
@@ -591,12 +590,12 @@ async def test_the_processes_field_waits_in_the_palette_where_processes_cannot_p
         field = app.screen.query_one("#field-processes", Input)
         assert not field.display and not app.screen.query_one("#label-processes").display
         await app.run_on_train_screen("action_show_processes")  # the palette's "Show the Processes field"
-        await pilot.pause()
+        await drained(pilot)
         assert field.display and field.has_focus
-        await pilot.press("end", "backspace", "3")
-        await pilot.pause()
+        await press(pilot, "end", "backspace", "3")
+        await drained(pilot)
         reason = str(app.screen.query_one("#error-processes", Static).render())
         assert "does not split evenly between 3 processes" in reason and app.screen.query_one("#start").disabled
-        await pilot.press("backspace", "2")
-        await pilot.pause()
+        await press(pilot, "backspace", "2")
+        await drained(pilot)
         assert app.screen.query_one("#form").config.processes == 2 and not app.screen.query_one("#start").disabled

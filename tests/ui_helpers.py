@@ -1,17 +1,71 @@
-"""Helpers for the pilot and snapshot tests: a fixture run store and worker waiting."""
+"""Helpers for the pilot and snapshot tests: a fixture run store, key presses and waiting
+for workers and messages."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import unicodedata
 from pathlib import Path
+
+
+async def drained(pilot, timeout: float = 30.0) -> None:
+    """Wait until the app and every widget of its screen have handled every message queued
+    to them, including those that handling posts (a key hops from the app to the focused
+    widget, whose messages bubble up to the screen), and the screen has refreshed and run
+    what was to run after it (`call_after_refresh`): rounds of a callback queued behind each
+    node's messages and one after the screen's next refresh, until a round ends with every
+    queue empty. A round also ends when the screen changes or the app quits.
+
+    Unlike `pilot.pause()`, which sleeps until the whole process has been idle for 20 ms (a
+    second at most when a training thread keeps a core busy), this waits for exactly the
+    messages and no longer."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    app = pilot.app
+    while True:
+        screen = app.screen
+        nodes = [app, *screen.walk_children(with_self=True)]
+        barriers = [asyncio.Event() for _ in range(len(nodes) + 1)]
+        queued = [node.call_later(barrier.set) for node, barrier in zip(nodes, barriers)]
+        queued.append(screen.call_after_refresh(barriers[-1].set))
+        while not all(barrier.is_set() for barrier, ok in zip(barriers, queued) if ok):
+            if not app.is_running or app.return_code is not None or app.screen is not screen:
+                break
+            if loop.time() > deadline:
+                raise AssertionError("the app did not settle in time")
+            await asyncio.sleep(0.002)
+        if not app.is_running or app.return_code is not None:
+            return
+        if app.screen is screen and not any(node.message_queue_size for node in nodes):
+            return
+
+
+async def press(pilot, *keys: str) -> None:
+    """Press keys as `pilot.press` does (the same key names), waiting after each key until
+    the app has handled it and what it caused (see drained) rather than for an idle process."""
+    from textual import events
+    from textual.keys import KEY_NAME_REPLACEMENTS
+
+    unicode_names = {friendly: name for name, friendly in KEY_NAME_REPLACEMENTS.items()}
+    for key in keys:
+        if len(key) == 1 and not key.isalnum():  # "." is the key full_stop, "-" minus
+            key = unicodedata.name(key).lower().replace("-", "_").replace(" ", "_")
+            key = KEY_NAME_REPLACEMENTS.get(key, key)
+        try:  # the character the key types: "space" a blank, "full_stop" a dot, "up" none
+            character: str | None = unicodedata.lookup(unicode_names.get(key, key).replace("_", " ").upper())
+        except KeyError:
+            character = key if len(key) == 1 else None
+        pilot.app.post_message(events.Key(key, character))
+        await drained(pilot)
 
 
 async def settle(pilot) -> None:
     """Wait for every worker to finish and the messages they posted to be handled."""
     await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
+    await drained(pilot)
     await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
+    await drained(pilot)
 
 
 async def wait_until(pilot, condition, timeout: float = 60.0) -> None:
@@ -29,11 +83,11 @@ async def wait_for_run_end(pilot, timeout: float = 120.0) -> None:
     """Let the app run until the Train screen's followed run has ended (or none is followed)."""
     from mnist_tui.ui.screens.train import TrainScreen
 
-    await pilot.pause()
+    await drained(pilot)
     screen = pilot.app.get_screen("train")
     assert isinstance(screen, TrainScreen)
     await wait_until(pilot, lambda: screen.follower is not None and screen.follower.done, timeout)
-    await pilot.pause()
+    await drained(pilot)
 
 
 def write_run(
