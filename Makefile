@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test clean
+.PHONY: run test test-slow clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,12 +17,18 @@ run: $(STAMP)
 	$(BIN)/mnist-tui $(ARGS)
 
 # The guard rails first (lint, format, the core's types; the import contract is a test),
-# then the suite.
+# then every test but the slow ones, in two workers of one training thread each (pilot
+# tests wait on the app half the time: two keep both cores busy). test-slow runs the slow
+# ones, one at a time: each starts real mnist-tui processes (detached trainers, signals,
+# torch.distributed), which pay torch's import and use every core. CI runs both.
 test: $(STAMP)
 	$(BIN)/ruff check mnist_tui tests benchmarks
 	$(BIN)/ruff format --check mnist_tui tests benchmarks
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal -m "not slow"
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
 
 clean:
 	rm -rf $(VENV) build *.egg-info

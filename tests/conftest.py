@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -38,6 +39,19 @@ def fixture_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     fixture_store(tmp_path / "runs")
     return "runs"
+
+
+@pytest.fixture(autouse=True)
+def one_thread_per_parallel_worker(monkeypatch):
+    """Under pytest-xdist (`-n 2`) the workers share the cores: each trains on one thread,
+    not on every core as the engine would, so that two workers do not fight for two cores."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        from mnist_tui.core import engine
+
+        torch.set_num_threads(1)
+        monkeypatch.setattr(engine, "cpu_threads", lambda world: 1)
 
 
 @pytest.fixture(autouse=True)

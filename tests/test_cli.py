@@ -60,6 +60,7 @@ def test_layers_without_a_model_compares_versions(capsys):
     assert "420,614" in out and "99,746" in out and "98.47%" in out and "99.55%" in out
 
 
+@pytest.mark.slow
 def test_piped_training_prints_one_line_per_epoch_and_the_run_lists(reference_run):
     result, runs = reference_run  # train --model v4 --epochs 2 --limit 256, stdout a pipe
     assert result.returncode == 0, result.stderr
@@ -75,6 +76,7 @@ def test_piped_training_prints_one_line_per_epoch_and_the_run_lists(reference_ru
     assert "finished" in listing.stdout and "2/2" in listing.stdout and final_acc in listing.stdout
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_cleanly_and_saves_the_run_as_stopped(tmp_path):
     runs = str(tmp_path / "runs")
     proc = subprocess.Popen(
@@ -113,6 +115,7 @@ def test_ctrl_c_stops_cleanly_and_saves_the_run_as_stopped(tmp_path):
     assert os.path.exists(os.path.join(runs, run_dir, "checkpoint.pt"))
 
 
+@pytest.mark.slow
 def test_missing_cuda_is_a_clear_message(tmp_path):
     import torch
 

@@ -31,6 +31,7 @@ def _metrics(run_dir):
     return [{k: getattr(m, k) for k in METRIC_KEYS} for m in read_run(run_dir).metrics]
 
 
+@pytest.mark.slow
 def test_killed_mid_epoch_shows_interrupted_and_resumes_to_the_same_metrics(tmp_path, reference_run):
     runs = tmp_path / "runs"
     proc = subprocess.Popen(_cli("train", *REFERENCE_ARGS, "--runs", str(runs)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -54,6 +55,7 @@ def test_killed_mid_epoch_shows_interrupted_and_resumes_to_the_same_metrics(tmp_
     assert _metrics(killed.path) == _metrics(uninterrupted.path)
 
 
+@pytest.mark.slow
 def test_sighup_stops_cleanly_like_ctrl_c(tmp_path):
     runs = tmp_path / "runs"
     proc = subprocess.Popen(
@@ -130,6 +132,7 @@ def test_two_trainings_at_once_get_their_own_folders(tmp_path):
     assert len(set(made)) == 16 and all(p.is_dir() for p in made)
 
 
+@pytest.mark.slow
 def test_a_batch_larger_than_the_training_set_is_refused_before_anything_starts(tmp_path):
     config = get_version("v2").config(batch_size=512, limit=256, runs_dir=str(tmp_path))
     assert "larger than the 256 training images" in config_problems(config)["batch_size"]

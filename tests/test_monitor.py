@@ -17,14 +17,7 @@ from mnist_tui.ui.screens.run_detail import RunDetailScreen
 from mnist_tui.ui.screens.train import TrainScreen
 from mnist_tui.ui.widgets.charts import FAINT, MetricChart, bin_means, smooth
 from mnist_tui.ui.widgets.epoch_table import EpochTable
-from tests.ui_helpers import drained, press, settle, wait_for_run_end, wait_until, write_run
-
-
-async def _type_into(pilot, selector: str, text: str) -> None:
-    field = pilot.app.screen.query_one(selector)
-    field.value = ""
-    field.focus()
-    await press(pilot, *text)
+from tests.ui_helpers import drained, press, settle, type_into, wait_for_run_end, wait_until, write_run
 
 
 def _drawn(chart: MetricChart) -> dict[str, list[float]]:
@@ -38,7 +31,7 @@ async def test_a_two_epoch_run_draws_per_batch_curves_that_the_keys_study(tmp_pa
         assert isinstance(screen, TrainScreen)
         screen.select("v4")  # batch 64: 640 images are 10 batches an epoch
         for selector, value in (("#field-epochs", "2"), ("#field-limit", "640"), ("#field-test_limit", "500")):
-            await _type_into(pilot, selector, value)
+            await type_into(pilot, selector, value)
         await press(pilot, "ctrl+s")
         await wait_for_run_end(pilot)
         [run_dir] = [p for p in tmp_path.iterdir() if p.is_dir()]
@@ -230,11 +223,11 @@ async def test_target_from_the_form_stops_the_run_early(tmp_path):
         screen = app.screen
         screen.select("v4")
         for selector, value in (("#field-epochs", "3"), ("#field-limit", "640"), ("#field-test_limit", "500"), ("#field-target", "5")):
-            await _type_into(pilot, selector, value)
+            await type_into(pilot, selector, value)
         assert screen.query_one("#form").config.target == 5.0
-        await _type_into(pilot, "#field-target", "150")
+        await type_into(pilot, "#field-target", "150")
         assert screen.query_one("#form").config is None and "at most 100" in screen.query_one("#form").problems["target"]
-        await _type_into(pilot, "#field-target", "5")
+        await type_into(pilot, "#field-target", "5")
         await press(pilot, "ctrl+s")
         await wait_for_run_end(pilot)
         assert screen.query_one(EpochTable).row_count == 1  # of 3 planned

@@ -200,6 +200,7 @@ def test_resume_refuses_in_one_line(stopped_run, tmp_path, case, damage, reason)
     assert read_run(run).status != "running"
 
 
+@pytest.mark.slow
 def test_resume_cli_refusal_is_one_line_and_exit_1(stopped_run, tmp_path):
     import subprocess
     import sys

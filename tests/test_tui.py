@@ -19,24 +19,17 @@ from mnist_tui.ui.screens.run_detail import RunDetailScreen
 from mnist_tui.ui.screens.train import TrainScreen
 from mnist_tui.ui.widgets.charts import MetricChart
 from mnist_tui.ui.widgets.epoch_table import EpochTable
-from tests.ui_helpers import drained, fixture_store, press, settle, wait_for_run_end, wait_until
+from tests.ui_helpers import drained, fixture_store, press, settle, type_into, wait_for_run_end, wait_until
 
 
 def _cell(table: DataTable, row: int, column: str) -> str:
     return str(table.get_row_at(row)[table.get_column_index(column)])
 
 
-async def _type_into(pilot, selector: str, text: str) -> None:
-    """Focus a field (as Tab would, scrolling it into view), clear it and type."""
-    pilot.app.screen.query_one(selector).focus()
-    await drained(pilot)
-    await press(pilot, "end", *["backspace"] * 12, *text)
-
-
 async def _set_recipe(pilot, epochs: str, limit: str, test_limit: str = "500") -> None:
-    await _type_into(pilot, "#field-epochs", epochs)
-    await _type_into(pilot, "#field-limit", limit)
-    await _type_into(pilot, "#field-test_limit", test_limit)
+    await type_into(pilot, "#field-epochs", epochs)
+    await type_into(pilot, "#field-limit", limit)
+    await type_into(pilot, "#field-test_limit", test_limit)
     await drained(pilot)
 
 
@@ -54,9 +47,9 @@ async def test_train_v2_from_the_keyboard_fills_table_charts_and_runs(tmp_path, 
         assert screen.query_one("#field-optimizer").value == "adam"
         await press(pilot, "down")  # ...and v2 with its own
         assert versions.highlighted == 2 and screen.query_one("#field-optimizer").value == "adamw"
-        # All 10,000 test images: the run lasts long enough to be seen running (with 500 it
-        # could start and end between two looks).
-        await _set_recipe(pilot, "2", "256", test_limit="")
+        # 2,000 test images: the run lasts long enough to be seen running (with 500 it could
+        # start and end between two looks).
+        await _set_recipe(pilot, "2", "256", test_limit="2000")
         form_config = screen.query_one("#form").config
         assert form_config.recipe.epochs == 2 and form_config.limit == 256 and form_config.model == "v2"
         await press(pilot, "ctrl+s")
@@ -98,7 +91,7 @@ async def test_the_first_choice_is_the_quick_run_and_every_choice_says_how_long_
         assert all(re.search(r" \d+[smh]\d*$", label) for label in labels), labels  # e.g. "37s", "8m"
         title = str(screen.query_one("#version-title", Static).render())
         assert "about" in title and "2-core CPU" in title
-        await _type_into(pilot, "#field-epochs", "30")  # ten times the epochs: ten times as long
+        await type_into(pilot, "#field-epochs", "30")  # ten times the epochs: ten times as long
         await drained(pilot)
         assert "min" in str(screen.query_one("#version-title", Static).render())
 
@@ -140,7 +133,7 @@ async def test_keys_typed_in_a_burst_all_land_in_order(tmp_path):
 async def test_invalid_recipe_is_shown_inline_and_start_refused(tmp_path):
     app = MnistTuiApp(runs_dir=tmp_path, launcher=InProcessLauncher())
     async with app.run_test(size=(120, 40)) as pilot:
-        await _type_into(pilot, "#field-epochs", "0")
+        await type_into(pilot, "#field-epochs", "0")
         await drained(pilot)
         field = app.screen.query_one("#field-epochs", Input)
         assert field.has_class("-invalid")

@@ -60,6 +60,14 @@ async def press(pilot, *keys: str) -> None:
         await drained(pilot)
 
 
+async def type_into(pilot, selector: str, text: str) -> None:
+    """Focus a field (as Tab would, scrolling it into view), clear it (ctrl+u deletes all
+    left of the cursor) and type."""
+    pilot.app.screen.query_one(selector).focus()
+    await drained(pilot)
+    await press(pilot, "end", "ctrl+u", *text)
+
+
 async def settle(pilot) -> None:
     """Wait for every worker to finish and the messages they posted to be handled."""
     await pilot.app.workers.wait_for_complete()
