@@ -41,17 +41,22 @@ def fixture_runs(tmp_path, monkeypatch):
     return "runs"
 
 
-@pytest.fixture(autouse=True)
-def one_thread_per_parallel_worker(monkeypatch):
+@pytest.fixture(scope="session", autouse=True)
+def one_thread_per_parallel_worker():
     """Under pytest-xdist (`-n 2`) the workers share the cores: each trains on one thread,
-    not on every core as the engine would, so that two workers do not fight for two cores."""
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        import torch
+    not on every core as the engine would, so that two workers do not fight for two cores.
+    Session-wide, so that the session fixtures' training runs on one thread too."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        yield
+        return
+    import torch
 
-        from mnist_tui.core import engine
+    from mnist_tui.core import engine
 
-        torch.set_num_threads(1)
-        monkeypatch.setattr(engine, "cpu_threads", lambda world: 1)
+    torch.set_num_threads(1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(engine, "cpu_threads", lambda world: 1)
+        yield
 
 
 @pytest.fixture(autouse=True)

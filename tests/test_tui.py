@@ -128,6 +128,21 @@ async def test_keys_typed_in_a_burst_all_land_in_order(tmp_path):
         assert batch.value == "32" and field.value == "7"
 
 
+async def test_the_tests_key_helper_types_what_textuals_pilot_types(tmp_path):
+    """tests/ui_helpers.press stands in for pilot.press: the same keys reach a field."""
+    typed = "a-b.c_d+e<f>g/h?j k!:=1e-3"  # into the Runs filter, a field that takes any text
+    values = []
+    for use_pilot in (True, False):
+        app = MnistTuiApp(runs_dir=tmp_path, start_mode="runs")
+        async with app.run_test(size=(120, 40)) as pilot:
+            await settle(pilot)
+            await type_into(pilot, "#runs-filter", "")
+            await (pilot.press(*typed) if use_pilot else press(pilot, *typed))
+            await drained(pilot)
+            values.append(app.screen.query_one("#runs-filter", Input).value)
+    assert values == [typed, typed]
+
+
 async def test_invalid_recipe_is_shown_inline_and_start_refused(tmp_path):
     app = MnistTuiApp(runs_dir=tmp_path, launcher=InProcessLauncher())
     async with app.run_test(size=(120, 40)) as pilot:

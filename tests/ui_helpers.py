@@ -14,8 +14,9 @@ async def drained(pilot, timeout: float = 30.0) -> None:
     to them, including those that handling posts (a key hops from the app to the focused
     widget, whose messages bubble up to the screen), and the screen has refreshed and run
     what was to run after it (`call_after_refresh`): rounds of a callback queued behind each
-    node's messages and one after the screen's next refresh, until a round ends with every
-    queue empty. A round also ends when the screen changes or the app quits.
+    node's messages and one after the screen's next refresh, until two rounds in a row end
+    with every queue empty and no widget added or removed. A round also ends when the screen
+    changes or the app quits.
 
     Unlike `pilot.pause()`, which sleeps until the whole process has been idle for 20 ms (a
     second at most when a training thread keeps a core busy), this waits for exactly the
@@ -23,6 +24,7 @@ async def drained(pilot, timeout: float = 30.0) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     app = pilot.app
+    calm = False
     while True:
         screen = app.screen
         nodes = [app, *screen.walk_children(with_self=True)]
@@ -37,23 +39,26 @@ async def drained(pilot, timeout: float = 30.0) -> None:
             await asyncio.sleep(0.002)
         if not app.is_running or app.return_code is not None:
             return
-        if app.screen is screen and not any(node.message_queue_size for node in nodes):
+        settled = app.screen is screen and not any(node.message_queue_size for node in nodes)
+        settled = settled and nodes == [app, *screen.walk_children(with_self=True)]  # no widget mounted meanwhile
+        if settled and calm:
             return
+        calm = settled  # two settled rounds in a row: a handler that awaited is done too
 
 
 async def press(pilot, *keys: str) -> None:
     """Press keys as `pilot.press` does (the same key names), waiting after each key until
     the app has handled it and what it caused (see drained) rather than for an idle process."""
     from textual import events
-    from textual.keys import KEY_NAME_REPLACEMENTS
+    from textual.keys import KEY_NAME_REPLACEMENTS, KEY_TO_UNICODE_NAME, REPLACED_KEYS
 
-    unicode_names = {friendly: name for name, friendly in KEY_NAME_REPLACEMENTS.items()}
     for key in keys:
         if len(key) == 1 and not key.isalnum():  # "." is the key full_stop, "-" minus
             key = unicodedata.name(key).lower().replace("-", "_").replace(" ", "_")
             key = KEY_NAME_REPLACEMENTS.get(key, key)
-        try:  # the character the key types: "space" a blank, "full_stop" a dot, "up" none
-            character: str | None = unicodedata.lookup(unicode_names.get(key, key).replace("_", " ").upper())
+        original = REPLACED_KEYS.get(key, key)  # "minus" is Unicode's hyphen_minus
+        try:  # the character the key types: "space" a blank, "minus" a dash, "up" none
+            character: str | None = unicodedata.lookup(KEY_TO_UNICODE_NAME.get(original, original))
         except KeyError:
             character = key if len(key) == 1 else None
         pilot.app.post_message(events.Key(key, character))
