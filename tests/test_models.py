@@ -189,7 +189,8 @@ def test_classic_summary_prints_the_breakdown_as_torchsummary_does():
 
 
 def test_classic_summary_is_torchsummarys_own_table_where_it_lists_the_same_rows():
-    # v2 holds no placeholder (its dropout is 0.1), so torchsummary itself sees our rows.
+    # v2 holds no placeholder (its dropout is 0.1), so torchsummary itself sees our rows. Both
+    # trace the evaluation pass: training pools before ReLU (nets.pool_then_relu).
     import contextlib
     import io
 
@@ -197,7 +198,7 @@ def test_classic_summary_is_torchsummarys_own_table_where_it_lists_the_same_rows
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        summary(VERSIONS["v2"].build(), (1, 28, 28), device="cpu")
+        summary(VERSIONS["v2"].build().eval(), (1, 28, 28), device="cpu")
     printed = out.getvalue().splitlines()
     end = next(i for i, line in enumerate(printed) if line.startswith("Non-trainable params"))
     assert classic_summary("v2").splitlines()[1:-1] == printed[1 : end + 1]
@@ -292,3 +293,55 @@ def test_expected_times_keep_the_test_pass_and_start_up_for_small_runs():
     small = v4.expected_seconds(9, "bf16", 3_000)
     assert small > STARTUP_SECONDS + 9 * per_epoch * 3_000 / 60_000 * 1.5  # well above a linear scaling
     assert small < v4.expected_seconds(9, "bf16", 30_000)
+
+
+def _seed_order(net, x):
+    """v1's or v2's forward pass exactly as the seed wrote it: ReLU before each pooling, and
+    v1's last convolution computed in full before its global average."""
+    x = net.relu1(net.bn1(net.conv1(x)))
+    x = net.pool1(net.relu2(net.bn2(net.conv2(x))))
+    x = net.relu3(net.bn3(net.conv3(x)))
+    x = net.pool2(net.relu4(net.bn4(net.conv4(x))))
+    x = net.relu5(net.bn5(net.conv5(x)))
+    if hasattr(net, "bn6"):
+        return net.fc(net.dropout(net.gap(net.relu6(net.bn6(net.conv6(x)))).flatten(1)))
+    return net.fc2(net.relu6(net.fc1(net.dropout(net.gap(net.conv6(x)).flatten(1)))))
+
+
+@pytest.mark.parametrize("name", ["v1", "v2"])
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+def test_training_computes_what_the_seeds_layer_order_computes(name, layout):
+    # Training pools before ReLU and v1 averages before its last convolution: a user must get
+    # the same losses, gradients and batch-norm statistics as the seed's order would give.
+    import torch
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    ours, seeds = VERSIONS[name].build(dropout=0.0), VERSIONS[name].build(dropout=0.0)
+    seeds.load_state_dict(ours.state_dict())
+    x = torch.randn(16, 1, 28, 28)
+    if layout == "channels_last":
+        ours, seeds = ours.to(memory_format=torch.channels_last), seeds.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    y = torch.randint(0, 10, (16,))
+    loss, seed_loss = F.cross_entropy(ours.train()(x1), y), F.cross_entropy(_seed_order(seeds.train(), x2), y)
+    loss.backward()
+    seed_loss.backward()
+    assert loss.item() == pytest.approx(seed_loss.item(), rel=1e-6)
+    torch.testing.assert_close(x1.grad, x2.grad, rtol=1e-4, atol=1e-7)
+    for (key, p), q in zip(ours.named_parameters(), seeds.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-6, msg=key)
+    torch.testing.assert_close(ours.state_dict(), seeds.state_dict())
+    # Evaluation runs the seed's order itself, so its answers are those of the seed's code.
+    with torch.no_grad():
+        torch.testing.assert_close(ours.eval()(x), _seed_order(seeds.eval(), x))
+
+
+def test_mean_of_conv_is_refused_for_a_convolution_it_does_not_describe():
+    from torch import nn
+
+    from mnist_tui.core.nets import mean_of_conv
+
+    with pytest.raises(ValueError, match="stride-1"):
+        mean_of_conv(nn.Conv2d(4, 4, 3, stride=2, padding=1), __import__("torch").zeros(1, 4, 8, 8))
