@@ -190,7 +190,7 @@ def test_classic_summary_prints_the_breakdown_as_torchsummary_does():
 
 def test_classic_summary_is_torchsummarys_own_table_where_it_lists_the_same_rows():
     # v2 holds no placeholder (its dropout is 0.1), so torchsummary itself sees our rows. Both
-    # trace the evaluation pass: training pools before ReLU (nets.pool_then_relu).
+    # trace the evaluation pass: training pools before ReLU (nets.quicker_order).
     import contextlib
     import io
 
@@ -313,6 +313,7 @@ def _seed_order(net, x):
 def test_training_computes_what_the_seeds_layer_order_computes(name, layout):
     # Training pools before ReLU and v1 averages before its last convolution: a user must get
     # the same losses, gradients and batch-norm statistics as the seed's order would give.
+    # (A plain evaluation pass runs the seed's order itself: the Layers tests trace it.)
     import torch
     import torch.nn.functional as F
 
@@ -333,8 +334,8 @@ def test_training_computes_what_the_seeds_layer_order_computes(name, layout):
     for (key, p), q in zip(ours.named_parameters(), seeds.parameters()):
         torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-6, msg=key)
     torch.testing.assert_close(ours.state_dict(), seeds.state_dict())
-    # Evaluation runs the seed's order itself, so its answers are those of the seed's code.
-    with torch.no_grad():
+    # The test pass (inference mode) takes the quicker order too, with the seed's answers.
+    with torch.inference_mode():
         torch.testing.assert_close(ours.eval()(x), _seed_order(seeds.eval(), x))
 
 
