@@ -340,9 +340,36 @@ def test_training_computes_what_the_seeds_layer_order_computes(name, layout):
 
 
 def test_mean_of_conv_is_refused_for_a_convolution_it_does_not_describe():
+    import torch
     from torch import nn
 
     from mnist_tui.core.nets import mean_of_conv
 
-    with pytest.raises(ValueError, match="stride-1"):
-        mean_of_conv(nn.Conv2d(4, 4, 3, stride=2, padding=1), __import__("torch").zeros(1, 4, 8, 8))
+    x = torch.zeros(1, 4, 8, 8)
+    for conv in (
+        nn.Conv2d(4, 4, 3, stride=2, padding=1),
+        nn.Conv2d(4, 4, 3, dilation=2, padding=2),
+        nn.Conv2d(4, 4, 3, groups=2, padding=1),
+        nn.Conv2d(4, 4, 3, padding=1, padding_mode="reflect"),
+        nn.Conv2d(4, 4, 3, padding="same"),
+    ):
+        with pytest.raises(ValueError, match="plain stride-1 convolution"):
+            mean_of_conv(conv, x)
+
+
+def test_training_and_the_test_pass_skip_v1s_last_convolution_and_the_layers_trace_does_not():
+    # The speed of v1's training and test pass comes from never running conv6 as a layer;
+    # the Layers screen's plain evaluation pass must still run it, as the seed did.
+    import torch
+
+    net = VERSIONS["v1"].build()
+    calls = []
+    net.conv6.register_forward_hook(lambda *_: calls.append(1))
+    x = torch.zeros(2, 1, 28, 28)
+    net.train()(x)
+    with torch.inference_mode():
+        net.eval()(x)
+    assert calls == []
+    with torch.no_grad():
+        net.eval()(x)
+    assert calls == [1]

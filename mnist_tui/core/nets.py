@@ -29,13 +29,14 @@ def dropout_or_nothing(p: float) -> nn.Module:
 def quicker_order(net: nn.Module) -> bool:
     """Whether v1 and v2 may compute their forward pass in the cheaper order below (same
     function, same gradients): while training, and under torch.inference_mode (the test pass,
-    Predictions, the draw pad). A plain evaluation pass keeps the seeds' order: that is what
-    the Layers screen traces (torchinfo, torchsummary) and what its rows must show."""
+    the draw pad). A plain evaluation pass keeps the seeds' order: that is what the Layers
+    screen traces (torchinfo, torchsummary) and what its rows must show, and what Predictions
+    traces with torch.fx to fold each batch norm into its convolution."""
     return net.training or torch.is_inference_mode_enabled()
 
 
-def pool_then_relu(pool: nn.Module, relu: nn.Module, x: torch.Tensor, quicker: bool) -> torch.Tensor:
-    """relu(x) max-pooled, in the cheaper order where `quicker` allows it.
+def relu_and_pool(pool: nn.Module, relu: nn.Module, x: torch.Tensor, quicker: bool) -> torch.Tensor:
+    """relu(x) max-pooled; with `quicker`, pooled first and then ReLU, the cheaper order.
 
     ReLU and max pooling commute (both keep order, so the largest of a window stays the largest
     after ReLU), and their gradients agree too: each window's gradient reaches its largest
@@ -58,14 +59,15 @@ def mean_of_conv(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     The average of a convolution is the convolution of averages: each kernel tap (u, v) sees
     the input through a window of the output's size shifted by (u, v), so the mean over all
     output positions is a linear layer over those window means (k x k per input channel).
-    The window sums are one small matrix product over the pixels (0/1 taps, exact in bf16
-    too). For v1's last convolution (128 to 256 channels on a 7x7 map, 3x3, padding 1) that
+    The window sums are one small matrix product over the pixels (taps of 0 and 1, which bf16
+    holds exactly). For v1's last convolution (128 to 256 channels on a 7x7 map, 3x3, padding 1) that
     is about 0.4 million multiply-adds an image instead of 14.5 million: the same function
     and the same gradients, up to rounding. Written for stride 1, no dilation or groups, zero
     padding, and refuses anything else.
     """
-    if conv.stride != (1, 1) or conv.dilation != (1, 1) or conv.groups != 1 or conv.padding_mode != "zeros":
-        raise ValueError("mean_of_conv takes a plain stride-1 convolution")
+    plain = conv.stride == (1, 1) and conv.dilation == (1, 1) and conv.groups == 1 and conv.padding_mode == "zeros"
+    if not plain or isinstance(conv.padding, str):
+        raise ValueError("mean_of_conv takes a plain stride-1 convolution with numeric padding")
     (pad_h, pad_w), (k_h, k_w) = cast(tuple[int, int], conv.padding), conv.kernel_size
     n, c, h, w = x.shape
     out_h, out_w = h + 2 * pad_h - k_h + 1, w + 2 * pad_w - k_w + 1
@@ -100,9 +102,9 @@ class SeedV1(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         quicker = quicker_order(self)
         x = self.relu1(self.bn1(self.conv1(x)))
-        x = pool_then_relu(self.pool1, self.relu2, self.bn2(self.conv2(x)), quicker)
+        x = relu_and_pool(self.pool1, self.relu2, self.bn2(self.conv2(x)), quicker)
         x = self.relu3(self.bn3(self.conv3(x)))
-        x = pool_then_relu(self.pool2, self.relu4, self.bn4(self.conv4(x)), quicker)
+        x = relu_and_pool(self.pool2, self.relu4, self.bn4(self.conv4(x)), quicker)
         x = self.relu5(self.bn5(self.conv5(x)))
         # The seed applies no batch norm or ReLU to the last convolution before pooling, so
         # the quicker order averages first: this layer was 60% of v1's convolution work.
@@ -130,9 +132,9 @@ class SeedV2(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         quicker = quicker_order(self)
         x = self.relu1(self.bn1(self.conv1(x)))
-        x = pool_then_relu(self.pool1, self.relu2, self.bn2(self.conv2(x)), quicker)
+        x = relu_and_pool(self.pool1, self.relu2, self.bn2(self.conv2(x)), quicker)
         x = self.relu3(self.bn3(self.conv3(x)))
-        x = pool_then_relu(self.pool2, self.relu4, self.bn4(self.conv4(x)), quicker)
+        x = relu_and_pool(self.pool2, self.relu4, self.bn4(self.conv4(x)), quicker)
         x = self.relu5(self.bn5(self.conv5(x)))
         x = self.relu6(self.bn6(self.conv6(x)))
         x = self.gap(x).flatten(1)
