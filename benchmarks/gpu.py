@@ -106,6 +106,7 @@ def seed_pipeline(name: str, epochs: int, root: str, device: str, smoke: dict) -
     import torch.nn.functional as F
 
     from benchmarks.throughput import seed_loader
+    from mnist_tui.core.nets import in_seed_order
     from mnist_tui.core.optim import make_optimizer, make_scheduler
     from mnist_tui.core.versions import get_version
 
@@ -115,7 +116,7 @@ def seed_pipeline(name: str, epochs: int, root: str, device: str, smoke: dict) -
     train_loader = seed_loader(root, train=True)
     test_loader = seed_loader(root, train=False, batch_size=config.recipe.test_batch_size)
     torch.manual_seed(1)
-    model = version.build().to(dev)
+    model = in_seed_order(version.build()).to(dev)  # the seed's layer order, not the engine's quicker one
     optimizer = make_optimizer(config, model.parameters())  # not fused: the seed's own optimizer
     scheduler = make_scheduler(config, optimizer, len(train_loader))
     limit = smoke.get("limit", 10**9) // 128

@@ -72,12 +72,13 @@ def seed_pipeline_ips(name: str, steps: int, warmup: int, data_root: str) -> flo
     """Images/s of the seed notebooks' loop over `steps` batches, after `warmup` batches."""
     import torch.nn.functional as F
 
+    from mnist_tui.core.nets import in_seed_order
     from mnist_tui.core.optim import make_optimizer
     from mnist_tui.core.versions import get_version
 
     version = get_version(name)
     loader = seed_loader(data_root, train=True)
-    model = version.build()
+    model = in_seed_order(version.build())  # the seed's layer order, not the engine's quicker one
     model.train()
     optimizer = make_optimizer(version.config(), model.parameters())
     batches = iter(loader)

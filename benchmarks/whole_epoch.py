@@ -45,6 +45,7 @@ def seed_side(name: str, out: str) -> None:
     from torchvision import datasets, transforms
 
     sys.path.insert(0, str(ROOT))
+    from mnist_tui.core.nets import in_seed_order
     from mnist_tui.core.optim import make_optimizer
     from mnist_tui.core.versions import get_version
 
@@ -53,7 +54,7 @@ def seed_side(name: str, out: str) -> None:
     train = DataLoader(datasets.MNIST(str(DATA), train=True, download=False, transform=tf), batch_size=128, shuffle=True)
     test = DataLoader(datasets.MNIST(str(DATA), train=False, download=False, transform=tf), batch_size=2000)
     version = get_version(name)
-    model = version.build()
+    model = in_seed_order(version.build())  # the seed's layer order, not the engine's quicker one
     optimizer = make_optimizer(version.config(), model.parameters())
     t_setup = time.perf_counter()
     model.train()

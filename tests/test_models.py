@@ -190,7 +190,7 @@ def test_classic_summary_prints_the_breakdown_as_torchsummary_does():
 
 def test_classic_summary_is_torchsummarys_own_table_where_it_lists_the_same_rows():
     # v2 holds no placeholder (its dropout is 0.1), so torchsummary itself sees our rows. Both
-    # trace the evaluation pass: training pools before ReLU (nets.quicker_order).
+    # trace the evaluation pass: training pools before ReLU (SeedNet.quicker in core/nets.py).
     import contextlib
     import io
 
@@ -373,3 +373,8 @@ def test_training_and_the_test_pass_skip_v1s_last_convolution_and_the_layers_tra
     with torch.no_grad():
         net.eval()(x)
     assert calls == [1]
+    # The benchmarks' seed pipeline times the seed's own order, in training too.
+    from mnist_tui.core.nets import in_seed_order
+
+    in_seed_order(net).train()(x)
+    assert calls == [1, 1]

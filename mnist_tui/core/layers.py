@@ -45,7 +45,7 @@ def breakdown(model_name: str) -> Breakdown:
     from torch import nn
 
     net = get_version(model_name).build()
-    # The evaluation pass: the layers in the order the seed wrote them (nets.quicker_order).
+    # The evaluation pass: the layers in the order the seed wrote them (SeedNet.quicker in core/nets.py).
     stats = torchinfo.summary(net, input_size=(1, *INPUT_SHAPE), verbose=0, device="cpu", mode="eval")
     total = stats.total_params
     # nn.Identity only holds the place of a dropout of p = 0 (nets.dropout_or_nothing): the
