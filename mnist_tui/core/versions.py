@@ -28,7 +28,8 @@ class ModelVersion:
     measured: tuple[float, ...] = ()
     # Wall seconds per epoch of this recipe on all 60,000 images, evaluation included, by
     # numeric mode, measured on the project's 2-core CPU (accuracy.csv: wall per run / epochs;
-    # v1, v4 and v5 in fp32: the mean epoch of a `mnist-tui train --precision fp32` run, 2026-11-28).
+    # v4 and v5 in fp32: the mean epoch of a `mnist-tui train --precision fp32` run, 2026-11-28;
+    # v1 in fp32: training + test pass of its whole-epoch benchmark, 2026-11-29).
     epoch_seconds: tuple[tuple[str, float], ...] = ()
 
     @property
@@ -107,8 +108,8 @@ VERSIONS: dict[str, ModelVersion] = {
                 "regularisation."
             ),
             seed_accuracy=98.47,
-            measured=(98.69, 98.62),
-            epoch_seconds=(("bf16", 31.5), ("fp32", 58.0)),
+            measured=(99.31, 99.06),
+            epoch_seconds=(("bf16", 20.6), ("fp32", 31.4)),
         ),
         ModelVersion(
             name="v2",
