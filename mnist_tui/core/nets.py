@@ -83,6 +83,33 @@ class SeedNet(nn.Module):
         into its convolution."""
         return not self.seed_order and (self.training or torch.is_inference_mode_enabled())
 
+    # The five blocks both seed networks open with (assigned by each in its own __init__).
+    conv1: nn.Conv2d
+    bn1: nn.BatchNorm2d
+    relu1: nn.ReLU
+    conv2: nn.Conv2d
+    bn2: nn.BatchNorm2d
+    relu2: nn.ReLU
+    pool1: nn.MaxPool2d
+    conv3: nn.Conv2d
+    bn3: nn.BatchNorm2d
+    relu3: nn.ReLU
+    conv4: nn.Conv2d
+    bn4: nn.BatchNorm2d
+    relu4: nn.ReLU
+    pool2: nn.MaxPool2d
+    conv5: nn.Conv2d
+    bn5: nn.BatchNorm2d
+    relu5: nn.ReLU
+
+    def first_five(self, x: torch.Tensor, quicker: bool) -> torch.Tensor:
+        """conv1 to relu5, with the two poolings, in the order `quicker` says."""
+        x = self.relu1(self.bn1(self.conv1(x)))
+        x = relu_and_pool(self.pool1, self.relu2, self.bn2(self.conv2(x)), quicker)
+        x = self.relu3(self.bn3(self.conv3(x)))
+        x = relu_and_pool(self.pool2, self.relu4, self.bn4(self.conv4(x)), quicker)
+        return cast(torch.Tensor, self.relu5(self.bn5(self.conv5(x))))  # nn.Module calls are typed Any
+
 
 def in_seed_order(net: nn.Module) -> nn.Module:
     """`net`, made to compute every pass in the order the seed's code did: what the
@@ -116,11 +143,7 @@ class SeedV1(SeedNet):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         quicker = self.quicker()
-        x = self.relu1(self.bn1(self.conv1(x)))
-        x = relu_and_pool(self.pool1, self.relu2, self.bn2(self.conv2(x)), quicker)
-        x = self.relu3(self.bn3(self.conv3(x)))
-        x = relu_and_pool(self.pool2, self.relu4, self.bn4(self.conv4(x)), quicker)
-        x = self.relu5(self.bn5(self.conv5(x)))
+        x = self.first_five(x, quicker)
         # The seed applies no batch norm or ReLU to the last convolution before pooling, so
         # the quicker order averages first: this layer was 60% of v1's convolution work.
         x = mean_of_conv(self.conv6, x) if quicker else self.gap(self.conv6(x)).flatten(1)
@@ -146,11 +169,7 @@ class SeedV2(SeedNet):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         quicker = self.quicker()
-        x = self.relu1(self.bn1(self.conv1(x)))
-        x = relu_and_pool(self.pool1, self.relu2, self.bn2(self.conv2(x)), quicker)
-        x = self.relu3(self.bn3(self.conv3(x)))
-        x = relu_and_pool(self.pool2, self.relu4, self.bn4(self.conv4(x)), quicker)
-        x = self.relu5(self.bn5(self.conv5(x)))
+        x = self.first_five(x, quicker)
         x = self.relu6(self.bn6(self.conv6(x)))
         x = self.gap(x).flatten(1)
         return cast(torch.Tensor, self.fc(self.dropout(x)))  # nn.Module calls are typed Any
