@@ -1,6 +1,7 @@
 """How fast an epoch could be if its convolutions ran at this CPU's best fp32 speed.
 
     .venv/bin/python benchmarks/conv_bound.py [--versions v1 v2 v3 v4] [--seed-seconds v1=88.1 v2=69] [--rate GFLOPS]
+    .venv/bin/python benchmarks/conv_bound.py --measure [--versions v2] [--seed-seconds v2=68.6] [--outside v2=5.2]
 
 For each version: the multiply-adds of its convolutions per training image (forward, the
 gradient of each input that needs one, the gradient of the weights), counted from the
@@ -14,24 +15,38 @@ The last two columns count the convolutions the engine's training pass really ru
 train in a quicker order that computes the same function (core/nets.py: pooling before ReLU,
 and v1's last convolution averaged before it is applied, a linear layer of 0.3 M
 multiply-adds an image in its place, which is not counted here).
+
+--measure times the engine's fp32 training step instead (batch 128, its layout rules and layer
+order, the recipe's optimizer; median of rounds of steps) and splits it with torch.profiler
+into the convolutions (oneDNN's forward and backward kernels) and everything else (batch norm,
+ReLU, pooling, the loss, the optimizer, Python). With --seed-seconds and --outside (the
+engine's seconds outside training in `whole_epoch.py`: imports and exit, data and model, test
+pass and saving) it prints what a 2.0x epoch leaves for everything but the convolutions, at
+the speed they were measured.
 """
 
 from __future__ import annotations
 
 import argparse
 import platform
+import statistics
 import sys
 import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from mnist_tui.core import memory_format  # noqa: E402
+from mnist_tui.core.device import keep_freed_memory  # noqa: E402
+from mnist_tui.core.optim import make_optimizer  # noqa: E402
 from mnist_tui.core.versions import get_version  # noqa: E402
 
 TRAIN_IMAGES = 60_000
+BATCH = 128
 
 
 def conv_macs_per_image(name: str, engine_order: bool = False) -> tuple[int, int]:
@@ -70,18 +85,88 @@ def matmul_gflops(size: int = 2048, repeats: int = 8) -> float:
     return 2 * size**3 / best / 1e9
 
 
+def measured_step(name: str, rounds: int = 7, steps: int = 10) -> tuple[float, float]:
+    """(median step seconds, of which convolutions) of the engine's fp32 training step."""
+    keep_freed_memory()
+    torch.manual_seed(0)
+    version = get_version(name)
+    model = version.build().to(memory_format=torch.channels_last).train()
+    memory_format.nchw_batch_norms(model, torch.device("cpu"), "fp32")
+    optimizer = make_optimizer(version.config(), model.parameters())
+    x = torch.randn(BATCH, 1, 28, 28).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (BATCH,))
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        optimizer.step()
+
+    for _ in range(steps):
+        step()
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        times.append((time.perf_counter() - start) / steps)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+    events = prof.key_averages()
+    conv = sum(e.self_cpu_time_total for e in events if "convolution" in e.key) / 1e6 / steps
+    total = sum(e.self_cpu_time_total for e in events) / 1e6 / steps
+    # The profiled steps run slower than plain ones; the convolutions' share of them is kept.
+    median = statistics.median(times)
+    return median, median * conv / total
+
+
+def measure(versions: list[str], seed: dict[str, float], outside: dict[str, float]) -> None:
+    steps = -(-TRAIN_IMAGES // BATCH)
+    print(f"engine's fp32 training step, batch {BATCH}; an epoch = {steps} steps\n")
+    print(
+        f"{'version':8} {'step':>9} {'convolutions':>13} {'GFLOP/s':>8} {'the rest':>9} {'epoch: convs':>13} {'the rest':>9}"
+        f" {'2.0x allows':>12} {'outside':>8} {'left for the rest':>18}"
+    )
+    for name in versions:
+        step, conv = measured_step(name)
+        _, engine = conv_macs_per_image(name, engine_order=True)
+        rate = 2 * engine * BATCH / conv / 1e9
+        allows = seed[name] / 2 if name in seed else None
+        left = allows - outside[name] - conv * steps if allows is not None and name in outside else None
+        print(
+            f"{name:8} {step * 1e3:>6.1f} ms {conv * 1e3:>6.1f} ms {conv / step:>4.0%} {rate:>8.0f} {(step - conv) * 1e3:>6.1f} ms"
+            f" {conv * steps:>11.1f} s {(step - conv) * steps:>7.1f} s"
+            f" {f'{allows:.1f} s' if allows is not None else '-':>12} {f'{outside[name]:.1f} s' if name in outside else '-':>8}"
+            f" {f'{left:.1f} s' if left is not None else '-':>18}"
+        )
+
+
+def pairs(parser: argparse.ArgumentParser, items: list[str]) -> dict[str, float]:
+    """VERSION=SECONDS items as a dict; a malformed one ends the script with a usage message."""
+    out = {}
+    for item in items:
+        name, _, seconds = item.partition("=")
+        try:
+            out[name] = float(seconds)
+        except ValueError:
+            parser.error(f"{item!r}: expected VERSION=SECONDS, e.g. v2=68.6")
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--versions", nargs="+", default=["v1", "v2", "v3", "v4"])
     parser.add_argument("--seed-seconds", nargs="*", default=[], metavar="VERSION=SECONDS", help="the seed pipeline's whole epoch")
     parser.add_argument("--rate", type=float, metavar="GFLOPS", help="count at this fp32 rate instead of the matrix product's")
+    parser.add_argument("--measure", action="store_true", help="time the engine's fp32 training step and its convolutions")
+    parser.add_argument("--outside", nargs="*", default=[], metavar="VERSION=SECONDS", help="the engine's whole epoch outside training")
     args = parser.parse_args()
-    seed = {}
-    for item in args.seed_seconds:
-        name, _, seconds = item.partition("=")
-        seed[name] = float(seconds)
-    peak = matmul_gflops()
+    seed = pairs(parser, args.seed_seconds)
     print(f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    if args.measure:
+        measure(args.versions, seed, pairs(parser, args.outside))
+        return 0
+    peak = matmul_gflops()
     print(f"fp32 matrix product (2048x2048): {peak:.0f} GFLOP/s")
     if args.rate:
         peak = args.rate
