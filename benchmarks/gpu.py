@@ -5,12 +5,14 @@
 --runs: whole engine runs, each in a fresh process (as a user's `mnist-tui train` would be),
 one per SPEC `VERSION[:key=value,...]`, e.g. `v2:seed=1`, `v2:seed=1,cuda_graph=0`,
 `v3:seed=2,batch_size=128,lr=0.1,epochs=10`. Keys are TrainConfig/recipe fields, plus
-`tune=0` to record the CUDA graph without cuDNN's algorithm search. Each run: the version's registry recipe with those
-changes, on the GPU; timed from the call into the engine to its last event, so loading the
-data onto the GPU, cuDNN's algorithm search, recording the CUDA graph, a test pass and a
-checkpoint every epoch are all inside; only the CUDA context and cuDNN's start-up are warmed
-up first (the seed pipeline gets the same). Reports the final test accuracy and the time until
-an epoch's test accuracy first reached 99.4%.
+`tune=1` or `tune=0` to record the CUDA graph with or without cuDNN's algorithm search whatever
+the run's length (without either, the engine's rule decides: core/step.py, search_pays). Each
+run: the version's registry recipe with those changes, on the GPU; timed from the call into
+the engine to its last event, so loading the data onto the GPU, cuDNN's algorithm search,
+recording the CUDA graph, a test pass and a checkpoint every epoch are all inside; only the
+CUDA context and cuDNN's start-up are warmed up first (the seed pipeline gets the same).
+Reports the final test accuracy and the times until an epoch's test accuracy first reached
+99.0% and 99.4%.
 
 --seed-pipeline: v2 through the seed notebooks' pipeline on the same GPU:
 `torchvision.datasets.MNIST` with `ToTensor()` + `Normalize`, `DataLoader(batch_size=128,
@@ -39,7 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-TARGET = 99.4
+TARGETS = (99.0, 99.4)  # the issue's time-to-accuracy marks
 # v3 on a shorter schedule for the time-to-99.4% figure, chosen on held-out training images
 # (benchmarks/results/tuning.md): batches of 128, one-cycle to 0.1, 10 epochs.
 V3_FAST = "batch_size=128,lr=0.1,epochs=10"
@@ -77,10 +79,10 @@ def engine_run(spec: str, device: str, smoke: dict) -> dict:
     from mnist_tui.core.versions import get_version
 
     name, changes = parse_spec(spec)
-    GraphStep.tune_algorithms = changes.pop("tune", True)
+    GraphStep.force_search = changes.pop("tune", None)  # None: the engine's rule (step.search_pays)
     data.load()
     warm_up(device)
-    out: dict = {"spec": spec, "version": name, "epochs": [], "tune": GraphStep.tune_algorithms}
+    out: dict = {"spec": spec, "version": name, "epochs": [], "tune": False}
     with tempfile.TemporaryDirectory() as runs:
         config = get_version(name).config(device=device, runs_dir=runs, **{**changes, **smoke})
         t0 = time.perf_counter()
@@ -88,15 +90,16 @@ def engine_run(spec: str, device: str, smoke: dict) -> dict:
             now = time.perf_counter() - t0
             if isinstance(ev, RunStarted):
                 out.update(setup_s=now, precision=ev.precision, graph=ev.cuda_graph, warning=ev.warning, device=ev.device_name)
+                out["tune"] = json.loads((ev.run_dir / "config.json").read_text())["cudnn_search"]
             elif isinstance(ev, EpochFinished):
                 out["epochs"].append({"epoch": ev.epoch, "test_acc": ev.test_acc, "seconds": ev.seconds, "images_per_s": ev.images_per_s, "at": now})
             elif isinstance(ev, RunFinished):
                 out.update(wall_s=now, final_acc=ev.final_test_acc, status=ev.status)
             elif isinstance(ev, RunFailed):
                 out.update(failed=ev.reason, wall_s=now)
-    reached = next((e for e in out["epochs"] if e["test_acc"] >= TARGET), None)
-    out["to_target_s"] = reached["at"] if reached else None
-    out["to_target_epoch"] = reached["epoch"] if reached else None
+    for target in TARGETS:
+        reached = next((e for e in out["epochs"] if e["test_acc"] >= target), None)
+        out[f"to_{target}"] = (reached["at"], reached["epoch"]) if reached else None
     return out
 
 
@@ -281,7 +284,10 @@ def main() -> int:
         lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
         r = json.loads(lines[-1][7:]) if lines else {"spec": spec, "version": spec, "failed": (proc.stderr.strip().splitlines() or ["no output"])[-1]}
         results["runs"].append(r)
-        print(f"  {spec}: wall {r.get('wall_s', 0):.2f} s, final {r.get('final_acc')}, to 99.4%: {r.get('to_target_s')} {r.get('failed', '')}", flush=True)
+        print(
+            f"  {spec}: wall {r.get('wall_s', 0):.2f} s, final {r.get('final_acc')}, to 99.0/99.4%: {r.get('to_99.0')} {r.get('to_99.4')} {r.get('failed', '')}",
+            flush=True,
+        )
         save()
 
     if args.seed_pipeline and within_budget("seed pipeline"):
@@ -301,17 +307,17 @@ def main() -> int:
 
     lines = [f"# benchmarks/gpu.py on {header}", ""]
     lines += [
-        "| run | steps | mode | cuDNN search | epochs | wall (s) | before epoch 1 (s) | img/s (median epoch) | to 99.4% | final test acc |",
-        "|---|---|---|---|---:|---:|---:|---:|---|---:|",
+        "| run | steps | mode | cuDNN search | epochs | wall (s) | before epoch 1 (s) | img/s (median epoch) | to 99.0% | to 99.4% | final test acc |",
+        "|---|---|---|---|---:|---:|---:|---:|---|---|---:|",
     ]
     for r in results["runs"]:
         if "failed" in r:
-            lines.append(f"| {r['spec']} | failed: {r['failed']} | | | | | | | | |")
+            lines.append(f"| {r['spec']} | failed: {r['failed']} | | | | | | | | | |")
             continue
         ips = sorted(e["images_per_s"] for e in r["epochs"])
-        to = f"{r['to_target_s']:.2f} s (epoch {r['to_target_epoch']})" if r["to_target_s"] is not None else "not reached"
+        to = " | ".join(f"{r[f'to_{t}'][0]:.2f} s (epoch {r[f'to_{t}'][1]})" if r[f"to_{t}"] else "not reached" for t in TARGETS)
         lines.append(
-            f"| {r['spec']} | {'CUDA graph' if r['graph'] else 'eager'} | {r['precision']} | {'on' if r['tune'] and r['graph'] else 'off'} | "
+            f"| {r['spec']} | {'CUDA graph' if r['graph'] else 'eager'} | {r['precision']} | {'on' if r['tune'] else 'off'} | "
             f"{len(r['epochs'])} | {r['wall_s']:.2f} | {r['setup_s']:.2f} | {ips[len(ips) // 2]:,.0f} | {to} | {r['final_acc']:.2f} |"
         )
     sp = results["seed_pipeline"]
@@ -319,7 +325,7 @@ def main() -> int:
         n = len(sp["epochs"])
         lines.append(
             f"| v2 seed pipeline | eager, DataLoader | fp32 | off | {n} timed | {20 * sp['per_epoch_s']:.2f} (20 x {sp['per_epoch_s']:.2f}) | | "
-            f"{sp['images_per_s']:,.0f} (incl. test) | | {sp['epochs'][-1]['test_acc']:.2f} after {n} |"
+            f"{sp['images_per_s']:,.0f} (incl. test) | | | {sp['epochs'][-1]['test_acc']:.2f} after {n} |"
         )
     if results["probes"]:
         lines += ["", "| probe | batch | mode | layout | replay only (ms/step) | engine loop (ms/step) | record (s) |", "|---|---:|---|---|---:|---:|---:|"]

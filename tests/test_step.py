@@ -11,7 +11,7 @@ from mnist_tui.core import data
 from mnist_tui.core.engine import train
 from mnist_tui.core.events import BatchProgress, EpochFinished, RunFinished, RunStarted
 from mnist_tui.core.optim import make_optimizer
-from mnist_tui.core.step import EagerStep, GraphStep, make_step
+from mnist_tui.core.step import SEARCH_PAYS_FROM_STEPS, EagerStep, GraphStep, make_step, search_pays
 from mnist_tui.core.versions import get_version
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -22,7 +22,7 @@ def test_cpu_trains_eagerly_and_says_so(small_config, runs_dir):
     started = events[0]
     assert isinstance(started, RunStarted) and started.cuda_graph is False and started.warning is None
     saved = json.loads((started.run_dir / "config.json").read_text())
-    assert saved["cuda_graph"] is False
+    assert saved["cuda_graph"] is False and saved["cudnn_search"] is False
     assert isinstance(events[-1], RunFinished) and events[-1].status == "finished"
 
 
@@ -87,6 +87,31 @@ def test_a_cuda_run_records_and_replays_its_steps(tmp_path):
     assert started.cuda_graph is True and started.warning is None
     assert isinstance(finished, RunFinished) and finished.status == "finished"
     assert finished.final_test_acc > 50
+
+
+def test_cudnn_times_its_algorithms_only_for_runs_long_enough_to_repay_it(monkeypatch):
+    # Recording itself needs a GPU; what is checked here is the cuDNN setting the warm-up
+    # and recording run under, and that it is put back afterwards.
+    seen = []
+    monkeypatch.setattr(GraphStep, "_warm_up_and_record", lambda self, saved: seen.append(torch.backends.cudnn.benchmark))
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    x, y = torch.randn(32, 1, 28, 28), torch.randint(0, 10, (32,))
+    v2_recipe, v3_fast = 20 * 469, 10 * 469  # v2's 20 epochs; v3's 10-epoch schedule in batches of 128
+    plans = [(v2_recipe, None), (v3_fast, None), (v2_recipe, 99.4)]
+    for steps, target in plans:
+        model, optimizer = _twin_steps(torch.device("cpu"), graph=False)[:2]
+        step = make_step(model, optimizer, torch.device("cuda"), "fp32", 32, True, search=search_pays(steps, target))
+        assert isinstance(step, GraphStep)
+        step.prepare(x, y)
+        assert step.graph and step.searched == seen[-1]
+    # A long run searches; a short one, or one that stops at a target accuracy, does not.
+    assert seen == [True, False, False] and torch.backends.cudnn.benchmark is False
+    assert v3_fast < SEARCH_PAYS_FROM_STEPS <= v2_recipe
+    # benchmarks/gpu.py's tune=1 / tune=0 override the rule either way.
+    monkeypatch.setattr(GraphStep, "force_search", True)
+    model, optimizer = _twin_steps(torch.device("cpu"), graph=False)[:2]
+    make_step(model, optimizer, torch.device("cuda"), "fp32", 32, True, search=False).prepare(x, y)
+    assert seen[-1] is True
 
 
 def test_make_step_is_eager_off_cuda():

@@ -32,7 +32,7 @@ from mnist_tui.core.distributed import World, cpu_threads, globalise
 from mnist_tui.core.events import BatchPoint, BatchProgress, EpochFinished, Event, RunFailed, RunFinished, RunStarted
 from mnist_tui.core.optim import make_optimizer, make_scheduler, steps_every_batch
 from mnist_tui.core.resources import Meter
-from mnist_tui.core.step import EagerStep, autocast, make_step
+from mnist_tui.core.step import EagerStep, autocast, make_step, search_pays
 from mnist_tui.core.store import Checkpoint, CheckpointError, RunBusy, RunLock, RunWriter, SaveError, default_runs_dir
 from mnist_tui.core.store import checkpoint as checkpoints
 from mnist_tui.core.store.records import CHECKPOINT, RESUMABLE, RESUMABLE_WORDS, STOP, read_run
@@ -233,9 +233,10 @@ def _build(config: TrainConfig, world: World | None = None) -> Session:
     model = model.to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
     nchw = memory_format.nchw_batch_norms(model, device, precision)
     optimizer = make_optimizer(config, model.parameters(), device)
-    step = make_step(_parallel(model, device, world), optimizer, device, precision, r.batch_size, config.cuda_graph, world)
     train_data = data.DeviceSplit.from_split(train_split, device, config.limit)
     test_data = data.DeviceSplit.from_split(test_split, device, config.test_limit)
+    search = search_pays(r.epochs * train_data.num_batches(r.batch_size), config.target)
+    step = make_step(_parallel(model, device, world), optimizer, device, precision, r.batch_size, config.cuda_graph, world, search)
     scheduler = make_scheduler(config, optimizer, train_data.num_batches(r.batch_size))
     # Recorded before any checkpoint is restored: restoring copies into the same tensors.
     step.prepare(train_data.images[: r.batch_size], train_data.labels[: r.batch_size])
@@ -347,6 +348,7 @@ def _open_new(s: Session, run_name: str | None, devices: list[str] | None = None
         "device_name": device_name(s.device),
         "precision": s.precision,
         "cuda_graph": s.step.graph,
+        "cudnn_search": s.step.searched,
         "nchw_batch_norms": s.nchw,
         "evaluated_on": s.evaluated_on,
         "bn_recalibrated": s.batches < RECALIBRATE_BN_BELOW,

@@ -43,10 +43,27 @@ def forward_backward(
     return out, loss
 
 
+# cuDNN's algorithm search (its benchmark mode) while a CUDA graph is recorded, as measured
+# on an H200 (benchmarks/results/gpu.md): it costs 0.3-3.1 s before the first epoch and then
+# saves 0.13-0.2 ms a step (v2: 0.39 s an epoch of 469 steps instead of 0.48 s). Whole runs
+# with and without it: v2's 20 epochs (9,380 steps) took 8.9-9.6 s with it and 10.6 s
+# without; v3's 10-epoch schedule (4,690 steps) 6.1-7.8 s with it and 5.2 s without; v3's
+# own recipe (14,070 steps) tied. Runs planned shorter than this record with cuDNN's quick
+# heuristics instead, and so does any run that stops at a --target: there the time to the
+# target is the point, and the search is paid before the first step.
+SEARCH_PAYS_FROM_STEPS = 7_000
+
+
+def search_pays(steps: int, target: float | None) -> bool:
+    """Whether cuDNN's algorithm search pays for itself in a run of `steps` training steps."""
+    return target is None and steps >= SEARCH_PAYS_FROM_STEPS
+
+
 class EagerStep:
     """Forward and backward pass in plain PyTorch, gradients set afresh each step."""
 
     graph = False  # whether steps are replayed from a CUDA graph
+    searched = False  # whether cuDNN timed its algorithms for the recorded steps
     fallback: str | None = None  # why a GraphStep trains eagerly after all
 
     def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, device: torch.device, precision: str, world: World | None = None) -> None:
@@ -70,14 +87,18 @@ class GraphStep(EagerStep):
     """
 
     graph = True
-    # Let cuDNN time its algorithms for the recorded shapes (about a second, once): the recorded
-    # step then runs faster every epoch (README, "On a GPU"). Everything run eagerly
-    # (evaluation, the partial batch) keeps cuDNN's quick heuristics.
-    tune_algorithms = True
+    # True or False: search, or not, whatever the run's length (benchmarks/gpu.py's `tune=`).
+    force_search: bool | None = None
 
-    def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, device: torch.device, precision: str, batch_size: int) -> None:
+    def __init__(
+        self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, device: torch.device, precision: str, batch_size: int, search: bool = True
+    ) -> None:
         super().__init__(model, optimizer, device, precision)
         self.batch_size = batch_size
+        # Let cuDNN time its algorithms for the recorded shapes where that pays (search_pays):
+        # the recorded step then runs faster every epoch. Everything run eagerly (evaluation,
+        # the partial batch) keeps cuDNN's quick heuristics.
+        self.search = search if self.force_search is None else self.force_search
         self.cuda_graph: torch.cuda.CUDAGraph | None = None
 
     def prepare(self, x: torch.Tensor, y: torch.Tensor) -> None:
@@ -86,7 +107,7 @@ class GraphStep(EagerStep):
         except RuntimeError as exc:
             self.fallback = f"CUDA graph recording failed, training eagerly: {str(exc).strip().splitlines()[0]}"
             self.cuda_graph = None
-            self.graph = False
+            self.graph = self.searched = False
             self.optimizer.zero_grad(set_to_none=True)
             torch.cuda.synchronize(self.device)
 
@@ -107,11 +128,12 @@ class GraphStep(EagerStep):
         self.x, self.y = x.clone(), y.clone()
         saved = {name: b.clone() for name, b in self.model.named_buffers()}
         benchmark = torch.backends.cudnn.benchmark
-        torch.backends.cudnn.benchmark = self.tune_algorithms
+        torch.backends.cudnn.benchmark = self.search
         try:
             self._warm_up_and_record(saved)
         finally:
             torch.backends.cudnn.benchmark = benchmark
+        self.searched = self.search
 
     def _warm_up_and_record(self, saved: dict[str, torch.Tensor]) -> None:
         model, device = self.model, self.device
@@ -153,11 +175,13 @@ def make_step(
     batch_size: int,
     cuda_graph: bool,
     world: World | None = None,
+    search: bool = True,
 ) -> EagerStep:
-    """GraphStep on CUDA when asked for (one process only), EagerStep everywhere else."""
+    """GraphStep on CUDA when asked for (one process only; `search`: let cuDNN time its
+    algorithms while recording), EagerStep everywhere else."""
     if cuda_graph and device.type == "cuda":
         if world is None or not world.active:
-            return GraphStep(model, optimizer, device, precision, batch_size)
+            return GraphStep(model, optimizer, device, precision, batch_size, search)
         step = EagerStep(model, optimizer, device, precision, world)
         step.fallback = UNDER_DDP
         return step
