@@ -91,27 +91,55 @@ def test_a_cuda_run_records_and_replays_its_steps(tmp_path):
 
 def test_cudnn_times_its_algorithms_only_for_runs_long_enough_to_repay_it(monkeypatch):
     # Recording itself needs a GPU; what is checked here is the cuDNN setting the warm-up
-    # and recording run under, and that it is put back afterwards.
+    # and recording run under, and that the user's own setting is put back afterwards.
     seen = []
     monkeypatch.setattr(GraphStep, "_warm_up_and_record", lambda self, saved: seen.append(torch.backends.cudnn.benchmark))
-    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", True)
     x, y = torch.randn(32, 1, 28, 28), torch.randint(0, 10, (32,))
     v2_recipe, v3_fast = 20 * 469, 10 * 469  # v2's 20 epochs; v3's 10-epoch schedule in batches of 128
-    plans = [(v2_recipe, None), (v3_fast, None), (v2_recipe, 99.4)]
-    for steps, target in plans:
+
+    def recorded(search: bool) -> GraphStep:
         model, optimizer = _twin_steps(torch.device("cpu"), graph=False)[:2]
-        step = make_step(model, optimizer, torch.device("cuda"), "fp32", 32, True, search=search_pays(steps, target))
+        step = make_step(model, optimizer, torch.device("cuda"), "fp32", 32, True, search=search)
         assert isinstance(step, GraphStep)
         step.prepare(x, y)
-        assert step.graph and step.searched == seen[-1]
+        assert step.graph and step.searched == seen[-1] and torch.backends.cudnn.benchmark is True
+        return step
+
+    for steps, target in [(v2_recipe, None), (v3_fast, None), (v2_recipe, 99.4)]:
+        recorded(search_pays(steps, target))
     # A long run searches; a short one, or one that stops at a target accuracy, does not.
-    assert seen == [True, False, False] and torch.backends.cudnn.benchmark is False
+    assert seen == [True, False, False]
     assert v3_fast < SEARCH_PAYS_FROM_STEPS <= v2_recipe
     # benchmarks/gpu.py's tune=1 / tune=0 override the rule either way.
     monkeypatch.setattr(GraphStep, "force_search", True)
+    recorded(search=False)
+    monkeypatch.setattr(GraphStep, "force_search", False)
+    recorded(search=True)
+    assert seen[-2:] == [True, False]
+
+    # A recording that fails puts the user's setting back too.
+    def fail(self, saved):
+        raise RuntimeError("no graph today")
+
+    monkeypatch.setattr(GraphStep, "_warm_up_and_record", fail)
     model, optimizer = _twin_steps(torch.device("cpu"), graph=False)[:2]
-    make_step(model, optimizer, torch.device("cuda"), "fp32", 32, True, search=False).prepare(x, y)
-    assert seen[-1] is True
+    step = make_step(model, optimizer, torch.device("cuda"), "fp32", 32, True, search=False)
+    with pytest.raises(RuntimeError, match="no graph today"):
+        step._record(x, y)
+    assert torch.backends.cudnn.benchmark is True and step.searched is False
+
+
+def test_the_engine_plans_the_search_from_the_runs_steps_and_target(small_config, monkeypatch):
+    from mnist_tui.core import engine
+
+    asked = []
+    monkeypatch.setattr(engine, "search_pays", lambda steps, target: asked.append((steps, target)) or False)
+    # 256 images in batches of 48: 6 steps an epoch (the last one partial), 3 epochs.
+    config = small_config.replace(epochs=3, batch_size=48)
+    list(train(config))
+    list(train(config.replace(target=99.0)))
+    assert asked == [(18, None), (18, 99.0)]
 
 
 def test_make_step_is_eager_off_cuda():

@@ -235,6 +235,7 @@ def _build(config: TrainConfig, world: World | None = None) -> Session:
     optimizer = make_optimizer(config, model.parameters(), device)
     train_data = data.DeviceSplit.from_split(train_split, device, config.limit)
     test_data = data.DeviceSplit.from_split(test_split, device, config.test_limit)
+    # On the run's whole plan: a resumed run decides as its start did, as its config.json says.
     search = search_pays(r.epochs * train_data.num_batches(r.batch_size), config.target)
     step = make_step(_parallel(model, device, world), optimizer, device, precision, r.batch_size, config.cuda_graph, world, search)
     scheduler = make_scheduler(config, optimizer, train_data.num_batches(r.batch_size))
