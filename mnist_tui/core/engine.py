@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from mnist_tui import __version__
-from mnist_tui.core import data, memory_format
+from mnist_tui.core import data, fused, memory_format, nets
 from mnist_tui.core.augment import Affine
 from mnist_tui.core.config import ConfigError, TrainConfig
 from mnist_tui.core.device import DeviceError, device_name, keep_freed_memory, memory_in_use_mb, resolve_device, resolve_precision, test_chunk
@@ -55,6 +55,7 @@ class Session:
     test_data: data.DeviceSplit
     evaluated_on: str
     nchw: list[str]
+    fused: list[str]  # the batch norms trained in core/fused.py's kernels
     test_size: int  # images evaluated, over all ranks (test_data is this rank's share)
     world: World = field(default_factory=World)
     meter: Meter = field(default_factory=lambda: Meter(torch.device("cpu")))  # the trainer's resource use
@@ -231,7 +232,9 @@ def _build(config: TrainConfig, world: World | None = None) -> Session:
     if world.active:
         globalise(model, world)
     model = model.to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
-    nchw = memory_format.nchw_batch_norms(model, device, precision)
+    # Built (or loaded from its cache) and checked here, outside the timed epochs.
+    fused_bns = nets.fused_batch_norms(model) if device.type == "cpu" and precision == "fp32" and fused.available() else []
+    nchw = memory_format.nchw_batch_norms(model, device, precision, fused_bns)
     optimizer = make_optimizer(config, model.parameters(), device)
     train_data = data.DeviceSplit.from_split(train_split, device, config.limit)
     test_data = data.DeviceSplit.from_split(test_split, device, config.test_limit)
@@ -253,6 +256,7 @@ def _build(config: TrainConfig, world: World | None = None) -> Session:
         test_data.share(world),
         evaluated_on,
         nchw,
+        fused_bns,
         len(test_data),
         world,
         Meter(device),
@@ -351,6 +355,7 @@ def _open_new(s: Session, run_name: str | None, devices: list[str] | None = None
         "cuda_graph": s.step.graph,
         "cudnn_search": s.step.searched,
         "nchw_batch_norms": s.nchw,
+        "fused_batch_norms": s.fused,
         "evaluated_on": s.evaluated_on,
         "bn_recalibrated": s.batches < RECALIBRATE_BN_BELOW,
         "torch_version": torch.__version__,

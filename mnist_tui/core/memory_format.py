@@ -57,16 +57,19 @@ def _back_to_channels_last(module: nn.Module, args: tuple[torch.Tensor, ...], ou
     return cast(torch.Tensor, ToFormat.apply(out, CHANNELS_LAST, NCHW))  # Function.apply is typed Any
 
 
-def nchw_batch_norms(model: nn.Module, device: torch.device, precision: str) -> list[str]:
+def nchw_batch_norms(model: nn.Module, device: torch.device, precision: str, fused: list[str] | None = None) -> list[str]:
     """Make the model's slow channels_last batch norms train in NCHW; returns their names.
 
     Only on the CPU: the gap is in PyTorch's CPU kernel; on CUDA batch norm runs in cuDNN, and
     no gap was measured there. The layers keep their parameters and state dict; hooks convert
-    the layout around them in training mode only."""
+    the layout around them in training mode only. The `fused` layers are left alone: they
+    train in core/fused.py's kernels, which have no slow channel counts."""
     if device.type != "cpu":
         return []
     names = []
     for name, module in model.named_modules():
+        if name in (fused or []):
+            continue
         if isinstance(module, nn.BatchNorm2d) and slow_in_channels_last(module.num_features, precision):
             module.register_forward_pre_hook(_into_nchw)
             module.register_forward_hook(_back_to_channels_last)

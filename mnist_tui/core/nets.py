@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mnist_tui.core import fused
+
 
 def dropout_or_nothing(p: float) -> nn.Module:
     """Dropout where p > 0; with p = 0 an nn.Identity holds its place.
@@ -35,6 +37,21 @@ def relu_and_pool(pool: nn.Module, relu: nn.Module, x: torch.Tensor, quicker: bo
     of the values.
     """
     return cast(torch.Tensor, relu(pool(x)) if quicker else pool(relu(x)))  # nn.Module calls are typed Any
+
+
+def norm_relu(bn: nn.BatchNorm2d, relu: nn.Module, x: torch.Tensor, quicker: bool) -> torch.Tensor:
+    """relu(bn(x)); in the quicker order, one fused kernel each way where core/fused.py applies."""
+    if quicker and fused.applies(bn, x):
+        return fused.bn_relu(bn, x)
+    return cast(torch.Tensor, relu(bn(x)))  # nn.Module calls are typed Any
+
+
+def norm_relu_pool(bn: nn.BatchNorm2d, relu: nn.Module, pool: nn.Module, x: torch.Tensor, quicker: bool) -> torch.Tensor:
+    """pool(relu(bn(x))), in the quicker order pooled before ReLU (relu_and_pool), and there
+    one fused kernel each way where core/fused.py applies."""
+    if quicker and fused.applies(bn, x, pool):
+        return fused.bn_pool_relu(bn, x)
+    return relu_and_pool(pool, relu, bn(x), quicker)
 
 
 def _taps(kernel: int, size: int, pad: int, out: int, like: torch.Tensor) -> torch.Tensor:
@@ -104,11 +121,21 @@ class SeedNet(nn.Module):
 
     def first_five(self, x: torch.Tensor, quicker: bool) -> torch.Tensor:
         """conv1 to relu5, with the two poolings, in the order `quicker` says."""
-        x = self.relu1(self.bn1(self.conv1(x)))
-        x = relu_and_pool(self.pool1, self.relu2, self.bn2(self.conv2(x)), quicker)
-        x = self.relu3(self.bn3(self.conv3(x)))
-        x = relu_and_pool(self.pool2, self.relu4, self.bn4(self.conv4(x)), quicker)
-        return cast(torch.Tensor, self.relu5(self.bn5(self.conv5(x))))  # nn.Module calls are typed Any
+        x = norm_relu(self.bn1, self.relu1, self.conv1(x), quicker)
+        x = norm_relu_pool(self.bn2, self.relu2, self.pool1, self.conv2(x), quicker)
+        x = norm_relu(self.bn3, self.relu3, self.conv3(x), quicker)
+        x = norm_relu_pool(self.bn4, self.relu4, self.pool2, self.conv4(x), quicker)
+        return norm_relu(self.bn5, self.relu5, self.conv5(x), quicker)
+
+
+def fused_batch_norms(net: nn.Module) -> list[str]:
+    """The batch norms whose training passes go to core/fused.py's kernels where they apply
+    (fp32 channels_last on the CPU): all of v1's and v2's. Other versions run PyTorch's."""
+    names = []
+    for prefix, module in net.named_modules():
+        if isinstance(module, SeedNet):
+            names += [f"{prefix}.{name}" if prefix else name for name, child in module.named_children() if isinstance(child, nn.BatchNorm2d)]
+    return names
 
 
 def in_seed_order(net: nn.Module) -> nn.Module:
@@ -169,8 +196,7 @@ class SeedV2(SeedNet):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         quicker = self.quicker()
-        x = self.first_five(x, quicker)
-        x = self.relu6(self.bn6(self.conv6(x)))
+        x = norm_relu(self.bn6, self.relu6, self.conv6(self.first_five(x, quicker)), quicker)
         x = self.gap(x).flatten(1)
         return cast(torch.Tensor, self.fc(self.dropout(x)))  # nn.Module calls are typed Any
 

@@ -1,0 +1,286 @@
+"""Batch norm, ReLU and 2x2 max pooling fused into one kernel each way, for fp32 CPU training.
+
+In v2's fp32 training step on the CPU, a third of the time went to batch norm, ReLU, max
+pooling and their backward passes (benchmarks/results/whole_epoch.md): PyTorch runs each as
+its own pass over tensors too large for the cache (v2's second layer: 9.6 MB a batch), and
+pooling's backward zero-fills a full-size gradient before it scatters into it. The C file in
+kernels/ does the same arithmetic in fewer passes. It is compiled here on first use with the
+system's C compiler (`cc`, or $CC), about half a second, into a cache folder keyed by the
+source, the compiler and the CPU; later runs load it. It must then reproduce PyTorch's
+results on a small check, or it is not used.
+
+Wherever it cannot be used (no compiler, another platform, a failed check, bf16, CUDA,
+channels other than innermost, `MNIST_TUI_FUSED=0`), the networks run PyTorch's own
+operations as before: the fused path computes the same function, only faster.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+SOURCE = Path(__file__).with_name("kernels") / "bn_pool.c"
+ENV_SWITCH = "MNIST_TUI_FUSED"  # "0" turns the fused kernels off
+CHANNELS_LAST = torch.channels_last
+# Tried in order: the fastest build first, then builds for compilers that lack an option.
+FLAG_SETS = (
+    ["-O3", "-march=native", "-fopenmp"],
+    ["-O3", "-fopenmp"],
+    ["-O3", "-march=native"],
+    ["-O3"],
+)
+COMPILE_SECONDS = 120
+
+_i64, _ptr, _dbl, _int = ctypes.c_int64, ctypes.c_void_p, ctypes.c_double, ctypes.c_int
+_SIGNATURES = {
+    "bn_relu_forward": [_ptr, _i64, _i64, _ptr, _ptr, _ptr, _ptr, _dbl, _dbl, _ptr, _ptr, _int],
+    "bn_relu_backward": [_ptr, _ptr, _ptr, _ptr, _i64, _i64, _ptr, _ptr, _ptr, _int],
+    "bn_pool_relu_forward": [_ptr, _i64, _i64, _i64, _i64, _ptr, _ptr, _ptr, _ptr, _dbl, _dbl, _ptr, _ptr, _ptr, _int],
+    "bn_pool_relu_backward": [_ptr, _ptr, _ptr, _ptr, _ptr, _i64, _i64, _i64, _i64, _ptr, _ptr, _ptr, _int],
+}
+
+
+class KernelError(RuntimeError):
+    """The fused kernels cannot be built or loaded, or gave wrong results."""
+
+
+def cache_dir() -> Path:
+    """Where the compiled kernels are kept: $MNIST_TUI_CACHE, else the user's cache folder."""
+    if os.environ.get("MNIST_TUI_CACHE"):
+        return Path(os.environ["MNIST_TUI_CACHE"]).expanduser() / "kernels"
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "mnist-tui" / "kernels"
+
+
+def _cpu_signature() -> str:
+    """What -march=native depends on: the CPU's model and flags (Linux), else the platform."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text(errors="replace").splitlines()
+    except OSError:
+        lines = []
+    keep = [line for line in lines if line.startswith(("model name", "flags", "Features", "CPU part"))][:4]
+    return "\n".join(keep) or platform.platform()
+
+
+def _compile(compiler: str, out: Path) -> list[str]:
+    """Build SOURCE into `out` (atomically: another process may be building it too); returns
+    the flags that worked."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    errors = []
+    for flags in FLAG_SETS:
+        fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
+        os.close(fd)
+        try:
+            cmd = [compiler, *flags, "-shared", "-fPIC", "-o", tmp, str(SOURCE), "-lm"]
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=COMPILE_SECONDS)
+            if done.returncode == 0:
+                os.replace(tmp, out)
+                return flags
+            errors.append(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}")
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            errors.append(str(exc))
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    raise KernelError(f"{compiler} could not build {SOURCE.name}: {errors[-1] if errors else 'no attempt'}")
+
+
+def _library_path(compiler: str) -> Path:
+    version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
+    key = hashlib.sha256(b"\0".join(s.encode() for s in (SOURCE.read_text(), version, _cpu_signature(), sys.platform))).hexdigest()
+    return cache_dir() / f"bn_pool-{key[:16]}.so"
+
+
+def _load(path: Path) -> ctypes.CDLL:
+    lib = ctypes.CDLL(str(path))
+    for name, argtypes in _SIGNATURES.items():
+        function = getattr(lib, name)
+        function.argtypes, function.restype = argtypes, ctypes.c_int
+    return lib
+
+
+@cache
+def _library() -> ctypes.CDLL:
+    """The compiled kernels, built on first use; KernelError if they cannot be."""
+    if os.environ.get(ENV_SWITCH, "1") == "0":
+        raise KernelError(f"turned off by {ENV_SWITCH}=0")
+    if not sys.platform.startswith("linux"):
+        raise KernelError(f"not built on {sys.platform}")
+    compiler = os.environ.get("CC") or "cc"
+    if shutil.which(compiler) is None:
+        raise KernelError(f"no C compiler ({compiler}) on PATH")
+    try:
+        path = _library_path(compiler)
+        if not path.exists():
+            _compile(compiler, path)
+        lib = _load(path)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise KernelError(str(exc)) from exc
+    return lib
+
+
+@cache
+def status() -> str:
+    """'fused', or why PyTorch's own operations run instead (builds and checks the kernels
+    on its first call)."""
+    try:
+        _library()
+        _check()
+    except KernelError as exc:
+        return f"PyTorch's operations ({exc})"
+    return "fused"
+
+
+def available() -> bool:
+    """Whether the fused kernels are built, loaded and checked (builds them if needed)."""
+    return status() == "fused"
+
+
+def _call(name: str, *args: Any) -> None:
+    """The kernel `name` on these arguments, tensors passed as their data pointers."""
+    code = getattr(_library(), name)(*(a.data_ptr() if isinstance(a, torch.Tensor) else a for a in args))
+    if code != 0:
+        raise KernelError(f"{name} returned {code}")
+
+
+def _tensors_ok(bn: nn.Module, x: torch.Tensor) -> bool:
+    return (
+        type(bn) is nn.BatchNorm2d  # not SyncBatchNorm, not a subclass with its own forward
+        and bn.training
+        and bn.affine
+        and bn.track_running_stats
+        and isinstance(bn.momentum, float)
+        and x.device.type == "cpu"
+        and x.dtype == torch.float32
+        and x.dim() == 4
+        and x.is_contiguous(memory_format=CHANNELS_LAST)
+        and not torch.is_autocast_enabled("cpu")
+    )
+
+
+def applies(bn: nn.Module, x: torch.Tensor, pool: nn.Module | None = None) -> bool:
+    """Whether relu(bn(x)), or relu(pool(bn(x))), can run fused: a training-mode plain
+    BatchNorm2d on an fp32 channels_last CPU tensor, a 2x2 stride-2 max pool on even sizes,
+    and the kernels available. The layout hooks of core/memory_format.py are bypassed: the
+    fused kernels have no slow channel counts."""
+    if not _tensors_ok(bn, x):
+        return False
+    if pool is not None:
+        plain = isinstance(pool, nn.MaxPool2d) and pool.kernel_size in (2, (2, 2)) and pool.stride in (2, (2, 2))
+        plain = plain and pool.padding in (0, (0, 0)) and pool.dilation in (1, (1, 1)) and not pool.ceil_mode and not pool.return_indices
+        if not plain or x.shape[2] % 2 or x.shape[3] % 2:
+            return False
+    return available()
+
+
+def _threads() -> int:
+    return max(1, torch.get_num_threads())
+
+
+class _BatchNormReLU(torch.autograd.Function):
+    # ctx is Any, as in torch.autograd.Function itself
+    @staticmethod
+    def forward(
+        ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, mean: torch.Tensor, var: torch.Tensor, momentum: float, eps: float
+    ) -> torch.Tensor:
+        n, c, h, w = x.shape
+        out = torch.empty_like(x, memory_format=CHANNELS_LAST)
+        st = torch.empty(4, c)
+        _call("bn_relu_forward", x, n * h * w, c, weight, bias, mean, var, momentum, eps, out, st, _threads())
+        ctx.save_for_backward(x, st, weight)
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, st, weight = ctx.saved_tensors
+        grad = grad.contiguous(memory_format=CHANNELS_LAST)
+        n, c, h, w = x.shape
+        gx, gw, gb = torch.empty_like(x, memory_format=CHANNELS_LAST), torch.empty(c), torch.empty(c)
+        _call("bn_relu_backward", x, grad, st, weight, n * h * w, c, gx, gw, gb, _threads())
+        return gx, gw, gb, None, None, None, None
+
+
+class _BatchNormPoolReLU(torch.autograd.Function):
+    @staticmethod
+    def forward(
+        ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, mean: torch.Tensor, var: torch.Tensor, momentum: float, eps: float
+    ) -> torch.Tensor:
+        n, c, h, w = x.shape
+        out = torch.empty((n, c, h // 2, w // 2), memory_format=CHANNELS_LAST)
+        picked = torch.empty_like(out)
+        st = torch.empty(4, c)
+        _call("bn_pool_relu_forward", x, n, h, w, c, weight, bias, mean, var, momentum, eps, out, picked, st, _threads())
+        ctx.save_for_backward(x, picked, st, weight)
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, picked, st, weight = ctx.saved_tensors
+        grad = grad.contiguous(memory_format=CHANNELS_LAST)
+        n, c, h, w = x.shape
+        gx, gw, gb = torch.empty_like(x, memory_format=CHANNELS_LAST), torch.empty(c), torch.empty(c)
+        _call("bn_pool_relu_backward", x, grad, picked, st, weight, n, h, w, c, gx, gw, gb, _threads())
+        return gx, gw, gb, None, None, None, None
+
+
+def _apply(function: type[torch.autograd.Function], bn: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
+    assert bn.num_batches_tracked is not None and bn.running_mean is not None and bn.running_var is not None and isinstance(bn.momentum, float)
+    with torch.no_grad():
+        bn.num_batches_tracked.add_(1)  # as nn.BatchNorm2d counts its training batches
+    out = function.apply(x, bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.momentum, bn.eps)
+    return out  # type: ignore[no-any-return]  # Function.apply is typed Any
+
+
+def bn_relu(bn: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
+    """relu(bn(x)) in one pass each way; only where applies(bn, x)."""
+    return _apply(_BatchNormReLU, bn, x)
+
+
+def bn_pool_relu(bn: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
+    """relu(max_pool2d(bn(x), 2, 2)); only where applies(bn, x, pool)."""
+    return _apply(_BatchNormPoolReLU, bn, x)
+
+
+def _check() -> None:
+    """Run both kernels on a small case against PyTorch's operations; KernelError on a mismatch.
+
+    Guards against a compiler that builds the file but computes something else (flags, a
+    vectoriser bug): odd channel counts, negative scales and a tie in a pooling window included."""
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 5, 6, 4, generator=generator).contiguous(memory_format=CHANNELS_LAST)
+    x[0, 0, 0, 1] = x[0, 0, 0, 0]  # a tie: the first position must take the gradient
+    for pooled in (False, True):
+        ours, theirs = nn.BatchNorm2d(5), nn.BatchNorm2d(5)
+        with torch.no_grad():
+            ours.weight.copy_(torch.linspace(-1.5, 2.0, 5))
+            ours.bias.copy_(torch.linspace(0.5, -0.5, 5))
+        theirs.load_state_dict(ours.state_dict())
+        a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+        grad = torch.randn(3, 5, 3 if pooled else 6, 2 if pooled else 4, generator=generator)
+        function = _BatchNormPoolReLU if pooled else _BatchNormReLU
+        out = function.apply(a, ours.weight, ours.bias, ours.running_mean, ours.running_var, 0.1, 1e-5)
+        ref = F.relu(F.max_pool2d(theirs(b), 2, 2)) if pooled else F.relu(theirs(b))
+        out.backward(grad)
+        ref.backward(grad)
+        pairs = [
+            (out, ref), (a.grad, b.grad), (ours.weight.grad, theirs.weight.grad), (ours.bias.grad, theirs.bias.grad),
+            (ours.running_mean, theirs.running_mean), (ours.running_var, theirs.running_var),
+        ]  # fmt: skip
+        for got, want in pairs:
+            if got is None or want is None or not torch.allclose(got, want, rtol=1e-4, atol=1e-5):
+                raise KernelError("the compiled kernels disagree with PyTorch on the start-up check")
