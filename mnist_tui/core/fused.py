@@ -9,9 +9,12 @@ system's C compiler (`cc`, or $CC), about half a second, into a cache folder key
 source, the compiler and the CPU; later runs load it. It must then reproduce PyTorch's
 results on a small check, or it is not used.
 
-Wherever it cannot be used (no compiler, another platform, a failed check, bf16, CUDA,
-channels other than innermost, `MNIST_TUI_FUSED=0`), the networks run PyTorch's own
-operations as before: the fused path computes the same function, only faster.
+The networks call it for their training passes (core/nets.py: v1 to v4; the test pass and
+the Layers screen's trace run PyTorch's modules). Wherever it cannot be used (no compiler,
+another platform, a failed check, bf16, CUDA, channels other than innermost,
+`MNIST_TUI_FUSED=0`), they run PyTorch's own operations as before: the fused path computes
+the same function, only faster. Its threads are OpenMP's, which in a PyTorch process on Linux
+are PyTorch's own (the same libgomp), so the two never compete for the cores.
 """
 
 from __future__ import annotations
@@ -78,7 +81,7 @@ def _cpu_signature() -> str:
 def _compile(compiler: str, out: Path) -> list[str]:
     """Build SOURCE into `out` (atomically: another process may be building it too); returns
     the flags that worked."""
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     errors = []
     for flags in FLAG_SETS:
         fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
@@ -105,6 +108,11 @@ def _library_path(compiler: str) -> Path:
 
 
 def _load(path: Path) -> ctypes.CDLL:
+    """Load a built library, but only one this user owns and no one else can write: a file
+    someone else could have replaced would run their code in this process."""
+    info = path.stat()
+    if info.st_uid != os.getuid() or info.st_mode & 0o022:
+        raise KernelError(f"{path} is not this user's alone (owner or permissions); delete it to rebuild")
     lib = ctypes.CDLL(str(path))
     for name, argtypes in _SIGNATURES.items():
         function = getattr(lib, name)

@@ -130,12 +130,21 @@ class SeedNet(nn.Module):
 
 def fused_batch_norms(net: nn.Module) -> list[str]:
     """The batch norms whose training passes go to core/fused.py's kernels where they apply
-    (fp32 channels_last on the CPU): all of v1's and v2's. Other versions run PyTorch's."""
+    (fp32 channels_last on the CPU): all of v1's and v2's, and those followed by ReLU in
+    v3's and v4's conv blocks. v5's run PyTorch's (its depthwise layers are not fused)."""
     names = []
     for prefix, module in net.named_modules():
-        if isinstance(module, SeedNet):
-            names += [f"{prefix}.{name}" if prefix else name for name, child in module.named_children() if isinstance(child, nn.BatchNorm2d)]
+        if isinstance(module, SeedNet) or isinstance(module, CompactNet):
+            names += [f"{prefix}.{name}" if prefix else name for name, child in module.named_modules() if _fusable(module, child)]
     return names
+
+
+def _fusable(owner: nn.Module, child: nn.Module) -> bool:
+    if not isinstance(child, nn.BatchNorm2d):
+        return False
+    if isinstance(owner, SeedNet):
+        return True
+    return any(isinstance(block, nn.Sequential) and len(block) == 3 and block[1] is child and isinstance(block[2], nn.ReLU) for block in owner.modules())
 
 
 def in_seed_order(net: nn.Module) -> nn.Module:
@@ -217,7 +226,32 @@ class PooledNet(nn.Module):
         self.classifier = nn.Conv2d(channels, 10, 1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return cast(torch.Tensor, self.classifier(self.gap(self.features(x)))).flatten(1)  # nn.Module calls are typed Any
+        # Training passes fuse where they can; evaluation (the test pass, the Layers screen's
+        # trace) runs the modules one by one.
+        x = fused_features(self.features, x) if self.training else self.features(x)
+        return cast(torch.Tensor, self.classifier(self.gap(x))).flatten(1)  # nn.Module calls are typed Any
+
+
+def fused_features(features: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """features(x) for a training pass, with each conv_block's batch norm and ReLU (and a 2x2
+    max pool right after one) in core/fused.py's kernels wherever they apply; elsewhere the
+    modules as they are. Same function: ReLU and max pooling commute (relu_and_pool)."""
+    blocks = list(features)
+    i = 0
+    while i < len(blocks):
+        block = blocks[i]
+        pool = blocks[i + 1] if i + 1 < len(blocks) and isinstance(blocks[i + 1], nn.MaxPool2d) else None
+        if isinstance(block, nn.Sequential) and len(block) == 3 and isinstance(block[1], nn.BatchNorm2d) and isinstance(block[2], nn.ReLU):
+            conv, bn, relu = block[0], block[1], block[2]
+            x = conv(x)
+            if pool is not None and fused.applies(bn, x, pool):
+                x, i = fused.bn_pool_relu(bn, x), i + 2
+                continue
+            x = fused.bn_relu(bn, x) if fused.applies(bn, x) else relu(bn(x))
+        else:
+            x = block(x)
+        i += 1
+    return x
 
 
 class CompactNet(PooledNet):
