@@ -198,6 +198,11 @@ def _threads() -> int:
     return max(1, torch.get_num_threads())
 
 
+def _gradients_of(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Empty tensors for the gradients of x, the weight and the bias."""
+    return torch.empty_like(x, memory_format=CHANNELS_LAST), torch.empty(x.shape[1]), torch.empty(x.shape[1])
+
+
 class _BatchNormReLU(torch.autograd.Function):
     # ctx is Any, as in torch.autograd.Function itself
     @staticmethod
@@ -215,10 +220,9 @@ class _BatchNormReLU(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x, st, weight = ctx.saved_tensors
-        grad = grad.contiguous(memory_format=CHANNELS_LAST)
         n, c, h, w = x.shape
-        gx, gw, gb = torch.empty_like(x, memory_format=CHANNELS_LAST), torch.empty(c), torch.empty(c)
-        _call("bn_relu_backward", x, grad, st, weight, n * h * w, c, gx, gw, gb, _threads())
+        gx, gw, gb = _gradients_of(x)
+        _call("bn_relu_backward", x, grad.contiguous(memory_format=CHANNELS_LAST), st, weight, n * h * w, c, gx, gw, gb, _threads())
         return gx, gw, gb, None, None, None, None
 
 
@@ -239,9 +243,9 @@ class _BatchNormPoolReLU(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x, picked, st, weight = ctx.saved_tensors
-        grad = grad.contiguous(memory_format=CHANNELS_LAST)
         n, c, h, w = x.shape
-        gx, gw, gb = torch.empty_like(x, memory_format=CHANNELS_LAST), torch.empty(c), torch.empty(c)
+        gx, gw, gb = _gradients_of(x)
+        grad = grad.contiguous(memory_format=CHANNELS_LAST)
         _call("bn_pool_relu_backward", x, grad, picked, st, weight, n, h, w, c, gx, gw, gb, _threads())
         return gx, gw, gb, None, None, None, None
 

@@ -86,29 +86,6 @@ typedef struct {
     double *partial; /* per part: 2 L doubles of sums, then 2 L floats of scratch */
 } Flat;
 
-static void flat_stats_part(void *vctx, int part, int64_t begin, int64_t end) {
-    Flat *s = vctx;
-    const int64_t L = s->L;
-    double *restrict sum = s->partial + (int64_t)part * 3 * L, *restrict sq = sum + L;
-    float *restrict fsum = (float *)(sq + L), *restrict fsq = fsum + L;
-    for (int64_t j = 0; j < L; j++) sum[j] = sq[j] = 0.0;
-    for (int64_t b0 = begin; b0 < end; b0 += FLUSH) {
-        const int64_t b1 = b0 + FLUSH < end ? b0 + FLUSH : end;
-        for (int64_t j = 0; j < L; j++) fsum[j] = fsq[j] = 0.0f;
-        for (int64_t b = b0; b < b1; b++) {
-            const float *restrict x = s->x + b * L;
-            for (int64_t j = 0; j < L; j++) {
-                fsum[j] += x[j];
-                fsq[j] += x[j] * x[j];
-            }
-        }
-        for (int64_t j = 0; j < L; j++) {
-            sum[j] += fsum[j];
-            sq[j] += fsq[j];
-        }
-    }
-}
-
 /* The parts' 2 L sums (stride 3 L doubles) folded to C channels: sums[c] and sums[C + c]. */
 static void fold(const double *partial, int parts, int64_t L, int64_t C, double *sums) {
     for (int64_t c = 0; c < 2 * C; c++) sums[c] = 0.0;
@@ -119,20 +96,76 @@ static void fold(const double *partial, int parts, int64_t L, int64_t C, double 
         }
 }
 
+static void pair_sums_part(void *vctx, int part, int64_t begin, int64_t end) {
+    Flat *s = vctx;
+    const int64_t L = s->L;
+    const float *restrict mean = s->k, *restrict a = s->k + L, *restrict b = s->k + 2 * L;
+    double *restrict sg = s->partial + (int64_t)part * 3 * L, *restrict sgx = sg + L;
+    float *restrict fg = (float *)(sgx + L), *restrict fgx = fg + L;
+    for (int64_t j = 0; j < L; j++) sg[j] = sgx[j] = 0.0;
+    for (int64_t b0 = begin; b0 < end; b0 += FLUSH) {
+        const int64_t b1 = b0 + FLUSH < end ? b0 + FLUSH : end;
+        for (int64_t j = 0; j < L; j++) fg[j] = fgx[j] = 0.0f;
+        for (int64_t blk = b0; blk < b1; blk++) {
+            const float *restrict x = s->x + blk * L, *restrict g = s->g + blk * L;
+#pragma omp simd
+            for (int64_t j = 0; j < L; j++) {
+                const float gj = g[j], d = x[j] * a[j] + b[j] > 0.0f ? gj : 0.0f;
+                fg[j] += d;
+                fgx[j] += d * (x[j] - mean[j]);
+            }
+        }
+        for (int64_t j = 0; j < L; j++) {
+            sg[j] += fg[j];
+            sgx[j] += fgx[j];
+        }
+    }
+}
+
+/* Per-channel arrays src (count of them, C each) repeated to L into dst (count of them, L each). */
+static void repeat(const float *src, int count, int64_t C, int64_t L, float *dst) {
+    for (int i = 0; i < count; i++)
+        for (int64_t j = 0; j < L; j++) dst[i * L + j] = src[i * C + j % C];
+}
+
+/*
+ * Per channel, into sums: the sum of dy and of dy (x - mean) over x (rows, C), where dy is g
+ * where a x + b > 0 (ReLU let it through) and 0 elsewhere. With g = x, a = 0, b = 1 and
+ * mean = 0, the sums of x and of x squared: the batch statistics. The pooled backward pass
+ * calls it on the values each window picked, the only ones its gradient reaches.
+ */
+static int pair_sums(const float *x, const float *g, int64_t rows, int64_t C, const float *mean, const float *a, const float *b, double *sums,
+                     int threads) {
+    const int64_t L = block_length(rows, C), blocks = rows * C / L;
+    const int parts = clamp_parts(threads, blocks);
+    double *partial = malloc((size_t)(parts * 3 * L) * sizeof(double));
+    float *k = malloc((size_t)(3 * L) * sizeof(float));
+    if (!partial || !k) {
+        free(partial);
+        free(k);
+        return -2;
+    }
+    repeat(mean, 1, C, L, k);
+    repeat(a, 1, C, L, k + L);
+    repeat(b, 1, C, L, k + 2 * L);
+    Flat s = {x, g, L, k, NULL, partial};
+    fold(partial, parallel(pair_sums_part, &s, blocks, parts), L, C, sums);
+    free(partial);
+    free(k);
+    return 0;
+}
+
 /* Batch statistics of x (rows, C) into st; running statistics updated. */
 static int batch_stats(const float *x, int64_t rows, int64_t C, const float *weight, const float *bias, float *running_mean,
                        float *running_var, double momentum, double eps, float *st, int threads) {
-    const int64_t L = block_length(rows, C), blocks = rows * C / L;
-    const int parts = clamp_parts(threads, blocks);
-    double *partial = malloc((size_t)(parts * 3 * L) * sizeof(double)), *sums = malloc((size_t)(2 * C) * sizeof(double));
-    if (!partial || !sums) {
-        free(partial);
-        free(sums);
-        return -2;
+    double *sums = malloc((size_t)(2 * C) * sizeof(double));
+    float *constants = calloc((size_t)(2 * C), sizeof(float)); /* zeros: the mean and a; then b = 1 */
+    int rc = !sums || !constants ? -2 : 0;
+    if (rc == 0) {
+        for (int64_t c = 0; c < C; c++) constants[C + c] = 1.0f;
+        rc = pair_sums(x, x, rows, C, constants, constants, constants + C, sums, threads);
     }
-    Flat s = {x, NULL, L, NULL, NULL, partial};
-    fold(partial, parallel(flat_stats_part, &s, blocks, parts), L, C, sums);
-    for (int64_t c = 0; c < C; c++) {
+    for (int64_t c = 0; rc == 0 && c < C; c++) {
         const double m = sums[c] / (double)rows, var0 = sums[C + c] / (double)rows - m * m, var = var0 < 0.0 ? 0.0 : var0;
         const double inv = 1.0 / sqrt(var + eps), a = inv * (weight ? weight[c] : 1.0);
         st[c] = (float)m;
@@ -142,9 +175,9 @@ static int batch_stats(const float *x, int64_t rows, int64_t C, const float *wei
         running_mean[c] = (float)((1.0 - momentum) * running_mean[c] + momentum * m);
         running_var[c] = (float)((1.0 - momentum) * running_var[c] + momentum * var * (double)rows / (double)(rows - 1));
     }
-    free(partial);
     free(sums);
-    return 0;
+    free(constants);
+    return rc;
 }
 
 /*
@@ -182,32 +215,6 @@ static void flat_forward_part(void *vctx, int part, int64_t begin, int64_t end) 
     }
 }
 
-static void flat_grad_sums_part(void *vctx, int part, int64_t begin, int64_t end) {
-    Flat *s = vctx;
-    const int64_t L = s->L;
-    const float *restrict mean = s->k, *restrict a = s->k + L, *restrict b = s->k + 2 * L;
-    double *restrict sg = s->partial + (int64_t)part * 3 * L, *restrict sgx = sg + L;
-    float *restrict fg = (float *)(sgx + L), *restrict fgx = fg + L;
-    for (int64_t j = 0; j < L; j++) sg[j] = sgx[j] = 0.0;
-    for (int64_t b0 = begin; b0 < end; b0 += FLUSH) {
-        const int64_t b1 = b0 + FLUSH < end ? b0 + FLUSH : end;
-        for (int64_t j = 0; j < L; j++) fg[j] = fgx[j] = 0.0f;
-        for (int64_t blk = b0; blk < b1; blk++) {
-            const float *restrict x = s->x + blk * L, *restrict g = s->g + blk * L;
-#pragma omp simd
-            for (int64_t j = 0; j < L; j++) {
-                const float gj = g[j], d = x[j] * a[j] + b[j] > 0.0f ? gj : 0.0f;
-                fg[j] += d;
-                fgx[j] += d * (x[j] - mean[j]);
-            }
-        }
-        for (int64_t j = 0; j < L; j++) {
-            sg[j] += fg[j];
-            sgx[j] += fgx[j];
-        }
-    }
-}
-
 static void flat_input_grad_part(void *vctx, int part, int64_t begin, int64_t end) {
     (void)part;
     Flat *s = vctx;
@@ -223,12 +230,6 @@ static void flat_input_grad_part(void *vctx, int part, int64_t begin, int64_t en
             d[j] = (x[j] * a[j] + b[j] > 0.0f ? A[j] * gj : 0.0f) - B[j] * x[j] + K[j];
         }
     }
-}
-
-/* Per-channel arrays src (count of them, C each) repeated to L into dst (count of them, L each). */
-static void repeat(const float *src, int count, int64_t C, int64_t L, float *dst) {
-    for (int i = 0; i < count; i++)
-        for (int64_t j = 0; j < L; j++) dst[i * L + j] = src[i * C + j % C];
 }
 
 /* x: (rows, C), channels innermost. Writes out (rows, C) and st. */
@@ -251,29 +252,21 @@ int bn_relu_forward(const float *x, int64_t rows, int64_t C, const float *weight
 int bn_relu_backward(const float *x, const float *g, const float *st, const float *weight, int64_t rows, int64_t C, float *grad_x,
                      float *grad_weight, float *grad_bias, int threads) {
     if (C < 1 || rows < 2) return -1;
-    const int64_t L = block_length(rows, C), blocks = rows * C / L;
-    const int parts = clamp_parts(threads, blocks);
-    double *partial = malloc((size_t)(parts * 3 * L) * sizeof(double)), *sums = malloc((size_t)(2 * C) * sizeof(double));
+    const int64_t L = block_length(rows, C);
+    double *sums = malloc((size_t)(2 * C) * sizeof(double));
     float *k = malloc((size_t)(6 * L) * sizeof(float)), *abk = malloc((size_t)(3 * C) * sizeof(float));
-    if (!partial || !sums || !k || !abk) {
-        free(partial);
-        free(sums);
-        free(k);
-        free(abk);
-        return -2;
+    int rc = !sums || !k || !abk ? -2 : pair_sums(x, g, rows, C, st, st + 2 * C, st + 3 * C, sums, threads);
+    if (rc == 0) {
+        finish_grads(sums, rows, C, st, weight, grad_weight, grad_bias, abk);
+        repeat(st + 2 * C, 2, C, L, k + L);
+        repeat(abk, 3, C, L, k + 3 * L);
+        Flat s = {x, g, L, k, grad_x, NULL};
+        parallel(flat_input_grad_part, &s, rows * C / L, threads);
     }
-    repeat(st, 1, C, L, k);
-    repeat(st + 2 * C, 2, C, L, k + L);
-    Flat s = {x, g, L, k, grad_x, partial};
-    fold(partial, parallel(flat_grad_sums_part, &s, blocks, parts), L, C, sums);
-    finish_grads(sums, rows, C, st, weight, grad_weight, grad_bias, abk);
-    repeat(abk, 3, C, L, k + 3 * L);
-    parallel(flat_input_grad_part, &s, blocks, threads);
-    free(partial);
     free(sums);
     free(k);
     free(abk);
-    return 0;
+    return rc;
 }
 
 /* ---------------------------------------- batch norm, 2x2 max pooling, ReLU */
@@ -283,7 +276,6 @@ typedef struct {
     const float *st, *k;
     float *out, *grad;
     int64_t H, W, C;
-    double *partial;
 } Pooled;
 
 static void pool_forward_part(void *vctx, int part, int64_t begin, int64_t end) {
@@ -311,32 +303,6 @@ static void pool_forward_part(void *vctx, int part, int64_t begin, int64_t end) 
             picked = t3 ? v3 : picked;
             out[c] = best < 0.0f ? 0.0f : best;
             sel[c] = picked;
-        }
-    }
-}
-
-static void pool_grad_sums_part(void *vctx, int part, int64_t begin, int64_t end) {
-    Pooled *p = vctx;
-    const int64_t C = p->C;
-    const float *restrict mean = p->st, *restrict a = p->st + 2 * C, *restrict b = p->st + 3 * C;
-    double *restrict sg = p->partial + (int64_t)part * 3 * C, *restrict sgx = sg + C;
-    float *restrict fg = (float *)(sgx + C), *restrict fgx = fg + C;
-    for (int64_t c = 0; c < C; c++) sg[c] = sgx[c] = 0.0;
-    for (int64_t q0 = begin; q0 < end; q0 += FLUSH) {
-        const int64_t q1 = q0 + FLUSH < end ? q0 + FLUSH : end;
-        for (int64_t c = 0; c < C; c++) fg[c] = fgx[c] = 0.0f;
-        for (int64_t q = q0; q < q1; q++) {
-            const float *restrict g = p->g + q * C, *restrict sel = p->sel + q * C;
-#pragma omp simd
-            for (int64_t c = 0; c < C; c++) {
-                const float gc = g[c], d = sel[c] * a[c] + b[c] > 0.0f ? gc : 0.0f;
-                fg[c] += d;
-                fgx[c] += d * (sel[c] - mean[c]);
-            }
-        }
-        for (int64_t c = 0; c < C; c++) {
-            sg[c] += fg[c];
-            sgx[c] += fgx[c];
         }
     }
 }
@@ -374,7 +340,7 @@ int bn_pool_relu_forward(const float *x, int64_t N, int64_t H, int64_t W, int64_
     if (N < 1 || C < 1 || H < 2 || W < 2 || H % 2 || W % 2) return -1;
     int rc = batch_stats(x, N * H * W, C, weight, bias, running_mean, running_var, momentum, eps, st, threads);
     if (rc) return rc;
-    Pooled p = {x, NULL, sel, st, NULL, out, NULL, H, W, C, NULL};
+    Pooled p = {x, NULL, sel, st, NULL, out, NULL, H, W, C};
     parallel(pool_forward_part, &p, N * (H / 2) * (W / 2), threads);
     return 0;
 }
@@ -384,21 +350,15 @@ int bn_pool_relu_backward(const float *x, const float *g, const float *sel, cons
                           int64_t W, int64_t C, float *grad_x, float *grad_weight, float *grad_bias, int threads) {
     if (N < 1 || C < 1 || H < 2 || W < 2 || H % 2 || W % 2) return -1;
     const int64_t pooled = N * (H / 2) * (W / 2);
-    const int parts = clamp_parts(threads, pooled);
-    double *partial = malloc((size_t)(parts * 3 * C) * sizeof(double)), *sums = malloc((size_t)(2 * C) * sizeof(double));
+    double *sums = malloc((size_t)(2 * C) * sizeof(double));
     float *k = malloc((size_t)(3 * C) * sizeof(float));
-    if (!partial || !sums || !k) {
-        free(partial);
-        free(sums);
-        free(k);
-        return -2;
+    int rc = !sums || !k ? -2 : pair_sums(sel, g, pooled, C, st, st + 2 * C, st + 3 * C, sums, threads);
+    if (rc == 0) {
+        finish_grads(sums, N * H * W, C, st, weight, grad_weight, grad_bias, k);
+        Pooled p = {x, g, sel, st, k, NULL, grad_x, H, W, C};
+        parallel(pool_input_grad_part, &p, pooled, threads);
     }
-    Pooled p = {x, g, sel, st, k, NULL, grad_x, H, W, C, partial};
-    fold(partial, parallel(pool_grad_sums_part, &p, pooled, parts), C, C, sums);
-    finish_grads(sums, N * H * W, C, st, weight, grad_weight, grad_bias, k);
-    parallel(pool_input_grad_part, &p, pooled, threads);
-    free(partial);
     free(sums);
     free(k);
-    return 0;
+    return rc;
 }
