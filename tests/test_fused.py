@@ -107,6 +107,24 @@ def test_the_kernels_stay_out_of_what_they_do_not_compute():
     assert not fused.applies(bn, x, nn.MaxPool2d(3, 2))
     assert not fused.applies(bn, x, nn.MaxPool2d(2, 2, ceil_mode=True))
     assert not fused.applies(bn, x[:, :, :5, :].contiguous(memory_format=CL), nn.MaxPool2d(2, 2))  # odd height
+    assert not fused.applies(nn.BatchNorm2d(6), x)  # PyTorch would refuse the channel count: so must this
+    assert not fused.applies(nn.BatchNorm2d(8).double(), x)
+
+
+@needs_kernels
+@pytest.mark.parametrize("pooled", [False, True])
+def test_a_nan_spoils_the_statistics_as_it_does_pytorchs(pooled):
+    # A diverging run must not look healthier in the kernels: the NaN reaches the same
+    # outputs and the same running statistics.
+    x = torch.randn(4, 8, 6, 6).contiguous(memory_format=CL)
+    x[1, 2, 3, 3] = float("nan")
+    ours, theirs = _pair(8, (0.5, 1.5))
+    pool = nn.MaxPool2d(2, 2)
+    out = fused.bn_pool_relu(ours, x) if pooled else fused.bn_relu(ours, x)
+    ref = F.relu(pool(theirs(x.double()))) if pooled else F.relu(theirs(x.double()))
+    assert torch.equal(torch.isnan(out), torch.isnan(ref)) and torch.isnan(out).any()
+    assert torch.equal(torch.isnan(ours.running_mean), torch.isnan(theirs.running_mean))
+    assert torch.equal(torch.isnan(ours.running_var), torch.isnan(theirs.running_var))
 
 
 @needs_kernels
@@ -155,6 +173,18 @@ def test_an_fp32_cpu_run_records_the_fused_batch_norms(small_config):
     saved = json.loads((started.run_dir / "config.json").read_text())
     assert saved["fused_batch_norms"] == ["bn1", "bn2", "bn3", "bn4", "bn5", "bn6"]
     assert saved["nchw_batch_norms"] == []  # bn1's 12 channels no longer need NCHW there
+
+
+def test_v5_trains_in_pytorchs_operations_as_its_record_says(monkeypatch):
+    from mnist_tui.core.nets import fused_batch_norms
+    from mnist_tui.core.versions import get_version
+
+    model = get_version("v5").build().to(memory_format=CL).train()
+    calls = []
+    for kernel in ("bn_relu", "bn_pool_relu"):
+        monkeypatch.setattr(fused, kernel, lambda bn, t: calls.append(bn))
+    model(torch.randn(4, 1, 28, 28).contiguous(memory_format=CL))
+    assert fused_batch_norms(model) == [] and calls == []
 
 
 @needs_kernels

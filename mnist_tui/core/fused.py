@@ -90,6 +90,7 @@ def _compile(compiler: str, out: Path) -> list[str]:
             cmd = [compiler, *flags, "-shared", "-fPIC", "-o", tmp, str(SOURCE), "-lm"]
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=COMPILE_SECONDS)
             if done.returncode == 0:
+                os.chmod(tmp, 0o700)  # whatever the linker left: this user's alone (see _load)
                 os.replace(tmp, out)
                 return flags
             errors.append(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}")
@@ -110,9 +111,10 @@ def _library_path(compiler: str) -> Path:
 def _load(path: Path) -> ctypes.CDLL:
     """Load a built library, but only one this user owns and no one else can write: a file
     someone else could have replaced would run their code in this process."""
-    info = path.stat()
-    if info.st_uid != os.getuid() or info.st_mode & 0o022:
-        raise KernelError(f"{path} is not this user's alone (owner or permissions); delete it to rebuild")
+    for item in (path.parent, path):
+        info = item.stat()
+        if info.st_uid != os.getuid() or info.st_mode & 0o022:
+            raise KernelError(f"{item} is not this user's alone (owner or permissions); delete it to rebuild")
     lib = ctypes.CDLL(str(path))
     for name, argtypes in _SIGNATURES.items():
         function = getattr(lib, name)
@@ -146,9 +148,12 @@ def status() -> str:
     on its first call)."""
     try:
         _library()
-        _check()
+        with torch.inference_mode(False), torch.enable_grad():
+            _check()
     except KernelError as exc:
         return f"PyTorch's operations ({exc})"
+    except Exception as exc:  # a crash in the check means the kernels cannot be trusted
+        return f"PyTorch's operations (the start-up check failed: {type(exc).__name__}: {exc})"
     return "fused"
 
 
@@ -164,6 +169,18 @@ def _call(name: str, *args: Any) -> None:
         raise KernelError(f"{name} returned {code}")
 
 
+def _autocast_on() -> bool:
+    try:
+        return torch.is_autocast_enabled("cpu")
+    except TypeError:  # torch before 2.4 took no device
+        return bool(torch.is_autocast_cpu_enabled())
+
+
+def _plain(t: torch.Tensor | None, channels: int) -> bool:
+    """A contiguous float32 CPU vector of `channels`: what the kernels read and write."""
+    return t is not None and t.device.type == "cpu" and t.dtype == torch.float32 and t.shape == (channels,) and t.is_contiguous()
+
+
 def _tensors_ok(bn: nn.Module, x: torch.Tensor) -> bool:
     return (
         type(bn) is nn.BatchNorm2d  # not SyncBatchNorm, not a subclass with its own forward
@@ -175,7 +192,8 @@ def _tensors_ok(bn: nn.Module, x: torch.Tensor) -> bool:
         and x.dtype == torch.float32
         and x.dim() == 4
         and x.is_contiguous(memory_format=CHANNELS_LAST)
-        and not torch.is_autocast_enabled("cpu")
+        and all(_plain(t, x.shape[1]) for t in (bn.weight, bn.bias, bn.running_mean, bn.running_var))
+        and not _autocast_on()
     )
 
 
@@ -200,7 +218,7 @@ def _threads() -> int:
 
 def _gradients_of(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Empty tensors for the gradients of x, the weight and the bias."""
-    return torch.empty_like(x, memory_format=CHANNELS_LAST), torch.empty(x.shape[1]), torch.empty(x.shape[1])
+    return torch.empty_like(x, memory_format=CHANNELS_LAST), torch.empty(x.shape[1], dtype=torch.float32), torch.empty(x.shape[1], dtype=torch.float32)
 
 
 class _BatchNormReLU(torch.autograd.Function):
@@ -211,7 +229,7 @@ class _BatchNormReLU(torch.autograd.Function):
     ) -> torch.Tensor:
         n, c, h, w = x.shape
         out = torch.empty_like(x, memory_format=CHANNELS_LAST)
-        st = torch.empty(4, c)
+        st = torch.empty(4, c, dtype=torch.float32)
         _call("bn_relu_forward", x, n * h * w, c, weight, bias, mean, var, momentum, eps, out, st, _threads())
         ctx.save_for_backward(x, st, weight)
         return out
@@ -232,9 +250,9 @@ class _BatchNormPoolReLU(torch.autograd.Function):
         ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, mean: torch.Tensor, var: torch.Tensor, momentum: float, eps: float
     ) -> torch.Tensor:
         n, c, h, w = x.shape
-        out = torch.empty((n, c, h // 2, w // 2), memory_format=CHANNELS_LAST)
+        out = torch.empty((n, c, h // 2, w // 2), dtype=torch.float32, memory_format=CHANNELS_LAST)
         picked = torch.empty_like(out)
-        st = torch.empty(4, c)
+        st = torch.empty(4, c, dtype=torch.float32)
         _call("bn_pool_relu_forward", x, n, h, w, c, weight, bias, mean, var, momentum, eps, out, picked, st, _threads())
         ctx.save_for_backward(x, picked, st, weight)
         return out
@@ -252,9 +270,9 @@ class _BatchNormPoolReLU(torch.autograd.Function):
 
 def _apply(function: type[torch.autograd.Function], bn: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
     assert bn.num_batches_tracked is not None and bn.running_mean is not None and bn.running_var is not None and isinstance(bn.momentum, float)
+    out = function.apply(x, bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.momentum, bn.eps)
     with torch.no_grad():
         bn.num_batches_tracked.add_(1)  # as nn.BatchNorm2d counts its training batches
-    out = function.apply(x, bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.momentum, bn.eps)
     return out  # type: ignore[no-any-return]  # Function.apply is typed Any
 
 
@@ -269,30 +287,37 @@ def bn_pool_relu(bn: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
 
 
 def _check() -> None:
-    """Run both kernels on a small case against PyTorch's operations; KernelError on a mismatch.
+    """Run both kernels on small cases against PyTorch's operations; KernelError on a mismatch.
 
     Guards against a compiler that builds the file but computes something else (flags, a
-    vectoriser bug): odd channel counts, negative scales and a tie in a pooling window included."""
+    vectoriser bug): both of the flat passes' paths (channels that tile 16-float blocks, as in
+    training, and channels that do not), negative scales and a tie in a pooling window."""
     generator = torch.Generator().manual_seed(0)
-    x = torch.randn(3, 5, 6, 4, generator=generator).contiguous(memory_format=CHANNELS_LAST)
-    x[0, 0, 0, 1] = x[0, 0, 0, 0]  # a tie: the first position must take the gradient
-    for pooled in (False, True):
-        ours, theirs = nn.BatchNorm2d(5), nn.BatchNorm2d(5)
-        with torch.no_grad():
-            ours.weight.copy_(torch.linspace(-1.5, 2.0, 5))
-            ours.bias.copy_(torch.linspace(0.5, -0.5, 5))
-        theirs.load_state_dict(ours.state_dict())
-        a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
-        grad = torch.randn(3, 5, 3 if pooled else 6, 2 if pooled else 4, generator=generator)
-        function = _BatchNormPoolReLU if pooled else _BatchNormReLU
-        out = function.apply(a, ours.weight, ours.bias, ours.running_mean, ours.running_var, 0.1, 1e-5)
-        ref = F.relu(F.max_pool2d(theirs(b), 2, 2)) if pooled else F.relu(theirs(b))
-        out.backward(grad)
-        ref.backward(grad)
-        pairs = [
-            (out, ref), (a.grad, b.grad), (ours.weight.grad, theirs.weight.grad), (ours.bias.grad, theirs.bias.grad),
-            (ours.running_mean, theirs.running_mean), (ours.running_var, theirs.running_var),
-        ]  # fmt: skip
-        for got, want in pairs:
-            if got is None or want is None or not torch.allclose(got, want, rtol=1e-4, atol=1e-5):
-                raise KernelError("the compiled kernels disagree with PyTorch on the start-up check")
+    for shape in ((3, 5, 6, 4), (2, 8, 4, 4)):
+        x = torch.randn(*shape, generator=generator).contiguous(memory_format=CHANNELS_LAST)
+        x[0, 0, 0, 1] = x[0, 0, 0, 0]  # a tie: the first position must take the gradient
+        for pooled in (False, True):
+            _check_one(x, pooled, generator)
+
+
+def _check_one(x: torch.Tensor, pooled: bool, generator: torch.Generator) -> None:
+    n, c, h, w = x.shape
+    ours, theirs = nn.BatchNorm2d(c), nn.BatchNorm2d(c)
+    with torch.no_grad():
+        ours.weight.copy_(torch.linspace(-1.5, 2.0, c))
+        ours.bias.copy_(torch.linspace(0.5, -0.5, c))
+    theirs.load_state_dict(ours.state_dict())
+    a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+    grad = torch.randn(n, c, h // 2 if pooled else h, w // 2 if pooled else w, generator=generator)
+    function = _BatchNormPoolReLU if pooled else _BatchNormReLU
+    out = function.apply(a, ours.weight, ours.bias, ours.running_mean, ours.running_var, 0.1, 1e-5)
+    ref = F.relu(F.max_pool2d(theirs(b), 2, 2)) if pooled else F.relu(theirs(b))
+    out.backward(grad)
+    ref.backward(grad)
+    pairs = [
+        (out, ref), (a.grad, b.grad), (ours.weight.grad, theirs.weight.grad), (ours.bias.grad, theirs.bias.grad),
+        (ours.running_mean, theirs.running_mean), (ours.running_var, theirs.running_var),
+    ]  # fmt: skip
+    for got, want in pairs:
+        if got is None or want is None or not torch.allclose(got, want, rtol=1e-4, atol=1e-5):
+            raise KernelError("the compiled kernels disagree with PyTorch on the start-up check")

@@ -226,9 +226,9 @@ class PooledNet(nn.Module):
         self.classifier = nn.Conv2d(channels, 10, 1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Training passes fuse where they can; evaluation (the test pass, the Layers screen's
-        # trace) runs the modules one by one.
-        x = fused_features(self.features, x) if self.training else self.features(x)
+        return self.head(self.features(x))
+
+    def head(self, x: torch.Tensor) -> torch.Tensor:
         return cast(torch.Tensor, self.classifier(self.gap(x))).flatten(1)  # nn.Module calls are typed Any
 
 
@@ -278,6 +278,11 @@ class CompactNet(PooledNet):
             dropout_or_nothing(dropout),
         )
         super().__init__(features, c6)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Training passes fuse where they can; evaluation (the test pass, the Layers screen's
+        # trace) runs the modules one by one.
+        return self.head(fused_features(self.features, x) if self.training else self.features(x))
 
 
 class CompactV3(CompactNet):

@@ -110,7 +110,7 @@ static void pair_sums_part(void *vctx, int part, int64_t begin, int64_t end) {
             const float *restrict x = s->x + blk * L, *restrict g = s->g + blk * L;
 #pragma omp simd
             for (int64_t j = 0; j < L; j++) {
-                const float gj = g[j], d = x[j] * a[j] + b[j] > 0.0f ? gj : 0.0f;
+                const float gj = g[j], d = x[j] * a[j] + b[j] <= 0.0f ? 0.0f : gj;
                 fg[j] += d;
                 fgx[j] += d * (x[j] - mean[j]);
             }
@@ -129,9 +129,12 @@ static void repeat(const float *src, int count, int64_t C, int64_t L, float *dst
 }
 
 /*
- * Per channel, into sums: the sum of dy and of dy (x - mean) over x (rows, C), where dy is g
- * where a x + b > 0 (ReLU let it through) and 0 elsewhere. With g = x, a = 0, b = 1 and
- * mean = 0, the sums of x and of x squared: the batch statistics. The pooled backward pass
+ * Per channel, into sums: the sum of dy and of dy (x - mean) over x (rows, C), where dy is 0
+ * where a x + b <= 0 (ReLU held it back; NaN passes, as in PyTorch) and g elsewhere. With
+ * g = x, a = 0, b = 1 and mean = 0, the sums of x and of x squared: the batch statistics
+ * (a NaN or an infinity gets through, and spoils them as it does PyTorch's). The variance is
+ * then E[x^2] - mean^2, in double: its relative error grows with (mean / std)^2 times float's
+ * 1e-7 from the partial sums, negligible for convolution outputs (mean / std of a few). The pooled backward pass
  * calls it on the values each window picked, the only ones its gradient reaches.
  */
 static int pair_sums(const float *x, const float *g, int64_t rows, int64_t C, const float *mean, const float *a, const float *b, double *sums,
@@ -227,7 +230,7 @@ static void flat_input_grad_part(void *vctx, int part, int64_t begin, int64_t en
 #pragma omp simd
         for (int64_t j = 0; j < L; j++) {
             const float gj = g[j];
-            d[j] = (x[j] * a[j] + b[j] > 0.0f ? A[j] * gj : 0.0f) - B[j] * x[j] + K[j];
+            d[j] = (x[j] * a[j] + b[j] <= 0.0f ? 0.0f : A[j] * gj) - B[j] * x[j] + K[j];
         }
     }
 }
@@ -321,7 +324,7 @@ static void pool_input_grad_part(void *vctx, int part, int64_t begin, int64_t en
         const float *restrict g = p->g + q * C, *restrict sel = p->sel + q * C;
 #pragma omp simd
         for (int64_t c = 0; c < C; c++) {
-            const float s = sel[c], dy = s * a[c] + b[c] > 0.0f ? A[c] * g[c] : 0.0f;
+            const float s = sel[c], dy = s * a[c] + b[c] <= 0.0f ? 0.0f : A[c] * g[c];
             const float v0 = x0[c], v1 = x1[c], v2 = x2[c], v3 = x3[c];
             /* the gradient goes to the first position holding the picked value */
             const int e0 = v0 == s, e1 = (v1 == s) & !e0, e2 = (v2 == s) & !e0 & !e1, e3 = (v3 == s) & !e0 & !e1 & !e2;
