@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 BATCH = 128
 STEPS = 10
-READY = "import time, torch; from mnist_tui.core import fused; t = time.perf_counter(); s = fused.status(); print(time.perf_counter() - t, s)"
+READY = "import time, torch; from mnist_tui.core import fused; t = time.perf_counter(); s = fused.status(); print(f'{time.perf_counter() - t:.2f} s ({s})')"
 
 
 def steps(name: str, rounds: int) -> tuple[float, float]:
