@@ -173,6 +173,16 @@ def test_an_fp32_cpu_run_records_the_fused_batch_norms(small_config):
     saved = json.loads((started.run_dir / "config.json").read_text())
     assert saved["fused_batch_norms"] == ["bn1", "bn2", "bn3", "bn4", "bn5", "bn6"]
     assert saved["nchw_batch_norms"] == []  # bn1's 12 channels no longer need NCHW there
+    assert started.warning is None
+
+
+def test_an_fp32_cpu_run_without_the_kernels_says_why(fresh, monkeypatch, small_config):
+    monkeypatch.setenv("CC", "no-such-compiler-here")
+    started = list(train(small_config.replace(epochs=1, limit=128, test_limit=128, precision="fp32")))[0]
+    assert isinstance(started, RunStarted)
+    assert "without the fused CPU kernels" in started.warning and "no C compiler" in started.warning
+    saved = json.loads((started.run_dir / "config.json").read_text())
+    assert saved["fused_batch_norms"] == [] and saved["nchw_batch_norms"] == ["bn1"]  # as before the kernels
 
 
 def test_v5_trains_in_pytorchs_operations_as_its_record_says(monkeypatch):

@@ -60,6 +60,7 @@ class Session:
     world: World = field(default_factory=World)
     meter: Meter = field(default_factory=lambda: Meter(torch.device("cpu")))  # the trainer's resource use
     started: float = field(default_factory=time.perf_counter)  # the call into the engine (perf_counter)
+    kernels_warning: str | None = None  # why fp32 CPU training runs without the fused kernels
     # Separate seeds for the weights (and dropout), the data order and the augmentation.
     order: torch.Generator = field(default_factory=torch.Generator)
     augment: torch.Generator = field(default_factory=torch.Generator)
@@ -233,7 +234,9 @@ def _build(config: TrainConfig, world: World | None = None) -> Session:
         globalise(model, world)
     model = model.to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
     # Built (or loaded from its cache) and checked here, outside the timed epochs.
-    fused_bns = nets.fused_batch_norms(model) if device.type == "cpu" and precision == "fp32" and fused.available() else []
+    fusable = nets.fused_batch_norms(model) if device.type == "cpu" and precision == "fp32" else []
+    fused_bns = fusable if fusable and fused.available() else []
+    kernels_warning = f"fp32 training runs without the fused CPU kernels, slower: {fused.status()}" if fusable and not fused_bns else None
     nchw = memory_format.nchw_batch_norms(model, device, precision, fused_bns)
     optimizer = make_optimizer(config, model.parameters(), device)
     train_data = data.DeviceSplit.from_split(train_split, device, config.limit)
@@ -261,6 +264,7 @@ def _build(config: TrainConfig, world: World | None = None) -> Session:
         world,
         Meter(device),
         started,
+        kernels_warning,
     )
     session.order.manual_seed(config.seed + 1)
     session.augment.manual_seed(config.seed + 2)
@@ -445,7 +449,7 @@ def _started(s: Session, writer: RunWriter | _Follower) -> RunStarted:
         batches_per_epoch=s.batches,
         precision=s.precision,
         cuda_graph=s.step.graph,
-        warning=s.step.fallback,
+        warning="; ".join(w for w in (s.step.fallback, s.kernels_warning) if w) or None,
         evaluated_on=s.evaluated_on,
         world_size=s.world.size,
         backend=s.world.backend,
