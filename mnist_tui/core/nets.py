@@ -8,7 +8,7 @@ optimizer's saved state refers to, are those of the runs saved before they were 
 
 from __future__ import annotations
 
-from typing import cast
+from typing import TypeGuard, cast
 
 import torch
 import torch.nn.functional as F
@@ -130,11 +130,11 @@ class SeedNet(nn.Module):
 
 def fused_batch_norms(net: nn.Module) -> list[str]:
     """The batch norms whose training passes go to core/fused.py's kernels where they apply
-    (fp32 channels_last on the CPU): all of v1's and v2's, and those followed by ReLU in
-    v3's and v4's conv blocks. v5's run PyTorch's (its depthwise layers are not fused)."""
+    (fp32 channels_last on the CPU): all of v1's and v2's, and those of v3's and v4's conv
+    blocks. v5 runs PyTorch's operations (SeparableNet is not fused)."""
     names = []
     for prefix, module in net.named_modules():
-        if isinstance(module, SeedNet) or isinstance(module, CompactNet):
+        if isinstance(module, (SeedNet, CompactNet)):
             names += [f"{prefix}.{name}" if prefix else name for name, child in module.named_modules() if _fusable(module, child)]
     return names
 
@@ -142,9 +142,12 @@ def fused_batch_norms(net: nn.Module) -> list[str]:
 def _fusable(owner: nn.Module, child: nn.Module) -> bool:
     if not isinstance(child, nn.BatchNorm2d):
         return False
-    if isinstance(owner, SeedNet):
-        return True
-    return any(isinstance(block, nn.Sequential) and len(block) == 3 and block[1] is child and isinstance(block[2], nn.ReLU) for block in owner.modules())
+    return isinstance(owner, SeedNet) or any(is_conv_block(block) and block[1] is child for block in owner.modules())
+
+
+def is_conv_block(module: nn.Module) -> TypeGuard[nn.Sequential]:
+    """Whether `module` is a conv_block: convolution, batch norm, ReLU."""
+    return isinstance(module, nn.Sequential) and len(module) == 3 and isinstance(module[1], nn.BatchNorm2d) and isinstance(module[2], nn.ReLU)
 
 
 def in_seed_order(net: nn.Module) -> nn.Module:
@@ -241,8 +244,8 @@ def fused_features(features: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
     while i < len(blocks):
         block = blocks[i]
         pool = blocks[i + 1] if i + 1 < len(blocks) and isinstance(blocks[i + 1], nn.MaxPool2d) else None
-        if isinstance(block, nn.Sequential) and len(block) == 3 and isinstance(block[1], nn.BatchNorm2d) and isinstance(block[2], nn.ReLU):
-            conv, bn, relu = block[0], block[1], block[2]
+        if is_conv_block(block):
+            conv, bn, relu = block[0], cast(nn.BatchNorm2d, block[1]), block[2]
             x = conv(x)
             if pool is not None and fused.applies(bn, x, pool):
                 x, i = fused.bn_pool_relu(bn, x), i + 2
