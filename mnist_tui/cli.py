@@ -199,8 +199,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def cmd_tui(runs: str | None, data_dir: str | None, screen: str) -> int:
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        from mnist_tui.present import command_name
+
         print(
-            "mnist-tui: error: the app needs a terminal (its output is not one); for scripts and pipes use the headless commands: mnist-tui --help",
+            f"mnist-tui: error: the app needs a terminal (its output is not one); for scripts and pipes use the headless commands: {command_name()} --help",
             file=sys.stderr,
         )
         return 2

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shlex
+import shutil
+import sys
+import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,12 +90,48 @@ def best_line(epochs: list[EpochFinished]) -> str:
     return f"best test acc {best.test_acc:.2f}% @{best.epoch} · min test loss {low.test_loss:.4f} @{low.epoch} · last {epochs[-1].test_acc:.2f}%"
 
 
+def command_name() -> str:
+    """The mnist-tui command as the user can type it, for hints to paste: `mnist-tui` where
+    that name on PATH is this install; else this install's script (`.venv/bin/mnist-tui`
+    after `make run`: relative to the current folder when inside it); else
+    `python -m mnist_tui` with this Python."""
+    scripts = [Path(sysconfig.get_path("scripts")), Path(sysconfig.get_path("scripts", f"{os.name}_user"))]
+    ours = [folder / ("mnist-tui.exe" if os.name == "nt" else "mnist-tui") for folder in scripts]
+    if sys.argv and Path(sys.argv[0]).name in ("mnist-tui", "mnist-tui.exe"):
+        ours.insert(0, Path(sys.argv[0]))  # the script running now
+    ours = [p for p in ours if p.is_file()]
+    on_path = shutil.which("mnist-tui")
+    if on_path and any(_same_file(on_path, p) for p in ours):
+        return "mnist-tui"
+    if ours:
+        return shlex.quote(_as_typed(ours[0]))
+    python = shutil.which("python")
+    return f"{'python' if python and _same_file(python, sys.executable) else shlex.quote(sys.executable)} -m mnist_tui"
+
+
+def _same_file(a: str | Path, b: str | Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _as_typed(path: Path) -> str:
+    """A path as short as it can be typed from here: relative inside the current folder."""
+    absolute = Path(os.path.abspath(path))
+    try:
+        return str(absolute.relative_to(Path.cwd()))
+    except (ValueError, OSError):  # outside it, or the current folder was deleted
+        return str(absolute)
+
+
 def run_hint(run_dir: Path) -> str:
     """The commands that follow and stop a run, ready to paste (with its runs folder when
     that is not the default one)."""
     short = run_dir.name[-6:]
-    where = "" if Path(run_dir).parent.resolve() == default_runs_dir().resolve() else f" --runs {run_dir.parent}"
-    return f"follow it: mnist-tui follow {short}{where} · stop it: mnist-tui stop {short}{where}"
+    where = "" if Path(run_dir).parent.resolve() == default_runs_dir().resolve() else f" --runs {shlex.quote(str(run_dir.parent))}"
+    command = command_name()
+    return f"follow it: {command} follow {short}{where} · stop it: {command} stop {short}{where}"
 
 
 @dataclass(frozen=True)

@@ -169,10 +169,8 @@ def test_time_left_counts_down_in_every_epoch_and_for_the_run():
 
 def test_copy_paste_hints_name_a_runs_folder_that_is_not_the_default(tmp_path):
     from mnist_tui.core.store import default_runs_dir
-    from mnist_tui.present import run_hint
+    from mnist_tui.present import command_name, run_hint
 
-    assert (
-        run_hint(tmp_path / "20261128T000000Z-v4-abcdef")
-        == f"follow it: mnist-tui follow abcdef --runs {tmp_path} · stop it: mnist-tui stop abcdef --runs {tmp_path}"
-    )
+    us = command_name()  # `mnist-tui` where that is this install on PATH (tests/test_cli_promises.py)
+    assert run_hint(tmp_path / "20261128T000000Z-v4-abcdef") == f"follow it: {us} follow abcdef --runs {tmp_path} · stop it: {us} stop abcdef --runs {tmp_path}"
     assert "--runs" not in run_hint(default_runs_dir() / "20261128T000000Z-v4-abcdef")

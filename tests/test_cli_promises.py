@@ -4,6 +4,11 @@ for the quick recipe's time, and lines that read well (an 8; no dangling separat
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 from textual.app import App
 
 from mnist_tui import cli
@@ -44,3 +49,45 @@ def test_crash_logs_go_to_the_users_log_folder_or_mnist_tui_logs(monkeypatch, tm
     assert cli.crash_log_dir() == tmp_path
     monkeypatch.delenv("MNIST_TUI_LOGS")
     assert cli.crash_log_dir().parts[-2:] in (("mnist-tui", "log"), ("Logs", "mnist-tui"), ("mnist-tui", "Logs"))
+
+
+def _script(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    script = folder / "mnist-tui"
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o755)
+    return script
+
+
+def test_hints_name_mnist_tui_only_where_that_name_on_path_is_this_install(monkeypatch, tmp_path):
+    from mnist_tui.present import command_name, run_hint
+
+    monkeypatch.chdir(tmp_path)
+    ours = _script(tmp_path / "venv" / "bin")
+    monkeypatch.setattr(sys, "argv", [str(ours)])  # started as venv/bin/mnist-tui, not on PATH
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    assert command_name() == "venv/bin/mnist-tui"
+    assert "follow it: venv/bin/mnist-tui follow abcdef" in run_hint(tmp_path / "runs" / "20261128T000000Z-v4-abcdef")
+    monkeypatch.setenv("PATH", f"{_script(tmp_path / 'other').parent}:/usr/bin")  # another install's mnist-tui
+    assert command_name() == "venv/bin/mnist-tui"
+    monkeypatch.setenv("PATH", f"{ours.parent}:/usr/bin")  # the venv activated
+    assert command_name() == "mnist-tui"
+
+
+def test_without_a_script_hints_say_python_m_mnist_tui(monkeypatch, tmp_path):
+    import sysconfig
+
+    from mnist_tui.present import command_name
+
+    monkeypatch.setattr(sys, "argv", ["-c"])
+    monkeypatch.setattr(sysconfig, "get_path", lambda *args: str(tmp_path))  # no script installed
+    assert command_name() in ("python -m mnist_tui", f"{sys.executable} -m mnist_tui")
+
+
+def test_the_command_a_hint_names_runs_in_a_shell_without_the_venv_on_path(tmp_path):
+    shell = {**os.environ, "PATH": "/usr/bin:/bin"}  # after `make run`: .venv/bin is not on PATH
+    ask = [sys.executable, "-c", "from mnist_tui.present import command_name; print(command_name())"]
+    named = subprocess.run(ask, capture_output=True, text=True, env=shell, check=True).stdout.strip()
+    assert named != "mnist-tui"
+    ran = subprocess.run(f"{named} --version", shell=True, capture_output=True, text=True, env=shell)
+    assert ran.returncode == 0 and ran.stdout.startswith("mnist-tui "), ran.stderr
