@@ -9,13 +9,25 @@ import os
 import sys
 import threading
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
 from mnist_tui import __version__
 from mnist_tui.core.config import DEVICES, OPTIMIZERS, PRECISIONS, SCHEDULERS
 from mnist_tui.core.versions import VERSIONS
-from mnist_tui.trainer import ProcessLauncher, adopt_starting_log, handle_stop_signals, in_world, leader, record_failed_start, reserve_name, run_over, run_world
+from mnist_tui.trainer import (
+    Launch,
+    ProcessLauncher,
+    adopt_starting_log,
+    handle_stop_signals,
+    in_world,
+    leader,
+    record_failed_start,
+    reserve_name,
+    run_over,
+    run_world,
+)
 
 
 def _whole_number(minimum: int):
@@ -317,7 +329,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     handle_stop_signals(stop)  # before the slow imports: an early Ctrl+C ends quietly too
     runs_dir = default_runs_dir(config.runs_dir)
     if args.detach:
-        return _detach(ProcessLauncher().train(config, runs_dir).run_dir, "training")
+        from mnist_tui.core.store import CONFIG
+
+        launch = ProcessLauncher().train(config, runs_dir)
+        return _detached(launch, "training", lambda: (launch.run_dir / CONFIG).exists(), stop, new_run=True)
 
     from mnist_tui.core import data
 
@@ -361,12 +376,60 @@ def _failed_start(args, runs_dir, config, reason: str) -> int:
     return 1
 
 
-def _detach(run_dir: Path, what: str) -> int:
+# A trainer imports torch and reads MNIST before it owns its run (8-10 s on a loaded 2-core
+# CPU). Past this, `--detach` returns anyway, saying that the trainer is still starting.
+START_WAIT_S = 120.0
+
+
+def _detached(launch: Launch, what: str, owns_run: Callable[[], bool], stop: threading.Event, new_run: bool) -> int:
+    """Return once a detached trainer owns its run, so that `runs`, `follow` and `stop` find
+    it: 0 with the run's id and the commands that follow and stop it, or 1 with the reason
+    the trainer failed to start."""
     from mnist_tui.present import run_hint
 
-    print(f"run {run_dir.name}: {what} in the background in {run_dir}")
-    print(run_hint(run_dir))
+    _await_start(launch, owns_run, stop)
+    problem = _start_problem(launch, new_run)
+    if problem:
+        print(f"mnist-tui: {problem}", file=sys.stderr)
+        return 1
+    if not owns_run() and not launch.ended():
+        why = "you stopped waiting" if stop.is_set() else f"not ready after {START_WAIT_S:.0f} s"
+        print(f"mnist-tui: note: the trainer is still starting ({why}); it logs to {launch.log}", file=sys.stderr)
+    print(f"run {launch.run_dir.name}: {what} in the background in {launch.run_dir}")
+    print(run_hint(launch.run_dir))
     return 0
+
+
+def _await_start(launch: Launch, owns_run: Callable[[], bool], stop: threading.Event) -> None:
+    """Wait until the trainer owns its run or ended, at most START_WAIT_S or until Ctrl+C,
+    with a spinner on a terminal."""
+    import contextlib
+    import time
+
+    deadline = time.monotonic() + START_WAIT_S
+    spinner: contextlib.AbstractContextManager = contextlib.nullcontext()
+    if sys.stderr.isatty():
+        from rich.console import Console
+
+        spinner = Console(stderr=True).status("starting the trainer: it imports torch and reads MNIST…")
+    with spinner:
+        while not (owns_run() or launch.ended() or stop.is_set() or time.monotonic() > deadline):
+            stop.wait(0.1)
+
+
+def _start_problem(launch: Launch, new_run: bool) -> str | None:
+    """Why a detached trainer failed to start, or None: a trainer that ended in error speaks
+    through its log; one that saved its new run as failed (bad data, no such device) through
+    the run."""
+    from mnist_tui.core.store import CONFIG, read_run
+
+    if new_run and (launch.run_dir / CONFIG).exists():
+        record = read_run(launch.run_dir)
+        if record.status == "failed":
+            return f"run {record.run_id} failed: {record.reason}"
+    if launch.ended() and launch.process is not None and launch.process.returncode not in (0, 130):
+        return launch.failure()
+    return None
 
 
 def _report(events, stop: threading.Event, runs_dir: Path | None = None, start=None) -> int:
@@ -401,7 +464,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     handle_stop_signals(stop)
     run_dir = _find(args, "resume")
     if args.detach:
-        return _resume_detached(run_dir, args)
+        return _resume_detached(run_dir, args, stop)
     nproc = args.nproc or _processes_of(run_dir)
     if nproc > 1 and not in_world():
         rank_args = ["resume", str(run_dir)] + (["--data", _absolute(args.data) or ""] if args.data else []) + (["--force"] if args.force else [])
@@ -421,10 +484,8 @@ def _processes_of(run_dir: Path) -> int:
     return n if isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= 64 else 1
 
 
-def _resume_detached(run_dir: Path, args: argparse.Namespace) -> int:
+def _resume_detached(run_dir: Path, args: argparse.Namespace, stop: threading.Event) -> int:
     """Start a resuming trainer of its own and return once it owns the run (or refused)."""
-    import time
-
     from mnist_tui.core.store import RESUMABLE, RESUMABLE_WORDS, read_run
 
     record = read_run(run_dir)
@@ -432,13 +493,7 @@ def _resume_detached(run_dir: Path, args: argparse.Namespace) -> int:
         print(f"mnist-tui: cannot resume {record.run_id}: it is {record.status}; only {RESUMABLE_WORDS} runs can be resumed", file=sys.stderr)
         return 1
     launch = ProcessLauncher().resume(run_dir, _absolute(args.data), args.force, args.nproc)
-    deadline = time.monotonic() + 120  # it imports torch and loads MNIST before it trains
-    while read_run(run_dir).status != "running" and not launch.ended() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if launch.ended() and launch.process is not None and launch.process.returncode not in (0, 130):
-        print(f"mnist-tui: {launch.failure()}", file=sys.stderr)
-        return 1
-    return _detach(run_dir, "resuming")
+    return _detached(launch, "resuming", lambda: read_run(run_dir).status == "running", stop, new_run=False)
 
 
 def cmd_stop(args: argparse.Namespace) -> int:

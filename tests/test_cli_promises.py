@@ -4,14 +4,18 @@ for the quick recipe's time, and lines that read well (an 8; no dangling separat
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pytest
 from textual.app import App
 
 from mnist_tui import cli
+from mnist_tui.core.store import read_run
 
 
 class _Crashes(App):
@@ -91,3 +95,85 @@ def test_the_command_a_hint_names_runs_in_a_shell_without_the_venv_on_path(tmp_p
     assert named != "mnist-tui"
     ran = subprocess.run(f"{named} --version", shell=True, capture_output=True, text=True, env=shell)
     assert ran.returncode == 0 and ran.stdout.startswith("mnist-tui "), ran.stderr
+
+
+TINY = ("--model", "v4", "--epochs", "1", "--limit", "256", "--test-limit", "500", "--device", "cpu")
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "mnist_tui", *args]
+
+
+@pytest.mark.slow
+def test_train_detach_returns_once_runs_lists_the_run_it_printed(tmp_path):
+    runs = tmp_path / "runs"
+    started = subprocess.run(_cli("train", *TINY, "--runs", str(runs), "--detach"), capture_output=True, text=True, timeout=180)
+    listed = subprocess.run(_cli("runs", "--runs", str(runs)), capture_output=True, text=True, timeout=60)
+    assert started.returncode == 0, started.stderr
+    run_id = started.stdout.split()[1].rstrip(":")
+    assert "-v4-" in run_id and run_id in listed.stdout, listed.stdout
+    assert started.stdout.splitlines()[1].startswith("follow it: ") and started.stderr == ""  # no spinner off a terminal
+    deadline = time.monotonic() + 120  # let the trainer end before its folder is removed
+    while read_run(runs / run_id).status == "running":
+        assert time.monotonic() < deadline, "the tiny run did not end in 120 s"
+        time.sleep(0.2)
+    assert read_run(runs / run_id).status == "finished"
+
+
+@pytest.mark.slow
+def test_resume_detach_returns_once_its_trainer_has_taken_the_run_over(tmp_path):
+    import threading
+
+    from mnist_tui.core.engine import train
+    from mnist_tui.core.events import EpochFinished
+    from mnist_tui.core.versions import get_version
+
+    runs = tmp_path / "runs"
+    stop = threading.Event()
+    config = get_version("v4").config(epochs=2, limit=256, test_limit=500, device="cpu", runs_dir=str(runs))
+    for ev in train(config, stop):
+        if isinstance(ev, EpochFinished):
+            stop.set()  # stopped after its first epoch: a run to resume
+    [run_dir] = runs.iterdir()
+    assert read_run(run_dir).status == "stopped"
+    resumed = subprocess.run(_cli("resume", run_dir.name[-6:], "--runs", str(runs), "--detach"), capture_output=True, text=True, timeout=180)
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout.startswith(f"run {run_dir.name}: resuming in the background") and read_run(run_dir).status in ("running", "finished")
+    deadline = time.monotonic() + 120
+    while read_run(run_dir).status == "running":
+        assert time.monotonic() < deadline, "the resumed run did not end in 120 s"
+        time.sleep(0.2)
+    assert read_run(run_dir).epochs_done == 2
+
+
+class _Starting:
+    """A Launch whose trainer is still starting (importing torch, reading MNIST)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir, self.log, self.process = run_dir, run_dir.parent / f".{run_dir.name}.log", None
+
+    def ended(self) -> bool:
+        return False
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_detach_waiting_on_a_terminal_shows_a_spinner_and_gives_up_waiting_in_bounded_time(monkeypatch, tmp_path, capsys):
+    import threading
+
+    polls = iter(range(1_000_000))
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    launch = _Starting(tmp_path / "20261128T000000Z-v4-abcdef")
+    assert cli._detached(launch, "training", lambda: next(polls) > 3, threading.Event(), new_run=True) == 0
+    assert "starting the trainer" in terminal.getvalue()  # the spinner's line, while it waited
+    assert "run 20261128T000000Z-v4-abcdef: training in the background" in capsys.readouterr().out
+
+    monkeypatch.setattr(cli, "START_WAIT_S", 0.3)
+    t0 = time.monotonic()
+    assert cli._detached(launch, "training", lambda: False, threading.Event(), new_run=True) == 0
+    assert time.monotonic() - t0 < 5
+    assert f"the trainer is still starting (not ready after 0 s); it logs to {launch.log}" in terminal.getvalue()
