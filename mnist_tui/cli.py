@@ -15,7 +15,8 @@ from typing import NoReturn
 
 from mnist_tui import __version__
 from mnist_tui.core.config import DEVICES, OPTIMIZERS, PRECISIONS, SCHEDULERS
-from mnist_tui.core.versions import VERSIONS
+from mnist_tui.core.hardware import auto_precision, duration
+from mnist_tui.core.versions import QUICK, VERSIONS
 from mnist_tui.trainer import (
     Launch,
     ProcessLauncher,
@@ -68,12 +69,20 @@ def _absolute(path: str | None) -> str | None:
     return str(Path(path).expanduser().resolve()) if path else None
 
 
+def _quick_help() -> str:
+    """--quick's help, its time read from the registry as the app's picker reads it."""
+    mode = auto_precision("auto")
+    took = QUICK.expected_seconds(QUICK.recipe.epochs, mode)
+    about = f", about {duration(took)} on a 2-core CPU in {mode} (what --precision auto picks here)" if took is not None else ""
+    return f"the quick recipe: {QUICK.model} for {QUICK.recipe.epochs} epochs, {QUICK.recipe.scheduler} schedule{about}; options still override"
+
+
 def _train_parser(sub) -> None:
     t = sub.add_parser(
         "train", help="train a model version headless", description="Train a model version without the TUI. Unset options take the version's recipe."
     )
-    t.add_argument("--quick", action="store_true", help="the quick recipe: v4 for 3 one-cycle epochs, about 40 s on a 2-core CPU (options still override)")
-    t.add_argument("--model", choices=list(VERSIONS), help="model version (default: v2, or v4 with --quick)")
+    t.add_argument("--quick", action="store_true", help=_quick_help())
+    t.add_argument("--model", choices=list(VERSIONS), help=f"model version (default: v2, or {QUICK.model} with --quick)")
     t.add_argument("--epochs", type=_positive_int)
     t.add_argument("--batch-size", type=_positive_int)
     t.add_argument("--lr", type=_positive_float, help="learning rate")
@@ -101,7 +110,9 @@ def _train_parser(sub) -> None:
     t.add_argument("--data", metavar="DIR", help=DATA_HELP)
     t.add_argument("--runs", metavar="DIR", help=RUNS_HELP)
     t.add_argument("--nproc", type=_positive_int, default=1, metavar="N", help="train on N processes of this machine (torch.distributed DDP through torchrun)")
-    t.add_argument("--detach", action="store_true", help="train in a background process of its own; print the run id and return")
+    t.add_argument(
+        "--detach", action="store_true", help="train in a background process of its own; return once it has made its run folder, printing the run id"
+    )
     # Used by the launcher of a detached trainer: the whole config, and the reserved folder name.
     t.add_argument("--config-json", help=argparse.SUPPRESS)
     t.add_argument("--run-name", help=argparse.SUPPRESS)
@@ -123,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     res.add_argument("--data", metavar="DIR", help=DATA_HELP + "; never the folder stored in the run")
     res.add_argument("--force", action="store_true", help="resume a run last seen training on another host that has been silent for 10 minutes")
     res.add_argument("--nproc", type=_positive_int, metavar="N", help="continue on N processes (default: as many as it started with)")
-    res.add_argument("--detach", action="store_true", help="continue in a background process of its own and return")
+    res.add_argument("--detach", action="store_true", help="continue in a background process of its own; return once it has taken the run over")
 
     st = sub.add_parser("stop", help="stop a live run after its current batch")
     st.add_argument("run", help=RUN_HELP)

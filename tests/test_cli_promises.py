@@ -177,3 +177,19 @@ def test_a_detach_waiting_on_a_terminal_shows_a_spinner_and_gives_up_waiting_in_
     assert cli._detached(launch, "training", lambda: False, threading.Event(), new_run=True) == 0
     assert time.monotonic() - t0 < 5
     assert f"the trainer is still starting (not ready after 0 s); it logs to {launch.log}" in terminal.getvalue()
+
+
+@pytest.mark.parametrize("bf16", [False, True])
+def test_the_quick_recipes_time_is_one_figure_from_the_registry_in_help_and_picker(monkeypatch, capsys, bf16):
+    from mnist_tui.core import hardware
+    from mnist_tui.core.versions import QUICK
+    from mnist_tui.ui.screens.train import version_label
+
+    monkeypatch.setattr(hardware, "cpu_bf16_native", lambda: bf16)
+    mode = "bf16" if bf16 else "fp32"
+    took = QUICK.expected_seconds(QUICK.recipe.epochs, mode)
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert f"about {hardware.duration(took)} on a 2-core CPU in {mode}" in help_text
+    assert version_label("quick").endswith(hardware.duration(took, compact=True))  # the app's picker: the same figure
