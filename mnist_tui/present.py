@@ -125,6 +125,18 @@ def _as_typed(path: Path) -> str:
         return str(absolute)
 
 
+def with_article(number: int | str) -> str:
+    """'a 7', 'an 8', 'an 11', 'an 18,000': the article as the number is read aloud."""
+    digits = str(number).replace(",", "")
+    vowel = digits.startswith("8") or (len(digits) % 3 == 2 and digits.startswith(("11", "18")))
+    return f"{'an' if vowel else 'a'} {number}"
+
+
+def digit_caption(index: int, label: int) -> str:
+    """'test digit #1234 (an 8)': a test image named on the screens that show one."""
+    return f"test digit #{index} ({with_article(label)})"
+
+
 def run_hint(run_dir: Path) -> str:
     """The commands that follow and stop a run, ready to paste (with its runs folder when
     that is not the default one)."""

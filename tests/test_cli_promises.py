@@ -193,3 +193,39 @@ def test_the_quick_recipes_time_is_one_figure_from_the_registry_in_help_and_pick
     help_text = " ".join(capsys.readouterr().out.split())
     assert f"about {hardware.duration(took)} on a 2-core CPU in {mode}" in help_text
     assert version_label("quick").endswith(hardware.duration(took, compact=True))  # the app's picker: the same figure
+
+
+def test_digits_are_named_with_the_article_they_are_read_with():
+    from mnist_tui.present import digit_caption, with_article
+
+    assert [with_article(d) for d in range(10)] == ["a 0", "a 1", "a 2", "a 3", "a 4", "a 5", "a 6", "a 7", "an 8", "a 9"]
+    assert (with_article(11), with_article(18), with_article(80), with_article("18,000"), with_article(110)) == (
+        "an 11",
+        "an 18",
+        "an 80",
+        "an 18,000",
+        "a 110",
+    )
+    assert digit_caption(61, 8) == "test digit #61 (an 8)"
+
+
+async def test_asking_why_about_a_mistaken_8_names_it_an_8(tmp_path, monkeypatch):
+    from textual.widgets import DataTable
+
+    from mnist_tui.ui.app import MnistTuiApp
+    from mnist_tui.ui.screens.mistakes import MistakesScreen
+    from mnist_tui.ui.screens.why import WhyScreen
+    from tests.test_mistakes import _fixed_screen
+    from tests.ui_helpers import drained, press, wait_until
+
+    app = MnistTuiApp(runs_dir=tmp_path, start_mode="runs")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _fixed_screen(monkeypatch)(pilot)
+        screen = app.screen
+        assert isinstance(screen, MistakesScreen)
+        screen.query_one("#matrix", DataTable).move_cursor(row=8, column=10)  # 8s read as 9s
+        await drained(pilot)
+        await wait_until(pilot, lambda: screen.shown_digits and screen.shown_digits[0].label == 8)
+        await press(pilot, "y")
+        await wait_until(pilot, lambda: isinstance(app.screen, WhyScreen))
+        assert app.screen.what == f"test digit #{screen.shown_digits[screen.selected].index} (an 8)"

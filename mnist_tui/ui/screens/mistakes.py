@@ -14,7 +14,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, HorizontalGroup, Vertical, VerticalScroll
 from textual.widgets import DataTable, Header, ProgressBar, Static
 
-from mnist_tui.present import pct
+from mnist_tui.present import digit_caption, pct
 from mnist_tui.ui.screens.base import AppScreen, WorkProgress
 from mnist_tui.ui.widgets.digit_grid import digit_lines
 from mnist_tui.ui.widgets.footer import KeyFooter
@@ -170,7 +170,7 @@ class MistakesScreen(AppScreen):
         from mnist_tui.ui.screens.why import WhyScreen
 
         chosen = self.shown_digits[self.selected]
-        self.app.push_screen(WhyScreen(self.run_dir, chosen.image, f"test digit #{chosen.index} (a {chosen.label})"))
+        self.app.push_screen(WhyScreen(self.run_dir, chosen.image, digit_caption(chosen.index, chosen.label)))
 
     def action_select(self, step: int) -> None:
         """Move the selection among the cell's digits (shown ones)."""

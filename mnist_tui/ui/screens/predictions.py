@@ -14,6 +14,7 @@ from textual.app import ComposeResult
 from textual.containers import HorizontalGroup, VerticalScroll
 from textual.widgets import Header, ProgressBar, Static
 
+from mnist_tui.present import digit_caption
 from mnist_tui.ui.screens.base import AppScreen, WorkProgress
 from mnist_tui.ui.widgets.digit_grid import DigitGrid
 from mnist_tui.ui.widgets.footer import KeyFooter
@@ -133,7 +134,7 @@ class PredictionsScreen(AppScreen):
         from mnist_tui.ui.screens.why import WhyScreen
 
         chosen = grid.items[grid.selected]
-        self.app.push_screen(WhyScreen(self.run_dir, chosen.image, f"test digit #{chosen.index} (a {chosen.label})"))
+        self.app.push_screen(WhyScreen(self.run_dir, chosen.image, digit_caption(chosen.index, chosen.label)))
 
     def action_select(self, step: int) -> None:
         self.query_one(DigitGrid).select(step)
