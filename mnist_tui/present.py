@@ -10,6 +10,9 @@ import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
+import rich.repr
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.measure import Measurement
 from rich.text import Text
 
 from mnist_tui.core.events import BatchProgress, EpochFinished, RunFinished, RunStarted
@@ -315,16 +318,63 @@ def epoch_marks(epochs: list[EpochFinished]) -> tuple[float | None, float | None
 def started_facts(e: RunStarted) -> str:
     """What a run is and where it trains: '7,432 params · CPU, 2 threads · bf16 · 60,000 train / 10,000 test images'
     (a distributed run: 'CPU, 1 thread × 2 processes (gloo)')."""
+    return Parts.SEPARATOR.join(_fact_parts(e))
+
+
+def _fact_parts(e: RunStarted) -> list[str]:
     images = "held-out training images, reported as test" if e.evaluated_on == "holdout" else "test images"
-    graph = " · CUDA graph" if e.cuda_graph else ""
     world = f" × {e.world_size} processes ({e.backend})" if e.world_size > 1 else ""
-    parts = [f"{e.params:,} params", f"{e.device_name}{world}", f"{e.precision}{graph}", f"{e.train_size:,} train / {e.test_size:,} {images}"]
-    return " · ".join(p for p in parts if p)  # a run folder may not say its precision
+    parts = [
+        f"{e.params:,} params",
+        f"{e.device_name}{world}",
+        e.precision,
+        "CUDA graph" if e.cuda_graph else "",
+        f"{e.train_size:,} train / {e.test_size:,} {images}",
+    ]
+    return [p for p in parts if p]  # a run folder may not say its precision
 
 
-def started_line(e: RunStarted) -> Text:
-    """The app's line for a run: its model in bold, its facts, its id."""
-    line = Text()
-    line.append(e.config.model, style="bold")
-    line.append(f" · {started_facts(e)} · {e.run_id}")
-    return line
+def started_line(e: RunStarted) -> Parts:
+    """The app's line for a run: its model in bold, its facts, its id; wrapped between parts."""
+    return Parts([Text(e.config.model, style="bold"), *map(Text, _fact_parts(e)), Text(e.run_id)])
+
+
+@rich.repr.auto
+class Parts:
+    """Parts shown as 'a · b · c', broken into lines between parts only: no line ends or
+    begins with a separator and no part is split across lines (one wider than a whole line
+    ends in '…'), so that a widget of a few lines drops whole parts, never half of one."""
+
+    SEPARATOR = " · "
+
+    def __init__(self, parts: list[Text]) -> None:
+        self.parts = [p for p in parts if p.plain]
+
+    @property
+    def plain(self) -> str:
+        return self.SEPARATOR.join(p.plain for p in self.parts)
+
+    def __rich_repr__(self) -> rich.repr.Result:
+        yield self.plain
+
+    def __bool__(self) -> bool:
+        return bool(self.parts)
+
+    def lines(self, width: int) -> list[Text]:
+        """The parts laid out in lines of at most `width` cells."""
+        lines: list[Text] = []
+        for part in self.parts:
+            if lines and lines[-1].cell_len + len(self.SEPARATOR) + part.cell_len <= width:
+                lines[-1].append(self.SEPARATOR).append_text(part)
+            else:
+                lines.append(part.copy())
+        for line in lines:
+            line.truncate(max(width, 1), overflow="ellipsis")
+        return lines
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield from self.lines(options.max_width)
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        widest = max((p.cell_len for p in self.parts), default=0)
+        return Measurement(min(widest, options.max_width), min(Text(self.plain).cell_len, options.max_width))

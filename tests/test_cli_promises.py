@@ -229,3 +229,34 @@ async def test_asking_why_about_a_mistaken_8_names_it_an_8(tmp_path, monkeypatch
         await press(pilot, "y")
         await wait_until(pilot, lambda: isinstance(app.screen, WhyScreen))
         assert app.screen.what == f"test digit #{screen.shown_digits[screen.selected].index} (an 8)"
+
+
+def _started(**changes):
+    from mnist_tui.core.events import RunStarted
+    from mnist_tui.core.versions import get_version
+
+    name = "20261101T100000Z-v4-aaaaaa"
+    facts = dict(run_id=name, run_dir=Path("runs", name), config=get_version("v4").config(), device="cpu", device_name="CPU, 2 threads")
+    facts.update(params=7_432, precision="bf16", train_size=60_000, test_size=10_000, batches_per_epoch=938)
+    return RunStarted(**{**facts, **changes})
+
+
+@pytest.mark.parametrize("width", [30, 60, 80, 100, 120, 160])
+def test_the_run_line_breaks_between_whole_parts_never_after_a_separator(width):
+    from rich.console import Console
+
+    from mnist_tui.present import started_line
+
+    line = started_line(_started())
+    console = Console(width=width, record=True, color_system=None)
+    console.print(line)
+    rows = console.export_text().rstrip("\n").splitlines()
+    parts = line.plain.split(" · ")
+    assert parts[0] == "v4" and parts[-1] == "20261101T100000Z-v4-aaaaaa"
+    shown = []
+    for row in rows:
+        assert not row.rstrip().endswith("·") and not row.lstrip().startswith("·") and len(row.rstrip()) <= width
+        shown += row.strip().split(" · ")
+    # Each part once, in order, whole: only one wider than the whole line is cut, with '…'.
+    assert len(shown) == len(parts)
+    assert all(s == p or (len(p) > width and s.endswith("…") and p.startswith(s[:-1])) for s, p in zip(shown, parts))
