@@ -67,14 +67,17 @@ class Palette(CommandPalette):
     before (Enter with one match while hits still arrive) dismisses it again from a queued
     message; the second dismissal popped the screen beneath (`ScreenStackError: Can't pop
     screen`, seen on a loaded CPU). Here the second one does nothing.
+
+    The flag's name must not be one of Textual's own: `_closed` is the message pump's, and
+    setting it made the palette's removal wait forever (Escape froze the app).
     """
 
-    _closed = False
+    _dismissed_once = False
 
     def dismiss(self, result=None) -> AwaitComplete:
-        if self._closed or not self.is_current:
+        if self._dismissed_once or not self.is_current:
             return AwaitComplete()
-        self._closed = True
+        self._dismissed_once = True
         return super().dismiss(result)
 
 
