@@ -261,11 +261,11 @@ class TrainScreen(AppScreen):
         form.disabled = self.running
         self.query_one("#versions", OptionList).disabled = self.running
 
-    @on(Button.Pressed, "#stop")
     def action_show_processes(self) -> None:
         self.query_one(RecipeForm).show_processes()
         self.query_one("#field-processes").focus()
 
+    @on(Button.Pressed, "#stop")
     def action_stop(self) -> None:
         if self.running and self.stop_run():
             self.query_one("#device-line", Static).update("Stopping after this batch…")
@@ -300,7 +300,9 @@ class TrainScreen(AppScreen):
             chart.set_series("train", [], dense=True)
             chart.set_series("test", [])
         self.query_one("#usage", Static).update("")
-        self.query_one("#epoch-progress", ProgressBar).update(total=1, progress=0)
+        bar = self.query_one("#epoch-progress", ProgressBar)
+        bar.update(total=1, progress=0)
+        bar.display = True
         self.query_one("#speed", Static).update("")
 
     def _show_points(self) -> None:
@@ -384,7 +386,11 @@ class TrainScreen(AppScreen):
         self.query_one("#usage", Static).update(epoch_cost(ev), layout=False)
 
     def _ended(self) -> None:
-        """After a run: focus back on the version list (the form was read-only meanwhile)."""
+        """After a run: no live use of the machine (what its last epoch cost, if one finished)
+        nor a progress bar of a run that no longer trains; focus back on the version list
+        (the form was read-only meanwhile)."""
+        self.query_one("#usage", Static).update(epoch_cost(self._epochs_done[-1]) if self._epochs_done else "")
+        self.query_one("#epoch-progress", ProgressBar).display = False
         self.call_after_refresh(self.query_one("#versions", OptionList).focus)
 
     def _show_end(self, ev: RunFinished) -> None:
