@@ -29,7 +29,7 @@ from mnist_tui.core.augment import Affine
 from mnist_tui.core.config import ConfigError, TrainConfig
 from mnist_tui.core.device import DeviceError, device_name, keep_freed_memory, memory_in_use_mb, resolve_device, resolve_precision, test_chunk
 from mnist_tui.core.distributed import World, cpu_threads, globalise
-from mnist_tui.core.events import BatchPoint, BatchProgress, EpochFinished, Event, RunFailed, RunFinished, RunStarted
+from mnist_tui.core.events import BatchPoint, BatchProgress, EpochFinished, Event, RunFailed, RunFinished, RunStarted, run_started
 from mnist_tui.core.optim import make_optimizer, make_scheduler, steps_every_batch
 from mnist_tui.core.resources import Meter
 from mnist_tui.core.step import EagerStep, autocast, make_step, search_pays
@@ -349,8 +349,10 @@ def _open_shared(s: Session, run_name: str | None) -> RunWriter | _Follower:
     return writer if writer is not None else _Follower(default_runs_dir(s.config.runs_dir) / name)
 
 
-def _open_new(s: Session, run_name: str | None, devices: list[str] | None = None) -> RunWriter:
-    record = {
+def _record(s: Session, devices: list[str] | None = None) -> dict[str, object]:
+    """What config.json records of a run as this session trains it; RunStarted is built
+    from it (events.run_started), in the trainer and in every follower alike."""
+    record: dict[str, object] = {
         "config": s.config.to_dict(),
         "seed": s.config.seed,
         "device": s.device.type,
@@ -367,10 +369,22 @@ def _open_new(s: Session, run_name: str | None, devices: list[str] | None = None
         "params": s.params,
         "train_size": len(s.train_data),
         "test_size": s.test_size,
+        "batches_per_epoch": s.batches,
         "world_size": s.world.size,
+        "warning": _warning(s),
     }
     if s.world.active:
         record.update(backend=s.world.backend, devices=devices)
+    return record
+
+
+def _warning(s: Session) -> str | None:
+    """What the user should know about how this session trains (a fallback, slower kernels)."""
+    return "; ".join(w for w in (s.step.fallback, s.kernels_warning) if w) or None
+
+
+def _open_new(s: Session, run_name: str | None, devices: list[str] | None = None) -> RunWriter:
+    record = _record(s, devices)
     return RunWriter.create(default_runs_dir(s.config.runs_dir), s.config.model, record, name=run_name)
 
 
@@ -398,7 +412,9 @@ def _open_resume(
         _restore(session, ckpt)
     if lock is None:
         return session, _Follower(run_dir, epoch), done
-    return session, RunWriter.reopen(lock, epoch), done
+    writer = RunWriter.reopen(lock, epoch)
+    writer.update_record(warning=_warning(session))  # this trainer's, for those who follow it
+    return session, writer, done
 
 
 def _resume_plan(run_dir: Path, force: bool) -> tuple[object, Checkpoint | None, int, list[EpochFinished]]:
@@ -437,23 +453,7 @@ def _restore(s: Session, ckpt: Checkpoint) -> None:
 
 
 def _started(s: Session, writer: RunWriter | _Follower) -> RunStarted:
-    return RunStarted(
-        run_id=writer.path.name,
-        run_dir=writer.path,
-        config=s.config,
-        device=s.device.type,
-        device_name=device_name(s.device),
-        params=s.params,
-        train_size=len(s.train_data),
-        test_size=s.test_size,
-        batches_per_epoch=s.batches,
-        precision=s.precision,
-        cuda_graph=s.step.graph,
-        warning="; ".join(w for w in (s.step.fallback, s.kernels_warning) if w) or None,
-        evaluated_on=s.evaluated_on,
-        world_size=s.world.size,
-        backend=s.world.backend,
-    )
+    return run_started(writer.path, _record(s))
 
 
 def _loop(s: Session, writer: RunWriter | _Follower, stop: threading.Event, done: list[EpochFinished]) -> Iterator[Event]:

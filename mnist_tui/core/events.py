@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,36 @@ class RunStarted:
     warning: str | None = None  # something the user should know, e.g. a fallback to eager steps
     world_size: int = 1  # processes training the run together (torch.distributed)
     backend: str = ""  # their process group's backend: gloo (CPU) or nccl (CUDA)
+
+
+def run_started(run_dir: Path, record: Mapping[str, Any]) -> RunStarted:
+    """A run's RunStarted from its config.json record: the one builder of the engine (from the
+    record it writes) and of every follower (from the record it reads), so both show the same.
+    Raises ConfigError, TypeError, ValueError or OverflowError on a record that cannot be read."""
+    config = TrainConfig.from_dict(record.get("config"))
+    train_size, test_size = (int(record.get(k) or 0) for k in ("train_size", "test_size"))
+    batches = record.get("batches_per_epoch")  # absent in runs made before it was recorded
+    if not isinstance(batches, int) or isinstance(batches, bool) or batches < 1:
+        batches = -(-train_size // max(1, config.recipe.batch_size))
+    world = record.get("world_size")
+    warning = record.get("warning")
+    return RunStarted(
+        run_id=run_dir.name,
+        run_dir=run_dir,
+        config=config,
+        device=str(record.get("device", "")),
+        device_name=str(record.get("device_name") or record.get("device") or ""),
+        params=int(record.get("params") or 0),
+        train_size=train_size,
+        test_size=test_size,
+        batches_per_epoch=batches,
+        precision=str(record.get("precision") or ""),
+        evaluated_on=str(record.get("evaluated_on") or "test"),
+        cuda_graph=record.get("cuda_graph") is True,
+        warning=warning if isinstance(warning, str) and warning else None,
+        world_size=world if isinstance(world, int) and not isinstance(world, bool) and world >= 1 else 1,
+        backend=str(record.get("backend") or ""),
+    )
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ import os
 import time
 from pathlib import Path
 
-from mnist_tui.core.config import ConfigError, TrainConfig
-from mnist_tui.core.events import BatchPoint, BatchProgress, Event, RunFailed, RunFinished, RunStarted
+from mnist_tui.core.config import ConfigError
+from mnist_tui.core.events import BatchPoint, BatchProgress, Event, RunFailed, RunFinished, RunStarted, run_started
 from mnist_tui.core.store.records import BATCHES, CONFIG, METRICS, PROGRESS, STATUS, RunRecord, read_points, read_progress, read_run
 
 WAIT_FOR_FOLDER_S = 120.0
@@ -111,27 +111,10 @@ class Follower:
         return [BatchProgress(**progress)]
 
     def _started(self, record: RunRecord) -> RunStarted | RunFailed:
-        cfg = record.config
         try:
-            config = TrainConfig.from_dict(cfg.get("config"))
-            sizes = {k: int(cfg.get(k) or 0) for k in ("train_size", "test_size")}
+            return run_started(self.run_dir, record.config)
         except (ConfigError, TypeError, ValueError, OverflowError) as exc:
             return RunFailed(f"{CONFIG} cannot be followed: {exc}", self.run_dir, "damaged")
-        batch = max(1, config.recipe.batch_size)
-        return RunStarted(
-            run_id=record.run_id,
-            run_dir=self.run_dir,
-            config=config,
-            device=str(cfg.get("device", "")),
-            device_name=record.device,
-            params=record.params or 0,
-            train_size=sizes["train_size"],
-            test_size=sizes["test_size"],
-            batches_per_epoch=-(-sizes["train_size"] // batch),
-            precision=str(cfg.get("precision", "")),
-            evaluated_on=str(cfg.get("evaluated_on", "test")),
-            cuda_graph=cfg.get("cuda_graph") is True,
-        )
 
 
 def _ending(record: RunRecord) -> Event:

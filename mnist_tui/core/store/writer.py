@@ -107,6 +107,12 @@ class RunWriter:
         writer.set_status("running")
         return writer
 
+    def update_record(self, **fields: Any) -> None:
+        """Set fields of config.json (atomically), e.g. a resumed trainer's own warning."""
+        record = files.read_json_object(self.path / CONFIG)
+        if any(record.get(k) != v for k, v in fields.items()):
+            files.write_json_atomic(self.path / CONFIG, {**record, **fields})
+
     def set_status(self, status: str, reason: str | None = None) -> None:
         data: dict[str, str | int] = {"status": status, "epochs_done": self.epochs_done, "updated": now_iso(), "pid": os.getpid(), "host": socket.gethostname()}
         if reason:
