@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ class Outputs:
     predicted: torch.Tensor  # int64 (N,): the logits' argmax, as the test pass counts it
     labels: torch.Tensor  # int64 (N,)
     images: torch.Tensor  # uint8 (N, 28, 28)
+    weights: dict[str, Any] = field(default_factory=dict, repr=False)  # the checkpoint's, of `epoch`: what "why" explains
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -201,11 +202,15 @@ class Network:
 _networks: OrderedDict[tuple[Path, int, str], Network] = OrderedDict()
 
 
-def network(run_dir: Path, precision: str = "auto") -> Network:
-    """The run's last checkpoint as a network (cached per checkpoint file)."""
+def network(run_dir: Path, precision: str = "auto", shown: tuple[int, dict[str, Any]] | None = None) -> Network:
+    """The run's last checkpoint as a network (cached per checkpoint file); with `shown`
+    (epoch, state dict), that epoch's network instead, as a screen showed it, even when the
+    run has saved a later checkpoint since."""
     run_dir = Path(run_dir).resolve()
     record = _usable(run_dir)
     mode = inference_precision(record.precision, precision)
+    if shown is not None:
+        return Network(record.run_id, record.model, shown[0], mode, _trained_network(record.model, shown[1]))
     key = (run_dir, (run_dir / CHECKPOINT).stat().st_mtime_ns, mode)
     with _cache_lock:
         hit = _networks.get(key)
@@ -240,7 +245,8 @@ def _compute(net: Network, stored: dict[str, Any], data_dir: str | None, progres
             probs[start : start + len(x)] = out.float().softmax(1)
             predicted[start : start + len(x)] = out.float().argmax(1)
             progress(start + len(x), len(split))
-    return Outputs(net.run_id, net.model, net.epoch, net.precision, probs, predicted, split.labels, test.images[: len(split)])
+    weights = net.module.state_dict()  # shares the network's tensors: no copy
+    return Outputs(net.run_id, net.model, net.epoch, net.precision, probs, predicted, split.labels, test.images[: len(split)], weights)
 
 
 def _test_settings(stored: dict[str, Any]) -> tuple[int | None, int]:

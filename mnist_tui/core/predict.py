@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ CHUNK = 64
 CACHE_SIZE = 4  # classified checkpoints kept, so that mistakes-only and reopening are instant
 
 Progress = Callable[[int, int], None]  # (test images classified so far, test images in all)
-Classified = tuple[int, torch.Tensor, torch.Tensor]  # epoch, confidence, predicted class
+Classified = tuple[int, torch.Tensor, torch.Tensor, dict[str, Any]]  # epoch, confidence, predicted class, the weights
 CacheKey = tuple[Path, int, str | None, str, str]  # run, checkpoint mtime, data, version, precision
 
 
@@ -52,6 +52,7 @@ class Predictions:
     mistakes: int  # over the whole test set
     total: int
     precision: str  # what the CPU classified in: fp32, or bf16 autocast
+    weights: dict[str, Any] = field(default_factory=dict, repr=False)  # the checkpoint's, of `epoch`: what "why" explains
 
 
 _cache: OrderedDict[CacheKey, Classified] = OrderedDict()
@@ -116,7 +117,7 @@ def _classify(run_dir: Path, name: str, data_dir: str | None, precision: str, pr
                 logits = model(images)
             confidence[start:end], predicted[start:end] = logits.float().softmax(1).max(1)
             progress(end, total)
-    return epoch, confidence, predicted
+    return epoch, confidence, predicted, weights
 
 
 def _cached(key: CacheKey, compute: Callable[[], Classified]) -> tuple[Classified, bool]:
@@ -152,11 +153,11 @@ def predict(
     precision = inference_precision(record.precision, precision)
     report = progress or (lambda _done, _total: None)
     key: CacheKey = (run_dir, (run_dir / CHECKPOINT).stat().st_mtime_ns, data_dir, record.model, precision)
-    (epoch, confidence, predicted), cached = _cached(key, lambda: _classify(run_dir, record.model, data_dir, precision, report))
+    (epoch, confidence, predicted, weights), cached = _cached(key, lambda: _classify(run_dir, record.model, data_dir, precision, report))
     _, test = data.load(data_dir)
     if cached:
         report(len(test), len(test))
     wrong = (predicted != test.labels).nonzero().flatten()
     indices = wrong[:count].tolist() if mistakes_only else list(range(min(count, len(test))))
     items = [Prediction(i, test.images[i], int(test.labels[i]), int(predicted[i]), float(confidence[i])) for i in indices]
-    return Predictions(record.run_id, epoch, items, len(wrong), len(test), precision)
+    return Predictions(record.run_id, epoch, items, len(wrong), len(test), precision, weights)

@@ -162,6 +162,11 @@ class MistakesScreen(AppScreen):
         table.focus()
         self.show_cell(t, p)
 
+    def _shown_weights(self):
+        """(epoch, weights) of the checkpoint this screen shows: Why explains that one."""
+        shown = self.outputs
+        return (shown.epoch, shown.weights) if shown is not None and shown.weights else None
+
     def action_why(self) -> None:
         """Why the model reads the selected digit of the cell as it does."""
         if not self.shown_digits:
@@ -170,7 +175,7 @@ class MistakesScreen(AppScreen):
         from mnist_tui.ui.screens.why import WhyScreen
 
         chosen = self.shown_digits[self.selected]
-        self.app.push_screen(WhyScreen(self.run_dir, chosen.image, digit_caption(chosen.index, chosen.label)))
+        self.app.push_screen(WhyScreen(self.run_dir, chosen.image, digit_caption(chosen.index, chosen.label), self._shown_weights()))
 
     def action_select(self, step: int) -> None:
         """Move the selection among the cell's digits (shown ones)."""

@@ -125,6 +125,11 @@ class PredictionsScreen(AppScreen):
     def action_reload(self) -> None:
         self.classify()
 
+    def _shown_weights(self):
+        """(epoch, weights) of the checkpoint this screen shows: Why explains that one."""
+        shown = self.predictions
+        return (shown.epoch, shown.weights) if shown is not None and shown.weights else None
+
     def action_why(self) -> None:
         """Why the model reads the selected digit as it does."""
         grid = self.query_one(DigitGrid)
@@ -134,7 +139,7 @@ class PredictionsScreen(AppScreen):
         from mnist_tui.ui.screens.why import WhyScreen
 
         chosen = grid.items[grid.selected]
-        self.app.push_screen(WhyScreen(self.run_dir, chosen.image, digit_caption(chosen.index, chosen.label)))
+        self.app.push_screen(WhyScreen(self.run_dir, chosen.image, digit_caption(chosen.index, chosen.label), self._shown_weights()))
 
     def action_select(self, step: int) -> None:
         self.query_one(DigitGrid).select(step)

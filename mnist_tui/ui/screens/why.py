@@ -71,9 +71,11 @@ def side_by_side(blocks: list[list[Text]], gap: int = 2, per_row: int = 8) -> Te
 class WhyScreen(AppScreen):
     BINDINGS = [("escape", "app.pop_screen", "Back")]
 
-    def __init__(self, run_dir: Path, digit, what: str) -> None:
+    def __init__(self, run_dir: Path, digit, what: str, weights: tuple[int, dict] | None = None) -> None:
+        """weights: (epoch, state dict) of the checkpoint the opening screen showed, so that a
+        run that saved a later epoch meanwhile is explained as that screen read it."""
         super().__init__()
-        self.run_dir, self.digit, self.what = Path(run_dir), digit, what
+        self.run_dir, self.digit, self.what, self.weights = Path(run_dir), digit, what, weights
         self.explanation = None
 
     def compose(self) -> ComposeResult:
@@ -92,7 +94,7 @@ class WhyScreen(AppScreen):
     def explain(self) -> None:
         from mnist_tui.core.insight import explain, network
 
-        net = network(self.run_dir)
+        net = network(self.run_dir, shown=self.weights)
         self.app.call_from_thread(self.show, net, explain(net, self.digit))
 
     def on_worker_state_changed(self, event) -> None:
