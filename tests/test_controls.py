@@ -1,0 +1,154 @@
+"""Every control tells the truth: buttons clicked (not only their keys), Escape out of the
+command palette, the trainer's own start facts shown by every follower, a stopped run's
+dashboard, and "why" explaining the checkpoint the screen showed."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from dataclasses import asdict
+
+import pytest
+import torch
+from textual.command import CommandPalette
+from textual.widgets import Button, ProgressBar, Static
+
+from mnist_tui.core.engine import train
+from mnist_tui.core.events import RunStarted
+from mnist_tui.core.store import checkpoint, list_runs
+from mnist_tui.core.store.follow import Follower
+from mnist_tui.core.versions import get_version
+from mnist_tui.trainer import InProcessLauncher
+from mnist_tui.ui.app import MnistTuiApp
+from mnist_tui.ui.screens.layers import LayersScreen
+from mnist_tui.ui.screens.predictions import PredictionsScreen
+from mnist_tui.ui.screens.runs import RunsScreen
+from mnist_tui.ui.screens.train import TrainScreen
+from mnist_tui.ui.screens.why import WhyScreen
+from mnist_tui.ui.widgets.epoch_table import EpochTable
+from tests.builders import stub_checkpoint
+from tests.ui_helpers import drained, fixture_store, press, settle, type_into, wait_for_run_end, wait_until
+
+
+async def _within(awaitable, seconds: float = 20.0):
+    """A key that never returns fails the test instead of hanging it."""
+    return await asyncio.wait_for(awaitable, seconds)
+
+
+@pytest.mark.parametrize("mode", ["train", "layers", "runs"])
+@pytest.mark.parametrize("typed", ["", "tra"])
+async def test_escape_closes_the_palette_and_every_key_works_after_it(tmp_path, mode, typed):
+    fixture_store(tmp_path)
+    app = MnistTuiApp(runs_dir=tmp_path, start_mode=mode, launcher=InProcessLauncher())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        beneath = type(app.screen)
+        await _within(press(pilot, "ctrl+p", *typed))
+        assert isinstance(app.screen, CommandPalette)
+        await _within(press(pilot, "escape"))
+        assert type(app.screen) is beneath and len(app.screen_stack) == 1
+        # the app still answers: another screen, then the palette again, then back
+        await _within(press(pilot, "f3"))
+        assert isinstance(app.screen, LayersScreen)
+        await _within(press(pilot, "ctrl+p"))
+        assert isinstance(app.screen, CommandPalette)
+        await _within(press(pilot, "escape", "f4"))
+        assert isinstance(app.screen, RunsScreen)
+
+
+async def test_a_click_outside_the_palette_closes_it_and_the_app_goes_on(tmp_path):
+    app = MnistTuiApp(runs_dir=tmp_path, launcher=InProcessLauncher())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _within(press(pilot, "ctrl+p", *"train v4"))  # a short list: the screen shows below it
+        await _within(pilot.click(offset=(2, 22)))  # the dimmed screen below the palette
+        await _within(drained(pilot))
+        assert isinstance(app.screen, TrainScreen)
+        await _within(press(pilot, "f3"))
+        assert isinstance(app.screen, LayersScreen)
+
+
+async def _set_recipe(pilot, epochs: str, limit: str) -> None:
+    await type_into(pilot, "#field-epochs", epochs)
+    await type_into(pilot, "#field-limit", limit)
+    await type_into(pilot, "#field-test_limit", "500")
+    await drained(pilot)
+
+
+async def test_clicking_start_then_stop_trains_and_then_stops_the_run(tmp_path):
+    launcher = InProcessLauncher()
+    app = MnistTuiApp(runs_dir=tmp_path, launcher=launcher)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        await _set_recipe(pilot, "200", "256")  # 200 short epochs: far more than a stop takes to land
+        await pilot.click("#start")
+        await drained(pilot)
+        assert len(launcher.launches) == 1 and screen.running
+        await wait_until(pilot, lambda: screen.query_one(EpochTable).row_count >= 1)
+        assert not screen.query_one("#stop", Button).disabled
+        await pilot.click("#stop")
+        await wait_for_run_end(pilot)
+        assert str(screen.query_one("#speed", Static).render()).startswith("stopped:")
+        # the field a mis-wired Stop showed instead of stopping stays hidden
+        assert not screen.query_one("#field-processes").display
+        # a run that no longer trains shows no live use of the machine and no progress bar
+        assert not str(screen.query_one("#usage", Static).render()).startswith("trainer:")
+        assert not screen.query_one("#epoch-progress", ProgressBar).display
+        assert screen.query_one("#stop", Button).disabled and not screen.query_one("#start", Button).disabled
+    launcher.join()
+    [record] = list_runs(tmp_path)
+    assert record.status == "stopped" and 1 <= record.epochs_done < 200
+
+
+def test_a_follower_starts_the_run_exactly_as_its_trainer_did(tmp_path, monkeypatch):
+    """One RunStarted for the trainer and every follower: the warning (here, no fused
+    kernels) and the processes included, so the app shows what the trainer knows."""
+    monkeypatch.setenv("MNIST_TUI_FUSED", "0")
+    config = get_version("v4").config(epochs=1, limit=256, test_limit=500, device="cpu", precision="fp32", runs_dir=str(tmp_path))
+    [engine_started] = [ev for ev in train(config) if isinstance(ev, RunStarted)]
+    assert engine_started.warning and "fused" in engine_started.warning
+    [followed] = [ev for ev in Follower(engine_started.run_dir).poll() if isinstance(ev, RunStarted)]
+    assert asdict(followed) == asdict(engine_started)
+
+
+async def test_the_train_screen_shows_the_warning_of_a_run_it_attaches_to(tmp_path, monkeypatch):
+    monkeypatch.setenv("MNIST_TUI_FUSED", "0")
+    launcher = InProcessLauncher()
+    config = get_version("v4").config(epochs=200, limit=256, test_limit=500, device="cpu", precision="fp32", progress_every=1, progress_seconds=0)
+    launch = launcher.train(config, tmp_path)  # as if started by another terminal
+    app = MnistTuiApp(runs_dir=tmp_path, launcher=launcher)
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = app.screen
+            await wait_until(pilot, lambda: screen.running and screen.run_dir == launch.run_dir and screen.follower.started)
+            await drained(pilot)
+            assert any("fused CPU kernels" in str(n.message) for n in app._notifications)
+            await press(pilot, "ctrl+t")
+            await wait_for_run_end(pilot)
+    finally:
+        launch.stop_event.set()
+        launcher.join()
+
+
+def _other_weights(model: str) -> dict:
+    torch.manual_seed(1234)
+    return get_version(model).build().state_dict()
+
+
+async def test_why_explains_the_checkpoint_the_predictions_screen_showed(trained_v4_run, tmp_path):
+    """The run saves a later epoch while Predictions is open: Why reads the digit with the
+    weights the grid was classified with, not the new checkpoint's."""
+    run = tmp_path / "runs" / trained_v4_run.path.name
+    shutil.copytree(trained_v4_run.path, run)
+    app = MnistTuiApp(runs_dir=run.parent)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.push_screen(PredictionsScreen(run))
+        await wait_until(pilot, lambda: isinstance(app.screen, PredictionsScreen) and app.screen.predictions is not None)
+        shown = app.screen.predictions
+        chosen = shown.items[0]
+        # a trainer saves epoch 2 meanwhile (other weights)
+        checkpoint.save(run, stub_checkpoint(2, _other_weights("v4"), {"model": "v4"}))
+        await press(pilot, "w")
+        await wait_until(pilot, lambda: isinstance(app.screen, WhyScreen) and app.screen.explanation is not None)
+        title = str(app.screen.query_one("#why-title", Static).render())
+        assert f"epoch {shown.epoch}" in title and "epoch 2" not in title
+        assert app.screen.explanation.predicted == chosen.predicted
