@@ -24,10 +24,13 @@ from mnist_tui.core.events import (
 )
 from mnist_tui.present import (
     EPOCH_COLUMNS,
+    LAYER_HEADERS,
+    LAYER_RIGHT,
     best_line,
     clock,
     epoch_cells,
     epoch_marks,
+    layer_cells,
     pct,
     started_facts,
     target_words,
@@ -177,15 +180,12 @@ def print_breakdown(model: str, console: Console | None = None) -> None:
     b = breakdown(model)
     version = get_version(model)
     table = Table(title=f"{model}: {version.title}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for col, justify in (("layer", "left"), ("output shape", "right"), ("params", "right"), ("share", "left"), ("mult-adds", "right")):
-        table.add_column(col, justify=justify, no_wrap=True)
+    for header, right in zip(LAYER_HEADERS, LAYER_RIGHT):
+        table.add_column(header, justify="right" if right else "left", no_wrap=True)
     for row in b.rows:
-        bar = "█" * round(row.share * 8)
-        table.add_row(row.name, row.shape_text, f"{row.params:,}", f"{row.share:>6.1%} {bar}", f"{row.mult_adds:,}")
+        table.add_row(*layer_cells(row))
     console.print(table)
-    console.print(
-        f"Total params: {b.total_params:,}   Trainable: {b.trainable_params:,}   Size: {b.param_mb:.2f} MB   Mult-adds per image: {b.mult_adds / 1e6:.2f} M"
-    )
+    console.print(f"Total params: {b.total_params:,}  Trainable: {b.trainable_params:,}  Size: {b.param_mb:.2f} MB  MACs per image: {b.mult_adds / 1e6:.2f} M")
 
 
 def print_versions(console: Console | None = None) -> None:

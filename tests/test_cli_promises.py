@@ -260,3 +260,23 @@ def test_the_run_line_breaks_between_whole_parts_never_after_a_separator(width):
     # Each part once, in order, whole: only one wider than the whole line is cut, with '…'.
     assert len(shown) == len(parts)
     assert all(s == p or (len(p) > width and s.endswith("…") and p.startswith(s[:-1])) for s, p in zip(shown, parts))
+
+
+async def test_every_versions_layer_table_fits_the_layers_screen_at_80x24_share_bar_and_macs_included(tmp_path):
+    from textual.widgets import DataTable, OptionList
+
+    from mnist_tui.core.versions import VERSIONS
+    from mnist_tui.ui.app import MnistTuiApp
+    from tests.ui_helpers import settle, wait_until
+
+    app = MnistTuiApp(runs_dir=tmp_path, start_mode="layers")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        for index, model in enumerate(VERSIONS):
+            screen.query_one("#layer-versions", OptionList).highlighted = index
+            await wait_until(pilot, lambda model=model: screen.breakdown is not None and screen.breakdown.model == model)
+            await settle(pilot)
+            table = screen.query_one("#layer-table", DataTable)
+            assert [str(c.label) for c in table.ordered_columns] == ["layer", "output", "params", "share", "MACs"]
+            assert table.max_scroll_x == 0, f"{model}'s table scrolls sideways at 80 columns"
+            assert "█" in "".join(str(table.get_cell_at((r, 3))) for r in range(table.row_count))  # the share bars

@@ -10,17 +10,12 @@ from textual.widgets import DataTable, Header, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from mnist_tui.core.versions import VERSIONS
+from mnist_tui.present import LAYER_HEADERS, LAYER_RIGHT, layer_cells
 from mnist_tui.ui.screens.base import AppScreen
 from mnist_tui.ui.widgets.footer import KeyFooter
 
-
-def _right(text: str) -> Text:
-    """A right-aligned cell, so that shapes and numbers line up under their headers."""
-    return Text(text, justify="right")
-
-
 # The columns of `mnist-tui layers VERSION`; the layer's name already says its type.
-LAYER_COLUMNS = (Text("layer"), _right("output shape"), _right("params"), Text("share"), _right("mult-adds"))
+LAYER_COLUMNS = tuple(Text(header, justify="right" if right else "left") for header, right in zip(LAYER_HEADERS, LAYER_RIGHT))
 
 
 class LayersScreen(AppScreen):
@@ -51,7 +46,7 @@ class LayersScreen(AppScreen):
         table = self.query_one("#layer-table", DataTable)
         table.add_columns(*LAYER_COLUMNS)
         compare = self.query_one("#compare-table", DataTable)
-        compare.add_columns("version", "title", "params", "mult-adds", "size MB", "seed acc", "our acc")
+        compare.add_columns("version", "title", "params", "MACs", "size MB", "seed acc", "our acc")
         self.query_one("#layer-versions", OptionList).highlighted = 0
         self.load_comparison()
 
@@ -72,11 +67,7 @@ class LayersScreen(AppScreen):
         if b.model != self.model:
             return
         self.breakdown, self.classic_text = b, classic_text
-        rows = []
-        for row in b.rows:
-            bar = Text("█" * round(row.share * 8), style="cyan")  # eight cells at 100%, as the CLI's
-            share = Text(f"{row.share:6.1%} ").append_text(bar)
-            rows.append((Text(row.name), _right(row.shape_text), _right(f"{row.params:,}"), share, _right(f"{row.mult_adds:,}")))
+        rows = [layer_cells(row) for row in b.rows]
         # Columns as wide as their widest cell, given up front: DataTable widens auto-sized
         # columns only at its next idle moment, and a header drawn before that stayed narrow
         # over the wider rows (seen on a loaded machine).
@@ -89,7 +80,7 @@ class LayersScreen(AppScreen):
             table.add_row(*cells)
         self.query_one("#layer-totals", Static).update(
             f"Total params [b]{b.total_params:,}[/b] · trainable {b.trainable_params:,} · "
-            f"size {b.param_mb:.2f} MB · mult-adds {b.mult_adds / 1e6:.2f} M per image"
+            f"size {b.param_mb:.2f} MB · {b.mult_adds / 1e6:.2f} M MACs (multiply-adds) per image"
         )
 
     @work(thread=True, exclusive=True, group="compare")
