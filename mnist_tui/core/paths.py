@@ -25,3 +25,11 @@ def project_dir() -> Path:
     if (here / "pyproject.toml").exists() and (here / "mnist_tui").is_dir():
         return here
     return Path.cwd()
+
+
+def cache_dir() -> Path:
+    """Where mnist-tui keeps what it can rebuild: $MNIST_TUI_CACHE, else the user's cache
+    folder ($XDG_CACHE_HOME or ~/.cache) / mnist-tui."""
+    if os.environ.get("MNIST_TUI_CACHE"):
+        return Path(os.environ["MNIST_TUI_CACHE"]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mnist-tui"

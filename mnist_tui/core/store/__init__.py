@@ -2,10 +2,12 @@
 
 Files (see the README's "Run folder format"): config.json, metrics.jsonl, batches.csv, status.json,
 progress.json, checkpoint.pt, lock, and the stop request `stop`. Reading needs only the
-JSON files; torch is imported only to save or load checkpoints.
+JSON files; torch is imported only to save or load checkpoints. A listing keeps what each
+folder's files said (index.py) and reads a folder again only when its files change.
 """
 
 from mnist_tui.core.store.checkpoint import Checkpoint, CheckpointError
+from mnist_tui.core.store.index import list_runs
 from mnist_tui.core.store.lock import RunBusy, RunLock, is_locked
 from mnist_tui.core.store.records import (
     CHECKPOINT,
@@ -21,7 +23,6 @@ from mnist_tui.core.store.records import (
     default_runs_dir,
     delete_run,
     find_run,
-    list_runs,
     read_points,
     read_progress,
     read_run,

@@ -9,10 +9,12 @@ its heartbeat is older than STALE_AFTER_S, then `stale`.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import socket
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -42,6 +44,29 @@ def default_runs_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     return resolve_dir(explicit, RUNS_ENV, "runs")
 
 
+def finite_sum(values: Iterable[float]) -> float:
+    """A sum that stays a number: inf where the true sum passes the largest float (1e308 seconds
+    an epoch, summed), never an OverflowError or NaN (the values are checked non-negative)."""
+    total = 0.0
+    for v in values:
+        total += v
+    return total if not math.isnan(total) else math.inf
+
+
+def mean(values: list[float]) -> float | None:
+    """The mean, divided before it is summed so that 1e308s average to 1e308, not inf."""
+    return finite_sum(v / len(values) for v in values) if values else None
+
+
+def _when(text: str) -> datetime | None:
+    """An ISO 8601 time with its zone (config.json's created), else None."""
+    try:
+        when = datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+    return when if when is not None and when.tzinfo else None
+
+
 @dataclass
 class RunRecord:
     """What a run's files say about it; `status` is `damaged` (with the reason) when they
@@ -64,6 +89,7 @@ class RunRecord:
     reason: str = ""
     host: str = ""
     heartbeat_age: float | None = None  # seconds since status.json was last written
+    updated: datetime | None = None  # when status.json was last written (a run's end once it ended)
     config: dict[str, Any] = field(default_factory=dict)
     metrics: list[EpochFinished] = field(default_factory=list)  # metrics.jsonl, parsed once
 
@@ -108,16 +134,37 @@ class RunRecord:
     @property
     def epoch_seconds(self) -> float | None:
         """Mean seconds an epoch took (training and test pass)."""
-        return self.seconds / len(self.metrics) if self.metrics else None
+        return mean([m.seconds for m in self.metrics])
 
     @property
     def images_per_s(self) -> float | None:
         """Mean training images per second over the epochs."""
-        return sum(m.images_per_s for m in self.metrics) / len(self.metrics) if self.metrics else None
+        return mean([m.images_per_s for m in self.metrics])
 
     @property
     def seconds(self) -> float:
-        return sum(m.seconds for m in self.metrics)
+        """How long it trained: its epochs' seconds (inf past the largest float); before its
+        first epoch ended, from its start (config.json's created) to status.json's last
+        write (a run stopped in its first epoch took time too); 0 where neither says."""
+        if self.metrics:
+            return finite_sum(m.seconds for m in self.metrics)
+        start = _when(self.created)
+        if start is None or self.updated is None:
+            return 0.0
+        return max(0.0, (self.updated - start).total_seconds())
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """What a run folder's files say, each checked against the schema: the raw config.json
+    and status.json objects (kept to be shown and cached) and the fields readers use."""
+
+    config: dict[str, Any]  # config.json as written
+    cfg: dict[str, Any]  # its fields readers use (schema.check_config_record)
+    status: dict[str, Any]  # status.json as written
+    state: dict[str, Any]  # its fields (schema.check_status_record)
+    metrics: list[EpochFinished]
+    checkpoint_problem: str | None  # why checkpoint.pt cannot be used (None: it can)
 
 
 def read_metrics(path: Path) -> list[EpochFinished]:
@@ -200,19 +247,21 @@ def _live_status(path: Path, status: dict[str, Any], holding_lock: bool) -> tupl
     return "running", where
 
 
-def read_run(path: Path, holding_lock: bool = False) -> RunRecord:
-    """Read one run folder; never raises for a damaged run, it says so in the record.
+def read_files(path: Path) -> RunFiles:
+    """A run folder's files, checked; FileProblem (or its SchemaError) names the first that
+    breaks the documented format."""
+    config = files.read_json_object(path / CONFIG)
+    cfg = schema.check_config_record(config)
+    status = files.read_json_object(path / STATUS)
+    state = schema.check_status_record(status)
+    return RunFiles(config, cfg, status, state, read_metrics(path), checkpoint_problem(path))
 
-    holding_lock: the caller holds the run's lock (a resume), so no trainer can be alive."""
-    path = Path(path)
-    try:
-        raw = files.read_json_object(path / CONFIG)
-        cfg = schema.check_config_record(raw)
-        status = schema.check_status_record(files.read_json_object(path / STATUS))
-        metrics = read_metrics(path)
-    except files.FileProblem as exc:
-        return RunRecord(path, "damaged", reason=str(exc))
-    state, reason = _live_status(path, status, holding_lock)
+
+def record_of(path: Path, found: RunFiles, holding_lock: bool = False) -> RunRecord:
+    """The record of a run from its checked files, with its status as of now (the lock, the
+    host and the heartbeat's age are looked at again each time)."""
+    cfg, metrics = found.cfg, found.metrics
+    state, reason = _live_status(path, found.state, holding_lock)
     record = RunRecord(
         path=path,
         status=state,
@@ -229,32 +278,40 @@ def read_run(path: Path, holding_lock: bool = False) -> RunRecord:
         train_size=cfg["train_size"],
         target=cfg["target"],
         reason=reason,
-        host=status["host"],
-        heartbeat_age=_age(status["updated"]),
-        config=raw,
-        metrics=metrics,
+        host=found.state["host"],
+        heartbeat_age=_age(found.state["updated"]),
+        updated=found.state["updated"],
+        config=found.config,
+        metrics=list(metrics),
     )
     # Finished epochs have checkpoints, except that a trainer killed between an epoch's
     # metrics line and its checkpoint leaves one line more (resume trains that epoch again).
     needs_checkpoint = len(metrics) > (1 if state in ("interrupted", "stale", "running", "failed") else 0)
-    problem = checkpoint_problem(path) if needs_checkpoint else None
-    if problem:
-        record.status, record.reason = "damaged", problem
+    if needs_checkpoint and found.checkpoint_problem:
+        record.status, record.reason = "damaged", found.checkpoint_problem
     return record
+
+
+def read_run(path: Path, holding_lock: bool = False) -> RunRecord:
+    """Read one run folder; never raises for a damaged run, it says so in the record.
+
+    holding_lock: the caller holds the run's lock (a resume), so no trainer can be alive."""
+    path = Path(path)
+    try:
+        found = read_files(path)
+    except files.FileProblem as exc:
+        return RunRecord(path, "damaged", reason=str(exc))
+    return record_of(path, found, holding_lock)
 
 
 def run_folders(runs_dir: Path) -> list[Path]:
     """The run folders under runs_dir, oldest first (names start with a UTC timestamp)."""
     try:
-        entries = sorted(Path(runs_dir).iterdir())
+        with os.scandir(runs_dir) as entries:
+            names = sorted(e.name for e in entries if not e.name.startswith(".") and e.name != EXPORTS and e.is_dir())
     except OSError:
         return []
-    return [p for p in entries if not p.name.startswith(".") and p.name != EXPORTS and p.is_dir()]
-
-
-def list_runs(runs_dir: Path) -> list[RunRecord]:
-    """Every run under runs_dir, oldest first."""
-    return [read_run(p) for p in run_folders(runs_dir)]
+    return [Path(runs_dir) / name for name in names]
 
 
 def starting_log(runs_dir: Path, name: str) -> Path:
@@ -321,17 +378,18 @@ def changed_since(runs_dir: Path, stamp: float) -> float | None:
     """The newest modification time under runs_dir if it is newer than stamp, else None.
 
     Cheap enough to poll every second: it stats the folder and each run's status and
-    metrics files, without reading them.
+    metrics files, without reading them (2,000 runs: about 20 ms).
     """
-    runs_dir = Path(runs_dir)
     try:
-        newest = runs_dir.stat().st_mtime
-        for run in runs_dir.iterdir():
-            for name in (STATUS, METRICS):
-                try:
-                    newest = max(newest, (run / name).stat().st_mtime)
-                except OSError:
-                    pass
+        newest = os.stat(runs_dir).st_mtime
+        with os.scandir(runs_dir) as entries:
+            folders = [e.path for e in entries]
     except OSError:
         return None
+    for folder in folders:
+        for name in (STATUS, METRICS):
+            try:
+                newest = max(newest, os.stat(os.path.join(folder, name)).st_mtime)
+            except OSError:
+                pass
     return newest if newest > stamp else None
