@@ -576,7 +576,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from mnist_tui.core.history import select
+    from mnist_tui.core.history import QueryError, parse_query, select
     from mnist_tui.core.store import default_runs_dir, list_runs
     from mnist_tui.headless import print_runs
 
@@ -584,6 +584,11 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if args.runs and not runs_dir.is_dir():
         what = "is not a folder" if runs_dir.exists() else "does not exist"
         print(f"mnist-tui runs: error: {runs_dir} {what}", file=sys.stderr)
+        return 2
+    try:
+        parse_query(args.filter)
+    except QueryError as exc:
+        print(f"mnist-tui runs: error: --filter {exc}", file=sys.stderr)
         return 2
     everything = list_runs(runs_dir)
     records = [row.record for row in select(everything, args.filter)]

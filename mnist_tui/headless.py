@@ -153,20 +153,13 @@ def print_runs(records: list, runs_dir: Path, console: Console | None = None) ->
     """The runs table, with the columns that fit the terminal (run ids always whole), and
     below it why each damaged or failed run is so, wrapped."""
     from mnist_tui.core.history import row_of
-    from mnist_tui.present import fit_run_columns, run_cell
+    from mnist_tui.present import run_table
 
     console = console or _console()
     if not records:
         console.print(f"No runs in {runs_dir}.", markup=False, highlight=False)
         return
-    rows = [row_of(r) for r in records]
-    columns = fit_run_columns(rows, console.width - 1)
-    table = Table(title=Text(f"Runs in {runs_dir}"), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
-    for c in columns:
-        table.add_column(c.header, justify="right" if c.right else "left", no_wrap=True, overflow="ellipsis")
-    for row in rows:
-        table.add_row(*(Text(run_cell(row, c.key)) for c in columns))
-    console.print(table)
+    console.print(run_table([row_of(r) for r in records], console.width - 1, f"Runs in {runs_dir}"), no_wrap=True, overflow="ignore", crop=False)
     for rec in records:
         if rec.reason and rec.status not in ("finished", "running"):
             console.print(Text(f"{rec.run_id} {rec.status}: {rec.reason}"), overflow="fold")

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import math
 import os
 import shlex
 import shutil
 import sys
 import sysconfig
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import rich.repr
+from rich.cells import cell_len, set_cell_size
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.measure import Measurement
 from rich.text import Text
@@ -184,6 +187,16 @@ RUN_COLUMNS = (
 RUN_HEADERS = {c.key: c.header for c in RUN_COLUMNS}
 
 
+def figure(value: float, decimals: int, thousands: bool = False) -> str:
+    """A figure to `decimals` places ('1,512', '41.2'); past a billion in the short form
+    ('1e+308': a schema-valid 1e308 would print 309 digits), infinity as '∞'."""
+    if math.isinf(value):
+        return "∞"
+    if abs(value) >= 1e9:
+        return f"{value:.3g}"
+    return f"{value:,.{decimals}f}" if thousands else f"{value:.{decimals}f}"
+
+
 def run_cell(row: RunRow, key: str) -> str:
     """One cell of the runs tables, as text."""
     value = row.value(key)
@@ -191,19 +204,20 @@ def run_cell(row: RunRow, key: str) -> str:
         return "not reached" if row.record.status in ("finished", "stopped") else "-"
     if value is None or value == "":
         return "-"
+    if isinstance(value, str):
+        return value
     if key == "final_acc":
         return f"{value:.2f}%"
-    best, low = row.record.best_epoch, row.record.lowest_loss_epoch
-    if key == "best_acc" and best is not None:
-        return f"{value:.2f}% @{best.epoch}"
-    if key == "min_loss" and low is not None:
-        return f"{value:.4f} @{low.epoch}"
+    if key == "best_acc" and row.best is not None:
+        return f"{value:.2f}% @{row.best.epoch}"
+    if key == "min_loss" and row.lowest is not None:
+        return f"{figure(value, 4)} @{row.lowest.epoch}"
     if key == "epoch_s":
-        return f"{value:.1f}"
+        return figure(value, 1)
     if key == "img_s":
-        return f"{value:,.0f}"
-    if key == "to_target" and row.record.target_reached is not None:
-        return f"{value:.1f} s @{row.record.target_reached.epoch}"
+        return figure(value, 0, thousands=True)
+    if key == "to_target" and row.reached is not None:
+        return f"{figure(value, 1)} s @{row.reached.epoch}"
     if key in ("params", "images"):
         return f"{value:,}"
     if key == "seconds":
@@ -213,12 +227,29 @@ def run_cell(row: RunRow, key: str) -> str:
     return str(value)
 
 
-def fit_run_columns(rows: list[RunRow], width: int, gap: int = 2, cap: int = 28) -> list[RunColumn]:
+def run_texts(row: RunRow) -> dict[str, str]:
+    """Every cell of a run's row, as text (worked out once per run by the tables)."""
+    return {c.key: run_cell(row, c.key) for c in RUN_COLUMNS}
+
+
+def cell_widths(texts: Iterable[Mapping[str, str]]) -> dict[str, int]:
+    """The widest cell of each column, its header included, in terminal cells."""
+    widths = {c.key: cell_len(c.header) for c in RUN_COLUMNS}
+    for cells in texts:
+        for key, text in cells.items():
+            if len(text) > widths[key] or not text.isascii():
+                widths[key] = max(widths[key], cell_len(text))
+    return widths
+
+
+def fit_run_columns(rows: list[RunRow], width: int, gap: int = 2, cap: int = 28, widths: Mapping[str, int] | None = None) -> list[RunColumn]:
     """The columns that fit `width` cells, most wanted first, in table order. Each column
-    takes its widest cell (header included, at most `cap`) plus `gap`; the run column is always
-    kept whole, so that ids stay distinguishable."""
-    sizes = {c.key: min(cap, max([len(c.header), *(len(run_cell(r, c.key)) for r in rows[:200])])) + gap for c in RUN_COLUMNS}
-    sizes["run"] = max([len("run"), *(len(r.run) for r in rows[:200])]) + gap
+    takes its widest cell (header included, at most `cap`; `widths` when given, from
+    cell_widths) plus `gap`; the run column is always kept whole, so that ids stay
+    distinguishable."""
+    widths = cell_widths(run_texts(r) for r in rows) if widths is None else widths
+    sizes = {c.key: min(cap, widths[c.key]) + gap for c in RUN_COLUMNS}
+    sizes["run"] = widths["run"] + gap
     chosen: set[str] = set()
     used = 0
     for column in sorted(RUN_COLUMNS, key=lambda c: c.rank):
@@ -227,6 +258,34 @@ def fit_run_columns(rows: list[RunRow], width: int, gap: int = 2, cap: int = 28)
         chosen.add(column.key)
         used += sizes[column.key]
     return [c for c in RUN_COLUMNS if c.key in chosen]
+
+
+def _fitted(text: str, width: int, right: bool) -> str:
+    """text in exactly `width` terminal cells: padded, or cut with an ellipsis."""
+    size = cell_len(text)
+    if size > width:
+        return set_cell_size(text, width - 1) + "…"
+    pad = " " * (width - size)
+    return pad + text if right else text + pad
+
+
+def run_table(rows: list[RunRow], width: int, title: str, cap: int = 28) -> Text:
+    """The runs table of `mnist-tui runs` as one Text: the title, the header (bold) over a
+    rule, then a line a run with the columns that fit `width` (each at most `cap` cells
+    wide but the run id's, whole). Plain lines: a rich Table takes seconds for 2,000 runs."""
+    texts = [run_texts(r) for r in rows]
+    widths = cell_widths(texts)
+    columns = fit_run_columns(rows, width, cap=cap, widths=widths)
+    sizes = [widths[c.key] if c.key == "run" else min(cap, widths[c.key]) for c in columns]
+
+    def line(cells: Mapping[str, str]) -> str:
+        return " " + "  ".join(_fitted(cells[c.key], size, c.right) for c, size in zip(columns, sizes)).rstrip()
+
+    table = Text(f"{title}\n\n")
+    table.append(line(RUN_HEADERS), style="bold")
+    table.append("\n " + "─" * (sum(sizes) + 2 * (len(sizes) - 1)))
+    table.append("".join("\n" + line(cells) for cells in texts))
+    return table
 
 
 def run_settings(record) -> dict[str, object]:
@@ -271,15 +330,29 @@ def differing_settings(records: list) -> dict[str, list[object]]:
     return {SETTING_NAMES.get(k) or k: [s.get(k) for s in settings] for k in ordered if len({repr(s.get(k)) for s in settings}) > 1}
 
 
+VALUE_ALONE = {key for key, name in SETTING_NAMES.items() if not name}
+NONE_MEANS = {"images": "all", "test images": "all", "target": "none"}  # a None elsewhere: not recorded, the default
+
+
+def _label_part(name: str, value: object) -> str:
+    """'lr=0.02', 'images=all', 'adamw' (a setting shown by its value alone), '' (no value of
+    such a setting to show)."""
+    alone = name in VALUE_ALONE  # 'adamw', 'fp32': their value says which setting it is
+    if value is None:
+        return "" if alone else f"{name}={NONE_MEANS.get(name, 'default')}"
+    return setting_text(value) if alone else f"{name}={setting_text(value)}"
+
+
 def short_labels(records: list) -> list[str]:
-    """Legend labels: the version, the two most telling settings that tell the runs apart, and
-    the short id when that is not enough ('v2 images=2,000', 'v4 lr=0.01 seed=2')."""
-    differ = list(differing_settings(records).items())[:2]
-    shown = {SETTING_NAMES[k] or k: SETTING_NAMES[k] for k in SETTING_NAMES}  # names shown without "name="
+    """Legend labels: the version, then every setting that differs between the runs (lr first,
+    then the most telling), and the short id when that is not enough ('v2 images=2,000',
+    'v4 lr=0.01 seed=2', 'v2 lr=0.1 images=all epochs=3 adamw')."""
+    differ = differing_settings(records)
+    names = sorted(differ, key=lambda name: name != "lr")  # stable: the rest keep their order
     labels = []
     for i, r in enumerate(records):
-        parts = [r.model] + [setting_text(vs[i]) if shown.get(name) == "" else f"{name}={setting_text(vs[i])}" for name, vs in differ]
-        labels.append(" ".join(parts))
+        parts = [r.model] + [_label_part(name, differ[name][i]) for name in names]
+        labels.append(" ".join(p for p in parts if p))
     if len(set(labels)) < len(labels):
         labels = [f"{label} {r.run_id[-6:]}" for label, r in zip(labels, records)]
     return labels

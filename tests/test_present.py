@@ -71,4 +71,5 @@ def test_labels_put_the_most_telling_setting_first(tmp_path):
     _with_recipe(c, batch_size=64, optimizer="adam")
     records = list_runs(tmp_path)
     assert differing_settings(records) == {"images": [2000, 256, 2000], "batch": [128, 128, 64], "optimizer": [None, None, "adam"]}
-    assert short_labels(records) == ["v2 images=2,000 batch=128", "v2 images=256 batch=128", "v1 images=2,000 batch=64"]
+    # Every setting that differs (issue 32 item 13); the optimizer, by its value alone, where it was set.
+    assert short_labels(records) == ["v2 images=2,000 batch=128", "v2 images=256 batch=128", "v1 images=2,000 batch=64 adam"]

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
+from mnist_tui.core.events import EpochFinished
 from mnist_tui.core.store import RunRecord
 from mnist_tui.core.store.records import EXPORTS
 
@@ -34,21 +40,36 @@ class RunRow:
     def status(self) -> str:
         return self.record.status
 
-    def value(self, column: str) -> Cell:
+    @cached_property
+    def best(self) -> EpochFinished | None:
+        return self.record.best_epoch
+
+    @cached_property
+    def lowest(self) -> EpochFinished | None:
+        return self.record.lowest_loss_epoch
+
+    @cached_property
+    def reached(self) -> EpochFinished | None:
+        return self.record.target_reached
+
+    @cached_property
+    def values(self) -> dict[str, Cell]:
+        """Every column's value, worked out once (sorting, filtering and drawing read them often)."""
         r = self.record
-        values: dict[str, Cell] = {
+        best, lowest, reached = self.best, self.lowest, self.reached
+        return {
             "run": r.run_id,
             "model": r.model,
             "status": r.status,
             "epochs": f"{r.epochs_done}/{'?' if r.epochs_total is None else r.epochs_total}",
             "final_acc": r.final_test_acc,
-            "best_acc": r.best_test_acc,
-            "min_loss": None if r.lowest_loss_epoch is None else r.lowest_loss_epoch.test_loss,
+            "best_acc": None if best is None else best.test_acc,
+            "min_loss": None if lowest is None else lowest.test_loss,
             "params": r.params,
             "seconds": r.seconds,
             "epoch_s": r.epoch_seconds,  # the cost of an epoch: its seconds...
             "img_s": r.images_per_s,  # ...and the training images per second
-            "to_target": None if r.target_reached is None else r.target_reached.elapsed,  # time to --target
+            "to_target": None if reached is None else reached.elapsed,  # time to --target
             "device": r.device,
             "lr": r.lr,
             "batch": r.batch_size,
@@ -57,7 +78,9 @@ class RunRow:
             "precision": r.precision,
             "started": r.created.replace("T", " ")[:19],
         }
-        return values[column]
+
+    def value(self, column: str) -> Cell:
+        return self.values[column]
 
     def sort_key(self, column: str) -> tuple[bool, str | int | float]:
         # Epochs by how many are done ("9/20" before "10/20"), not as text.
@@ -93,45 +116,102 @@ NUMERIC_KEYS = {
 }
 TEXT_COLUMNS = ("model", "status", "device", "run", "started", "precision")
 COMPARISONS = (">=", "<=", "!=", ">", "<", "=")
+OPERATOR_CHARACTERS = "<>=!"
 
 
 def row_of(record: RunRecord) -> RunRow:
-    return RunRow(record)
-
-
-def _compare(value: float | None, op: str, wanted: str) -> bool:
+    """A run's row; a run whose figures cannot be worked out is listed as damaged, saying why
+    (one run's bad numbers never keep the others from being listed)."""
+    row = RunRow(record)
     try:
-        target = float(wanted)
+        row.values  # noqa: B018  # worked out here, where a failure can be caught
+    except (ArithmeticError, ValueError, TypeError) as exc:
+        reason = f"its figures cannot be worked out ({type(exc).__name__}: {exc})"
+        return RunRow(dataclasses.replace(record, status="damaged", reason=reason, metrics=[]))
+    return row
+
+
+class QueryError(ValueError):
+    """A filter that cannot be read; the message names the term and says what is wrong."""
+
+
+@dataclass(frozen=True)
+class Term:
+    """One term of a filter: a word matched anywhere, a column's text, or a number compared."""
+
+    kind: Literal["word", "text", "number"]
+    key: str = ""  # the column (text) or the figure (number)
+    op: str = ""
+    text: str = ""  # the word, or the text looked for in the column
+    number: float = 0.0
+
+
+def _term(term: str) -> Term:
+    at = next((i for i, c in enumerate(term) if c in OPERATOR_CHARACTERS), None)
+    if at is None:
+        key, colon, wanted = term.partition(":")
+        if not colon or not (key == "" or key.isidentifier()):
+            return Term("word", text=term)  # "10:00" is a time of day
+        if key not in TEXT_COLUMNS:
+            named = f"unknown column {key!r}" if key else "no column before ':'"
+            raise QueryError(f"{term!r}: {named}; text filters are {', '.join(c + ':' for c in TEXT_COLUMNS)}")
+        if not wanted:
+            raise QueryError(f"{term!r}: nothing after ':' (for example {key}:{'v2' if key == 'model' else 'cpu'})")
+        return Term("text", key, text=wanted)
+    op = term[at : at + 2] if term[at : at + 2] in COMPARISONS else term[at]
+    key, wanted = term[:at], term[at + len(op) :]
+    if op not in COMPARISONS:
+        raise QueryError(f"{term!r}: {op!r} is not a comparison; use one of {' '.join(COMPARISONS)}")
+    if key not in NUMERIC_KEYS:
+        if key in TEXT_COLUMNS:
+            raise QueryError(f"{term!r}: {key} is text; write {key}:{wanted or '...'}")
+        named = f"unknown figure {key!r}" if key else f"no figure before {op!r}"
+        raise QueryError(f"{term!r}: {named}; figures are {', '.join(NUMERIC_KEYS)}")
+    if not wanted:
+        raise QueryError(f"{term!r}: no number after {op!r}")
+    try:
+        number = float(wanted)
     except ValueError:
-        return False
+        raise QueryError(f"{term!r}: {wanted!r} is not a number") from None
+    if not math.isfinite(number):
+        raise QueryError(f"{term!r}: {wanted!r} is not a number")
+    return Term("number", key, op, number=number)
+
+
+def parse_query(query: str) -> list[Term]:
+    """A filter's terms (case-insensitive); QueryError names the first that cannot be read."""
+    return [_term(term) for term in query.lower().split()]
+
+
+def _compare(value: float | None, op: str, target: float) -> bool:
     if value is None:
         return False
     return {">=": value >= target, "<=": value <= target, "!=": value != target, ">": value > target, "<": value < target, "=": value == target}[op]
 
 
-def matches(row: RunRow, query: str) -> bool:
-    """Every term must match (case-insensitive): `model:v2`, `device:cpu` match within that
-    column; `acc>99.4`, `epochs>=10`, `lr<0.01`, `batch=64` compare numbers; other words
-    match anywhere in the row."""
-    for term in query.lower().split():
-        key, sep, wanted = term.partition(":")
-        op = next((o for o in COMPARISONS if o in term), None)
-        if sep and key in TEXT_COLUMNS:
-            if wanted not in str(row.value(key)).lower():
+def matches(row: RunRow, terms: Sequence[Term]) -> bool:
+    """Every term must match: `model:v2`, `device:cpu` match within that column; `acc>99.4`,
+    `epochs>=10`, `lr<0.01`, `batch=64` compare numbers; other words match anywhere in the row."""
+    for term in terms:
+        if term.kind == "text":
+            if term.text not in str(row.value(term.key)).lower():
                 return False
-        elif op is not None and term.split(op, 1)[0] in NUMERIC_KEYS:
-            name, wanted = term.split(op, 1)
-            if not _compare(row.number(name), op, wanted):
+        elif term.kind == "number":
+            if not _compare(row.number(term.key), term.op, term.number):
                 return False
-        elif term not in " ".join(str(row.value(c)) for c in COLUMNS).lower():
+        elif term.text not in " ".join(str(row.value(c)) for c in COLUMNS).lower():
             return False
     return True
 
 
-def select(records: list[RunRecord], query: str = "", sort: str = "started", reverse: bool = False) -> list[RunRow]:
-    rows = [row_of(r) for r in records]
-    rows = [r for r in rows if matches(r, query)]
-    return sorted(rows, key=lambda r: r.sort_key(sort), reverse=reverse)
+def filter_sort(rows: Sequence[RunRow], query: str = "", sort: str = "started", reverse: bool = False) -> list[RunRow]:
+    """The rows a filter keeps, sorted by a column; QueryError for a filter that cannot be read."""
+    terms = parse_query(query)
+    return sorted((r for r in rows if matches(r, terms)), key=lambda r: r.sort_key(sort), reverse=reverse)
+
+
+def select(records: Sequence[RunRecord], query: str = "", sort: str = "started", reverse: bool = False) -> list[RunRow]:
+    return filter_sort([row_of(r) for r in records], query, sort, reverse)
 
 
 # The CSV's columns: the table's, with epochs as two numbers.
@@ -163,22 +243,34 @@ CSV_COLUMNS = (
 )
 
 
+def _rounded(value: Cell, digits: int | None) -> Cell:
+    """A figure rounded for the CSV (to whole numbers with digits None); inf stays inf."""
+    if not isinstance(value, float) or not math.isfinite(value):
+        return value
+    return round(value) if digits is None else round(value, digits)
+
+
 def export_csv(rows: list[RunRow], path: Path) -> Path:
-    """Write rows to a new CSV file at path (numbers as numbers, seconds rounded)."""
+    """Write rows to a new CSV file at path (numbers as numbers, times and speeds rounded)."""
     path = Path(path)
     with open(path, "x", newline="") as fh:  # never over an existing file
         writer = csv.writer(fh)
         writer.writerow(CSV_COLUMNS)
         for row in rows:
+            r, best, lowest, reached = row.record, row.best, row.lowest, row.reached
             values = {
                 **{c: row.value(c) for c in COLUMNS if c != "epochs"},
-                "epochs_done": row.record.epochs_done,
-                "epochs_total": row.record.epochs_total,
-                "seconds": round(row.record.seconds, 1),
-                "best_epoch": None if row.record.best_epoch is None else row.record.best_epoch.epoch,
-                "min_loss_epoch": None if row.record.lowest_loss_epoch is None else row.record.lowest_loss_epoch.epoch,
-                "target": row.record.target,
-                "target_epoch": None if row.record.target_reached is None else row.record.target_reached.epoch,
+                "epochs_done": r.epochs_done,
+                "epochs_total": r.epochs_total,
+                # Seconds to a tenth, an epoch's to a hundredth, images per second whole.
+                "seconds": _rounded(row.value("seconds"), 1),
+                "epoch_s": _rounded(row.value("epoch_s"), 2),
+                "img_s": _rounded(row.value("img_s"), None),
+                "to_target": _rounded(row.value("to_target"), 1),
+                "best_epoch": None if best is None else best.epoch,
+                "min_loss_epoch": None if lowest is None else lowest.epoch,
+                "target": r.target,
+                "target_epoch": None if reached is None else reached.epoch,
             }
             writer.writerow(["" if values[c] is None else values[c] for c in CSV_COLUMNS])
     return path

@@ -17,11 +17,12 @@ from mnist_tui.core.store import (
     RESUMABLE,
     RESUMABLE_WORDS,
     RunBusy,
+    RunRecord,
     changed_since,
     delete_run,
     list_runs,
 )
-from mnist_tui.present import RUN_HEADERS, fit_run_columns, run_cell
+from mnist_tui.present import RUN_HEADERS, cell_widths, fit_run_columns, run_texts
 from mnist_tui.ui.screens.base import AppScreen
 from mnist_tui.ui.screens.confirm import ConfirmScreen
 from mnist_tui.ui.widgets.field import Field
@@ -38,16 +39,22 @@ STATUS_STYLE = {
     "damaged": "bold red",
 }
 MARK = "mark"  # the key of the narrow first column that shows marked runs
-
-
-def _cell(row: history.RunRow, column: str) -> Text:
-    # Text, not str: DataTable would parse every str cell as markup before measuring it,
-    # which costs more than anything else when a thousand runs are listed.
-    return Text(run_cell(row, column), style=STATUS_STYLE.get(row.status, "") if column == "status" else "")
+# The table is filled a screenful first, then the rest a chunk after each refresh: DataTable
+# measures every cell it is given (about 0.5 ms a row), so 2,000 runs at once would hold the
+# screen for a second, where a screenful shows in a few milliseconds.
+FIRST_ROWS = 100
+CHUNK_ROWS = 200
 
 
 def _mark(marked: bool) -> Text:
     return Text("●", style="bold magenta") if marked else Text(" ")
+
+
+def prepared(records: list[RunRecord]) -> tuple[list[history.RunRow], dict[str, dict[str, str]]]:
+    """Each run's row and the text of its cells, worked out once per reading of the store
+    (sorting and filtering then only reorder them)."""
+    rows = [history.row_of(r) for r in records]
+    return rows, {row.run: run_texts(row) for row in rows}
 
 
 class RunsTable(DataTable):
@@ -74,13 +81,19 @@ class RunsScreen(AppScreen):
 
     def __init__(self):
         super().__init__()
-        self.rows: list[history.RunRow] = []
-        self.records = []
+        self.rows: list[history.RunRow] = []  # the rows shown, in order (the table holds a prefix while it fills)
+        self.records: list[RunRecord] = []
+        self.all_rows: list[history.RunRow] = []  # one a record, made once a reading
+        self.texts: dict[str, dict[str, str]] = {}  # each run's cells, as text
+        self.filter_query = ""  # the filter the rows show: the last one that could be read
         self.marked: set[str] = set()
         self.sort_column = "started"  # newest first, whether or not the column is shown
         self.sort_reverse = True  # newest first
         self.stamp = 0.0
         self.columns: list[str] = []  # the history columns shown, chosen for the width
+        self.widths: dict[str, int] = {}  # the widest cell of each column among self.rows
+        self.column_layout: list[tuple[str, int]] = []  # the columns shown and their widths
+        self.filling = 0  # the fill under way: a new one makes the older one's chunks stop
         self.warmed = False  # whether torch is being imported ahead of Predictions
 
     @property
@@ -90,11 +103,13 @@ class RunsScreen(AppScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Field(placeholder="filter (/): words, model:v2, device:cpu, acc>99.4, epochs>=10, lr<0.01", id="runs-filter")
+        yield Static("", id="runs-filter-problem")
         yield RunsTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="runs-summary")
         yield KeyFooter()
 
     def on_mount(self) -> None:
+        self.query_one("#runs-filter-problem", Static).display = False
         self.query_one("#runs-table", DataTable).focus()
         self.set_interval(1.0, self.poll)
 
@@ -105,17 +120,19 @@ class RunsScreen(AppScreen):
     def _fitting_columns(self) -> list[str]:
         """The columns that fit the width, most wanted first (lr, batch, ... when wide)."""
         width = self.app.size.width - 5  # the mark column, the scroll bar, the cell padding
-        return [c.key for c in fit_run_columns(self.rows, width)]
+        return [c.key for c in fit_run_columns(self.rows, width, widths=self.widths)]
 
     def _set_columns(self) -> None:
+        """The columns that fit, each as wide as its widest cell among the rows shown (set
+        here, not measured as rows arrive, so that they keep their width while the table fills)."""
         table = self.query_one("#runs-table", DataTable)
-        columns = self._fitting_columns()
-        if columns != self.columns:
-            self.columns = columns
+        layout = [(c, self.widths[c]) for c in self._fitting_columns()]
+        if layout != self.column_layout:
+            self.column_layout, self.columns = layout, [c for c, _ in layout]
             table.clear(columns=True)
             table.add_column(" ", key=MARK, width=1)
-            for column in columns:
-                table.add_column(RUN_HEADERS[column], key=column)
+            for column, width in layout:
+                table.add_column(RUN_HEADERS[column], key=column, width=width)
 
     def on_screen_resume(self) -> None:
         # Also the first showing (from what the app read at start when nothing changed
@@ -123,28 +140,36 @@ class RunsScreen(AppScreen):
         # Textual resumes a screen twice on its first showing: read the store only if it changed.
         prefetched = self.tui.take_prefetched_runs()
         if prefetched is not None:
-            self._loaded(*prefetched)
+            self.prepare(*prefetched)
         elif not self.stamp or changed_since(self.runs_dir, self.stamp) is not None:
             self.reload()
 
     def poll(self) -> None:
         """Reload when a run folder appeared, went, or a live run wrote an epoch or status."""
-        if self.is_current and changed_since(self.runs_dir, self.stamp) is not None:
-            self.reload()
+        if self.is_current:
+            self.look_for_changes()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="runs-poll")
+    def look_for_changes(self) -> None:
+        """Off the UI thread: with 2,000 runs, changed_since stats 4,000 files."""
+        if changed_since(self.runs_dir, self.stamp) is not None:
+            self.app.call_from_thread(self.reload)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="runs-reload")
     def reload(self) -> None:
         """Read the store off the UI thread (a thousand runs take a while), then show it."""
         stamp = changed_since(self.runs_dir, 0.0) or 0.0
         records = list_runs(self.runs_dir)
-        self.app.call_from_thread(self._loaded, stamp, records)
+        self.app.call_from_thread(self._loaded, stamp, records, *prepared(records))
 
-    def _loaded(self, stamp: float, records: list) -> None:
-        self.stamp, self.records = stamp, records
+    @work(thread=True, exclusive=True, exit_on_error=False, group="runs-reload")
+    def prepare(self, stamp: float, records: list[RunRecord]) -> None:
+        """What the app read at start, made into rows off the UI thread."""
+        self.app.call_from_thread(self._loaded, stamp, records, *prepared(records))
+
+    def _loaded(self, stamp: float, records: list[RunRecord], rows: list[history.RunRow], texts: dict[str, dict[str, str]]) -> None:
+        self.stamp, self.records, self.all_rows, self.texts = stamp, records, rows, texts
         self.refresh_table()
-        if not self.warmed:  # once the list is drawn, bring torch in for `p` (Predictions)
-            self.warmed = True
-            self.call_after_refresh(self.import_predictions)
 
     @work(thread=True, exit_on_error=False, group="import-core")
     def import_predictions(self) -> None:
@@ -153,17 +178,55 @@ class RunsScreen(AppScreen):
         import_core()
 
     def refresh_table(self) -> None:
+        """Filter and sort the rows, then fill the table: the rows in sight now, the others
+        a chunk after each refresh. A filter that cannot be read is named below the field,
+        and the table keeps the last one that could."""
         query = self.query_one("#runs-filter", Input).value
-        self.rows = history.select(self.records, query, self.sort_column, self.sort_reverse)
+        try:
+            self.rows = history.filter_sort(self.all_rows, query, self.sort_column, self.sort_reverse)
+            self.filter_query = query
+            self._show_filter_problem("")
+        except history.QueryError as exc:
+            self._show_filter_problem(f"filter {exc}")
+            self.rows = history.filter_sort(self.all_rows, self.filter_query, self.sort_column, self.sort_reverse)
         table = self.query_one("#runs-table", DataTable)
         cursor_key = self.current_row.run if self.current_row else None
+        self.widths = cell_widths(self.texts[row.run] for row in self.rows)
         self._set_columns()
         table.clear()
-        for row in self.rows:
-            table.add_row(_mark(row.run in self.marked), *[_cell(row, c) for c in self.columns], key=row.run)
-        if cursor_key in {r.run for r in self.rows}:
-            table.move_cursor(row=table.get_row_index(cursor_key))
+        self.filling += 1
+        at = next((i for i, row in enumerate(self.rows) if row.run == cursor_key), None)
+        shown = max(FIRST_ROWS, (at or 0) + self.size.height)
+        self._add_rows(0, shown)
+        if at is not None:
+            table.move_cursor(row=at)
         self.show_summary()
+        self.call_after_refresh(self._fill, self.filling, shown)
+
+    def _add_rows(self, start: int, stop: int) -> None:
+        table = self.query_one("#runs-table", DataTable)
+        for row in self.rows[start:stop]:
+            texts, style = self.texts[row.run], STATUS_STYLE.get(row.status, "")
+            # Text, not str: DataTable would parse every str cell as markup before measuring it.
+            cells = [Text(texts[c], style=style if c == "status" else "") for c in self.columns]
+            table.add_row(_mark(row.run in self.marked), *cells, key=row.run)
+
+    def _fill(self, filling: int, start: int) -> None:
+        """Add the next chunk of rows after a refresh, unless a newer fill began."""
+        if filling != self.filling:
+            return
+        if start < len(self.rows):
+            self._add_rows(start, start + CHUNK_ROWS)
+            self.call_after_refresh(self._fill, filling, start + CHUNK_ROWS)
+        elif not self.warmed:  # once the list is drawn, bring torch in for `p` (Predictions)
+            self.warmed = True
+            self.call_after_refresh(self.import_predictions)
+
+    def _show_filter_problem(self, problem: str) -> None:
+        field, line = self.query_one("#runs-filter", Input), self.query_one("#runs-filter-problem", Static)
+        field.set_class(bool(problem), "-invalid")
+        line.update(Text(problem, style="bold red"))
+        line.display = bool(problem)
 
     def show_summary(self) -> None:
         live = sum(r.status == "running" for r in self.rows)
@@ -184,7 +247,7 @@ class RunsScreen(AppScreen):
     @property
     def current_row(self) -> history.RunRow | None:
         table = self.query_one("#runs-table", DataTable)
-        if not self.rows or table.cursor_row is None or table.cursor_row >= len(self.rows):
+        if not self.rows or table.cursor_row is None or table.cursor_row >= min(len(self.rows), table.row_count):
             return None
         return self.rows[table.cursor_row]
 
