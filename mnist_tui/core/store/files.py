@@ -53,7 +53,7 @@ def read_bytes(path: Path, cap: int) -> bytes:
         if size > cap:
             raise FileProblem(f"{path.name} is too large ({size:,} bytes; at most {cap:,} expected)")
         with os.fdopen(fd, "rb", closefd=False) as fh:
-            data = fh.read(cap + 1)
+            data = fh.read(size + 1)  # not cap + 1, a buffer of the cap each time (16 MiB a metrics.jsonl); +1 sees growth
     except OSError as exc:
         raise FileProblem(f"{path.name} cannot be read ({exc.strerror})") from None
     finally:

@@ -215,10 +215,11 @@ def save_index(runs_dir: Path, entries: dict[str, Entry]) -> None:
             runs[name] = _raw(sig, found)
         except ValueError:  # nested too deep, or a number beyond float (1e999 reads as inf): read each time
             continue
-    data = {"format": INDEX_FORMAT, "runs_dir": _key(runs_dir), "runs": runs}
+    # dumps, not dump: json.dump streams through the pure-Python encoder, several times slower
+    text = json.dumps({"format": INDEX_FORMAT, "runs_dir": _key(runs_dir), "runs": runs}, allow_nan=False, separators=(",", ":"))
 
     def dump(fh: TextIO) -> None:
-        json.dump(data, fh, allow_nan=False, separators=(",", ":"))
+        fh.write(text)
 
     try:
         path = index_path(runs_dir)
