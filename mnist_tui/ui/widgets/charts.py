@@ -5,6 +5,12 @@ A chart keeps its series and redraws them; what it hands to plotext is kept in `
 (tests read that, not pixels). Per-batch series hold thousands of points: they are smoothed
 whole, cut to the view, then averaged into about two points per braille column, so a
 redraw stays cheap however long the run.
+
+A run's files are untrusted: a chart draws what it can of NaN, infinities and values near
+the float limits (see `drawable` and `clipped`) and never raises. A log y axis is drawn by
+the chart, not by plotext: it plots log10 of the values on a linear axis labelled in powers
+of ten, since plotext takes the log anew at every redraw (a resize then takes the log of
+a log) and fails on an empty or non-positive series.
 """
 
 from __future__ import annotations
@@ -13,10 +19,14 @@ import bisect
 import math
 from dataclasses import dataclass, field
 
+from rich.console import Group, RenderableType
 from rich.markup import escape
+from rich.text import Text
 from textual import events
 from textual.binding import Binding
 from textual_plotext import PlotextPlot
+
+from mnist_tui.ui.widgets.chart_values import LIMIT, bin_means, clipped, drawable, log_ticks, smooth, spread
 
 # Distinct colours for up to eight overlaid series: plotext's names, and Rich's for legends.
 COLOURS = ("cyan", "orange", "green", "magenta", "red", "blue", "yellow", "white")
@@ -25,6 +35,7 @@ FAINT = "gray"  # the raw curve under a smoothed one
 SMOOTHING = (0.0, 0.6, 0.9, 0.99)  # what the smoothing key cycles through
 ZOOM_LAST = (None, 10, 5, 1)  # the `z` key: the whole run, then its last N epochs
 COLUMNS_PER_POINT = 0.5  # braille: two dots a column
+SEPARATOR = " · "  # between the parts of the state line
 
 
 @dataclass
@@ -45,34 +56,6 @@ class Drawn:
     xs: list[float]
     ys: list[float]
     colour: str
-
-
-def smooth(ys: list[float], weight: float) -> list[float]:
-    """Exponential moving average, debiased at the start as TensorBoard does (weight 0: as is)."""
-    if weight <= 0:
-        return list(ys)
-    out, last, norm = [], 0.0, 0.0
-    for y in ys:
-        last = last * weight + (1 - weight) * y
-        norm = norm * weight + (1 - weight)
-        out.append(last / norm)
-    return out
-
-
-def bin_means(xs: list[float], ys: list[float], bins: int) -> tuple[list[float], list[float]]:
-    """At most `bins` points: the mean of the points falling in each equal slice of x (xs
-    ascending, as a curve's are; the slices are found by bisection, the sums in C)."""
-    if len(xs) <= bins or bins < 1:
-        return list(xs), list(ys)
-    lo, hi = xs[0], xs[-1]
-    edges = [bisect.bisect_right(xs, lo + (hi - lo) * k / bins) for k in range(1, bins)] + [len(xs)]
-    out_x, out_y, start = [], [], 0
-    for end in edges:
-        if end > start:
-            out_x.append(math.fsum(xs[start:end]) / (end - start))
-            out_y.append(math.fsum(ys[start:end]) / (end - start))
-            start = end
-    return out_x, out_y
 
 
 class MetricChart(PlotextPlot):
@@ -103,6 +86,8 @@ class MetricChart(PlotextPlot):
         self.cursor: float | None = None  # where the readout reads, in epochs
         self.plotted: list[Drawn] = []
         self.scale = "linear"
+        self.left_out = 0  # points of the last drawing that could not be placed (NaN; ≤ 0 on a log axis)
+        self.clipped = False  # whether it bounded a value to ±LIMIT
 
     # -- data -------------------------------------------------------------------------------
 
@@ -141,7 +126,8 @@ class MetricChart(PlotextPlot):
 
     @property
     def extent(self) -> tuple[float, float]:
-        xs = [p[0] for s in self.lines.values() for p in (s.points[:1] + s.points[-1:])]
+        ends = [p[0] for s in self.lines.values() for p in (s.points[:1] + s.points[-1:])]
+        xs = [min(max(x, -LIMIT), LIMIT) for x in ends if math.isfinite(x)]
         return (min(xs), max(xs)) if xs else (0.0, 1.0)
 
     @property
@@ -223,23 +209,29 @@ class MetricChart(PlotextPlot):
 
     def readout(self) -> str:
         """Each series' value at the cursor (its nearest point): 'x 3.40: train 0.0213 · test 0.0310'."""
+        return " · ".join(self._readings())
+
+    def _readings(self) -> list[str]:
+        """The readout in parts: 'x 3.40: train 0.0213', then 'test 0.0310' for each other series.
+        A smoothed value is the smoothed curve's; any other is the point's own (inf, 1e+308)."""
         if self.cursor is None:
-            return ""
+            return []
         parts = []
         for s in self.lines.values():
-            if s.points:
-                ys = smooth([p[1] for p in s.points], self.smoothing if s.dense else 0.0)
-                i = min(range(len(s.points)), key=lambda k: abs(s.points[k][0] - self.cursor))  # type: ignore[operator]
-                parts.append(f"{s.name} {ys[i]:.4g}")
-        return f"x {self.cursor:.2f}: " + " · ".join(parts)
+            xs, ys = drawable(s.points)
+            if xs:
+                i = min(range(len(xs)), key=lambda k: abs(xs[k] - self.cursor))  # type: ignore[operator]
+                value = smooth(clipped(ys), self.smoothing)[i] if s.dense and self.smoothing else ys[i]
+                parts.append(f"{s.name} {value:.4g}")
+        return [f"x {self.cursor:.2f}: " + (parts[0] if parts else "no points"), *parts[1:]]
 
     def legend(self) -> str:
         """The chart's title and its series in their colours (markup), for its title line."""
         keys = [f"[{RICH_COLOURS.get(s.colour, s.colour)}]━[/] {escape(s.name)}" for s in self.lines.values() if self.show_legend]
         return " ".join([f"[b]{escape(self.title)}[/b]", *keys])
 
-    def state(self) -> str:
-        """What the view does, above the plot: 'smooth 0.9 · log · epochs 3-5', and the cursor's readout."""
+    def _view_state(self) -> list[str]:
+        """What the view does: 'smooth 0.9', 'log', 'epochs 3-5', and what it could not draw."""
         state = []
         if self.smoothing and any(s.dense for s in self.lines.values()):
             state.append(f"smooth {self.smoothing:g}")
@@ -248,18 +240,42 @@ class MetricChart(PlotextPlot):
         if self.window is not None:
             lo, hi = self.view
             state.append(f"epochs {lo:.3g}-{hi:.3g}")
-        reading = self.readout()
-        return " · ".join(state + ([reading] if reading else []))
+        if self.left_out:
+            state.append(f"{self.left_out} not drawn ({'NaN or ≤ 0' if self.log_y else 'NaN'})")
+        if self.clipped:
+            state.append(f"clipped at ±{LIMIT:.0e}")
+        return state
+
+    def state(self) -> str:
+        """What the view does, above the plot: 'smooth 0.9 · log · epochs 3-5', and the cursor's readout."""
+        return SEPARATOR.join(self._view_state() + self._readings())
+
+    def state_lines(self, width: int, most: int) -> list[str]:
+        """The state wrapped to `width` between its parts (a part too long folded), at most
+        `most` lines, so that a narrow chart shows its view and cursor as a wide one does."""
+        lines: list[str] = []
+        for part in self._view_state() + self._readings():
+            if lines and len(lines[-1]) + len(SEPARATOR) + len(part) <= width:
+                lines[-1] += SEPARATOR + part
+            else:
+                lines += [part[i : i + width] for i in range(0, len(part), max(1, width))]
+        if len(lines) > most:
+            lines = lines[:most]
+            lines[-1] = lines[-1][: max(0, width - 1)] + "…"
+        return lines
 
     def _curves(self) -> list[Drawn]:
-        """The curves to draw for the current view: faint raw and smoothed for dense series."""
+        """The curves to draw for the current view: faint raw and smoothed for dense series.
+        On a log axis, the log10 of the values above 0."""
         lo, hi = self.view
         bins = max(8, int(max(1, self.size.width) / COLUMNS_PER_POINT))
         drawn = []
+        self.left_out, self.clipped = 0, False
         for s in self.lines.values():
-            if not s.points:
-                continue
-            xs, ys = [p[0] for p in s.points], [p[1] for p in s.points]
+            xs, raw = drawable(s.points)
+            ys = clipped(raw)
+            self.left_out += len(s.points) - len(xs)
+            self.clipped = self.clipped or ys is not raw
             layers = [(s.name, ys, s.colour)]
             if s.dense and self.smoothing:
                 layers = [(f"{s.name} raw", ys, FAINT), (s.name, smooth(ys, self.smoothing), s.colour)]
@@ -267,7 +283,9 @@ class MetricChart(PlotextPlot):
             for name, values, colour in layers:
                 vx, vy = xs[start:end], values[start:end]
                 if self.log_y:
-                    vx, vy = [x for x, y in zip(vx, vy) if y > 0], [y for y in vy if y > 0]
+                    vx, vy = [x for x, y in zip(vx, vy) if y > 0], [math.log10(y) for y in vy if y > 0]
+                    if colour != FAINT:
+                        self.left_out += end - start - len(vx)
                 if vx:
                     bx, by = bin_means(vx, vy, bins) if s.dense else (vx, vy)
                     drawn.append(Drawn(name, bx, by, colour))
@@ -280,28 +298,42 @@ class MetricChart(PlotextPlot):
         self.replot()
 
     def replot(self) -> None:
+        """Hand plotext the view's curves, on axes it can divide by; the state lines are drawn by `render`."""
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
         legend = self.legend()
         if legend != self.border_title:  # parsing its markup costs more than the plot
             self.border_title = legend
-        state = self.state()
-        if state:
-            plt.title(state)
         self.plotted = self._curves()
         for curve in self.plotted:
             plt.plot(curve.xs, curve.ys, marker="braille", color=curve.colour)
-        self.scale = "log" if self.log_y else "linear"  # what plotext was told
-        plt.yscale(self.scale)
-        if self.cursor is not None:
-            plt.vline(self.cursor, "white")
+        self.scale = "log" if self.log_y else "linear"  # the axis shown; plotext's is always linear
         lo, hi = self.view
-        if self.plotted and hi - lo <= 12 and hi > lo:
-            ticks = [float(e) for e in range(math.ceil(lo), math.floor(hi) + 1)]
+        if self.plotted:
+            bottom, top = spread(min(min(c.ys) for c in self.plotted), max(max(c.ys) for c in self.plotted))
+            plt.ylim(bottom, top)
+            if self.log_y:
+                plt.yticks(*log_ticks(bottom, top, most=max(2, self.size.height // 3)))
+            plt.xlim(*spread(lo, hi))
+            ticks = [float(e) for e in range(math.ceil(lo), math.floor(hi) + 1)] if hi - lo <= 12 else []
             if len(ticks) >= 2:
                 plt.xticks(ticks, [str(int(x)) for x in ticks])  # whole epochs, not 1.25
-        if self.plotted:
-            plt.xlim(lo, hi) if hi > lo else None
+        if self.cursor is not None:
+            plt.vline(self.cursor, "white")
         plt.xlabel("epoch")
         self.refresh()
+
+    def render(self) -> RenderableType:
+        """The state lines, then the plot in the rows left (PlotextPlot.render's steps, with
+        the plot's height less those lines)."""
+        width, height = self.size
+        lines = self.state_lines(width, most=max(1, height // 3)) if width > 0 else []
+        rows = max(1, height - len(lines))
+        self.plt.plotsize(width, rows)
+        self.plt._set_size(width, rows)  # as PlotextPlot.render does: plotsize alone lags a resize
+        self.plt.theme(self._get_plotext_theme_name(self.app.theme))
+        plot = Text.from_ansi(self.plt.build())
+        if not lines:
+            return plot
+        return Group(*[Text(line, justify="center", no_wrap=True, overflow="crop") for line in lines], plot)
