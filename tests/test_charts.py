@@ -1,5 +1,6 @@
 """Charts under stress, where people go: a log axis resized and toggled, empty charts, values
-from diverged or damaged runs, and narrow charts that must still say what they show."""
+from diverged or damaged runs, narrow charts that must still say what they show, and `?`
+listing a chart's keys before any chart has focus."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from pathlib import Path
 import pytest
 from textual.app import App, ComposeResult
 from textual.geometry import Region
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Static
 
 from mnist_tui.ui.app import MnistTuiApp
+from mnist_tui.ui.screens.help import CHARTS_HEADING, HelpScreen
 from mnist_tui.ui.screens.run_detail import RunDetailScreen
 from mnist_tui.ui.screens.train import TrainScreen
 from mnist_tui.ui.widgets.chart_values import LIMIT, bin_means, log_ticks
@@ -246,6 +248,56 @@ def _assert_state_on_screen(chart: MetricChart, *words: str) -> None:
     for part in chart.state().split(" · "):
         assert part.replace(" ", "") in flat.replace(" ", ""), (part, shown)
     assert all(word in shown for word in words), shown
+
+
+async def test_question_mark_lists_the_chart_keys_before_a_chart_has_focus(tmp_path):
+    app = MnistTuiApp(runs_dir=tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        assert not isinstance(app.focused, MetricChart)
+        await press(pilot, "question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        keys = app.screen.keys
+        assert CHARTS_HEADING in keys
+        below = keys[keys.index(CHARTS_HEADING) + 1 :]
+        listed = {key: what for key, what in below}
+        assert listed["s"].startswith("Smooth") and listed["l"].startswith("Log y") and listed["z"].startswith("Last N")
+        assert {"0", "-"} <= set(listed) and any(w.startswith("Zoom in") for w in listed.values())
+        assert any(w.startswith("Cursor") for w in listed.values()) and any(w.startswith("Pan") for w in listed.values())
+        shown = "\n".join(strip.text for part in app.screen.query(Static) for strip in part.render_lines(Region(0, 0, *part.outer_size)))
+        assert "tab to a chart" in shown and "Smooth" in shown
+        await press(pilot, "escape")
+
+        # With a chart in focus its keys are listed once, under the same heading.
+        await pilot.click(app.screen.query_one("#acc-chart", MetricChart))
+        await press(pilot, "question_mark")
+        assert [what for _, what in app.screen.keys].count(listed["s"]) == 1
+        await press(pilot, "escape", "f3", "question_mark")  # the Layers screen has no chart
+        assert isinstance(app.screen, HelpScreen) and CHARTS_HEADING not in app.screen.keys
+
+
+async def test_question_mark_lists_the_chart_keys_on_a_run_and_on_a_comparison(tmp_path):
+    _run(tmp_path)
+    write_run(tmp_path, "20261102T100000Z-v4-bbbbbb", "v4", "finished", [97.5, 98.4], points=10)
+    app = MnistTuiApp(runs_dir=tmp_path, start_mode="runs")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await wait_until(pilot, lambda: app.screen.query_one("#runs-table", DataTable).row_count == 2)
+        await press(pilot, "enter", "question_mark")
+        assert isinstance(app.screen, HelpScreen) and CHARTS_HEADING in app.screen.keys
+        await press(pilot, "escape", "escape", "space", "space", "c")
+        assert isinstance(app.screen, RunDetailScreen) and app.screen.comparing
+        await press(pilot, "question_mark")
+        assert isinstance(app.screen, HelpScreen) and CHARTS_HEADING in app.screen.keys
+
+
+async def test_the_chart_in_focus_stands_out(tmp_path):
+    app = MnistTuiApp(runs_dir=tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        loss, acc = app.screen.query_one("#loss-chart", MetricChart), app.screen.query_one("#acc-chart", MetricChart)
+        await pilot.click(loss)
+        assert app.focused is loss
+        assert loss.styles.border_top != acc.styles.border_top
+        assert loss.styles.border_title_background != acc.styles.border_title_background
 
 
 hypothesis = pytest.importorskip("hypothesis")

@@ -63,16 +63,17 @@ class MetricChart(PlotextPlot):
 
     can_focus = True
     BINDINGS = [
-        Binding("s", "smooth", "Smooth"),
-        Binding("l", "log_y", "Log y"),
-        Binding("z", "zoom_last", "Last N"),
-        Binding("plus,equals_sign", "zoom(0.5)", "Zoom in"),
+        # The tooltips are the help screen's (`?`) longer words for each key.
+        Binding("s", "smooth", "Smooth", tooltip="the per-batch curve: off, 0.6, 0.9, 0.99"),
+        Binding("l", "log_y", "Log y", tooltip="a log y axis (values ≤ 0 left out)"),
+        Binding("z", "zoom_last", "Last N", tooltip="the whole run, then its last 10, 5, 1 epochs"),
+        Binding("plus,equals_sign", "zoom(0.5)", "Zoom in", tooltip="around the cursor (or the mouse wheel)"),
         Binding("minus", "zoom(2)", "Zoom out", show=False),
-        Binding("0", "whole", "Whole run", show=False),
-        Binding("left", "move(-1)", "Cursor", show=False),
-        Binding("right", "move(1)", "Cursor", show=False),
-        Binding("shift+left", "pan(-1)", "Pan", show=False),
-        Binding("shift+right", "pan(1)", "Pan", show=False),
+        Binding("0", "whole", "Whole run", show=False, tooltip="and no cursor"),
+        Binding("left", "move(-1)", "Cursor", show=False, tooltip="read every curve's value"),
+        Binding("right", "move(1)", "Cursor", show=False, tooltip="read every curve's value"),
+        Binding("shift+left", "pan(-1)", "Pan", show=False, tooltip="a zoomed view"),
+        Binding("shift+right", "pan(1)", "Pan", show=False, tooltip="a zoomed view"),
     ]
 
     def __init__(self, title: str, legend: bool = True, **kwargs: str) -> None:
