@@ -162,6 +162,21 @@ async def test_points_out_of_order_never_reach_plotext_outside_the_view():
         chart.render()
 
 
+async def test_a_series_replaced_or_grown_is_drawn_anew():
+    """A chart keeps each series' cleaned points between key presses; a new or longer list
+    of points is cleaned again."""
+    app = ChartsApp()
+    async with app.run_test(size=(170, 50)):
+        chart = app.query_one("#middle", MetricChart)
+        for ys in ([1.0, 2.0, 3.0], [3.0, math.inf, 1.0], [0.5, 0.25, 0.125]):
+            chart.set_series("test", [(1.0, ys[0]), (2.0, ys[1]), (3.0, ys[2])])
+            chart.replot()
+            assert chart.plotted[0].ys == [min(y, LIMIT) for y in ys]
+        chart.add_points("test", [(4.0, 0.0625)])
+        chart.action_log_y()
+        assert chart.plotted[0].ys == [math.log10(y) for y in (0.5, 0.25, 0.125, 0.0625)]
+
+
 def test_binning_values_near_the_float_limit_keeps_their_mean():
     xs = [0.0, 0.1, 0.2, 0.3]
     assert bin_means(xs, [1e308, 1e308, 1e308, 1e308], 2)[1] == [1e308, 1e308]  # no "intermediate overflow in fsum"

@@ -19,7 +19,7 @@ EVERYWHERE = [("arrows", "Move within a list, table or field")]
 CHARTS_HEADING = ("Charts", "tab to a chart (its title line lights up) or click it, then:")
 
 
-def chart_keys(app: App) -> list[tuple[str, str]]:
+def chart_keys(app: App[object]) -> list[tuple[str, str]]:
     """(keys, what they do) for a chart's bindings, a binding's keys together ('+ =') and
     bindings that do one thing in two directions on one row ('← →  Cursor')."""
     rows: dict[str, list[str]] = {}

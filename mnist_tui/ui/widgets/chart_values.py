@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import operator
 
 # Plotext's arithmetic overflows near the float limit (the span of ±1e308 is infinite), so
 # values are clipped to ±LIMIT; a loss past it has diverged whatever its size.
@@ -54,17 +55,21 @@ def drawable(points: list[tuple[float, float]]) -> tuple[list[float], list[float
     """The xs and ys of the points a chart can place, x ascending: a finite x (clipped to
     ±LIMIT) and a y that is a number (NaN dropped; infinities kept, for `clipped` to bound).
     A damaged file's points out of order are sorted: a point outside the view's x range
-    must never reach plotext, which would draw the line to it dot by dot."""
-    if not all(-LIMIT <= x <= LIMIT and y == y for x, y in points):  # NaN equals nothing
-        points = [(min(max(x, -LIMIT), LIMIT), y) for x, y in points if math.isfinite(x) and y == y]
-    if any(a[0] > b[0] for a, b in zip(points, points[1:])):
-        points = sorted(points, key=lambda p: p[0])
-    return [p[0] for p in points], [p[1] for p in points]
+    must never reach plotext, which would draw the line to it dot by dot. (The checks run
+    in C, map over whole lists: a per-batch curve has tens of thousands of points.)"""
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    if any(map(math.isnan, xs)) or any(map(math.isnan, ys)) or (xs and (min(xs) < -LIMIT or max(xs) > LIMIT)):
+        kept = [(min(max(x, -LIMIT), LIMIT), y) for x, y in points if math.isfinite(x) and y == y]  # NaN equals nothing
+        xs, ys = [p[0] for p in kept], [p[1] for p in kept]
+    if not all(map(operator.le, xs, xs[1:])):
+        order = sorted(range(len(xs)), key=xs.__getitem__)
+        xs, ys = [xs[i] for i in order], [ys[i] for i in order]
+    return xs, ys
 
 
 def clipped(ys: list[float]) -> list[float]:
-    """Values bounded to ±LIMIT (infinities included)."""
-    if all(-LIMIT <= y <= LIMIT for y in ys):
+    """Values (no NaN among them) bounded to ±LIMIT, infinities included."""
+    if not ys or (min(ys) >= -LIMIT and max(ys) <= LIMIT):
         return ys
     return [min(max(y, -LIMIT), LIMIT) for y in ys]
 

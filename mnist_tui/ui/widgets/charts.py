@@ -46,6 +46,18 @@ class Series:
     points: list[tuple[float, float]] = field(default_factory=list)
     colour: str = "cyan"
     dense: bool = False
+    _drawable: tuple[list[tuple[float, float]], int, list[float], list[float], list[float]] | None = field(default=None, repr=False, compare=False)
+
+    def drawable(self) -> tuple[list[float], list[float], list[float]]:
+        """Its points as a chart can place them: xs, ys as they are, ys clipped (see
+        chart_values.drawable). Kept until `points` is replaced or grows, so that a key press
+        on a long per-batch curve does not clean it again (the list itself is kept with
+        them: compared by identity, never by an id a new list could reuse)."""
+        cached = self._drawable
+        if cached is None or cached[0] is not self.points or cached[1] != len(self.points):
+            xs, ys = drawable(self.points)
+            cached = self._drawable = (self.points, len(self.points), xs, ys, clipped(ys))
+        return cached[2], cached[3], cached[4]
 
 
 @dataclass(frozen=True)
@@ -219,10 +231,10 @@ class MetricChart(PlotextPlot):
             return []
         parts = []
         for s in self.lines.values():
-            xs, ys = drawable(s.points)
+            xs, ys, bounded = s.drawable()
             if xs:
                 i = min(range(len(xs)), key=lambda k: abs(xs[k] - self.cursor))  # type: ignore[operator]
-                value = smooth(clipped(ys), self.smoothing)[i] if s.dense and self.smoothing else ys[i]
+                value = smooth(bounded, self.smoothing)[i] if s.dense and self.smoothing else ys[i]
                 parts.append(f"{s.name} {value:.4g}")
         return [f"x {self.cursor:.2f}: " + (parts[0] if parts else "no points"), *parts[1:]]
 
@@ -273,8 +285,7 @@ class MetricChart(PlotextPlot):
         drawn = []
         self.left_out, self.clipped = 0, False
         for s in self.lines.values():
-            xs, raw = drawable(s.points)
-            ys = clipped(raw)
+            xs, raw, ys = s.drawable()
             self.left_out += len(s.points) - len(xs)
             self.clipped = self.clipped or ys is not raw
             layers = [(s.name, ys, s.colour)]
