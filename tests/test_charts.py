@@ -273,11 +273,13 @@ async def test_question_mark_lists_the_chart_keys_before_a_chart_has_focus(tmp_p
         assert isinstance(app.screen, HelpScreen)
         keys = app.screen.keys
         assert CHARTS_HEADING in keys
-        below = keys[keys.index(CHARTS_HEADING) + 1 :]
+        whats = [what for _, what in keys]
+        assert whats.index("Start") < keys.index(CHARTS_HEADING) < whats.index("Quit")  # in sight, after the screen's own
+        below = keys[keys.index(CHARTS_HEADING) + 1 : keys.index(("", ""), keys.index(CHARTS_HEADING))]
         listed = {key: what for key, what in below}
         assert listed["s"].startswith("Smooth") and listed["l"].startswith("Log y") and listed["z"].startswith("Last N")
         assert {"0", "-"} <= set(listed) and any(w.startswith("Zoom in") for w in listed.values())
-        assert any(w.startswith("Cursor") for w in listed.values()) and any(w.startswith("Pan") for w in listed.values())
+        assert listed["← →"].startswith("Cursor") and listed["shift+← →"].startswith("Pan")
         shown = "\n".join(strip.text for part in app.screen.query(Static) for strip in part.render_lines(Region(0, 0, *part.outer_size)))
         assert "tab to a chart" in shown and "Smooth" in shown
         await press(pilot, "escape")

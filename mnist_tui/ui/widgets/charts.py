@@ -76,10 +76,10 @@ class MetricChart(PlotextPlot):
     can_focus = True
     BINDINGS = [
         # The tooltips are the help screen's (`?`) longer words for each key.
-        Binding("s", "smooth", "Smooth", tooltip="the per-batch curve: off, 0.6, 0.9, 0.99"),
-        Binding("l", "log_y", "Log y", tooltip="a log y axis (values ≤ 0 left out)"),
-        Binding("z", "zoom_last", "Last N", tooltip="the whole run, then its last 10, 5, 1 epochs"),
-        Binding("plus,equals_sign", "zoom(0.5)", "Zoom in", tooltip="around the cursor (or the mouse wheel)"),
+        Binding("s", "smooth", "Smooth", tooltip="off, 0.6, 0.9, 0.99"),
+        Binding("l", "log_y", "Log y", tooltip="values ≤ 0 left out"),
+        Binding("z", "zoom_last", "Last N", tooltip="whole run, then last 10, 5, 1 epochs"),
+        Binding("plus,equals_sign", "zoom(0.5)", "Zoom in", tooltip="around the cursor (or the wheel)"),
         Binding("minus", "zoom(2)", "Zoom out", show=False),
         Binding("0", "whole", "Whole run", show=False, tooltip="and no cursor"),
         Binding("left", "move(-1)", "Cursor", show=False, tooltip="read every curve's value"),
