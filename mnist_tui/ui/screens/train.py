@@ -31,7 +31,7 @@ from mnist_tui.core.store import changed_since, list_runs, request_stop
 from mnist_tui.core.store.follow import Follower
 from mnist_tui.core.store.records import BATCHES
 from mnist_tui.core.versions import PRESETS, VERSIONS
-from mnist_tui.present import clock, epoch_cost, started_line, target_words, time_left, usage_line
+from mnist_tui.present import clock, command_name, epoch_cost, started_line, target_words, time_left, usage_line
 from mnist_tui.trainer import Launch
 from mnist_tui.ui.screens.base import AppScreen
 from mnist_tui.ui.widgets.charts import MetricChart
@@ -193,7 +193,7 @@ class TrainScreen(AppScreen):
         config = self.query_one(RecipeForm).config
         if self.running:
             self.notify(
-                "A run is training here: stop it first (ctrl+t), or quit and keep it training; `mnist-tui train --detach` starts more runs side by side.",
+                f"A run is training here: stop it first (ctrl+t), or quit and keep it training; `{command_name()} train --detach` starts more runs side by side.",
                 severity="warning",
                 timeout=8,
             )
