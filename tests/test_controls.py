@@ -23,7 +23,7 @@ from mnist_tui.ui.app import MnistTuiApp
 from mnist_tui.ui.screens.layers import LayersScreen
 from mnist_tui.ui.screens.predictions import PredictionsScreen
 from mnist_tui.ui.screens.runs import RunsScreen
-from mnist_tui.ui.screens.train import TrainScreen
+from mnist_tui.ui.screens.train import PICKS, TrainScreen
 from mnist_tui.ui.screens.why import WhyScreen
 from mnist_tui.ui.widgets.epoch_table import EpochTable
 from tests.builders import stub_checkpoint
@@ -152,3 +152,15 @@ async def test_why_explains_the_checkpoint_the_predictions_screen_showed(trained
         title = str(app.screen.query_one("#why-title", Static).render())
         assert f"epoch {shown.epoch}" in title and "epoch 2" not in title
         assert app.screen.explanation.predicted == chosen.predicted
+
+
+@pytest.mark.parametrize("size", [(120, 40), (80, 24)])
+async def test_the_version_picker_shows_every_entry_without_scrolling(tmp_path, size):
+    from textual.widgets import OptionList
+
+    app = MnistTuiApp(runs_dir=tmp_path, launcher=InProcessLauncher())
+    async with app.run_test(size=size) as pilot:
+        await drained(pilot)
+        versions = app.screen.query_one("#versions", OptionList)
+        assert versions.option_count == len(PICKS) and versions.max_scroll_y == 0
+        assert versions.content_region.height >= versions.option_count
