@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mnist_tui.core import fused
+from mnist_tui.core import fused, kernel_cache
 from mnist_tui.core.engine import train
 from mnist_tui.core.events import RunStarted
 
@@ -137,7 +137,7 @@ def test_a_second_run_loads_the_kernels_without_compiling(fresh, monkeypatch):
     def no_compiler(*args):
         raise AssertionError("compiled again")
 
-    monkeypatch.setattr(fused, "_compile", no_compiler)
+    monkeypatch.setattr(kernel_cache, "_build", no_compiler)
     assert fused.status() == "fused"
     assert list(fresh.glob("bn_pool-*.so")) == [built]
 
@@ -230,10 +230,19 @@ def test_a_training_pass_through_the_kernels_is_pytorchs(name, monkeypatch):
 
 
 @needs_kernels
-def test_a_built_library_others_can_write_is_not_loaded(fresh):
+def test_a_built_library_others_can_write_is_not_loaded_but_built_again(fresh):
     assert fused.status() == "fused"
     [built] = list(fresh.glob("bn_pool-*.so"))
     built.chmod(0o666)  # anyone could have put their own code there
+    planted = built.stat().st_ino
     fused._library.cache_clear()
     fused.status.cache_clear()
+    assert fused.status() == "fused"
+    assert built.stat().st_ino != planted and built.stat().st_mode & 0o777 == 0o700
+
+
+def test_a_cache_folder_others_can_write_is_refused_with_the_reason(fresh):
+    fresh.mkdir(parents=True)
+    fresh.chmod(0o777)  # whoever can write there chooses the code we would load
     assert "not this user's alone" in fused.status()
+    assert list(fresh.iterdir()) == []

@@ -4,10 +4,12 @@ In v2's fp32 training step on the CPU, a third of the time went to batch norm, R
 pooling and their backward passes (benchmarks/results/whole_epoch.md): PyTorch runs each as
 its own pass over tensors too large for the cache (v2's second layer: 9.6 MB a batch), and
 pooling's backward zero-fills a full-size gradient before it scatters into it. The C file in
-kernels/ does the same arithmetic in fewer passes. It is compiled here on first use with the
+kernels/ does the same arithmetic in fewer passes. It is compiled on first use with the
 system's C compiler (`cc`, or $CC), about half a second, into a cache folder keyed by the
-source, the compiler and the CPU; later runs load it. It must then reproduce PyTorch's
-results on a small check, or it is not used.
+source, the compiler and the CPU; later runs load it, only if it is exactly what was built
+(core/kernel_cache.py), and without running the compiler. It must then reproduce PyTorch's
+results on a small check, or it is not used. `MNIST_TUI_FUSED=rebuild` builds it anew,
+whatever the cache holds (a failed build is otherwise not retried for a day).
 
 The networks call it for their training passes (core/nets.py: v1 to v4; the test pass and
 the Layers screen's trace run PyTorch's modules). Wherever it cannot be used (no compiler,
@@ -20,13 +22,8 @@ are PyTorch's own (the same libgomp), so the two never compete for the cores.
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import os
-import platform
-import shutil
-import subprocess
 import sys
-import tempfile
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -35,8 +32,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mnist_tui.core import kernel_cache, paths
+from mnist_tui.core.kernel_cache import KernelError as KernelError  # raised here too; callers catch it from this module
+
 SOURCE = Path(__file__).with_name("kernels") / "bn_pool.c"
-ENV_SWITCH = "MNIST_TUI_FUSED"  # "0" turns the fused kernels off
+ENV_SWITCH = "MNIST_TUI_FUSED"  # "0" turns the fused kernels off; "rebuild" builds them anew
 CHANNELS_LAST = torch.channels_last
 # Tried in order: the fastest build first, then builds for compilers that lack an option.
 FLAG_SETS = (
@@ -45,8 +45,6 @@ FLAG_SETS = (
     ["-O3", "-march=native"],
     ["-O3"],
 )
-COMPILE_SECONDS = 120
-
 _i64, _ptr, _dbl, _int = ctypes.c_int64, ctypes.c_void_p, ctypes.c_double, ctypes.c_int
 _SIGNATURES = {
     "bn_relu_forward": [_ptr, _i64, _i64, _ptr, _ptr, _ptr, _ptr, _dbl, _dbl, _ptr, _ptr, _int],
@@ -56,89 +54,24 @@ _SIGNATURES = {
 }
 
 
-class KernelError(RuntimeError):
-    """The fused kernels cannot be built or loaded, or gave wrong results."""
-
-
 def cache_dir() -> Path:
-    """Where the compiled kernels are kept: $MNIST_TUI_CACHE, else the user's cache folder."""
-    if os.environ.get("MNIST_TUI_CACHE"):
-        return Path(os.environ["MNIST_TUI_CACHE"]).expanduser() / "kernels"
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "mnist-tui" / "kernels"
-
-
-def _cpu_signature() -> str:
-    """What -march=native depends on: the CPU's model and flags (Linux), else the platform."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text(errors="replace").splitlines()
-    except OSError:
-        lines = []
-    keep = [line for line in lines if line.startswith(("model name", "flags", "Features", "CPU part"))][:4]
-    return "\n".join(keep) or platform.platform()
-
-
-def _compile(compiler: str, out: Path) -> list[str]:
-    """Build SOURCE into `out` (atomically: another process may be building it too); returns
-    the flags that worked."""
-    out.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    errors = []
-    for flags in FLAG_SETS:
-        fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
-        os.close(fd)
-        try:
-            cmd = [compiler, *flags, "-shared", "-fPIC", "-o", tmp, str(SOURCE), "-lm"]
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=COMPILE_SECONDS)
-            if done.returncode == 0:
-                os.chmod(tmp, 0o700)  # whatever the linker left: this user's alone (see _load)
-                os.replace(tmp, out)
-                return flags
-            errors.append(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}")
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            errors.append(str(exc))
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-    raise KernelError(f"{compiler} could not build {SOURCE.name}: {errors[-1] if errors else 'no attempt'}")
-
-
-def _library_path(compiler: str) -> Path:
-    version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
-    key = hashlib.sha256(b"\0".join(s.encode() for s in (SOURCE.read_text(), version, _cpu_signature(), sys.platform))).hexdigest()
-    return cache_dir() / f"bn_pool-{key[:16]}.so"
-
-
-def _load(path: Path) -> ctypes.CDLL:
-    """Load a built library, but only one this user owns and no one else can write: a file
-    someone else could have replaced would run their code in this process."""
-    for item in (path.parent, path):
-        info = item.stat()
-        if info.st_uid != os.getuid() or info.st_mode & 0o022:
-            raise KernelError(f"{item} is not this user's alone (owner or permissions); delete it to rebuild")
-    lib = ctypes.CDLL(str(path))
-    for name, argtypes in _SIGNATURES.items():
-        function = getattr(lib, name)
-        function.argtypes, function.restype = argtypes, ctypes.c_int
-    return lib
+    """Where the compiled kernels are kept: the kernels folder of paths.cache_dir()."""
+    return paths.cache_dir() / "kernels"
 
 
 @cache
 def _library() -> ctypes.CDLL:
-    """The compiled kernels, built on first use; KernelError if they cannot be."""
-    if os.environ.get(ENV_SWITCH, "1") == "0":
+    """The compiled kernels, built on first use (core/kernel_cache.py); KernelError if they
+    cannot be."""
+    switch = os.environ.get(ENV_SWITCH, "1")
+    if switch == "0":
         raise KernelError(f"turned off by {ENV_SWITCH}=0")
     if not sys.platform.startswith("linux"):
         raise KernelError(f"not built on {sys.platform}")
-    compiler = os.environ.get("CC") or "cc"
-    if shutil.which(compiler) is None:
-        raise KernelError(f"no C compiler ({compiler}) on PATH")
-    try:
-        path = _library_path(compiler)
-        if not path.exists():
-            _compile(compiler, path)
-        lib = _load(path)
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise KernelError(str(exc)) from exc
+    lib = kernel_cache.load(SOURCE, FLAG_SETS, cache_dir(), rebuild=switch == "rebuild", rebuild_hint=f"{ENV_SWITCH}=rebuild")
+    for name, argtypes in _SIGNATURES.items():
+        function = getattr(lib, name)
+        function.argtypes, function.restype = argtypes, ctypes.c_int
     return lib
 
 
