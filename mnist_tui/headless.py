@@ -32,6 +32,7 @@ from mnist_tui.present import (
     epoch_marks,
     layer_cells,
     pct,
+    printable,
     started_facts,
     target_words,
     time_left,
@@ -162,7 +163,7 @@ def print_runs(records: list, runs_dir: Path, console: Console | None = None) ->
     console.print(run_table([row_of(r) for r in records], console.width - 1, f"Runs in {runs_dir}"), no_wrap=True, overflow="ignore", crop=False)
     for rec in records:
         if rec.reason and rec.status not in ("finished", "running"):
-            console.print(Text(f"{rec.run_id} {rec.status}: {rec.reason}"), overflow="fold")
+            console.print(Text(printable(f"{rec.run_id} {rec.status}: {rec.reason}", one_line=True)), overflow="fold")
 
 
 def print_breakdown(model: str, console: Console | None = None) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -23,6 +24,24 @@ from mnist_tui.core.hardware import duration
 from mnist_tui.core.history import RunRow
 from mnist_tui.core.layers import LayerRow
 from mnist_tui.core.store import default_runs_dir
+
+# Terminal control sequences: CSI (ESC [ or its C1 form, parameters, a final byte); a string
+# (OSC ESC ], DCS ESC P, SOS ESC X, PM ESC ^, APC ESC _, or their C1 forms) up to BEL or ST;
+# any other ESC with its intermediate and final bytes. Then any control character left over:
+# C0 but tab and newline, DEL, and C1 (which some terminals read as ESC and a letter).
+_SEQUENCES = re.compile(r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]|(?:\x1b[\]PX^_]|[\x90\x98\x9d-\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)|\x1b[ -/]*[0-~]")
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str, one_line: bool = False) -> str:
+    """Text from a file or a folder's name, safe to print to a terminal: escape sequences and
+    control characters taken out (an `ESC[2J` in a model name would clear the screen, an
+    `ESC]0;` retitle the window), everything else kept as it was. `one_line`: newlines and
+    tabs become spaces too, for a line or a table cell."""
+    if text.isprintable():  # the usual case, at C speed: nothing to take out
+        return text
+    text = _CONTROLS.sub("", _SEQUENCES.sub("", text))
+    return text.replace("\n", " ").replace("\t", " ") if one_line else text
 
 
 def clock(seconds: float) -> str:
@@ -205,7 +224,7 @@ def run_cell(row: RunRow, key: str) -> str:
     if value is None or value == "":
         return "-"
     if isinstance(value, str):
-        return value
+        return printable(value, one_line=True)  # run id, model, device: from files and folder names
     if key == "final_acc":
         return f"{value:.2f}%"
     if key == "best_acc" and row.best is not None:
