@@ -233,7 +233,7 @@ def _dlopen(fd: int) -> ctypes.CDLL:
 
 def _remembered(failure: dict[str, Any], rebuild_hint: str) -> str:
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(failure["at"]))
-    return f"{failure['failed']} (at {when}; tried again after a day, when the compiler or the source changes, or with {rebuild_hint})"
+    return f"{failure['failed']} (at {when}; not tried again for a day or until the compiler or the source changes; {rebuild_hint} tries now)"
 
 
 def _load_or_build(source: Path, flag_sets: Sequence[Sequence[str]], folder: Path, dir_fd: int, rebuild: bool, rebuild_hint: str) -> ctypes.CDLL:
@@ -250,8 +250,9 @@ def _load_or_build(source: Path, flag_sets: Sequence[Sequence[str]], folder: Pat
         try:
             fd, digest = _build(source, flag_sets, name, folder, dir_fd, library)
         except _BuildFailed as exc:
-            _write_record(dir_fd, record_name, {"key": key, "failed": str(exc), "at": time.time()})
-            raise
+            failure = {"key": key, "failed": str(exc), "at": time.time()}
+            _write_record(dir_fd, record_name, failure)
+            raise KernelError(_remembered(failure, rebuild_hint)) from exc
         _write_record(dir_fd, record_name, {"key": key, "sha256": digest})
     try:
         return _dlopen(fd)
