@@ -131,6 +131,13 @@ def _sha256(fd: int) -> str:
     return digest.hexdigest()
 
 
+def _holds(fd: int, sha256: str) -> bool:
+    try:
+        return _sha256(fd) == sha256
+    except OSError:
+        return False
+
+
 def _read_record(dir_fd: int, name: str, key: str) -> dict[str, Any]:
     """The record of the build for `key`, validated: {"sha256": of the library built} or
     {"failed": why, "at": UNIX time}; {} if missing, unreadable or not for this key."""
@@ -203,9 +210,13 @@ def _build(source: Path, flag_sets: Sequence[Sequence[str]], name: str, folder: 
             if code == 0 and fd is None:
                 error = "the built library is not this user's alone"
             if fd is not None:
-                os.fchmod(fd, 0o700)  # whatever the linker left: this user's alone
-                os.replace(tmp, library, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)  # replaces a planted symlink, never follows it
-                return fd, _sha256(fd)
+                try:
+                    os.fchmod(fd, 0o700)  # whatever the linker left: this user's alone
+                    os.replace(tmp, library, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)  # replaces a planted symlink, never follows it
+                    return fd, _sha256(fd)
+                except BaseException:
+                    os.close(fd)
+                    raise
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(tmp, dir_fd=dir_fd)
@@ -244,9 +255,10 @@ def _load_or_build(source: Path, flag_sets: Sequence[Sequence[str]], folder: Pat
     if "failed" in record and 0 <= time.time() - record["at"] < FAILURE_KEPT_SECONDS:
         raise KernelError(_remembered(record, rebuild_hint))
     fd = _open_own_file(dir_fd, library) if "sha256" in record else None
-    if fd is None or _sha256(fd) != record["sha256"]:
-        if fd is not None:
-            os.close(fd)
+    if fd is not None and not _holds(fd, record["sha256"]):
+        os.close(fd)
+        fd = None
+    if fd is None:
         try:
             fd, digest = _build(source, flag_sets, name, folder, dir_fd, library)
         except _BuildFailed as exc:
