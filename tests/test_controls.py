@@ -164,3 +164,17 @@ async def test_the_version_picker_shows_every_entry_without_scrolling(tmp_path, 
         versions = app.screen.query_one("#versions", OptionList)
         assert versions.option_count == len(PICKS) and versions.max_scroll_y == 0
         assert versions.content_region.height >= versions.option_count
+
+
+async def test_every_theme_draws_every_screen(tmp_path):
+    """Themes may name ANSI colours (textual-ansi's `ansi_magenta`), which Rich's style
+    strings cannot parse: the footer crashed the app once that theme was picked."""
+    fixture_store(tmp_path)
+    app = MnistTuiApp(runs_dir=tmp_path, launcher=InProcessLauncher())
+    async with app.run_test(size=(100, 30)) as pilot:
+        for theme in sorted(app.available_themes):
+            app.theme = theme
+            for key in ("f2", "f3", "f4", "f6", "escape"):
+                await press(pilot, key)
+                app.save_screenshot(str(tmp_path / "shot.svg"))  # every widget of the screen rendered
+            assert app.is_running, theme

@@ -10,9 +10,12 @@ when the screen's bindings change or the terminal is resized.
 
 from __future__ import annotations
 
+from rich.color import Color as RichColor
+from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.binding import Binding
+from textual.color import Color, ColorParseError
 from textual.widget import Widget
 
 PALETTE = "^p palette"
@@ -59,7 +62,7 @@ class KeyFooter(Widget):
         width = self.size.width or self.app.size.width
         line = Text(" ")
         self._spans = []
-        key_style = f"bold {self.app.theme_variables.get('footer-key-foreground', '')}".strip()
+        key_style = Style(bold=True, color=_rich_colour(self.app.theme_variables.get("footer-key-foreground")))
         for binding, enabled in self.fitting(width):
             start = line.cell_len
             line.append(self.app.get_key_display(binding), style=key_style if enabled else "dim")
@@ -83,3 +86,12 @@ class KeyFooter(Widget):
                 return
         if event.x >= self.size.width - len(PALETTE) - 1:
             self.app.action_command_palette()
+
+
+def _rich_colour(value: str | None) -> RichColor | None:
+    """A theme's colour as Rich's: themes may name ANSI colours (`ansi_magenta` in
+    textual-ansi), which Rich's style strings cannot parse."""
+    try:
+        return Color.parse(value).rich_color if value else None
+    except ColorParseError:
+        return None
