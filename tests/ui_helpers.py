@@ -99,7 +99,7 @@ async def wait_for_run_end(pilot, timeout: float = 120.0) -> None:
     await drained(pilot)
     screen = pilot.app.get_screen("train")
     assert isinstance(screen, TrainScreen)
-    await wait_until(pilot, lambda: screen.follower is not None and screen.follower.done, timeout)
+    await wait_until(pilot, lambda: screen.follower is not None and not screen.running, timeout)
     await drained(pilot)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextvars
+import threading
 from functools import partial
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from mnist_tui.ui.screens.confirm import ChoiceScreen
 from mnist_tui.ui.screens.layers import LayersScreen
 from mnist_tui.ui.screens.runs import RunsScreen
 from mnist_tui.ui.screens.train import PICKS, TrainScreen
+from mnist_tui.ui.watcher import Watcher
 
 
 class MnistCommands(Provider):
@@ -113,9 +116,18 @@ class MnistTuiApp(App):
         # Each run trains in a trainer process of its own; tests pass an InProcessLauncher.
         self.launcher = launcher or ProcessLauncher()
         self.prefetched_runs: tuple[float, list] | None = None
+        self.watcher = Watcher(self.runs_dir)  # the one reader of run folders for the screens
 
     def on_mount(self) -> None:
+        # A daemon thread rather than a worker: it lives as long as the app, and waiting for
+        # the app's workers to finish (tests, scripts) must not wait for it.
+        # It runs in the app's context (as a worker would), so that it may post messages.
+        context = contextvars.copy_context()
+        threading.Thread(target=context.run, args=(self.watcher.run,), name="run watcher", daemon=True).start()
         self.switch_mode(self.start_mode)
+
+    def on_unmount(self) -> None:
+        self.watcher.stop()
 
     def on_ready(self) -> None:
         self.prefetch_runs()

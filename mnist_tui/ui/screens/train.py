@@ -14,7 +14,6 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.timer import Timer
 from textual.widgets import Button, Header, Label, OptionList, ProgressBar, Static
 from textual.widgets.option_list import Option
 
@@ -27,19 +26,19 @@ from mnist_tui.core.events import (
     RunStarted,
 )
 from mnist_tui.core.hardware import auto_precision, duration
-from mnist_tui.core.store import changed_since, list_runs, request_stop
+from mnist_tui.core.store import list_runs, request_stop
 from mnist_tui.core.store.follow import Follower
 from mnist_tui.core.store.records import BATCHES
 from mnist_tui.core.versions import PRESETS, VERSIONS
 from mnist_tui.present import clock, command_name, epoch_cost, started_line, target_words, time_left, usage_line
 from mnist_tui.trainer import Launch
 from mnist_tui.ui.screens.base import AppScreen
+from mnist_tui.ui.watcher import RunNews, RunsChanged
 from mnist_tui.ui.widgets.charts import MetricChart
 from mnist_tui.ui.widgets.epoch_table import EpochTable
 from mnist_tui.ui.widgets.footer import KeyFooter
 from mnist_tui.ui.widgets.recipe_form import RecipeForm
 
-POLL_S = 0.5  # how often the followed run folder is looked at: a progress bar needs no more
 CHARTS_S = 3.0  # how often the per-batch curves are redrawn while a run trains
 
 
@@ -72,7 +71,7 @@ class TrainScreen(AppScreen):
         self.follower: Follower | None = None
         self.launch: Launch | None = None
         self.run_dir: Path | None = None
-        self._poll: Timer | None = None
+        self._run_over = False  # the followed run's end has been shown
         self._run_line: Text | str = ""  # the followed run's line: model, size, device, id
         self._epochs_done: list[EpochFinished] = []  # the followed run's, for the time left
         self._train_size = 0
@@ -108,18 +107,12 @@ class TrainScreen(AppScreen):
         versions.highlighted = 0  # the quick first run
         self._pick(PICKS[0])
         versions.focus()  # the arrow keys move through the picker from the start
-        self._poll = self.set_interval(POLL_S, self.poll, pause=True)
-        self._runs_stamp = 0.0
-        self.set_interval(2.0, self._look_for_live_runs)  # a run started elsewhere is followed too
+        self.tui.watcher.subscribe(self)  # a run started elsewhere is followed too
         self.find_live_run()
 
-    def _look_for_live_runs(self) -> None:
-        """While nothing is followed, look again when the runs folder changes."""
-        if self.running:
-            return
-        stamp = changed_since(self.tui.runs_dir, self._runs_stamp)
-        if stamp is not None:
-            self._runs_stamp = stamp
+    def on_runs_changed(self, _message: RunsChanged) -> None:
+        """While nothing is followed, look for a live run when the runs folder changes."""
+        if not self.running:
             self.find_live_run()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="find-live")
@@ -136,7 +129,7 @@ class TrainScreen(AppScreen):
     @property
     def running(self) -> bool:
         """Whether this screen follows a run that has not ended yet."""
-        return self.follower is not None and not self.follower.done
+        return self.follower is not None and not self._run_over
 
     def _pick(self, name: str) -> None:
         """Load a preset's or a version's recipe into the form (keeping seed, device, ...)."""
@@ -216,9 +209,13 @@ class TrainScreen(AppScreen):
         self.attach(record.path, f"Resuming {record.run_id}…", since_ns=since)
 
     def attach(self, run_dir: Path, message: str, since_ns: int = 0) -> None:
-        """Follow a run folder: its epochs so far, then its progress until it ends."""
+        """Follow a run folder: its epochs so far, then its progress until it ends (the
+        app's watcher reads the folder and posts RunNews here)."""
+        if self.follower is not None:
+            self.tui.watcher.unfollow(self.follower)
         self.run_dir = Path(run_dir)
         self.follower = Follower(run_dir, since_ns=since_ns)
+        self._run_over = False
         self._run_line = ""
         self._reset_dashboard()
         self.query_one("#device-line", Static).update(Text(message))
@@ -227,29 +224,18 @@ class TrainScreen(AppScreen):
         self.add_class("-has-run")
         self.remove_class("-recipe-toggled")
         self._set_buttons()
-        if self._poll is not None:
-            self._poll.resume()
-        self.poll()
+        launch = self.launch if self.launch is not None and self.launch.run_dir == self.run_dir else None
+        self.tui.watcher.follow(self.follower, self, launch)
 
-    def poll(self) -> None:
-        """Show what the followed run wrote since the last look."""
-        if self.follower is None:
-            return
-        for event in self.follower.poll():
+    def on_run_news(self, news: RunNews) -> None:
+        """Show what the followed run wrote since the watcher's last look."""
+        if news.follower is not self.follower:
+            return  # news of a run no longer followed here
+        for event in news.events:
             self.show_event(event)
-        self._show_points()
-        launch = self.launch
-        if not self.follower.done and launch is not None and launch.run_dir == self.run_dir and launch.ended():
-            for event in self.follower.poll():  # its last words may have landed just now
-                self.show_event(event)
-            if not self.follower.done:
-                self.follower.done = True
-                self.show_event(RunFailed(launch.failure(), None))
-        if self.follower.done:
-            if self._poll is not None:
-                self._poll.pause()
-            if launch is not None and launch.process is not None:
-                launch.process.poll()  # reap the ended trainer: no zombie while the app runs on
+        self._show_points(news.points, news.restarted)
+        if any(isinstance(event, (RunFinished, RunFailed)) for event in news.events):
+            self._run_over = True
             self._set_buttons()
 
     def _set_buttons(self) -> None:
@@ -305,11 +291,8 @@ class TrainScreen(AppScreen):
         bar.display = True
         self.query_one("#speed", Static).update("")
 
-    def _show_points(self) -> None:
+    def _show_points(self, points: list, restarted: bool) -> None:
         """The per-batch training curve's new points (batches.csv), drawn with the epochs'."""
-        if self.follower is None or not self.follower.started:
-            return
-        points, restarted = self.follower.new_points()
         loss, acc = self.query_one("#loss-chart", MetricChart), self.query_one("#acc-chart", MetricChart)
         if restarted:
             for chart in (loss, acc):
@@ -319,7 +302,8 @@ class TrainScreen(AppScreen):
             acc.add_points("train", [(p.x, p.acc) for p in points], dense=True)
         # A chart's redraw is the costliest thing the screen does while a run trains: at most
         # once every CHARTS_S, at once after an epoch (which replots with its point) and at the end.
-        due = time.monotonic() - self._charts_drawn >= CHARTS_S or self.follower.done  # the last points at once
+        ending = self.follower is not None and self.follower.done  # the last points at once
+        due = time.monotonic() - self._charts_drawn >= CHARTS_S or ending
         if (points or restarted) and due:
             self._charts_drawn = time.monotonic()
             loss.replot()
