@@ -138,6 +138,8 @@ class RunsScreen(AppScreen):
         # Also the first showing (from what the app read at start when nothing changed
         # since): runs may have finished while away.
         # Textual resumes a screen twice on its first showing: read the store only if it changed.
+        if self.reading:
+            return  # the reading under way shows what it finds (another would cancel it)
         prefetched = self.tui.take_prefetched_runs()
         if prefetched is not None:
             self.prepare(*prefetched)
@@ -145,9 +147,15 @@ class RunsScreen(AppScreen):
             self.reload()
 
     def poll(self) -> None:
-        """Reload when a run folder appeared, went, or a live run wrote an epoch or status."""
-        if self.is_current:
+        """Reload when a run folder appeared, went, or a live run wrote an epoch or status;
+        not while a reading is under way (a first reading of thousands of runs can take
+        over a second: each poll would start another, cancelling the one in flight)."""
+        if self.is_current and not self.reading:
             self.look_for_changes()
+
+    @property
+    def reading(self) -> bool:
+        return any(w.group == "runs-reload" and not w.is_finished for w in self.app.workers if w.node is self)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="runs-poll")
     def look_for_changes(self) -> None:
