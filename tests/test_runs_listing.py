@@ -393,3 +393,28 @@ def test_files_changed_just_now_are_never_taken_from_the_index(tmp_path, monkeyp
     monkeypatch.setattr(index, "read_files", lambda path: reads.append(path) or records.read_files(path))
     list_runs(runs)
     assert len(reads) == 2  # every file is younger than RACY_NS
+
+
+async def test_a_slow_first_reading_is_not_started_again_by_the_poll(tmp_path, monkeypatch):
+    """Reading thousands of runs can outlast the one-second poll: the reading under way is
+    left to finish, not cancelled and started again."""
+    import threading
+
+    from mnist_tui.ui.screens import runs as runs_screen
+
+    runs = tmp_path / "runs"
+    _many_runs(runs, 3)
+    calls, release = [], threading.Event()
+
+    def slow(folder):
+        calls.append(folder)
+        release.wait(5)  # longer than a poll
+        return list_runs(folder)
+
+    monkeypatch.setattr(runs_screen, "list_runs", slow)
+    app = MnistTuiApp(runs_dir=runs, start_mode="runs")
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.pause(1.5)  # a poll or two while the first reading waits
+        release.set()
+        await settle(pilot)
+        assert len(calls) == 1 and app.screen.query_one("#runs-table", DataTable).row_count == 3
