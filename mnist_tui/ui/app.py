@@ -21,7 +21,7 @@ from mnist_tui.ui.screens.confirm import ChoiceScreen
 from mnist_tui.ui.screens.layers import LayersScreen
 from mnist_tui.ui.screens.runs import RunsScreen
 from mnist_tui.ui.screens.train import PICKS, TrainScreen
-from mnist_tui.ui.watcher import Watcher
+from mnist_tui.ui.watcher import RunsChanged, Watcher
 
 
 class MnistCommands(Provider):
@@ -116,6 +116,7 @@ class MnistTuiApp(App):
         # Each run trains in a trainer process of its own; tests pass an InProcessLauncher.
         self.launcher = launcher or ProcessLauncher()
         self.prefetched_runs: tuple[float, list] | None = None
+        self.runs_changes = 0  # changes the watcher has seen in the runs folder
         self.watcher = Watcher(self.runs_dir)  # the one reader of run folders for the screens
 
     def on_mount(self) -> None:
@@ -124,6 +125,7 @@ class MnistTuiApp(App):
         # It runs in the app's context (as a worker would), so that it may post messages.
         context = contextvars.copy_context()
         threading.Thread(target=context.run, args=(self.watcher.run,), name="run watcher", daemon=True).start()
+        self.watcher.subscribe(self)  # a change makes the prefetched runs out of date
         self.switch_mode(self.start_mode)
 
     def on_unmount(self) -> None:
@@ -136,14 +138,19 @@ class MnistTuiApp(App):
     def prefetch_runs(self) -> None:
         """Read the run store once the first screen is drawn, so that the first F4 shows a
         long history at once (the Runs screen takes it if nothing changed since)."""
+        changes = self.runs_changes
         stamp = changed_since(self.runs_dir, 0.0) or 0.0
-        self.prefetched_runs = (stamp, list_runs(self.runs_dir))
+        records = list_runs(self.runs_dir)
+        if changes == self.runs_changes:  # else the watcher saw a change meanwhile: out of date
+            self.prefetched_runs = (stamp, records)
+
+    def on_runs_changed(self, _message: RunsChanged) -> None:
+        self.runs_changes += 1
+        self.prefetched_runs = None  # the watcher saw a change since: read again
 
     def take_prefetched_runs(self) -> tuple[float, list] | None:
-        """The prefetched (stamp, records), once, if the store has not changed since."""
+        """The prefetched (stamp, records), once, if the watcher has seen no change since."""
         prefetched, self.prefetched_runs = self.prefetched_runs, None
-        if prefetched is None or changed_since(self.runs_dir, prefetched[0]) is not None:
-            return None
         return prefetched
 
     @property

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from rich.markup import escape
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -25,6 +24,7 @@ from mnist_tui.core.store import (
 from mnist_tui.present import RUN_HEADERS, cell_widths, fit_run_columns, run_texts
 from mnist_tui.ui.screens.base import AppScreen
 from mnist_tui.ui.screens.confirm import ConfirmScreen
+from mnist_tui.ui.watcher import RunsChanged
 from mnist_tui.ui.widgets.field import Field
 from mnist_tui.ui.widgets.footer import KeyFooter
 
@@ -95,6 +95,7 @@ class RunsScreen(AppScreen):
         self.column_layout: list[tuple[str, int]] = []  # the columns shown and their widths
         self.filling = 0  # the fill under way: a new one makes the older one's chunks stop
         self.warmed = False  # whether torch is being imported ahead of Predictions
+        self.stale = False  # the runs folder changed while unseen or while it was being read
 
     @property
     def runs_dir(self) -> Path:
@@ -111,7 +112,7 @@ class RunsScreen(AppScreen):
     def on_mount(self) -> None:
         self.query_one("#runs-filter-problem", Static).display = False
         self.query_one("#runs-table", DataTable).focus()
-        self.set_interval(1.0, self.poll)
+        self.tui.watcher.subscribe(self)  # RunsChanged when a run appears, goes or writes
 
     def on_resize(self) -> None:
         if self.records and self._fitting_columns() != self.columns:
@@ -143,25 +144,23 @@ class RunsScreen(AppScreen):
         prefetched = self.tui.take_prefetched_runs()
         if prefetched is not None:
             self.prepare(*prefetched)
-        elif not self.stamp or changed_since(self.runs_dir, self.stamp) is not None:
+        elif not self.stamp or self.stale:
+            self.stale = False
             self.reload()
 
-    def poll(self) -> None:
-        """Reload when a run folder appeared, went, or a live run wrote an epoch or status;
-        not while a reading is under way (a first reading of thousands of runs can take
-        over a second: each poll would start another, cancelling the one in flight)."""
+    def on_runs_changed(self, _message: RunsChanged) -> None:
+        """A run folder appeared, went, or a live run wrote an epoch or status (the app's
+        watcher saw it): read the store again, now if shown, else when shown again; not
+        while a reading is under way (a first reading of thousands of runs can take over a
+        second: another would cancel it), but once it has ended."""
         if self.is_current and not self.reading:
-            self.look_for_changes()
+            self.reload()
+        else:
+            self.stale = True
 
     @property
     def reading(self) -> bool:
         return any(w.group == "runs-reload" and not w.is_finished for w in self.app.workers if w.node is self)
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="runs-poll")
-    def look_for_changes(self) -> None:
-        """Off the UI thread: with 2,000 runs, changed_since stats 4,000 files."""
-        if changed_since(self.runs_dir, self.stamp) is not None:
-            self.app.call_from_thread(self.reload)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="runs-reload")
     def reload(self) -> None:
@@ -178,6 +177,9 @@ class RunsScreen(AppScreen):
     def _loaded(self, stamp: float, records: list[RunRecord], rows: list[history.RunRow], texts: dict[str, dict[str, str]]) -> None:
         self.stamp, self.records, self.all_rows, self.texts = stamp, records, rows, texts
         self.refresh_table()
+        if self.stale and self.is_current:  # changed while it was being read
+            self.stale = False
+            self.call_later(self.reload)
 
     @work(thread=True, exit_on_error=False, group="import-core")
     def import_predictions(self) -> None:
@@ -239,13 +241,16 @@ class RunsScreen(AppScreen):
     def show_summary(self) -> None:
         live = sum(r.status == "running" for r in self.rows)
         arrow = "↓" if self.sort_reverse else "↑"
-        line = (
-            f"{len(self.rows)} of {len(self.records)} runs in {escape(str(self.runs_dir))} · {live} live · "
+        # Text, not markup: folder names and reasons come from files and may hold brackets.
+        line = Text(
+            f"{len(self.rows)} of {len(self.records)} runs in {self.runs_dir} · {live} live · "
             f"sorted by {RUN_HEADERS[self.sort_column]} {arrow} · {len(self.marked)} marked"
         )
         row = self.current_row
         if row is not None and row.record.reason:
-            line += f"\n[b]{escape(row.run)}[/b] {row.status}: {escape(row.record.reason)}"
+            line.append("\n")
+            line.append(row.run, style="bold")
+            line.append(f" {row.status}: {row.record.reason}")
         self.query_one("#runs-summary", Static).update(line)
 
     @on(DataTable.RowHighlighted, "#runs-table")
@@ -371,16 +376,8 @@ class RunsScreen(AppScreen):
             return
 
         def answered(yes: bool | None) -> None:
-            if not yes:
-                return
-            try:
-                delete_run(row.record.path)
-            except (RunBusy, OSError) as exc:
-                self.notify(str(exc), severity="error", markup=False)
-                return
-            self.marked.discard(row.run)
-            self.notify(f"Deleted {row.run}", markup=False)
-            self.reload()
+            if yes:
+                self.delete([row])
 
         self.app.push_screen(ConfirmScreen(f"Delete run {row.run} and all its files?", yes="Delete", no="Keep"), answered)
 
@@ -391,28 +388,38 @@ class RunsScreen(AppScreen):
             return
 
         def answered(yes: bool | None) -> None:
-            if not yes:
-                return
-            failed = []
-            for row in chosen:
-                try:
-                    delete_run(row.record.path)
-                    self.marked.discard(row.run)
-                except (RunBusy, OSError) as exc:
-                    failed.append(f"{row.run}: {exc}")
-            deleted = len(chosen) - len(failed)
-            self.notify(
-                f"Deleted {deleted} run{'' if deleted == 1 else 's'}" + "".join(f"\nnot {f}" for f in failed),
-                severity="error" if failed else "information",
-                markup=False,
-            )
-            self.reload()
+            if yes:
+                self.delete(chosen)
 
         names = ", ".join(r.run[-6:] for r in chosen[:6]) + (f" and {len(chosen) - 6} more" if len(chosen) > 6 else "")
         self.app.push_screen(
-            ConfirmScreen(f"Delete the {len(chosen)} marked run{'' if len(chosen) == 1 else 's'} ({names}) and all their files?", yes="Delete", no="Keep"),
+            ConfirmScreen(
+                f"Delete the marked run ({names}) and all its files?"
+                if len(chosen) == 1
+                else f"Delete the {len(chosen)} marked runs ({names}) and all their files?",
+                yes="Delete",
+                no="Keep",
+            ),
             answered,
         )
+
+    @work(thread=True, exit_on_error=False, group="runs-delete")
+    def delete(self, rows: list[history.RunRow]) -> None:
+        """Delete runs off the UI thread (a run's folder may hold large files), then say how it went."""
+        failed: dict[str, str] = {}
+        for row in rows:
+            try:
+                delete_run(row.record.path)
+            except (RunBusy, OSError) as exc:
+                failed[row.run] = str(exc)
+        self.app.call_from_thread(self._deleted, rows, failed)
+
+    def _deleted(self, rows: list[history.RunRow], failed: dict[str, str]) -> None:
+        gone = [row.run for row in rows if row.run not in failed]
+        self.marked.difference_update(gone)
+        done = f"Deleted {gone[0]}" if len(rows) == 1 and gone else f"Deleted {len(gone)} run{'' if len(gone) == 1 else 's'}"
+        self.notify(done + "".join(f"\nnot {run}: {why}" for run, why in failed.items()), severity="error" if failed else "information", markup=False)
+        self.reload()
 
     def action_export(self) -> None:
         if not self.rows:
