@@ -81,16 +81,25 @@ class DrawScreen(AppScreen):
         yield Static("", id="draw-versions")
 
     def on_mount(self) -> None:
-        self.records = runs_with_checkpoints(self.tui.runs_dir)
-        select = self.query_one("#draw-run", Select)
-        select.set_options([(f"{r.run_id} · {r.model} · {r.final_test_acc or 0:.2f}%", str(r.path)) for r in self.records])
-        if self.records:
-            select.value = str(self.records[0].path)
-        else:
-            self.query_one("#bars", Static).update(Text("No saved run to predict with yet: train one first (F2).", style="yellow"))
         self.query_one("#seen", Static).update(Text("\n").join(half_block_lines([[0.0] * 28 for _ in range(28)])))
         self.set_class(self.app.size.width < 100, "-narrow")
         self.query_one(DrawPad).focus()
+        self.find_runs()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="draw-runs")
+    def find_runs(self) -> None:
+        """The runs to predict with, read off the UI thread (a long history takes a while)."""
+        records = runs_with_checkpoints(self.tui.runs_dir)
+        self.app.call_from_thread(self._runs_found, records)
+
+    def _runs_found(self, records: list) -> None:
+        self.records = records
+        select = self.query_one("#draw-run", Select)
+        select.set_options([(Text(f"{r.run_id} · {r.model} · {r.final_test_acc or 0:.2f}%"), str(r.path)) for r in records])
+        if records:
+            select.value = str(records[0].path)
+        else:
+            self.query_one("#bars", Static).update(Text("No saved run to predict with yet: train one first (F2).", style="yellow"))
 
     @on(Select.Changed, "#draw-run")
     def run_chosen(self, event: Select.Changed) -> None:

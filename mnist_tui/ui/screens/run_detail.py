@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 from rich.console import Group
-from rich.markup import escape
 from rich.syntax import Syntax
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
@@ -27,6 +27,7 @@ class RunDetailScreen(Screen):
     def __init__(self, records: list):
         super().__init__()
         self.records = records
+        self.curves: list = [([], "")] * len(records)  # each run's per-batch points and what was wrong with them
 
     @property
     def comparing(self) -> bool:
@@ -52,10 +53,21 @@ class RunDetailScreen(Screen):
         yield KeyFooter()
 
     def on_mount(self) -> None:
-        self.show()
+        self.query_one("#detail-title", Static).update(Text(f"Reading {self.records[0].run_id}…" if not self.comparing else "Reading the runs…"))
+        self.read([r.path for r in self.records], again=False)
 
     def action_reload(self) -> None:
-        self.records = [read_run(r.path) for r in self.records]
+        self.read([r.path for r in self.records], again=True)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="detail-read")
+    def read(self, paths: list, again: bool) -> None:
+        """The runs' per-batch curves (and, `again`, their records) read off the UI thread, then shown."""
+        records = [read_run(path) for path in paths] if again else self.records
+        curves = [read_points(r.path) for r in records]
+        self.app.call_from_thread(self._read, records, [(points, problem) for points, _offset, problem in curves])
+
+    def _read(self, records: list, curves: list) -> None:
+        self.records, self.curves = records, curves
         self.show()
 
     def show(self) -> None:
@@ -80,7 +92,7 @@ class RunDetailScreen(Screen):
         table.add_columns("label", *differ, "final acc", "best acc @epoch", "min loss @epoch", "epochs", "s/epoch", "status", "run")
         labels = short_labels(self.records)
         legend = []
-        for i, (r, label) in enumerate(zip(self.records, labels)):
+        for i, (r, label, (points, _problem)) in enumerate(zip(self.records, labels, self.curves)):
             row = row_of(r)
             colour = COLOURS[i % len(COLOURS)]
             style = RICH_COLOURS.get(colour, colour)
@@ -90,7 +102,6 @@ class RunDetailScreen(Screen):
             table.add_row(
                 Text(label, style=style), *settings, *cells, f"{r.epochs_done}/{r.epochs_total}", run_cell(row, "epoch_s"), Text(r.status), Text(r.run_id)
             )
-            points = read_points(r.path)[0]
             if points:
                 loss.set_series(label, [(p.x, p.loss) for p in points], colour, dense=True)
             else:  # a run made before the per-batch curve was recorded
@@ -102,11 +113,12 @@ class RunDetailScreen(Screen):
 
     def _show_run(self, loss: MetricChart, acc: MetricChart, lr: MetricChart) -> None:
         r = self.records[0]
+        # Text, not markup: names read from files may hold brackets.
         self.query_one("#detail-title", Static).update(
-            f"[b]{escape(r.run_id)}[/b] · {escape(r.model)} · {r.status} · {r.epochs_done}/{r.epochs_total} epochs · {escape(r.device)}"
+            Text.assemble((r.run_id, "bold"), f" · {r.model} · {r.status} · {r.epochs_done}/{r.epochs_total} epochs · {r.device}")
         )
         self.query_one(EpochTable).set_epochs(r.metrics)
-        points, _offset, problem = read_points(r.path)
+        points, problem = self.curves[0]
         if points:
             loss.set_series("train", [(p.x, p.loss) for p in points], dense=True)
             acc.set_series("train", [(p.x, p.acc) for p in points], dense=True)
