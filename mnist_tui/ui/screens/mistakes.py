@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from rich.markup import escape
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -110,8 +109,11 @@ class MistakesScreen(AppScreen):
         self.outputs, self.matrix = outputs, matrix
         self.query_one("#mistakes-progress").display = False
         self.query_one("#mistakes-title", Static).update(
-            f"[b]{escape(outputs.run_id)}[/b] · {outputs.model} · epoch {outputs.epoch} · {outputs.precision} · "
-            f"test accuracy {pct(matrix.accuracy)}: {matrix.total - matrix.correct:,} mistakes in {matrix.total:,} · rows true, columns predicted"
+            Text.assemble(  # Text, not markup: the run's name may hold brackets
+                Text(outputs.run_id, style="bold"),
+                f" · {outputs.model} · epoch {outputs.epoch} · {outputs.precision} · "
+                f"test accuracy {pct(matrix.accuracy)}: {matrix.total - matrix.correct:,} mistakes in {matrix.total:,} · rows true, columns predicted",
+            )
         )
         self._fill_matrix(matrix)
         self._fill_classes(matrix)

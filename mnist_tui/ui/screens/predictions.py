@@ -7,7 +7,6 @@ import sys
 import time
 from pathlib import Path
 
-from rich.markup import escape
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -112,9 +111,12 @@ class PredictionsScreen(AppScreen):
         self.query_one("#predictions-progress").display = False
         which = "the first mistakes" if self.mistakes_only else "the first test digits"
         self.query_one("#predictions-title", Static).update(
-            f"[b]{escape(result.run_id)}[/b] after epoch {result.epoch}: {result.mistakes:,} mistake{'' if result.mistakes == 1 else 's'} in "
-            f"{result.total:,} test digits ({100 - 100 * result.mistakes / result.total:.2f}% right) · "
-            f"showing {which} · captions are true→predicted"
+            Text.assemble(  # Text, not markup: the run's name may hold brackets
+                Text(result.run_id, style="bold"),
+                f" after epoch {result.epoch}: {result.mistakes:,} mistake{'' if result.mistakes == 1 else 's'} in "
+                f"{result.total:,} test digits ({100 - 100 * result.mistakes / result.total:.2f}% right) · "
+                f"showing {which} · captions are true→predicted",
+            )
         )
         self.query_one(DigitGrid).show(result.items)
 

@@ -20,7 +20,6 @@ import math
 from dataclasses import dataclass, field
 
 from rich.console import Group, RenderableType
-from rich.markup import escape
 from rich.text import Text
 from textual import events
 from textual.binding import Binding
@@ -92,6 +91,7 @@ class MetricChart(PlotextPlot):
         super().__init__(**kwargs)  # type: ignore[arg-type]  # id=..., classes=...
         self.title = title
         self.show_legend = legend  # off where one legend beside the charts serves several
+        self._legend: Text | None = None  # the title line last set
         self.lines: dict[str, Series] = {}
         self.smoothing = 0.0
         self.log_y = False
@@ -238,10 +238,15 @@ class MetricChart(PlotextPlot):
                 parts.append(f"{s.name} {value:.4g}")
         return [f"x {self.cursor:.2f}: " + (parts[0] if parts else "no points"), *parts[1:]]
 
-    def legend(self) -> str:
-        """The chart's title and its series in their colours (markup), for its title line."""
-        keys = [f"[{RICH_COLOURS.get(s.colour, s.colour)}]━[/] {escape(s.name)}" for s in self.lines.values() if self.show_legend]
-        return " ".join([f"[b]{escape(self.title)}[/b]", *keys])
+    def legend(self) -> Text:
+        """The chart's title and its series in their colours, for its title line (Text, not
+        markup: a series is named from files that may hold brackets)."""
+        line = Text(self.title, style="bold")
+        for s in self.lines.values() if self.show_legend else ():
+            line.append(" ")
+            line.append("━", style=RICH_COLOURS.get(s.colour, s.colour))
+            line.append(f" {s.name}")
+        return line
 
     def _view_state(self) -> list[str]:
         """What the view does: 'smooth 0.9', 'log', 'epochs 3-5', and what it could not draw."""
@@ -315,8 +320,8 @@ class MetricChart(PlotextPlot):
         plt.clear_data()
         plt.clear_figure()
         legend = self.legend()
-        if legend != self.border_title:  # parsing its markup costs more than the plot
-            self.border_title = legend
+        if legend != self._legend:  # setting it costs more than the plot
+            self._legend = self.border_title = legend
         self.plotted = self._curves()
         for curve in self.plotted:
             plt.plot(curve.xs, curve.ys, marker="braille", color=curve.colour)
