@@ -161,9 +161,11 @@ def print_runs(records: list, runs_dir: Path, console: Console | None = None) ->
         console.print(f"No runs in {runs_dir}.", markup=False, highlight=False)
         return
     console.print(run_table([row_of(r) for r in records], console.width - 1, f"Runs in {runs_dir}"), no_wrap=True, overflow="ignore", crop=False)
-    for rec in records:
-        if rec.reason and rec.status not in ("finished", "running"):
-            console.print(Text(printable(f"{rec.run_id} {rec.status}: {rec.reason}", one_line=True)), overflow="fold")
+    why = [rec for rec in records if rec.reason and rec.status not in ("finished", "running")]
+    if why:
+        console.print()  # the reasons stand apart from the table
+    for rec in why:
+        console.print(Text(printable(f"{rec.run_id} {rec.status}: {rec.reason}", one_line=True)), overflow="fold")
 
 
 def print_breakdown(model: str, console: Console | None = None) -> None:

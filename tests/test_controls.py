@@ -178,3 +178,42 @@ async def test_every_theme_draws_every_screen(tmp_path):
                 await press(pilot, key)
                 app.save_screenshot(str(tmp_path / "shot.svg"))  # every widget of the screen rendered
             assert app.is_running, theme
+
+
+@pytest.mark.parametrize("button, kept", [("#no", True), ("#yes", False)])
+async def test_the_delete_dialogs_buttons_clicked_keep_or_delete_the_run(tmp_path, button, kept):
+    fixture_store(tmp_path)
+    app = MnistTuiApp(runs_dir=tmp_path, start_mode="runs", launcher=InProcessLauncher())
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one("#runs-table")
+        await wait_until(pilot, lambda: table.row_count == 4)
+        doomed = app.screen.current_row.run
+        await press(pilot, "d")
+        await pilot.click(button)
+        await settle(pilot)
+        await wait_until(pilot, lambda: table.row_count == (4 if kept else 3))
+        assert isinstance(app.screen, RunsScreen)
+    assert ((tmp_path / doomed).exists()) is kept
+
+
+@pytest.mark.parametrize("button, status", [("#choice-cancel", None), ("#choice-stop", "stopped"), ("#choice-keep", "finished")])
+async def test_the_quit_dialogs_buttons_clicked_do_what_they_say(tmp_path, button, status):
+    launcher = InProcessLauncher()
+    app = MnistTuiApp(runs_dir=tmp_path, launcher=launcher)
+    async with app.run_test(size=(120, 40)) as pilot:
+        # kept: 3 epochs run to their end; else 200 short ones, far more than the question takes
+        await _set_recipe(pilot, "3" if status == "finished" else "200", "256")
+        await pilot.click("#start")
+        await wait_until(pilot, lambda: bool(list_runs(tmp_path)) and app.screen.running)
+        await press(pilot, "ctrl+q")
+        await pilot.click(button)
+        await drained(pilot)
+        if status is None:  # back to the app, the run still training
+            assert isinstance(app.screen, TrainScreen) and app.screen.running and app.return_code is None
+            await press(pilot, "ctrl+t")
+            await wait_for_run_end(pilot)
+    launcher.join()
+    [record] = list_runs(tmp_path)
+    assert record.status == (status or "stopped")
+    assert record.epochs_done == 3 if status == "finished" else record.epochs_done < 200
