@@ -99,10 +99,24 @@ async def test_clicking_start_then_stop_trains_and_then_stops_the_run(tmp_path):
     assert record.status == "stopped" and 1 <= record.epochs_done < 200
 
 
-def test_a_follower_starts_the_run_exactly_as_its_trainer_did(tmp_path, monkeypatch):
+@pytest.fixture
+def kernels_off(monkeypatch):
+    """fp32 training without the fused kernels (MNIST_TUI_FUSED=0), so that its start warns;
+    the kernels' state, kept for the process, is forgotten before and after."""
+    from mnist_tui.core import fused
+
+    monkeypatch.setenv("MNIST_TUI_FUSED", "0")
+    fused._library.cache_clear()
+    fused.status.cache_clear()
+    yield
+    monkeypatch.delenv("MNIST_TUI_FUSED")
+    fused._library.cache_clear()
+    fused.status.cache_clear()
+
+
+def test_a_follower_starts_the_run_exactly_as_its_trainer_did(tmp_path, kernels_off):
     """One RunStarted for the trainer and every follower: the warning (here, no fused
     kernels) and the processes included, so the app shows what the trainer knows."""
-    monkeypatch.setenv("MNIST_TUI_FUSED", "0")
     config = get_version("v4").config(epochs=1, limit=256, test_limit=500, device="cpu", precision="fp32", runs_dir=str(tmp_path))
     [engine_started] = [ev for ev in train(config) if isinstance(ev, RunStarted)]
     assert engine_started.warning and "fused" in engine_started.warning
@@ -110,8 +124,7 @@ def test_a_follower_starts_the_run_exactly_as_its_trainer_did(tmp_path, monkeypa
     assert asdict(followed) == asdict(engine_started)
 
 
-async def test_the_train_screen_shows_the_warning_of_a_run_it_attaches_to(tmp_path, monkeypatch):
-    monkeypatch.setenv("MNIST_TUI_FUSED", "0")
+async def test_the_train_screen_shows_the_warning_of_a_run_it_attaches_to(tmp_path, kernels_off):
     launcher = InProcessLauncher()
     config = get_version("v4").config(epochs=200, limit=256, test_limit=500, device="cpu", precision="fp32", progress_every=1, progress_seconds=0)
     launch = launcher.train(config, tmp_path)  # as if started by another terminal
