@@ -230,3 +230,93 @@ async def test_the_quit_dialogs_buttons_clicked_do_what_they_say(tmp_path, butto
     [record] = list_runs(tmp_path)
     assert record.status == (status or "stopped")
     assert record.epochs_done == 3 if status == "finished" else record.epochs_done < 200
+
+
+async def test_the_compare_screen_offers_no_predictions_and_says_what_it_is(tmp_path):
+    from mnist_tui.ui.screens.help import HelpScreen
+    from mnist_tui.ui.screens.run_detail import RunDetailScreen
+
+    fixture_store(tmp_path)
+    app = MnistTuiApp(runs_dir=tmp_path, start_mode="runs", launcher=InProcessLauncher())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await wait_until(pilot, lambda: app.screen.query_one("#runs-table").row_count == 4)
+        await press(pilot, "space", "space", "c")
+        await wait_until(pilot, lambda: isinstance(app.screen, RunDetailScreen))
+        compare = app.screen
+        assert compare.comparing
+        assert "p" not in compare.active_bindings  # the footer and `?` offer only what works here
+        await press(pilot, "question_mark")
+        assert isinstance(app.screen, HelpScreen) and "Compare" in app.screen.title_text
+        assert not any(what == "Predictions" for _key, what in app.screen.keys)
+
+
+async def test_a_failed_runs_detail_says_why_it_failed(tmp_path):
+    import json
+
+    from mnist_tui.ui.screens.run_detail import RunDetailScreen
+    from tests.ui_helpers import write_run
+
+    run = write_run(tmp_path, "20261109T100000Z-v2-fa11ed", "v2", "stopped", [97.0])
+    status = json.loads((run / "status.json").read_text())
+    reason = "RuntimeError: value cannot be converted to type float without overflow"
+    (run / "status.json").write_text(json.dumps({**status, "status": "failed", "reason": reason}))
+    app = MnistTuiApp(runs_dir=tmp_path, start_mode="runs", launcher=InProcessLauncher())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await wait_until(pilot, lambda: app.screen.query_one("#runs-table").row_count == 1)
+        await press(pilot, "enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, RunDetailScreen))
+        await settle(pilot)
+        assert f"failed: {reason}" in str(app.screen.query_one("#detail-title", Static).render())
+
+
+async def test_deleting_marked_runs_says_first_that_a_training_one_is_kept(tmp_path):
+    import json
+
+    from mnist_tui.core.store.lock import RunLock
+    from mnist_tui.ui.screens.confirm import ConfirmScreen
+    from tests.ui_helpers import write_run
+
+    fixture_store(tmp_path)
+    live = write_run(tmp_path, "20261110T100000Z-v4-11fe00", "v4", "running", [97.0], epochs_total=9, created="2026-11-10T10:00:00+00:00")
+    status = json.loads((live / "status.json").read_text())
+    (live / "status.json").write_text(json.dumps({**status, "host": ""}))
+    lock = RunLock.acquire(live)  # as its trainer holds it
+    try:
+        app = MnistTuiApp(runs_dir=tmp_path, start_mode="runs", launcher=InProcessLauncher())
+        async with app.run_test(size=(120, 40)) as pilot:
+            await settle(pilot)
+            table = app.screen.query_one("#runs-table")
+            await wait_until(pilot, lambda: table.row_count == 5)
+            runs_screen = app.screen
+            assert runs_screen.current_row.run == live.name and runs_screen.current_row.status == "running"
+            await press(pilot, "d")  # the live run alone: not even asked
+            assert not isinstance(app.screen, ConfirmScreen)
+            await press(pilot, "space", "space")  # the live run and the next one marked
+            await press(pilot, "d")
+            assert isinstance(app.screen, ConfirmScreen)
+            assert "1 marked run is still training and will be kept" in app.screen.question
+            await press(pilot, "y")
+            await settle(pilot)
+            await wait_until(pilot, lambda: table.row_count == 4)
+        assert live.exists()
+    finally:
+        lock.release()
+
+
+async def test_predictions_say_when_the_runs_own_test_pass_used_fewer_digits(tmp_path):
+    import json
+
+    from tests.builders import untrained_v2_run
+
+    run = untrained_v2_run(tmp_path)
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "test_size": 1000}))
+    app = MnistTuiApp(runs_dir=tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.push_screen(PredictionsScreen(run))
+        await wait_until(pilot, lambda: isinstance(app.screen, PredictionsScreen) and app.screen.predictions is not None)
+        await drained(pilot)
+        title = str(app.screen.query_one("#predictions-title", Static).render())
+        assert "in 10,000 test digits" in title and "the run's own test pass used the first 1,000" in title

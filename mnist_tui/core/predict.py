@@ -53,6 +53,7 @@ class Predictions:
     total: int
     precision: str  # what the CPU classified in: fp32, or bf16 autocast
     weights: dict[str, Any] = field(default_factory=dict, repr=False)  # the checkpoint's, of `epoch`: what "why" explains
+    run_tested: int | None = None  # the test images the run's own test pass used, when fewer than `total`
 
 
 _cache: OrderedDict[CacheKey, Classified] = OrderedDict()
@@ -160,4 +161,6 @@ def predict(
     wrong = (predicted != test.labels).nonzero().flatten()
     indices = wrong[:count].tolist() if mistakes_only else list(range(min(count, len(test))))
     items = [Prediction(i, test.images[i], int(test.labels[i]), int(predicted[i]), float(confidence[i])) for i in indices]
-    return Predictions(record.run_id, epoch, items, len(wrong), len(test), precision, weights)
+    tested = record.config.get("test_size")
+    run_tested = tested if isinstance(tested, int) and not isinstance(tested, bool) and 0 < tested < len(test) else None
+    return Predictions(record.run_id, epoch, items, len(wrong), len(test), precision, weights, run_tested)

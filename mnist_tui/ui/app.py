@@ -191,7 +191,7 @@ class MnistTuiApp(App):
 
         if isinstance(self.screen, HelpScreen):
             return
-        name = type(self.screen).__name__.removesuffix("Screen").replace("RunDetail", "Run detail")
+        name = getattr(self.screen, "help_name", None) or type(self.screen).__name__.removesuffix("Screen")
         self.push_screen(HelpScreen(f"the {name} screen", screen_keys(self.screen)))
 
     def action_toggle_dark(self) -> None:

@@ -114,8 +114,9 @@ class PredictionsScreen(AppScreen):
             Text.assemble(  # Text, not markup: the run's name may hold brackets
                 Text(result.run_id, style="bold"),
                 f" after epoch {result.epoch}: {result.mistakes:,} mistake{'' if result.mistakes == 1 else 's'} in "
-                f"{result.total:,} test digits ({100 - 100 * result.mistakes / result.total:.2f}% right) · "
-                f"showing {which} · captions are true→predicted",
+                f"{result.total:,} test digits ({100 - 100 * result.mistakes / result.total:.2f}% right"
+                + (f"; the run's own test pass used the first {result.run_tested:,}, as Mistakes does" if result.run_tested else "")
+                + f") · showing {which} · captions are true→predicted",
             )
         )
         self.query_one(DigitGrid).show(result.items)

@@ -33,6 +33,14 @@ class RunDetailScreen(Screen):
     def comparing(self) -> bool:
         return len(self.records) > 1
 
+    @property
+    def help_name(self) -> str:
+        return "Compare" if self.comparing else "Run detail"
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Predictions are of one run: not offered (footer, `?`) while comparing."""
+        return not (action == "predictions" and self.comparing)
+
     def compose(self) -> ComposeResult:
         yield Header()
         with VerticalScroll(id="detail"):
@@ -114,9 +122,10 @@ class RunDetailScreen(Screen):
     def _show_run(self, loss: MetricChart, acc: MetricChart, lr: MetricChart) -> None:
         r = self.records[0]
         # Text, not markup: names read from files may hold brackets.
-        self.query_one("#detail-title", Static).update(
-            Text.assemble((r.run_id, "bold"), f" · {r.model} · {r.status} · {r.epochs_done}/{r.epochs_total} epochs · {r.device}")
-        )
+        title = Text.assemble((r.run_id, "bold"), f" · {r.model} · {r.status} · {r.epochs_done}/{r.epochs_total} epochs · {r.device}")
+        if r.reason and r.status != "finished":  # why it failed, diverged or is damaged
+            title.append(f"\n{r.status}: {r.reason}", style="red" if r.status in ("failed", "diverged", "damaged") else "")
+        self.query_one("#detail-title", Static).update(title)
         self.query_one(EpochTable).set_epochs(r.metrics)
         points, problem = self.curves[0]
         if points:

@@ -379,6 +379,9 @@ class RunsScreen(AppScreen):
             if yes:
                 self.delete([row])
 
+        if row.status == "running":  # its trainer holds the lock: deleting would be refused
+            self.notify(f"{row.run} is still training: stop it first.", severity="warning", markup=False)
+            return
         self.app.push_screen(ConfirmScreen(f"Delete run {row.run} and all its files?", yes="Delete", no="Keep"), answered)
 
     def action_delete_marked(self) -> None:
@@ -391,12 +394,21 @@ class RunsScreen(AppScreen):
             if yes:
                 self.delete(chosen)
 
+        training = [r for r in chosen if r.status == "running"]
+        chosen = [r for r in chosen if r.status != "running"]  # their trainers hold their locks
+        kept = f" ({len(training)} marked run{'s are' if len(training) > 1 else ' is'} still training and will be kept)" if training else ""
+        if not chosen:
+            self.notify(
+                f"The marked run{'s are' if len(training) > 1 else ' is'} still training: stop {'them' if len(training) > 1 else 'it'} first.",
+                severity="warning",
+            )
+            return
         names = ", ".join(r.run[-6:] for r in chosen[:6]) + (f" and {len(chosen) - 6} more" if len(chosen) > 6 else "")
         self.app.push_screen(
             ConfirmScreen(
-                f"Delete the marked run ({names}) and all its files?"
+                f"Delete the marked run ({names}) and all its files?{kept}"
                 if len(chosen) == 1
-                else f"Delete the {len(chosen)} marked runs ({names}) and all their files?",
+                else f"Delete the {len(chosen)} marked runs ({names}) and all their files?{kept}",
                 yes="Delete",
                 no="Keep",
             ),
