@@ -320,3 +320,16 @@ async def test_predictions_say_when_the_runs_own_test_pass_used_fewer_digits(tmp
         await drained(pilot)
         title = str(app.screen.query_one("#predictions-title", Static).render())
         assert "in 10,000 test digits" in title and "the run's own test pass used the first 1,000" in title
+
+
+@pytest.mark.parametrize("typed", ["1e308", "2.5", "12ab"])
+async def test_a_whole_number_field_keeps_what_was_typed_and_says_what_is_wrong(tmp_path, typed):
+    from textual.widgets import Input
+
+    app = MnistTuiApp(runs_dir=tmp_path, launcher=InProcessLauncher())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await type_into(pilot, "#field-epochs", typed)
+        await drained(pilot)
+        assert app.screen.query_one("#field-epochs", Input).value == typed  # nothing dropped
+        assert f"epochs: {typed!r} is not a whole number" in str(app.screen.query_one("#error-epochs", Static).render())
+        assert app.screen.query_one("#start", Button).disabled

@@ -62,7 +62,9 @@ class RecipeForm(Vertical):
             if isinstance(kind, tuple):
                 yield Select([(c, c) for c in kind], allow_blank=False, id=f"field-{name}", compact=True)
             else:
-                yield Field(id=f"field-{name}", type="number" if kind is float else "integer", compact=True)
+                # Plain text, checked as typed: an input restricted to digits would drop the "e"
+                # of 1e308 and read 1308, changing what the user typed without a word.
+                yield Field(id=f"field-{name}", compact=True)
             # Why the field is invalid, right under it (hidden while it is valid); the field
             # itself keeps its size, so what is being typed stays in sight.
             yield Static("", id=f"error-{name}", classes="field-error")
