@@ -20,7 +20,8 @@ run: $(STAMP)
 # then every test but the slow ones, in two workers of one training thread each (pilot
 # tests wait on the app half the time: two keep both cores busy). test-slow runs the slow
 # ones, one at a time: each starts real mnist-tui processes (detached trainers, signals,
-# torch.distributed), which pay torch's import and use every core. CI runs both.
+# torch.distributed), which pay torch's import and use every core. CI runs both. test-slow
+# also runs the property tests again in Hypothesis's "slow" profile (tests/conftest.py).
 test: $(STAMP)
 	$(BIN)/ruff check mnist_tui tests benchmarks
 	$(BIN)/ruff format --check mnist_tui tests benchmarks
@@ -29,6 +30,7 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
+	HYPOTHESIS_PROFILE=slow $(BIN)/python -m pytest -q tests/test_properties.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
