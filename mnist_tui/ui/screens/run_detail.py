@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Header, Static
 
 from mnist_tui.core.history import row_of
 from mnist_tui.core.store import read_points, read_run
-from mnist_tui.present import differing_settings, epoch_cost, run_cell, setting_text, short_labels
+from mnist_tui.present import differing_settings, epoch_cost, printable, run_cell, setting_text, short_labels
 from mnist_tui.ui.widgets.charts import COLOURS, RICH_COLOURS, MetricChart
 from mnist_tui.ui.widgets.epoch_table import EpochTable
 from mnist_tui.ui.widgets.footer import KeyFooter
@@ -122,9 +122,10 @@ class RunDetailScreen(Screen):
     def _show_run(self, loss: MetricChart, acc: MetricChart, lr: MetricChart) -> None:
         r = self.records[0]
         # Text, not markup: names read from files may hold brackets.
-        title = Text.assemble((r.run_id, "bold"), f" · {r.model} · {r.status} · {r.epochs_done}/{r.epochs_total} epochs · {r.device}")
+        # Control characters and escapes taken out: they would reach the terminal as they are.
+        title = Text.assemble((printable(r.run_id), "bold"), printable(f" · {r.model} · {r.status} · {r.epochs_done}/{r.epochs_total} epochs · {r.device}"))
         if r.reason and r.status != "finished":  # why it failed, diverged or is damaged
-            title.append(f"\n{r.status}: {r.reason}", style="red" if r.status in ("failed", "diverged", "damaged") else "")
+            title.append(printable(f"\n{r.status}: {r.reason}"), style="red" if r.status in ("failed", "diverged", "damaged") else "")
         self.query_one("#detail-title", Static).update(title)
         self.query_one(EpochTable).set_epochs(r.metrics)
         points, problem = self.curves[0]

@@ -21,7 +21,7 @@ from mnist_tui.core.store import (
     delete_run,
     list_runs,
 )
-from mnist_tui.present import RUN_HEADERS, cell_widths, fit_run_columns, run_texts
+from mnist_tui.present import RUN_HEADERS, cell_widths, fit_run_columns, printable, run_texts
 from mnist_tui.ui.screens.base import AppScreen
 from mnist_tui.ui.screens.confirm import ConfirmScreen
 from mnist_tui.ui.watcher import RunsChanged
@@ -243,14 +243,14 @@ class RunsScreen(AppScreen):
         arrow = "↓" if self.sort_reverse else "↑"
         # Text, not markup: folder names and reasons come from files and may hold brackets.
         line = Text(
-            f"{len(self.rows)} of {len(self.records)} runs in {self.runs_dir} · {live} live · "
+            f"{len(self.rows)} of {len(self.records)} runs in {printable(str(self.runs_dir))} · {live} live · "
             f"sorted by {RUN_HEADERS[self.sort_column]} {arrow} · {len(self.marked)} marked"
         )
         row = self.current_row
         if row is not None and row.record.reason:
             line.append("\n")
-            line.append(row.run, style="bold")
-            line.append(f" {row.status}: {row.record.reason}")
+            line.append(printable(row.run), style="bold")
+            line.append(printable(f" {row.status}: {row.record.reason}"))
         self.query_one("#runs-summary", Static).update(line)
 
     @on(DataTable.RowHighlighted, "#runs-table")
@@ -306,7 +306,7 @@ class RunsScreen(AppScreen):
         if row is None:
             return
         if row.status == "damaged":
-            self.notify(f"{row.run} is damaged: {row.record.reason}", severity="warning", markup=False)
+            self.notify(printable(f"{row.run} is damaged: {row.record.reason}"), severity="warning", markup=False)
             return
         from mnist_tui.ui.screens.run_detail import RunDetailScreen
 
