@@ -109,8 +109,11 @@ def prepare(root: Path, download: bool = True, log: Callable[[str], None] = lamb
     is downloaded through torchvision (its mirrors and checksums, with a progress bar).
     """
     raw = raw_dir(root)
-    missing = [name for name in IDX_MD5 if not (raw / name).exists()]
-    shipped = [name for name in missing if (raw / f"{name}.gz").exists()]
+    try:
+        missing = [name for name in IDX_MD5 if not (raw / name).exists()]
+        shipped = [name for name in missing if (raw / f"{name}.gz").exists()]
+    except OSError as exc:  # a folder name too long, a folder that cannot be searched
+        raise DataError(f"{raw} cannot be used for MNIST ({exc.strerror})") from None
     if shipped:  # one line, not one per file: the first run's output stays short
         log(f"extracting {len(shipped)} MNIST file{'s' if len(shipped) != 1 else ''} from the archives shipped in {raw} (first use only)")
     for name in shipped:
