@@ -531,6 +531,29 @@ def signals_kept():
             signal.signal(sig, handler)
 
 
+class Hung(Exception):
+    """A reader still at work past its bound."""
+
+
+READER_BOUND_S = 45.0  # a command or listing taking longer is hung (the loaded 2-core machine included)
+
+
+@contextmanager
+def deadline(seconds: float = READER_BOUND_S):
+    """Raise Hung in whatever the main thread is doing once `seconds` have passed (SIGALRM)."""
+
+    def expired(_signum, _frame):
+        raise Hung(f"still at work after {seconds:.0f} s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def terminal() -> io.TextIOWrapper:
     """A UTF-8 output as strict as a terminal's: a lone surrogate cannot be printed to it."""
     return io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict", write_through=True)
@@ -539,7 +562,7 @@ def terminal() -> io.TextIOWrapper:
 def cli_result(*argv: str) -> tuple[int, str, str]:
     """`mnist-tui ARGV` in this process: (exit status, stdout, stderr)."""
     out, err = terminal(), terminal()
-    with signals_kept(), redirect_stdout(out), redirect_stderr(err):
+    with deadline(), signals_kept(), redirect_stdout(out), redirect_stderr(err):
         try:
             code = cli.main(list(argv))
         except SystemExit as exc:  # argparse
@@ -586,7 +609,8 @@ def test_the_store_lists_every_generated_run_and_the_good_ones_as_before(templat
     @given(generated_runs(template))
     def check(run: Generated):
         runs = runs_of(run)
-        records = list_runs(runs)
+        with deadline():
+            records = list_runs(runs)
         names = [r.run_id for r in records]
         assert [n for n in names if n in GOOD] == list(GOOD)
         assert_good_runs(records)
@@ -627,10 +651,6 @@ def test_mnist_tui_runs_shows_or_names_every_generated_run(template, runs_of):
             assert any(line.startswith(f"{NAME} damaged: ") for line in lines), out
 
     check()
-
-
-class Hung(Exception):
-    """A follow still polling past its bound."""
 
 
 FOLLOW_BOUND_S = 5.0
@@ -702,7 +722,7 @@ def test_follow_of_a_live_run_shows_any_progress_and_stops_following_on_ctrl_c(t
         lock = RunLock.acquire(runs / NAME)
         out, err = (Terminal(io.BytesIO(), encoding="utf-8", write_through=True) if interactive else terminal()), terminal()
         try:
-            with pytest.MonkeyPatch.context() as patch, signals_kept(), redirect_stdout(out), redirect_stderr(err):
+            with deadline(), pytest.MonkeyPatch.context() as patch, signals_kept(), redirect_stdout(out), redirect_stderr(err):
                 patch.setattr(follow.Follower, "poll", until_ctrl_c)
                 code = cli.main(["follow", NAME, "--runs", str(runs)])
         finally:
@@ -777,7 +797,8 @@ def test_the_runs_screen_and_the_run_detail_show_or_name_every_generated_run(tem
         assume(not (SURROGATES_CRASH_PRINTING and has_surrogates(run)))
         runs = runs_of(run)
         record = read_run(runs / NAME)
-        listed, shown, screen, notes = asyncio.run(open_in_the_app(runs, NAME))
+        with deadline(2 * SETTLE_S + 30):
+            listed, shown, screen, notes = asyncio.run(open_in_the_app(runs, NAME))
         reason = record.reason if RUNS_SCREEN_SHOWS_REASONS_RAW else ""  # in the summary line and the notification
         assert_clean(listed, allowed=reason)
         assert_clean(shown, allowed=None if DETAIL_TITLE_SHOWS_FILE_TEXT_RAW and isinstance(screen, RunDetailScreen) else reason)
@@ -858,7 +879,8 @@ def test_a_listing_through_any_index_file_lists_every_run(template, runs_of):
                 data = _edit_index(json.loads(path.read_text()), how, where, value)
                 path.write_bytes(dump(data).encode("utf-8", "surrogatepass"))
             index._memory.clear()
-            records = list_runs(runs)
+            with deadline():
+                records = list_runs(runs)
         assert [r.run_id for r in records] == list(before)
         for record in records:
             if not (INDEX_TAKES_A_BLANK_REASON and record.run_id in where and where[-1] in ("checkpoint", "damaged")):
