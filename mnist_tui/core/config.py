@@ -9,6 +9,15 @@ from typing import Any
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 MNIST_TRAIN_SIZE = 60_000
+# The highest value of each whole-number setting, in one place: validate.py refuses more where
+# a value enters (the CLI, the Train form, the engine), and the run files' schema
+# (store/schema.py) reads config.json, metrics.jsonl and progress.json with the same bounds,
+# so that a run which could start can always be listed, followed, stopped and resumed.
+MAX_EPOCHS = 1_000_000  # epochs (and step_size, in epochs)
+MAX_BATCH_SIZE = MNIST_TRAIN_SIZE  # a batch holds at most the training images (validate names how many)
+MAX_IMAGES = 1_000_000_000  # --limit and --test-limit; images and batches a run records
+MAX_SEED = 2**62 - 1  # seed + 2 seeds a torch generator too (engine._build)
+MAX_PROCESSES = 64  # processes of one machine a run may be launched on with --nproc
 SCHEDULERS = ("none", "cosine", "step", "onecycle")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 # auto: bf16 autocast where the hardware computes it natively (see device.resolve_precision).

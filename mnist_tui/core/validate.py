@@ -5,10 +5,31 @@ from __future__ import annotations
 
 import math
 
-from mnist_tui.core.config import DEVICES, MNIST_TRAIN_SIZE, OPTIMIZERS, PRECISIONS, SCHEDULERS, ConfigError, TrainConfig
+from mnist_tui.core.config import (
+    DEVICES,
+    MAX_BATCH_SIZE,
+    MAX_EPOCHS,
+    MAX_IMAGES,
+    MAX_PROCESSES,
+    MAX_SEED,
+    MNIST_TRAIN_SIZE,
+    OPTIMIZERS,
+    PRECISIONS,
+    SCHEDULERS,
+    ConfigError,
+    TrainConfig,
+)
 from mnist_tui.core.versions import VERSIONS
 
-MAX_PROCESSES = 64  # processes of one machine a run may be launched on with --nproc
+# The recipe's whole-number settings and their highest values (config.py says why each; the
+# schema reads config.json with the same bounds). A batch larger than the training images is
+# refused below, naming how many there are (MAX_BATCH_SIZE is the most there can be).
+_WHOLE_RECIPE = (("epochs", MAX_EPOCHS), ("batch_size", MAX_BATCH_SIZE), ("test_batch_size", MAX_BATCH_SIZE), ("step_size", MAX_EPOCHS))
+
+
+def _whole(value: object, low: int, high: float = math.inf) -> bool:
+    """Whether value is a whole number (not a bool) in [low, high]."""
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
 def config_problems(config: TrainConfig) -> dict[str, str]:
@@ -17,10 +38,12 @@ def config_problems(config: TrainConfig) -> dict[str, str]:
     r = config.recipe
     if config.model not in VERSIONS:
         problems["model"] = f"unknown model {config.model!r} (choose from {', '.join(VERSIONS)})"
-    for name in ("epochs", "batch_size", "test_batch_size", "step_size"):
+    for name, highest in _WHOLE_RECIPE:
         value = getattr(r, name)
-        if not isinstance(value, int) or value <= 0:
+        if not _whole(value, 1):
             problems[name] = f"{name.replace('_', ' ')} must be a positive whole number, got {value!r}"
+        elif value > highest and name != "batch_size":
+            problems[name] = f"{name.replace('_', ' ')} must be at most {highest:,}, got {value:,}"
     if not isinstance(r.lr, (int, float)) or not math.isfinite(r.lr) or r.lr <= 0:
         problems["lr"] = f"learning rate must be a positive number, got {r.lr!r}"
     if not isinstance(r.weight_decay, (int, float)) or not math.isfinite(r.weight_decay) or not r.weight_decay >= 0:
@@ -43,17 +66,17 @@ def config_problems(config: TrainConfig) -> dict[str, str]:
         problems["momentum"] = f"momentum must be in [0, 1), got {r.momentum!r}"
     if not isinstance(config.progress_seconds, (int, float)) or not math.isfinite(config.progress_seconds) or config.progress_seconds < 0:
         problems["progress_seconds"] = f"seconds between progress updates must be zero or more, got {config.progress_seconds!r}"
-    if not isinstance(config.seed, int) or not 0 <= config.seed < 2**62:  # seed + 2 seeds a torch generator
+    if not _whole(config.seed, 0, MAX_SEED):
         problems["seed"] = f"seed must be a whole number from 0 to 2^62 - 1, got {config.seed!r}"
     if config.device not in DEVICES:
         problems["device"] = f"unknown device {config.device!r} (choose from {', '.join(DEVICES)})"
-    if config.limit is not None and (not isinstance(config.limit, int) or config.limit <= 0):
-        problems["limit"] = f"training subset must be a positive number of images, got {config.limit!r}"
-    if config.test_limit is not None and (not isinstance(config.test_limit, int) or config.test_limit <= 0):
-        problems["test_limit"] = f"test subset must be a positive number of images, got {config.test_limit!r}"
+    if config.limit is not None and not _whole(config.limit, 1, MAX_IMAGES):
+        problems["limit"] = f"training subset must be a number of images from 1 to {MAX_IMAGES:,}, got {config.limit!r}"
+    if config.test_limit is not None and not _whole(config.test_limit, 1, MAX_IMAGES):
+        problems["test_limit"] = f"test subset must be a number of images from 1 to {MAX_IMAGES:,}, got {config.test_limit!r}"
     if config.target is not None and (isinstance(config.target, bool) or not isinstance(config.target, (int, float)) or not 0 < config.target <= 100):
         problems["target"] = f"target test accuracy must be a percentage above 0 and at most 100, got {config.target!r}"
-    if isinstance(config.processes, bool) or not isinstance(config.processes, int) or not 1 <= config.processes <= MAX_PROCESSES:
+    if not _whole(config.processes, 1, MAX_PROCESSES):
         problems["processes"] = f"processes must be a whole number from 1 to {MAX_PROCESSES}, got {config.processes!r}"
     elif "batch_size" not in problems and (uneven := split_problem(r.batch_size, config.processes)):
         problems["processes"] = uneven

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal, TypeVar, get_args
 
+from mnist_tui.core.config import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_IMAGES, MAX_SEED
 from mnist_tui.core.events import BatchPoint, EpochFinished
 from mnist_tui.core.store.files import FileProblem, parse_json
 
@@ -20,9 +21,10 @@ WrittenStatus = Literal["running", "finished", "stopped", "failed", "diverged"]
 WRITTEN_STATUSES: tuple[str, ...] = get_args(WrittenStatus)
 Status = Literal["running", "finished", "stopped", "failed", "diverged", "interrupted", "stale", "damaged"]
 # Every metrics.jsonl line has these numbers (see the README's format table).
+# Settings are read with the bounds validate.py enforces when a run starts (config.py's MAX_*).
 METRIC_RANGES: dict[str, tuple[float, float]] = {
-    "epoch": (1, 1e6),
-    "epochs": (1, 1e6),
+    "epoch": (1, MAX_EPOCHS),
+    "epochs": (1, MAX_EPOCHS),
     "train_loss": (0, math.inf),
     "train_acc": (0, 100),
     "test_loss": (0, math.inf),
@@ -36,6 +38,7 @@ METRIC_KEYS = tuple(METRIC_RANGES)
 OPTIONAL_METRICS = {"memory_mb": math.inf, "cpu_seconds": math.inf, "cpu_percent": 1e5, "rss_mb": math.inf, "gpu_util": 100, "elapsed": math.inf}
 PROGRESS_USAGE = ("cpu_percent", "rss_mb", "gpu_util", "gpu_memory_mb")
 TEXT_CAP = 2000  # longest text field kept (a reason, a device name)
+MAX_PID = 2**31 - 1  # process ids are below 2^31 (pid_t is a 32-bit int)
 T = TypeVar("T")
 
 
@@ -82,7 +85,7 @@ def check_config_record(cfg: dict[str, Any]) -> dict[str, Any]:
     device = optional(cfg, "device_name", text, default=None) or optional(cfg, "device", text, default="") or ""
     return {
         "model": text(train.get("model"), "config.json's model", 40),
-        "epochs": int(number(recipe.get("epochs"), "config.json's epochs", 1, 1e6, whole=True)),
+        "epochs": int(number(recipe.get("epochs"), "config.json's epochs", 1, MAX_EPOCHS, whole=True)),
         "created": optional(cfg, "created", text, 40, default=""),
         "params": optional(cfg, "params", lambda v, w: int(number(v, w, 0, 1e12, whole=True))),
         # Each process's device, times the processes of a distributed run: "CPU, 1 thread ×2".
@@ -90,10 +93,10 @@ def check_config_record(cfg: dict[str, Any]) -> dict[str, Any]:
         "world_size": world,
         # Settings the runs table and the CSV show; absent ones show as blanks.
         "lr": optional(recipe, "lr", number, 0, math.inf),
-        "batch_size": optional(recipe, "batch_size", lambda v, w: int(number(v, w, 1, 1e9, whole=True))),
-        "seed": optional(cfg, "seed", lambda v, w: int(number(v, w, whole=True))),
+        "batch_size": optional(recipe, "batch_size", lambda v, w: int(number(v, w, 1, MAX_BATCH_SIZE, whole=True))),
+        "seed": optional(cfg, "seed", lambda v, w: int(number(v, w, 0, MAX_SEED, whole=True))),
         "precision": optional(cfg, "precision", text, 20, default=""),
-        "train_size": optional(cfg, "train_size", lambda v, w: int(number(v, w, 0, 1e9, whole=True))),
+        "train_size": optional(cfg, "train_size", lambda v, w: int(number(v, w, 0, MAX_IMAGES, whole=True))),
         "target": optional(train, "target", number, 0, 100),  # stop at this test accuracy
     }
 
@@ -111,7 +114,8 @@ def check_status_record(status: dict[str, Any]) -> dict[str, Any]:
         "status": state,
         "updated": when if when is None or when.tzinfo else None,
         "host": optional(status, "host", text, 255, default=""),
-        "pid": optional(status, "pid", lambda v, w: int(number(v, w, 0, 2**31, whole=True))),
+        "pid": optional(status, "pid", lambda v, w: int(number(v, w, 0, MAX_PID, whole=True))),
+        "epochs_done": optional(status, "epochs_done", lambda v, w: int(number(v, w, 0, MAX_EPOCHS, whole=True))),
         "reason": optional(status, "reason", text, default=""),
     }
 
@@ -151,10 +155,10 @@ def parse_metrics(data: bytes) -> list[EpochFinished]:
 
 
 PROGRESS_FIELDS: dict[str, tuple[float, float, bool]] = {
-    "epoch": (1, 1e6, True),
-    "epochs": (1, 1e6, True),
-    "batch": (0, 1e9, True),
-    "batches": (1, 1e9, True),
+    "epoch": (1, MAX_EPOCHS, True),
+    "epochs": (1, MAX_EPOCHS, True),
+    "batch": (0, MAX_IMAGES, True),
+    "batches": (1, MAX_IMAGES, True),
     "loss": (0, math.inf, False),
     "accuracy": (0, 100, False),
     "images_per_s": (0, math.inf, False),
@@ -183,7 +187,7 @@ def check_point(fields: list[str]) -> BatchPoint:
         loss, acc = float(fields[3]), float(fields[4])
     except ValueError:
         raise SchemaError("a field is not a number") from None
-    if not (1 <= epoch <= 1e6 and 1 <= batches <= 1e9 and 1 <= batch <= batches):
+    if not (1 <= epoch <= MAX_EPOCHS and 1 <= batches <= MAX_IMAGES and 1 <= batch <= batches):
         raise SchemaError("epoch or batch out of range")
     if not (math.isfinite(loss) and loss >= 0 and 0 <= acc <= 100):
         raise SchemaError("loss or accuracy out of range")
