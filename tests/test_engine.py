@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 
 import pytest
@@ -180,7 +181,7 @@ def test_liveness_comes_from_the_lock_and_a_remote_run_from_its_heartbeat(runs_d
     import socket
     from datetime import datetime, timedelta, timezone
 
-    from mnist_tui.core.store import RunLock
+    from mnist_tui.core.store import RunLock, heartbeat
 
     path = _written_run(runs_dir)
     status = json.loads((path / "status.json").read_text())
@@ -202,6 +203,9 @@ def test_liveness_comes_from_the_lock_and_a_remote_run_from_its_heartbeat(runs_d
     assert record.status == "running" and "elsewhere" in record.reason and "heartbeat" in record.reason
     status["updated"] = (now - timedelta(hours=1)).isoformat()
     (path / "status.json").write_text(json.dumps(status))
+    hour_ago = (now - timedelta(hours=1)).timestamp()
+    os.utime(path / "status.json", (hour_ago, hour_ago))  # silent for an hour, as its file's time says
+    heartbeat.forget()  # as a reader that did not see it change (one that did counts from then)
     record = read_run(path)
     assert record.status == "stale" and "--force" in record.reason
 

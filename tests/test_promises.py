@@ -7,17 +7,21 @@ full disk under --detach, an emptied metrics file, random bytes as a checkpoint,
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from mnist_tui import cli
 from mnist_tui.core.config import MAX_EPOCHS, MAX_IMAGES, MAX_PROCESSES, MAX_SEED, MNIST_TRAIN_SIZE
-from mnist_tui.core.store import read_run
+from mnist_tui.core.store import heartbeat, read_run
 from mnist_tui.core.validate import config_problems
 from mnist_tui.core.versions import get_version
 from tests.builders import written_run
+from tests.ui_helpers import press, settle, wait_until, write_run
 
 
 def _cli(*args: str) -> list[str]:
@@ -34,6 +38,73 @@ def _one_line(text: str) -> str:
     lines = [line for line in text.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in text, text
     return lines[0]
+
+
+# 1. delete erases only what is provably a run ------------------------------------------------
+
+
+def test_delete_refuses_a_folder_that_is_not_a_run_and_leaves_it_intact(tmp_path, capsys):
+    project = tmp_path / "x"
+    (project / "src").mkdir(parents=True)
+    (project / "src" / "main.py").write_text("print('hello')\n")
+    (project / "config.json").write_text('{"name": "x"}')
+    assert cli.main(["delete", str(project), "--yes", "--runs", str(tmp_path / "runs")]) == 1
+    out, err = capsys.readouterr()
+    assert "deleted" not in out
+    assert _one_line(err) == f"mnist-tui delete: {project} holds src/, which is not a run's file; nothing was deleted"
+    assert (project / "src" / "main.py").read_text() == "print('hello')\n" and (project / "config.json").exists()
+
+    (project / "src" / "main.py").unlink()
+    (project / "src").rmdir()  # only a config.json left: still no run's
+    assert cli.main(["delete", str(project), "--yes"]) == 1
+    assert "is not a run folder (unknown format version None" in _one_line(capsys.readouterr().err)
+    assert (project / "config.json").exists()
+
+
+@pytest.mark.parametrize("stranger", ["notes.txt", "plots/", ".hidden"])
+def test_delete_refuses_a_run_folder_holding_anything_but_run_files(tmp_path, capsys, stranger):
+    run = written_run(tmp_path / "runs")
+    if stranger.endswith("/"):
+        (run / stranger).mkdir()
+        (run / stranger / "acc.png").write_bytes(b"png")
+    else:
+        (run / stranger).write_text("mine")
+    assert cli.main(["delete", run.name[-6:], "--runs", str(tmp_path / "runs"), "--yes"]) == 1
+    assert f"holds {stranger}, which is not a run's file; nothing was deleted" in _one_line(capsys.readouterr().err)
+    assert (run / stranger).exists() and (run / "config.json").exists() and (run / "checkpoint.pt").exists()
+
+
+def test_delete_removes_a_run_a_damaged_run_and_a_killed_writers_leftovers(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    good = written_run(runs)
+    (good / ".checkpoint.pt.k2j3h4.tmp").write_bytes(b"half")  # a killed writer's temporary file
+    (good / "trainer.log").write_text("run ...\n")
+    damaged = runs / "20261104T100000Z-v2-dddddd"  # named as trainers name runs, its config.json cut short
+    damaged.mkdir()
+    (damaged / "config.json").write_text("{half")
+    for run in (good, damaged):
+        assert cli.main(["delete", run.name, "--runs", str(runs), "--yes"]) == 0
+        assert capsys.readouterr().out == f"deleted {run.name}\n" and not run.exists()
+
+
+async def test_the_runs_screen_will_not_delete_a_run_folder_holding_a_users_file(tmp_path):
+    from textual.widgets import DataTable
+
+    from mnist_tui.trainer import InProcessLauncher
+    from mnist_tui.ui.app import MnistTuiApp
+
+    runs = tmp_path / "runs"
+    run = write_run(runs, "20261101T100000Z-v2-aaaaaa", "v2", "finished", [98.0, 99.0, 99.1])
+    (run / "notes.md").write_text("the good one")
+    app = MnistTuiApp(runs_dir=runs, start_mode="runs", launcher=InProcessLauncher())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await press(pilot, "d", "y")
+        await settle(pilot)
+        said = [str(n.message) for n in app._notifications]
+        assert any("not 20261101T100000Z-v2-aaaaaa: " in m and "holds notes.md, which is not a run's file; nothing was deleted" in m for m in said), said
+        assert (run / "notes.md").exists() and (run / "metrics.jsonl").exists()
+        assert app.screen.query_one("#runs-table", DataTable).row_count == 1
 
 
 # 10. one range per setting, from the CLI to the schema -----------------------------------------
@@ -76,9 +147,96 @@ def test_a_run_started_at_every_settings_highest_value_lists_follows_and_stops(t
     assert read_run(writer.path).status == "stopped"
 
 
+# 11. a remote heartbeat is judged by this reader's clock ---------------------------------------
+
+
+def _remote_running(run: Path, silent_s: float) -> None:
+    """status.json as another host's trainer writes it, dated 2999 by that host's clock, and
+    last changed `silent_s` ago as the shared disk's time says."""
+    _status(run, status="running", host=socket.gethostname() + "-elsewhere", updated="2999-01-01T00:00:00+00:00")
+    then = time.time() - silent_s
+    os.utime(run / "status.json", (then, then))
+
+
+def test_a_remote_heartbeat_dated_in_the_future_goes_stale_and_force_takes_the_run(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    run = written_run(runs, status="stopped")
+    _remote_running(run, silent_s=11 * 60)
+    heartbeat.forget()  # a fresh `mnist-tui` process: it has only the file's time to go by
+    record = read_run(run)
+    assert record.status == "stale" and "last heartbeat 660s ago" in record.reason
+    assert cli.main(["delete", run.name, "--runs", str(runs), "--yes"]) == 1
+    assert "add --force to delete it anyway" in _one_line(capsys.readouterr().err)
+    assert cli.main(["delete", run.name, "--runs", str(runs), "--yes", "--force"]) == 0 and not run.exists()
+
+
+def test_a_remote_heartbeat_seen_unchanged_for_ten_minutes_is_stale_whatever_it_says(tmp_path, monkeypatch):
+    run = written_run(tmp_path / "runs", status="stopped")
+    _remote_running(run, silent_s=0)
+    heartbeat.forget()
+    assert read_run(run).status == "running"  # just written: alive for now
+    later = time.monotonic() + 601
+    monkeypatch.setattr(time, "monotonic", lambda: later)  # ten minutes on, nothing changed
+    assert read_run(run).status == "stale"
+    _status(run, epochs_done=0)  # a heartbeat: the file changes
+    assert read_run(run).status == "running"
+
+
+def test_a_remote_heartbeat_whose_file_is_dated_far_in_the_future_is_not_fresh(tmp_path):
+    run = written_run(tmp_path / "runs", status="stopped")
+    _remote_running(run, silent_s=-1e9)  # a modification time 30 years ahead
+    heartbeat.forget()
+    record = read_run(run)
+    assert record.status == "stale" and "last heartbeat ? ago" in record.reason
+
+
+def test_a_finished_run_whose_metrics_were_emptied_lists_as_damaged(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    run = written_run(runs, epochs_done=3, epochs=3, status="finished")
+    (run / "metrics.jsonl").write_text("")
+    record = read_run(run)
+    assert record.status == "damaged" and record.reason == "metrics.jsonl holds no epoch, but the run finished"
+    stopped = written_run(runs, epochs_done=2, epochs=3, status="stopped")
+    (stopped / "metrics.jsonl").write_text((stopped / "metrics.jsonl").read_text().splitlines()[0] + "\n")
+    assert read_run(stopped).reason == "metrics.jsonl holds 1 epoch, but status.json says 2 were done"
+    assert cli.main(["runs", "--runs", str(runs)]) == 0
+    out = capsys.readouterr().out
+    assert f"{run.name} damaged: metrics.jsonl holds no epoch, but the run finished" in out
+    assert f"{stopped.name} damaged: metrics.jsonl holds 1 epoch, but status.json says 2 were done" in out
+
+
+def test_a_checkpoint_of_random_bytes_is_not_a_checkpoint_rather_than_could_run_code(tmp_path):
+    from mnist_tui.core.store import CheckpointError
+    from mnist_tui.core.store.checkpoint import load_weights
+
+    for seed in range(20):
+        (tmp_path / "checkpoint.pt").write_bytes(os.urandom(2000 + seed))
+        with pytest.raises(CheckpointError) as refused:
+            load_weights(tmp_path)
+        assert str(refused.value) == "checkpoint.pt is not a checkpoint (unreadable)"
+
+
+async def test_predictions_of_a_random_bytes_checkpoint_say_not_a_checkpoint(tmp_path):
+    from textual.widgets import Static
+
+    from mnist_tui.trainer import InProcessLauncher
+    from mnist_tui.ui.app import MnistTuiApp
+
+    run = write_run(tmp_path, "20261101T100000Z-v2-aaaaaa", "v2", "finished", [99.0])
+    (run / "checkpoint.pt").write_bytes(os.urandom(4096))
+    app = MnistTuiApp(runs_dir=tmp_path, start_mode="runs", launcher=InProcessLauncher())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await press(pilot, "p")
+        title = app.screen.query_one("#predictions-title", Static)
+        await wait_until(pilot, lambda: not str(title.render()).startswith("Classifying"))
+        shown = str(title.render())
+        assert shown.startswith("Cannot load this run's model: checkpoint.pt is not a checkpoint (unreadable)") and "run code" not in shown
+
+
 @pytest.mark.parametrize("pid, status", [(2**31 - 1, "stopped"), (2**31, "damaged")])
 def test_a_pid_must_be_below_2_to_the_31(tmp_path, pid, status):
     run = written_run(tmp_path / "runs")
     _status(run, pid=pid)
     record = read_run(run)
-    assert record.status == status and (status != "damaged" or "status.json's pid is out of range" in record.reason)
+    assert record.status == status and (status != "damaged" or "pid is out of range (2147483648)" in record.reason)

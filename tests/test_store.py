@@ -334,6 +334,8 @@ def test_a_run_whose_host_went_silent_is_stale_and_only_forced_resume_or_delete_
     shutil.copytree(stopped_run, run)
     an_hour_ago = (datetime.now(timezone.utc) - timedelta(hours=1)).isoformat()
     _set("status.json", status="running", host=socket.gethostname() + "-gone", updated=an_hour_ago)(run)
+    hour_ago = datetime.now().timestamp() - 3600
+    os.utime(run / "status.json", (hour_ago, hour_ago))  # silent for an hour: its file's time says so, not the time in it
     assert read_run(run).status == "stale"
     [refused] = list(resume(run))
     assert "stale" in refused.reason and "--force" in refused.reason

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -76,16 +77,29 @@ def load_state(run_dir: Path, map_location: str = "cpu") -> Any:
         blob = files.read_bytes(path, CHECKPOINT_CAP)
     except files.FileProblem as exc:
         raise CheckpointError(str(exc)) from None
+    if not _is_zip(blob):  # what torch.save writes; anything else is no checkpoint of ours
+        raise CheckpointError(f"{CHECKPOINT} is not a checkpoint (unreadable)")
     try:
         return torch.load(io.BytesIO(blob), map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        # The weights-only unpickler names the global it refused ("unsupported GLOBAL
+        # posix.system"); any other refusal is a damaged pickle, not a crafted one.
+        found = [line.strip() for line in str(exc).splitlines() if "GLOBAL" in line]
+        if not found:
+            raise CheckpointError(f"{CHECKPOINT} is damaged (its pickle cannot be read)") from None
         raise CheckpointError(
             f"{path} was refused: it holds objects other than tensors and plain data, which could "
-            f"run code when loaded (torch.load with weights_only=True). {first}"
+            f"run code when loaded (torch.load with weights_only=True). {found[0][:200]}"
         ) from None
     except Exception as exc:  # torch raises RuntimeError, EOFError, ValueError... for damage
         raise CheckpointError(f"{CHECKPOINT} is damaged ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+
+
+def _is_zip(blob: bytes) -> bool:
+    try:
+        return zipfile.is_zipfile(io.BytesIO(blob))
+    except Exception:  # a crafted zip trailer can make zipfile raise what it likes
+        return False
 
 
 def load(run_dir: Path, map_location: str = "cpu") -> Checkpoint:

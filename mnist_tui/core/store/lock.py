@@ -18,23 +18,41 @@ import time
 from pathlib import Path
 
 LOCK = "lock"
+# Set by whoever launched this trainer (trainer.ProcessLauncher) to a token of its own, which
+# the lock records: the launcher can then tell its own trainer's hold on a run from another's
+# (a second `resume --detach` of a run that a first one has just taken over).
+LAUNCH_ENV = "MNIST_TUI_LAUNCH"
 
 
 class RunBusy(RuntimeError):
     """Another process holds the run's lock; the message names it."""
 
 
-def holder(run_dir: Path) -> str:
-    """Who holds (or last held) the lock, in words: 'pid 123 on host gpu-1'."""
+def _written(run_dir: Path) -> dict[str, object]:
+    """What the lock file says of its holder ({} when it says nothing readable)."""
     try:
         fd = os.open(run_dir / LOCK, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         try:
             info = json.loads(os.read(fd, 4096) or b"{}")
         finally:
             os.close(fd)
-        return f"pid {int(info['pid'])} on host {str(info['host'])[:64]}"
-    except Exception:  # a lock file is untrusted too: anything odd names no one
-        return "another process"
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def holder(run_dir: Path) -> str:
+    """Who holds (or last held) the lock, in words: 'pid 123 on host gpu-1'."""
+    info = _written(run_dir)  # a lock file is untrusted too: anything odd names no one
+    pid, host = info.get("pid"), info.get("host")
+    if isinstance(pid, int) and not isinstance(pid, bool) and isinstance(host, str):
+        return f"pid {pid} on host {host[:64]}"
+    return "another process"
+
+
+def held_by(run_dir: Path, launch: str) -> bool:
+    """Whether the trainer launched with this token (LAUNCH_ENV) holds the run's lock now."""
+    return bool(launch) and is_locked(run_dir) and _written(run_dir).get("launch") == launch
 
 
 def is_locked(run_dir: Path) -> bool:
@@ -82,7 +100,8 @@ class RunLock:
                 time.sleep(0.02)
         try:
             os.ftruncate(fd, 0)
-            os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname()}).encode(), 0)
+            launch = {"launch": os.environ[LAUNCH_ENV]} if os.environ.get(LAUNCH_ENV) else {}
+            os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), **launch}).encode(), 0)
         except OSError:
             pass  # who holds it is information only; holding it is what counts
         return cls(run_dir, fd)

@@ -4,14 +4,13 @@ A run is keyed by its folder name, which is also the id `resume`, `stop` and `fo
 accept. Its status comes from status.json and the lock: a run whose status says `running`
 is live while its lock is held, `interrupted` when the lock is free on this host, and,
 when status.json names another host (whose lock cannot be seen from here), `running` until
-its heartbeat is older than STALE_AFTER_S, then `stale`.
+its status.json has been silent for STALE_AFTER_S (heartbeat.py), then `stale`.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import shutil
 import socket
 import zipfile
 from collections.abc import Iterable
@@ -23,11 +22,16 @@ from typing import Any
 from mnist_tui.core.events import BatchPoint, EpochFinished
 from mnist_tui.core.paths import resolve_dir
 from mnist_tui.core.store import files, schema
-from mnist_tui.core.store.lock import RunBusy, is_locked
+from mnist_tui.core.store.heartbeat import is_stale, silent_for
+from mnist_tui.core.store.lock import LOCK, is_locked
 
 RUNS_ENV = "MNIST_TUI_RUNS"
 CONFIG, METRICS, STATUS, CHECKPOINT, PROGRESS, STOP = "config.json", "metrics.jsonl", "status.json", "checkpoint.pt", "progress.json", "stop"
 BATCHES = "batches.csv"  # the per-batch training curve (see read_points)
+TRAINER_LOG = "trainer.log"  # what a detached trainer printed
+# Every file a run folder may hold (the README's format table), besides the temporary files
+# of their atomic writes (`.NAME.*.tmp`): delete_run removes a folder holding these only.
+RUN_FILES = frozenset({CONFIG, METRICS, BATCHES, STATUS, CHECKPOINT, PROGRESS, STOP, LOCK, TRAINER_LOG})
 BATCHES_HEADER = "epoch,batch,batches,loss,acc\n"
 EXPORTS = "exports"  # <runs>/exports holds what the app exports; it is not a run
 # Statuses `mnist-tui resume` continues (a failed run from its last checkpoint: a full disk,
@@ -35,7 +39,6 @@ EXPORTS = "exports"  # <runs>/exports holds what the app exports; it is not a ru
 RESUMABLE = ("interrupted", "stopped", "failed")
 RESUMABLE_WORDS = "interrupted, stopped or failed"
 FINAL = ("finished", "stopped", "failed", "diverged")
-STALE_AFTER_S = 600.0  # a remote run silent this long (20 missed heartbeats) may be forced
 CHECKPOINT_CAP = 1 << 30
 
 
@@ -88,7 +91,7 @@ class RunRecord:
     target: float | None = None  # the test accuracy it was to stop at (--target)
     reason: str = ""
     host: str = ""
-    heartbeat_age: float | None = None  # seconds since status.json was last written
+    heartbeat_age: float | None = None  # seconds since status.json was last written (None: unknown)
     updated: datetime | None = None  # when status.json was last written (a run's end once it ended)
     config: dict[str, Any] = field(default_factory=dict)
     metrics: list[EpochFinished] = field(default_factory=list)  # metrics.jsonl, parsed once
@@ -224,11 +227,12 @@ def _age(updated: datetime | None) -> float | None:
     return None if updated is None else max(0.0, (datetime.now(timezone.utc) - updated).total_seconds())
 
 
-def _live_status(path: Path, status: dict[str, Any], holding_lock: bool) -> tuple[str, str]:
-    """(status, reason) once the lock and host are taken into account."""
-    state, reason = status["status"], status["reason"]
+def _live_status(path: Path, status: dict[str, Any], holding_lock: bool) -> tuple[str, str, float | None]:
+    """(status, reason, seconds since its heartbeat) once the lock and host are taken into
+    account; a remote run's silence is judged by this reader (heartbeat.silent_for)."""
+    state, reason, age = status["status"], status["reason"], _age(status["updated"])
     if state != "running" or (not holding_lock and is_locked(path)):
-        return state, reason
+        return state, reason, age
     if not holding_lock:
         # The trainer may have written its final status and released the lock between our
         # reading status.json and looking at the lock: read it once more.
@@ -237,14 +241,14 @@ def _live_status(path: Path, status: dict[str, Any], holding_lock: bool) -> tupl
         except files.FileProblem:
             pass
         if status["status"] != "running":
-            return status["status"], status["reason"]
+            return status["status"], status["reason"], _age(status["updated"])
     if not status["host"] or status["host"] == socket.gethostname():
-        return "interrupted", reason
-    age = _age(status["updated"])
+        return "interrupted", reason, age
+    age = silent_for(path / STATUS)
     where = f"on host {status['host']}, last heartbeat {'?' if age is None else f'{age:.0f}s'} ago"
-    if age is None or age > STALE_AFTER_S:
-        return "stale", f"{where}; resume or delete it with --force if that machine is gone"
-    return "running", where
+    if is_stale(age):
+        return "stale", f"{where}; resume or delete it with --force if that machine is gone", age
+    return "running", where, age
 
 
 def read_files(path: Path) -> RunFiles:
@@ -261,7 +265,7 @@ def record_of(path: Path, found: RunFiles, holding_lock: bool = False) -> RunRec
     """The record of a run from its checked files, with its status as of now (the lock, the
     host and the heartbeat's age are looked at again each time)."""
     cfg, metrics = found.cfg, found.metrics
-    state, reason = _live_status(path, found.state, holding_lock)
+    state, reason, age = _live_status(path, found.state, holding_lock)
     record = RunRecord(
         path=path,
         status=state,
@@ -279,7 +283,7 @@ def record_of(path: Path, found: RunFiles, holding_lock: bool = False) -> RunRec
         target=cfg["target"],
         reason=reason,
         host=found.state["host"],
-        heartbeat_age=_age(found.state["updated"]),
+        heartbeat_age=age,
         updated=found.state["updated"],
         config=found.config,
         metrics=list(metrics),
@@ -289,7 +293,22 @@ def record_of(path: Path, found: RunFiles, holding_lock: bool = False) -> RunRec
     needs_checkpoint = len(metrics) > (1 if state in ("interrupted", "stale", "running", "failed") else 0)
     if needs_checkpoint and found.checkpoint_problem:
         record.status, record.reason = "damaged", found.checkpoint_problem
+    elif lost := _lost_epochs(state, len(metrics), found.state["epochs_done"]):
+        record.status, record.reason = "damaged", lost
     return record
+
+
+def _lost_epochs(state: str, epochs: int, epochs_done: int | None) -> str | None:
+    """Why metrics.jsonl cannot be all of an ended run's epochs, or None: the trainer wrote
+    each epoch's line before the final status that counts them (a trainer killed mid-run
+    wrote no final status, and a resume cuts the lines first, then writes its own)."""
+    if state not in FINAL:
+        return None
+    if state == "finished" and not epochs:
+        return f"{METRICS} holds no epoch, but the run finished"
+    if epochs_done is not None and epochs_done > epochs:
+        return f"{METRICS} holds {epochs} epoch{'s' if epochs != 1 else ''}, but {STATUS} says {epochs_done} were done"
+    return None
 
 
 def read_run(path: Path, holding_lock: bool = False) -> RunRecord:
@@ -341,29 +360,6 @@ def find_run(runs_dir: Path, ref: str, starting: bool = False) -> Path:
         found = "no run" if not matches else f"{len(matches)} runs"
         raise LookupError(f"{found} in {runs_dir} matches {ref!r}; give the run's folder, its id or its short id (the 6 hex digits at its end)")
     return Path(runs_dir) / matches[0]
-
-
-def delete_run(path: Path, force: bool = False) -> None:
-    """Remove a run folder; refuses while it trains (a remote run only when stale and forced)."""
-    from mnist_tui.core.store.lock import RunLock
-
-    record = read_run(path)
-    if record.status == "running":
-        raise RunBusy(f"{record.run_id} is still training ({record.reason or 'its trainer holds the lock'}); stop it first")
-    if record.status == "stale" and not force:
-        raise RunBusy(f"{record.run_id} was last seen training {record.reason.split(';')[0]}; add --force to delete it anyway")
-    lock = RunLock.acquire(path, wait_s=0.2) if (path / "lock").exists() else None
-    try:
-        shutil.rmtree(path)
-    finally:
-        if lock is not None:
-            lock.release()
-
-
-def request_stop(path: Path) -> None:
-    """Ask the trainer of a live run to stop after its current batch (it watches this file)."""
-    fd = os.open(Path(path) / STOP, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
-    os.close(fd)
 
 
 def read_progress(path: Path) -> dict[str, Any] | None:
