@@ -24,6 +24,7 @@ from mnist_tui.core.hardware import duration
 from mnist_tui.core.history import RunRow
 from mnist_tui.core.layers import LayerRow
 from mnist_tui.core.store import default_runs_dir
+from mnist_tui.core.store.records import mean
 
 # Terminal control sequences: CSI (ESC [ or its C1 form, parameters, a final byte); a string
 # (OSC ESC ], DCS ESC P, SOS ESC X, PM ESC ^, APC ESC _, or their C1 forms) up to BEL or ST;
@@ -33,6 +34,9 @@ _SEQUENCES = re.compile(r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]|(?:\x1b[\]PX^_]|[\x90
 _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
 def printable(text: str, one_line: bool = False) -> str:
     """Text from a file or a folder's name, safe to print to a terminal: escape sequences and
     control characters taken out (an `ESC[2J` in a model name would clear the screen, an
@@ -40,26 +44,37 @@ def printable(text: str, one_line: bool = False) -> str:
     tabs become spaces too, for a line or a table cell."""
     if text.isprintable():  # the usual case, at C speed: nothing to take out
         return text
-    text = _CONTROLS.sub("", _SEQUENCES.sub("", text))
+    # A lone surrogate (a JSON \ud800 escape, a folder name that is not UTF-8) cannot be
+    # encoded for any terminal: print() would raise. It shows as the replacement character.
+    text = _SURROGATES.sub("\ufffd", _CONTROLS.sub("", _SEQUENCES.sub("", text)))
     return text.replace("\n", " ").replace("\t", " ") if one_line else text
 
 
+CLOCK_HOURS = 999  # the longest time a clock shows; longer is "> 999 h" (the width of 999:59:59)
+
+
 def clock(seconds: float) -> str:
-    """'0:54', '1:05:07'."""
-    seconds = int(round(seconds))
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"
+    """'0:54', '1:05:07'; '> 999 h' past that (up to inf), '?' for no time (NaN, negative)."""
+    if not seconds >= 0:  # NaN too
+        return "?"
+    if seconds >= CLOCK_HOURS * 3600 + 3599.5:
+        return f"> {CLOCK_HOURS} h"
+    whole = int(round(seconds))
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}" if whole >= 3600 else f"{whole // 60}:{whole % 60:02d}"
 
 
 def time_left(ev: BatchProgress, done: list[EpochFinished], train_size: int) -> str:
     """'0:12 left, run 1:05' (the epoch's time left, then the whole run's): later epochs take as long as the finished
-    ones did (test pass included), or, in the first, as long as this one's pace says."""
+    ones did (test pass included), or, in the first, as long as this one's pace says. Any float gives a line (an
+    inf or NaN sum shows as clock shows it)."""
     if done:
-        per_epoch = sum(e.seconds for e in done) / len(done)
+        per_epoch = mean([e.seconds for e in done]) or 0.0
     elif ev.images_per_s > 0 and train_size:
-        per_epoch = train_size / ev.images_per_s
+        per_epoch = train_size / ev.images_per_s  # inf for a pace of 1e-310 images a second
     else:
         return ""
-    run = ev.seconds_left + per_epoch * (ev.epochs - ev.epoch)
+    later = max(0, ev.epochs - ev.epoch)
+    run = ev.seconds_left + (per_epoch * later if later else 0.0)  # inf * 0 would be NaN
     return f"{clock(ev.seconds_left)} left, run {clock(run)}"  # short: it shares a line at 80 columns
 
 

@@ -6,10 +6,12 @@ full disk under --detach, an emptied metrics file, random bytes as a checkpoint,
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import socket
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -17,9 +19,11 @@ import pytest
 
 from mnist_tui import cli
 from mnist_tui.core.config import MAX_EPOCHS, MAX_IMAGES, MAX_PROCESSES, MAX_SEED, MNIST_TRAIN_SIZE
-from mnist_tui.core.store import heartbeat, read_run
+from mnist_tui.core.events import BatchProgress, EpochFinished
+from mnist_tui.core.store import RunLock, heartbeat, read_run
 from mnist_tui.core.validate import config_problems
 from mnist_tui.core.versions import get_version
+from mnist_tui.present import clock, time_left
 from tests.builders import written_run
 from tests.ui_helpers import press, settle, wait_until, write_run
 
@@ -105,6 +109,88 @@ async def test_the_runs_screen_will_not_delete_a_run_folder_holding_a_users_file
         assert any("not 20261101T100000Z-v2-aaaaaa: " in m and "holds notes.md, which is not a run's file; nothing was deleted" in m for m in said), said
         assert (run / "notes.md").exists() and (run / "metrics.jsonl").exists()
         assert app.screen.query_one("#runs-table", DataTable).row_count == 1
+
+
+# 6. every time left is a short clock -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "seconds, shown",
+    [
+        (0, "0:00"),
+        (59.4, "0:59"),
+        (3599.6, "1:00:00"),
+        (999 * 3600 + 3599, "999:59:59"),
+        (1e7, "> 999 h"),
+        (1e308, "> 999 h"),
+        (float("inf"), "> 999 h"),
+        (float("nan"), "?"),
+        (-1, "?"),
+        (float("-inf"), "?"),
+    ],
+)
+def test_a_clock_shows_any_float_in_at_most_nine_characters(seconds, shown):
+    assert clock(seconds) == shown and len(shown) <= 9
+
+
+@pytest.mark.parametrize(
+    "progress, done",
+    [
+        (dict(epochs=MAX_EPOCHS, images_per_s=1e-300, seconds_left=1e308), []),
+        (dict(epochs=MAX_EPOCHS, images_per_s=5e-324, seconds_left=0.0), []),
+        (dict(epochs=3, images_per_s=1500.0, seconds_left=float("inf")), []),
+        (dict(epochs=MAX_EPOCHS, images_per_s=1500.0, seconds_left=1.0), [1e308, 1e308]),
+        (dict(epochs=2, images_per_s=1e308, seconds_left=0.0), []),
+    ],
+)
+def test_time_left_is_a_short_line_for_in_range_extremes(progress, done):
+    ev = BatchProgress(epoch=1, batch=1, batches=469, loss=0.3, accuracy=90.0, **progress)
+    epochs = [EpochFinished(i + 1, 3, 0.1, 99.0, 0.1, 99.0, 1e-3, s, 1500.0) for i, s in enumerate(done)]
+    if epochs:
+        ev = BatchProgress(epoch=len(epochs) + 1, batch=1, batches=469, loss=0.3, accuracy=90.0, **progress)
+    line = time_left(ev, epochs, 60_000)
+    assert len(line) <= len("999:59:59 left, run 999:59:59") and " left, run " in line, line
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def _live_local_run(runs: Path) -> tuple[Path, RunLock]:
+    """A run whose trainer is alive here (its lock held by this process): status running."""
+    run = write_run(runs, "20261101T100000Z-v2-aaaaaa", "v2", "running", [], epochs_total=2)
+    _status(run, host=socket.gethostname(), pid=os.getpid())
+    return run, RunLock.acquire(run)
+
+
+def _end_later(run: Path, lock: RunLock, after_s: float, status: str = "stopped") -> threading.Thread:
+    """As its trainer would: after a while write the final status, then release the lock."""
+
+    def end() -> None:
+        time.sleep(after_s)
+        (run / "progress.json").unlink(missing_ok=True)
+        _status(run, status=status)
+        lock.release()
+
+    thread = threading.Thread(target=end, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("interactive", [True, False])
+def test_follow_shows_a_run_whose_progress_holds_in_range_extremes(tmp_path, monkeypatch, capsys, interactive):
+    run, lock = _live_local_run(tmp_path / "runs")
+    progress = {"phase": "training", "epoch": 1, "epochs": MAX_EPOCHS, "batch": 1, "batches": 469, "loss": 0.3, "accuracy": 9.0}
+    progress.update(images_per_s=1e-300, seconds_left=1e308, updated=time.time())
+    (run / "progress.json").write_text(json.dumps(progress))
+    if interactive:
+        monkeypatch.setattr(sys, "stdout", _Terminal())
+    ending = _end_later(run, lock, 1.5)
+    assert cli.main(["follow", run.name, "--runs", str(tmp_path / "runs")]) == 130
+    ending.join()
+    shown = sys.stdout.getvalue() if interactive else capsys.readouterr().out
+    assert "Traceback" not in shown + capsys.readouterr().err and "stopped" in shown
 
 
 # 10. one range per setting, from the CLI to the schema -----------------------------------------
