@@ -11,24 +11,14 @@ import threading
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from mnist_tui import __version__
-from mnist_tui.core.config import DEVICES, OPTIMIZERS, PRECISIONS, SCHEDULERS
-from mnist_tui.core.hardware import auto_precision, duration
-from mnist_tui.core.versions import QUICK, VERSIONS
-from mnist_tui.trainer import (
-    Launch,
-    ProcessLauncher,
-    adopt_starting_log,
-    handle_stop_signals,
-    in_world,
-    leader,
-    record_failed_start,
-    reserve_name,
-    run_over,
-    run_world,
-)
+
+# The rest of mnist-tui is imported where it is used: until main() runs, a Ctrl+C can only
+# end the process with Python's traceback, so the module imports as little as it can.
+if TYPE_CHECKING:
+    from mnist_tui.trainer import Launch
 
 
 def _whole_number(minimum: int):
@@ -71,6 +61,9 @@ def _absolute(path: str | None) -> str | None:
 
 def _quick_help() -> str:
     """--quick's help, its time read from the registry as the app's picker reads it."""
+    from mnist_tui.core.hardware import auto_precision, duration
+    from mnist_tui.core.versions import QUICK
+
     mode = auto_precision("auto")
     took = QUICK.expected_seconds(QUICK.recipe.epochs, mode)
     about = f", about {duration(took)} on a 2-core CPU in {mode} (what --precision auto picks here)" if took is not None else ""
@@ -78,6 +71,9 @@ def _quick_help() -> str:
 
 
 def _train_parser(sub) -> None:
+    from mnist_tui.core.config import DEVICES, OPTIMIZERS, PRECISIONS, SCHEDULERS
+    from mnist_tui.core.versions import QUICK, VERSIONS
+
     t = sub.add_parser(
         "train", help="train a model version headless", description="Train a model version without the TUI. Unset options take the version's recipe."
     )
@@ -120,6 +116,9 @@ def _train_parser(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from mnist_tui.core.config import PRECISIONS
+    from mnist_tui.core.versions import VERSIONS
+
     parser = argparse.ArgumentParser(prog="mnist-tui", description="Train and study MNIST convolutional networks. With no command, opens the app.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--runs", dest="app_runs", metavar="DIR", help=RUNS_HELP + " for the app")
@@ -197,6 +196,21 @@ def run() -> NoReturn:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command's exit status. A Ctrl+C that comes before the command has set its own
+    handlers (while Python imports what it needs: a train's handlers come within a second)
+    or in a command that has none ends it with one line and status 130, as a stop would."""
+    try:
+        return _command(argv)
+    except KeyboardInterrupt:
+        # CPython remembers a KeyboardInterrupt that left code run from a string (an import's
+        # namedtuple runs eval) and ends the process by SIGINT however it exits; running a
+        # string to its end clears that (pythonrun.c, run_eval_code_obj).
+        eval("None")
+        print("mnist-tui: interrupted", file=sys.stderr)
+        return 130
+
+
+def _command(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     # `mnist-tui --runs DIR runs` means the same as `mnist-tui runs --runs DIR`.
     for name in ("runs", "data"):
@@ -328,6 +342,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from mnist_tui.core.config import ConfigError
     from mnist_tui.core.store import default_runs_dir
     from mnist_tui.core.validate import config_problems
+    from mnist_tui.trainer import LaunchError, ProcessLauncher, handle_stop_signals, in_world, leader, reserve_name, run_world
 
     try:
         config = config_of(args)
@@ -342,7 +357,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.detach:
         from mnist_tui.core.store import CONFIG
 
-        launch = ProcessLauncher().train(config, runs_dir)
+        try:
+            launch = ProcessLauncher().train(config, runs_dir)
+        except LaunchError as exc:
+            print(f"mnist-tui: {exc}", file=sys.stderr)
+            return 1
         return _detached(launch, "training", lambda: (launch.run_dir / CONFIG).exists(), stop, new_run=True)
 
     from mnist_tui.core import data
@@ -369,6 +388,7 @@ def _quietly(events) -> int:
     """A distributed run's process other than rank 0: it trains and says nothing, unless it
     fails on its own."""
     from mnist_tui.core.events import RunFailed, RunFinished
+    from mnist_tui.trainer import run_over
 
     status = "failed"
     for ev in events:
@@ -381,6 +401,8 @@ def _quietly(events) -> int:
 
 
 def _failed_start(args, runs_dir, config, reason: str) -> int:
+    from mnist_tui.trainer import record_failed_start
+
     print(f"mnist-tui: failed: {reason}", file=sys.stderr)
     if args.run_name:
         record_failed_start(runs_dir, args.run_name, config, reason)
@@ -402,6 +424,8 @@ def _detached(launch: Launch, what: str, owns_run: Callable[[], bool], stop: thr
     problem = _start_problem(launch, new_run)
     if problem:
         print(f"mnist-tui: {problem}", file=sys.stderr)
+        if new_run and launch.log is not None and not launch.run_dir.exists():
+            _drop_if_empty(launch.log)
         return 1
     if not owns_run() and not launch.ended():
         why = "you stopped waiting" if stop.is_set() else f"not ready after {START_WAIT_S:.0f} s"
@@ -409,6 +433,16 @@ def _detached(launch: Launch, what: str, owns_run: Callable[[], bool], stop: thr
     print(f"run {launch.run_dir.name}: {what} in the background in {launch.run_dir}")
     print(run_hint(launch.run_dir))
     return 0
+
+
+def _drop_if_empty(log: Path) -> None:
+    """Remove a failed trainer's starting log that holds nothing (a full disk): it would
+    only stand for a run that never came; one with words is kept for whoever looks."""
+    try:
+        if log.stat().st_size == 0:
+            log.unlink()
+    except OSError:
+        pass
 
 
 def _await_start(launch: Launch, owns_run: Callable[[], bool], stop: threading.Event) -> None:
@@ -446,6 +480,7 @@ def _start_problem(launch: Launch, new_run: bool) -> str | None:
 def _report(events, stop: threading.Event, runs_dir: Path | None = None, start=None) -> int:
     from mnist_tui.core.events import RunFailed, RunStarted
     from mnist_tui.headless import report
+    from mnist_tui.trainer import adopt_starting_log, record_failed_start, run_over
 
     def watched(events):
         for ev in events:
@@ -471,6 +506,8 @@ def _find(args: argparse.Namespace, command: str, starting: bool = False) -> Pat
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
+    from mnist_tui.trainer import handle_stop_signals, in_world, leader, run_world
+
     stop = threading.Event()
     handle_stop_signals(stop)
     run_dir = _find(args, "resume")
@@ -488,51 +525,70 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def _processes_of(run_dir: Path) -> int:
     """How many processes a run was started on (1 if its config does not say)."""
+    from mnist_tui.core.config import MAX_PROCESSES
     from mnist_tui.core.store import read_run
 
     config = read_run(run_dir).config.get("config")
     n = config.get("processes") if isinstance(config, dict) else None
-    return n if isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= 64 else 1
+    return n if isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= MAX_PROCESSES else 1
 
 
 def _resume_detached(run_dir: Path, args: argparse.Namespace, stop: threading.Event) -> int:
     """Start a resuming trainer of its own and return once it owns the run (or refused)."""
-    from mnist_tui.core.store import RESUMABLE, RESUMABLE_WORDS, read_run
+    from mnist_tui.core.store import RESUMABLE, RESUMABLE_WORDS, read_run, taken_over
+    from mnist_tui.trainer import LaunchError, ProcessLauncher
 
     record = read_run(run_dir)
     if record.status not in RESUMABLE and not (record.status == "stale" and args.force):
         print(f"mnist-tui: cannot resume {record.run_id}: it is {record.status}; only {RESUMABLE_WORDS} runs can be resumed", file=sys.stderr)
         return 1
-    launch = ProcessLauncher().resume(run_dir, _absolute(args.data), args.force, args.nproc)
-    return _detached(launch, "resuming", lambda: read_run(run_dir).status == "running", stop, new_run=False)
+    try:
+        launch = ProcessLauncher().resume(run_dir, _absolute(args.data), args.force, args.nproc)
+    except LaunchError as exc:
+        print(f"mnist-tui: cannot resume {record.run_id}: {exc}", file=sys.stderr)
+        return 1
+    # Its own trainer, not another resume's, past every check that could refuse it.
+    return _detached(launch, "resuming", lambda: taken_over(run_dir, launch.token, launch.since_ns), stop, new_run=False)
+
+
+def _training(run_dir: Path):
+    """(whether a trainer owns the run, its record): the lock decides on this host, whatever
+    status.json says (it may be damaged); another host's run by its heartbeat (read_run)."""
+    from mnist_tui.core.store import is_locked, read_run
+
+    record = read_run(run_dir)
+    return is_locked(run_dir) or record.status == "running", record
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
     import time
 
-    from mnist_tui.core.store import read_run, request_stop
+    from mnist_tui.core.store import request_stop
+    from mnist_tui.present import printable
 
     run_dir = _find(args, "stop", starting=True)
     deadline = time.monotonic() + 120
     while not (run_dir / "config.json").exists() and time.monotonic() < deadline:
         time.sleep(0.1)  # a detached trainer still setting up: its folder comes in a few seconds
-    record = read_run(run_dir)
-    if record.status != "running":
-        print(f"mnist-tui stop: {record.run_id} is not training (it is {record.status})", file=sys.stderr)
+    live, record = _training(run_dir)
+    name = printable(record.run_id, one_line=True)
+    if not live:
+        print(f"mnist-tui stop: {name} is not training (it is {record.status})", file=sys.stderr)
         return 1
     try:
         request_stop(run_dir)
     except OSError as exc:
-        print(f"mnist-tui stop: cannot ask {record.run_id} to stop: {exc.strerror or exc}", file=sys.stderr)
+        print(f"mnist-tui stop: cannot ask {name} to stop: {exc.strerror or exc}", file=sys.stderr)
         return 1
     if not args.wait:
-        print(f"asked {record.run_id} to stop after its current batch")
+        print(f"asked {name} to stop after its current batch")
         return 0
     deadline = time.monotonic() + 120
-    while (record := read_run(run_dir)).status == "running" and time.monotonic() < deadline:
+    while (found := _training(run_dir))[0] and time.monotonic() < deadline:
         time.sleep(0.1)
-    print(f"{record.run_id}: {record.status} after {record.epochs_done} epoch{'s' if record.epochs_done != 1 else ''}")
-    return 0 if record.status != "running" else 1
+    live, record = found
+    print(f"{name}: {'still training' if live else record.status} after {record.epochs_done} epoch{'s' if record.epochs_done != 1 else ''}")
+    return 1 if live else 0
 
 
 def cmd_follow(args: argparse.Namespace) -> int:
@@ -558,20 +614,26 @@ def cmd_follow(args: argparse.Namespace) -> int:
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
-    from mnist_tui.core.store import RunBusy, delete_run
+    from mnist_tui.core.store import RunBusy, delete_run, deletion_problem
+    from mnist_tui.present import printable
 
     run_dir = _find(args, "delete")
+    name = printable(run_dir.name, one_line=True)
+    problem = deletion_problem(run_dir)  # asked again under the run's lock; here before asking
+    if problem:
+        print(f"mnist-tui delete: {printable(problem, one_line=True)}", file=sys.stderr)
+        return 1
     if sys.stdin.isatty() and not args.yes:
-        answer = input(f"Delete run {run_dir.name} and all its files? [y/N] ")
+        answer = input(f"Delete run {name} and all its files? [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
             print("kept")
             return 1
     try:
         delete_run(run_dir, force=args.force)
     except (RunBusy, OSError) as exc:
-        print(f"mnist-tui delete: {exc}", file=sys.stderr)
+        print(f"mnist-tui delete: {printable(str(exc), one_line=True)}", file=sys.stderr)
         return 1
-    print(f"deleted {run_dir.name}")
+    print(f"deleted {name}")
     return 0
 
 

@@ -13,11 +13,13 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import stat
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -25,14 +27,19 @@ from pathlib import Path
 
 from mnist_tui.core.config import TrainConfig
 from mnist_tui.core.store.files import FileProblem, open_regular
-from mnist_tui.core.store.records import starting_log
+from mnist_tui.core.store.lock import LAUNCH_ENV
+from mnist_tui.core.store.records import TRAINER_LOG, starting_log
 
-LOG = "trainer.log"
+LOG = TRAINER_LOG
 
 
 def reserve_name(model: str) -> str:
     """A fresh run folder name: UTC time, version, 6 random hex digits (the short id)."""
     return f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}-{model}-{secrets.token_hex(3)}"
+
+
+class LaunchError(OSError):
+    """A trainer could not be started (its log cannot be written); the message says where."""
 
 
 @dataclass
@@ -45,6 +52,9 @@ class Launch:
     thread: threading.Thread | None = None
     error: str | None = None  # an in-process trainer's refusal or failure
     stop_event: threading.Event | None = None  # an in-process trainer's stop
+    token: str = ""  # recorded with the run's lock by this trainer (lock.LAUNCH_ENV)
+    since_ns: int = 0  # time.time_ns() just before it started
+    log_offset: int = 0  # where its output begins in a log shared with earlier trainers
 
     def stop(self) -> None:
         """Stop a trainer that has no run folder yet to ask through (it is still starting)."""
@@ -59,26 +69,36 @@ class Launch:
         return self.thread is not None and not self.thread.is_alive()
 
     def failure(self) -> str:
-        """Why the trainer ended before its run could be followed, in its own last words."""
+        """Why the trainer ended before its run could be followed, in its own last words: the
+        last line it said as mnist-tui (a trainer resuming the run may share its log)."""
         if self.error:
             return self.error
         for log in (self.log, self.run_dir / LOG):
-            lines = _tail(log).splitlines() if log else []
-            lines = [line for line in lines if line.strip()]
-            if lines:
-                return lines[-1].removeprefix("mnist-tui: ")[:500]
-        return "the trainer ended without saying why"
+            lines = [line for line in _tail(log, self.log_offset).splitlines() if line.strip()] if log else []
+            said = [line for line in lines if line.startswith("mnist-tui: ")] or lines
+            if said:
+                return said[-1].removeprefix("mnist-tui: ")[:500]
+        return f"the trainer ended without saying why{_no_space(self.log or self.run_dir / LOG)}"
 
 
-def _tail(path: Path, size: int = 4096) -> str:
-    """The end of a log, read without following a link or blocking on a FIFO."""
+def _no_space(log: Path) -> str:
+    """' (no space is left on the device of DIR for its log)' where that disk is full, else ''."""
+    try:
+        full = shutil.disk_usage(log.parent).free < (1 << 16)  # not even room for a log line or two
+    except OSError:
+        return ""
+    return f" (no space is left on the device of {log.parent} for its log)" if full else ""
+
+
+def _tail(path: Path, start: int = 0, size: int = 4096) -> str:
+    """The end of a log from byte `start` on, read without following a link or blocking on a FIFO."""
     try:
         fd = open_regular(path)
     except FileProblem:
         return ""
     try:
         end = os.fstat(fd).st_size
-        return os.pread(fd, size, max(0, end - size)).decode(errors="replace")
+        return os.pread(fd, size, max(start, end - size)).decode(errors="replace")
     except OSError:
         return ""
     finally:
@@ -88,23 +108,41 @@ def _tail(path: Path, size: int = 4096) -> str:
 DETACHED_ENV = "MNIST_TUI_DETACHED"  # set for a trainer started by ProcessLauncher
 
 
-def _spawn(args: list[str], log_path: Path) -> subprocess.Popen:
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+def _spawn(args: list[str], run_dir: Path, log_path: Path) -> Launch:
+    """Start `python -m mnist_tui <args>` detached, its output appended to log_path; a
+    LaunchError (one line) if that log cannot be made: a read-only or full runs folder, a
+    regular file where the folder should be."""
+    try:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+    except OSError as exc:
+        raise LaunchError(_unwritable(log_path.parent, exc)) from None
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(f"{log_path} is not a regular file")
-        return subprocess.Popen(
+            raise LaunchError(f"{log_path} is not a regular file")
+        launch = Launch(run_dir, log_path, token=secrets.token_hex(8), since_ns=time.time_ns(), log_offset=os.fstat(fd).st_size)
+        launch.process = subprocess.Popen(
             [sys.executable, "-m", "mnist_tui", *args],
             stdin=subprocess.DEVNULL,
             stdout=fd,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own session: no terminal's SIGHUP, no Ctrl+C
             close_fds=True,
-            env={**os.environ, DETACHED_ENV: "1"},
+            env={**os.environ, DETACHED_ENV: "1", LAUNCH_ENV: launch.token},
         )
+        return launch
     finally:
         os.close(fd)
+
+
+def _unwritable(folder: Path, exc: OSError) -> str:
+    """'cannot write into DIR: Read-only file system', or what is in the folder's place."""
+    for place in (folder, *folder.parents):
+        if place.exists():
+            if not place.is_dir():
+                return f"cannot write into {folder}: {place} is a file, not a folder"
+            break
+    return f"cannot write into {folder}: {exc.strerror or exc}"
 
 
 class ProcessLauncher:
@@ -114,13 +152,12 @@ class ProcessLauncher:
         name = reserve_name(config.model)
         config = config.replace(runs_dir=str(runs_dir))
         args = ["train", "--config-json", json.dumps(config.to_dict()), "--run-name", name, "--runs", str(runs_dir)]
-        log = starting_log(runs_dir, name)
-        return Launch(Path(runs_dir) / name, log, process=_spawn(args, log))
+        return _spawn(args, Path(runs_dir) / name, starting_log(runs_dir, name))
 
     def resume(self, run_dir: Path, data_dir: str | None, force: bool = False, processes: int | None = None) -> Launch:
         args = ["resume", str(run_dir)] + (["--data", data_dir] if data_dir else []) + (["--force"] if force else [])
         args += ["--nproc", str(processes)] if processes else []
-        return Launch(Path(run_dir), Path(run_dir) / LOG, process=_spawn(args, Path(run_dir) / LOG))
+        return _spawn(args, Path(run_dir), Path(run_dir) / LOG)
 
 
 class InProcessLauncher:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -17,15 +19,16 @@ from pathlib import Path
 
 import pytest
 
-from mnist_tui import cli
+from mnist_tui import cli, trainer
 from mnist_tui.core.config import MAX_EPOCHS, MAX_IMAGES, MAX_PROCESSES, MAX_SEED, MNIST_TRAIN_SIZE
 from mnist_tui.core.events import BatchProgress, EpochFinished
-from mnist_tui.core.store import RunLock, heartbeat, read_run
+from mnist_tui.core.store import RunLock, heartbeat, list_runs, read_run
+from mnist_tui.core.store.lock import LAUNCH_ENV
 from mnist_tui.core.validate import config_problems
 from mnist_tui.core.versions import get_version
 from mnist_tui.present import clock, time_left
 from tests.builders import written_run
-from tests.ui_helpers import press, settle, wait_until, write_run
+from tests.ui_helpers import drained, press, settle, wait_until, write_run
 
 
 def _cli(*args: str) -> list[str]:
@@ -111,6 +114,52 @@ async def test_the_runs_screen_will_not_delete_a_run_folder_holding_a_users_file
         assert app.screen.query_one("#runs-table", DataTable).row_count == 1
 
 
+# 5. an unwritable runs folder is one line -----------------------------------------------------
+
+TINY = ("--model", "v4", "--epochs", "1", "--limit", "256", "--test-limit", "500", "--device", "cpu")
+
+
+def test_train_detach_into_a_runs_folder_that_is_a_file_says_so_in_one_line(tmp_path, capsys):
+    occupied = tmp_path / "runs"
+    occupied.write_text("not a folder")
+    for runs in (occupied, occupied / "deeper"):
+        assert cli.main(["train", *TINY, "--runs", str(runs), "--detach"]) == 1
+        out, err = capsys.readouterr()
+        assert out == "" and _one_line(err) == f"mnist-tui: cannot write into {runs}: {occupied} is a file, not a folder"
+    assert occupied.read_text() == "not a folder"
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """A folder on a read-only tmpfs (as root, permission bits would not stop a write)."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(folder)], capture_output=True).returncode != 0:
+        pytest.skip("mounting a tmpfs is not allowed here (needs root)")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_train_detach_into_a_read_only_runs_folder_says_so_in_one_line(read_only_folder, capsys):
+    assert cli.main(["train", *TINY, "--runs", str(read_only_folder), "--detach"]) == 1
+    assert _one_line(capsys.readouterr().err) == f"mnist-tui: cannot write into {read_only_folder}: Read-only file system"
+
+
+async def test_start_in_the_app_with_an_unwritable_runs_folder_says_why(tmp_path):
+    from mnist_tui.ui.app import MnistTuiApp
+
+    occupied = tmp_path / "runs"
+    occupied.write_text("not a folder")
+    app = MnistTuiApp(runs_dir=occupied)  # the app's own launcher: a trainer process each run
+    async with app.run_test(size=(120, 40)) as pilot:
+        await drained(pilot)
+        await press(pilot, "ctrl+s")
+        await drained(pilot)
+        said = [str(n.message) for n in app._notifications]
+        assert f"Cannot start: cannot write into {occupied}: {occupied} is a file, not a folder" in said, said
+        assert app.is_running and app.screen.follower is None
+
+
 # 6. every time left is a short clock -----------------------------------------------------------
 
 
@@ -191,6 +240,36 @@ def test_follow_shows_a_run_whose_progress_holds_in_range_extremes(tmp_path, mon
     ending.join()
     shown = sys.stdout.getvalue() if interactive else capsys.readouterr().out
     assert "Traceback" not in shown + capsys.readouterr().err and "stopped" in shown
+
+
+# 9. stop goes by the lock ----------------------------------------------------------------------
+
+
+def test_stop_stops_a_live_run_whose_status_file_is_garbage(tmp_path, capsys):
+    run, lock = _live_local_run(tmp_path / "runs")
+    (run / "status.json").write_text("{garbage")
+    assert read_run(run).status == "damaged"  # what the listing says of the file, not of the trainer
+
+    def trainer_stops_when_asked() -> None:
+        deadline = time.monotonic() + 30
+        while not (run / "stop").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        (run / "status.json").write_text(json.dumps({"status": "stopped", "epochs_done": 0, "host": socket.gethostname()}))
+        (run / "stop").unlink()
+        lock.release()
+
+    thread = threading.Thread(target=trainer_stops_when_asked, daemon=True)
+    thread.start()
+    assert cli.main(["stop", run.name, "--runs", str(tmp_path / "runs")]) == 0
+    thread.join()
+    assert capsys.readouterr().out == f"{run.name}: stopped after 0 epochs\n"
+
+
+def test_stop_refuses_a_run_nobody_trains_whatever_its_status_says(tmp_path, capsys):
+    run = written_run(tmp_path / "runs", status="running")  # its trainer died: the lock is free
+    assert cli.main(["stop", run.name, "--runs", str(tmp_path / "runs")]) == 1
+    assert _one_line(capsys.readouterr().err) == f"mnist-tui stop: {run.name} is not training (it is interrupted)"
+    assert not (run / "stop").exists()
 
 
 # 10. one range per setting, from the CLI to the schema -----------------------------------------
@@ -274,6 +353,172 @@ def test_a_remote_heartbeat_whose_file_is_dated_far_in_the_future_is_not_fresh(t
     heartbeat.forget()
     record = read_run(run)
     assert record.status == "stale" and "last heartbeat ? ago" in record.reason
+
+
+# 12. resume --detach succeeds only once its own trainer has taken the run over ------------------
+
+
+class _Ended:
+    """A trainer process that has ended with status 1."""
+
+    returncode = 1
+
+    def poll(self) -> int:
+        return 1
+
+
+def _refused_launch(run: Path, words: str, monkeypatch, holder: str | None = None, then=lambda: None) -> list[RunLock]:
+    """ProcessLauncher.resume replaced by a trainer that refuses at once, `words` its last line
+    in the run's shared trainer.log; the lock taken meanwhile by the launch token `holder`
+    (its own "mine", or another resume's), and held for the rest of the test; then `then()`."""
+    held: list[RunLock] = []
+
+    def resume(self, run_dir, data_dir, force=False, processes=None):
+        launch = trainer.Launch(Path(run_dir), Path(run_dir) / "trainer.log", process=_Ended())
+        launch.token, launch.since_ns = "mine", time.time_ns()
+        launch.log_offset = (run / "trainer.log").stat().st_size if (run / "trainer.log").exists() else 0
+        if holder is not None:
+            monkeypatch.setenv(LAUNCH_ENV, holder)
+            held.append(RunLock.acquire(run))
+            monkeypatch.delenv(LAUNCH_ENV)
+        then()
+        with open(run / "trainer.log", "a") as log:
+            log.write(f"mnist-tui: {words}\nrun {run.name}: epoch 2 of the other trainer\n")
+        return launch
+
+    monkeypatch.setattr(trainer.ProcessLauncher, "resume", resume)
+    return held
+
+
+def test_resume_detach_refused_because_another_resume_took_the_run_exits_1_naming_it(tmp_path, monkeypatch, capsys):
+    runs = tmp_path / "runs"
+    run = written_run(runs, status="stopped")
+    (run / "trainer.log").write_text("run ...: an earlier trainer's words\nmnist-tui: failed: long ago\n")
+    first_took_it = lambda: _status(run, status="running", host=socket.gethostname())  # noqa: E731
+    words = f"cannot resume: {run.name} is being trained by pid 42 on host h"
+    held = _refused_launch(run, words, monkeypatch, holder="the first resume", then=first_took_it)
+    try:
+        assert cli.main(["resume", run.name, "--runs", str(runs), "--detach"]) == 1
+        assert read_run(run).status == "running"  # what the old check took for its own trainer
+    finally:
+        for lock in held:
+            lock.release()
+    out, err = capsys.readouterr()
+    assert out == "" and _one_line(err) == f"mnist-tui: {words}"
+
+
+def test_resume_detach_of_an_interrupted_run_its_trainer_refuses_exits_1(tmp_path, monkeypatch, capsys):
+    runs = tmp_path / "runs"
+    run = written_run(runs, status="running")  # its trainer died: interrupted
+    then = time.time() - 60
+    os.utime(run / "status.json", (then, then))
+    held = _refused_launch(run, f"cannot resume {run.name}: its checkpoint does not fit v2", monkeypatch, holder="mine")
+    try:
+        assert cli.main(["resume", run.name, "--runs", str(runs), "--detach"]) == 1
+    finally:
+        for lock in held:
+            lock.release()
+    assert _one_line(capsys.readouterr().err) == f"mnist-tui: cannot resume {run.name}: its checkpoint does not fit v2"
+
+
+def _stopped_after_one_epoch(runs: Path, epochs: int = 3) -> Path:
+    from mnist_tui.core.engine import train
+
+    stop = threading.Event()
+    config = get_version("v4").config(epochs=epochs, limit=256, test_limit=500, device="cpu", runs_dir=str(runs))
+    for ev in train(config, stop):
+        if isinstance(ev, EpochFinished):
+            stop.set()
+    [run] = runs.iterdir()
+    assert read_run(run).status == "stopped"
+    return run
+
+
+@pytest.mark.slow
+def test_a_second_resume_detach_just_after_the_first_exits_1_naming_the_holder(tmp_path):
+    runs = tmp_path / "runs"
+    run = _stopped_after_one_epoch(runs, epochs=4)
+    first = subprocess.Popen(_cli("resume", run.name, "--runs", str(runs), "--detach"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.2)
+    second = subprocess.run(_cli("resume", run.name, "--runs", str(runs), "--detach"), capture_output=True, text=True, timeout=240)
+    out, err = first.communicate(timeout=240)
+    assert first.returncode == 0 and out.startswith(f"run {run.name}: resuming in the background"), err
+    assert second.returncode == 1 and second.stdout == "", second.stdout
+    assert _one_line(second.stderr).startswith(f"mnist-tui: cannot resume: {run.name} is being trained by pid "), second.stderr
+    assert cli.main(["stop", run.name, "--runs", str(runs)]) == 0
+
+
+@pytest.mark.slow
+def test_resume_detach_of_an_interrupted_run_with_another_versions_checkpoint_exits_1(tmp_path):
+    runs = tmp_path / "runs"
+    run = _stopped_after_one_epoch(runs)
+    _status(run, status="running")  # its trainer "died": interrupted, and resumable
+    config = json.loads((run / "config.json").read_text())
+    config["config"]["model"] = "v2"  # the checkpoint is v4's
+    (run / "config.json").write_text(json.dumps(config))
+    assert read_run(run).status == "interrupted"
+    resumed = subprocess.run(_cli("resume", run.name, "--runs", str(runs), "--detach"), capture_output=True, text=True, timeout=240)
+    assert resumed.returncode == 1 and "resuming in the background" not in resumed.stdout, resumed.stdout
+    assert _one_line(resumed.stderr) == f"mnist-tui: cannot resume {run.name}: its checkpoint does not fit v2: made by another version or an older v2"
+
+
+# 16. the minor ones -----------------------------------------------------------------------------
+
+
+def test_ctrl_c_before_a_command_has_its_handlers_is_one_line_and_exit_130(monkeypatch, capsys):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "cmd_runs", interrupted)
+    assert cli.main(["runs"]) == 130
+    assert _one_line(capsys.readouterr().err) == "mnist-tui: interrupted"
+
+    def process_exit(code: int) -> None:  # run() ends a process that loaded torch with os._exit
+        raise SystemExit(code)
+
+    monkeypatch.setattr(cli, "main", lambda: 130)
+    monkeypatch.setattr(os, "_exit", process_exit)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run()
+    assert exit_info.value.code == 130
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("after_s", [0.1, 0.2, 0.4, 1.0])
+def test_ctrl_c_early_in_a_train_prints_no_traceback_and_exits_130(tmp_path, after_s):
+    process = subprocess.Popen(_cli("train", *TINY, "--runs", str(tmp_path / "runs")), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(after_s)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=240)
+    assert process.returncode == 130 and "Traceback" not in err + out, err
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 64 KiB tmpfs filled to the last block, with an empty runs folder on it."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)], capture_output=True).returncode != 0:
+        pytest.skip("mounting a tmpfs is not allowed here (needs root); run this test by hand as root")
+    (disk / "runs").mkdir()
+    fd = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(fd, b"\0" * 1024):
+            pass
+    except OSError:
+        pass  # full
+    finally:
+        os.close(fd)
+    yield disk / "runs"
+    subprocess.run(["umount", str(disk)], check=True)
+
+
+@pytest.mark.slow
+def test_train_detach_onto_a_full_disk_exits_1_saying_so_and_leaves_nothing(full_disk):
+    started = subprocess.run(_cli("train", *TINY, "--runs", str(full_disk), "--detach"), capture_output=True, text=True, timeout=240)
+    assert started.returncode == 1 and "in the background" not in started.stdout, started.stdout
+    assert "no space" in _one_line(started.stderr).lower(), started.stderr
+    assert os.listdir(full_disk) == [] and list_runs(full_disk) == []
 
 
 def test_a_finished_run_whose_metrics_were_emptied_lists_as_damaged(tmp_path, capsys):

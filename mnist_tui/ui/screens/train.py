@@ -195,7 +195,11 @@ class TrainScreen(AppScreen):
             self.notify("Fix the recipe first: " + "; ".join(self.query_one(RecipeForm).problems.values()), severity="error")
             return
         config = config.replace(data_dir=self.tui.data_dir)
-        self.launch = self.tui.launcher.train(config, self.tui.runs_dir)
+        try:
+            self.launch = self.tui.launcher.train(config, self.tui.runs_dir)
+        except OSError as exc:  # trainer.LaunchError: a read-only runs folder, a file in its place
+            self.notify(f"Cannot start: {exc.strerror or exc}", severity="error", markup=False, timeout=10)
+            return
         self.attach(self.launch.run_dir, f"Starting a trainer: loading MNIST and building {config.model}…")
 
     def resume_run(self, record) -> None:
@@ -205,7 +209,11 @@ class TrainScreen(AppScreen):
             self.notify("A run is already being followed here; stop it first.", severity="warning")
             return
         since = time.time_ns()
-        self.launch = self.tui.launcher.resume(record.path, self.tui.data_dir)
+        try:
+            self.launch = self.tui.launcher.resume(record.path, self.tui.data_dir)
+        except OSError as exc:  # trainer.LaunchError: the run folder cannot be written
+            self.notify(f"Cannot resume {record.run_id}: {exc.strerror or exc}", severity="error", markup=False, timeout=10)
+            return
         self.attach(record.path, f"Resuming {record.run_id}…", since_ns=since)
 
     def attach(self, run_dir: Path, message: str, since_ns: int = 0) -> None:
