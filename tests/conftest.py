@@ -15,8 +15,8 @@ from tests.builders import REFERENCE_ARGS
 # Hypothesis profiles, chosen by $HYPOTHESIS_PROFILE. "ci" (the default, `make test`): the
 # same examples on every run (derandomized, no example database), so a red CI reproduces;
 # no deadline, since the shared 2-core machine makes any one example's time meaningless.
-# "slow" (`make test-slow`): five times the examples, drawn afresh each run and remembered
-# when they fail. Tests of tests/test_properties.py size their example counts from the
+# "slow" (`make test-slow`): five times the examples, derandomized as well, so that a CI
+# run that fails fails again the same way. Tests of tests/test_properties.py size their example counts from the
 # profile's max_examples (100 in ci), so the same knob scales them.
 settings.register_profile("ci", max_examples=100, derandomize=True, database=None, deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("slow", max_examples=500, derandomize=True, database=None, deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow])
