@@ -65,6 +65,7 @@ FOLLOW_WAITS_FOR_A_MISSING_CONFIG = True  # test_follow_of_a_folder_without_conf
 ARGUMENTS_ECHOED_RAW = True  # test_a_folder_argument_with_escapes_is_named_without_them
 RUNS_SCREEN_SHOWS_REASONS_RAW = False  # test_the_runs_screen_shows_a_reason_with_escapes_without_them
 INDEX_TAKES_A_BLANK_REASON = True  # test_an_index_entry_cannot_list_a_run_damaged_without_a_reason
+RUNS_FOLDER_NAMED_TOO_LONG_RAISES = True  # test_a_runs_folder_named_too_long_is_refused_in_one_line
 
 
 SURROGATE = re.compile(r"[\ud800-\udfff]|\\u[dD][89a-fA-F]")  # a lone surrogate, or its JSON escape
@@ -1089,6 +1090,8 @@ def test_every_option_of_every_command_exits_0_1_or_2_in_a_few_lines(template, t
     @given(st.sampled_from(every).flatmap(lambda pair: st.tuples(st.just(pair), argument_values(pair[1]))))
     def check(choice):
         (command, action), value = choice
+        too_long = any(len(os.fsencode(part)) > 255 for part in value.split("/"))
+        assume(not (RUNS_FOLDER_NAMED_TOO_LONG_RAISES and command == "runs" and action.dest == "runs" and too_long))
         home = tmp_path_factory.mktemp("cli")
         runs = home / "runs"
         runs.mkdir()
@@ -1213,6 +1216,16 @@ def test_follow_of_a_folder_without_config_json_says_damaged_at_once(template, t
 
 
 TRAIN_ARGS = ("train", "--limit", "64", "--test-limit", "64", "--epochs", "1", "--batch-size", "16", "--device", "cpu")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="mnist-tui runs --runs NAME, NAME over 255 bytes: Path.is_dir raises ENAMETOOLONG out of cli.cmd_runs, a traceback (found by the slow profile)",
+)
+def test_a_runs_folder_named_too_long_is_refused_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli_result("runs", "--runs", "a" * 256)
+    assert code == 2 and out == "" and err.count("\n") == 1 and err.startswith("mnist-tui runs: error: "), err
 
 
 def test_a_data_folder_named_too_long_is_refused_in_one_line(tmp_path, monkeypatch):
