@@ -19,7 +19,9 @@ from tests.builders import REFERENCE_ARGS
 # run that fails fails again the same way. Tests of tests/test_properties.py size their example counts from the
 # profile's max_examples (100 in ci), so the same knob scales them.
 settings.register_profile("ci", max_examples=100, derandomize=True, database=None, deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("slow", max_examples=500, derandomize=True, database=None, deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile(
+    "slow", max_examples=500, derandomize=True, database=None, deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow]
+)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
