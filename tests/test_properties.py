@@ -951,7 +951,7 @@ def _possible_name(name: str) -> bool:
 
 
 def test_a_run_folder_of_any_name_lists_and_prints_without_control_characters(template, runs_of):
-    @_every_reader_settings(40)
+    @_every_reader_settings(30)
     @given(folder_names())
     def check(name: str):
         runs = runs_of(Generated(folder="regular file"))  # the good runs only
