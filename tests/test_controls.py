@@ -333,3 +333,20 @@ async def test_a_whole_number_field_keeps_what_was_typed_and_says_what_is_wrong(
         assert app.screen.query_one("#field-epochs", Input).value == typed  # nothing dropped
         assert f"epochs: {typed!r} is not a whole number" in str(app.screen.query_one("#error-epochs", Static).render())
         assert app.screen.query_one("#start", Button).disabled
+
+
+@pytest.mark.parametrize("key, lands", [("pageup", 0), ("pagedown", -1)])
+async def test_page_keys_on_a_picker_not_laid_out_yet_move_to_an_end(tmp_path, key, lands):
+    """Textual's OptionList raised KeyError on a page key before its lines were laid out at
+    the current size, ending the app (the slow walk's seed 18, after resizes at 80x24)."""
+    from mnist_tui.ui.screens.train import VersionList
+
+    app = MnistTuiApp(runs_dir=tmp_path, launcher=InProcessLauncher())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await drained(pilot)
+        versions = app.screen.query_one("#versions", VersionList)
+        versions.highlighted = 4
+        versions._index_to_line.clear()  # as before a layout at the current size
+        versions._lines.clear()
+        await press(pilot, key)
+        assert app.is_running and versions.highlighted == range(len(PICKS))[lands]

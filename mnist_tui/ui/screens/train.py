@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Literal
 
 from rich.text import Text
 from textual import on, work
@@ -59,6 +60,19 @@ def version_label(name: str) -> str:
 PICKS = [*PRESETS, *VERSIONS]  # the picker's entries: the quick first run, then each version
 
 
+class VersionList(OptionList):
+    """The version picker. Page keys move by the lines laid out; while the list has not been
+    laid out at its current size (the recipe panel hidden on a narrow terminal, a resize
+    under way) Textual's OptionList raised KeyError and ended the app (found by the slow
+    walk, seed 18): then they go to the first or last entry instead."""
+
+    def _move_page(self, direction: Literal[-1, 1]) -> None:
+        if (self.highlighted or 0) not in self._index_to_line or not self._lines:
+            self.highlighted = 0 if direction < 0 else len(self._options) - 1
+            return
+        super()._move_page(direction)
+
+
 class TrainScreen(AppScreen):
     BINDINGS = [
         ("ctrl+s", "start", "Start"),
@@ -84,7 +98,7 @@ class TrainScreen(AppScreen):
         with Horizontal(id="train-body"):
             with VerticalScroll(id="recipe"):
                 yield Label("Version", classes="section")
-                yield OptionList(*[Option(version_label(n), id=n) for n in PICKS], id="versions")
+                yield VersionList(*[Option(version_label(n), id=n) for n in PICKS], id="versions")
                 yield Static("", id="version-title")
                 yield RecipeForm(id="form")
             with Vertical(id="dashboard"):
