@@ -3,10 +3,11 @@
 A run folder written by a real training is the template; Hypothesis edits one to three of its
 files (a field set to a schema-valid extreme or to anything at all, a field removed, a file
 replaced by garbage, cut short, nested deep, made a directory, a FIFO or a symbolic link) and
-puts the result between two good runs. Every reader (the store's listing, `mnist-tui runs`,
-`follow`, `eval`, the Runs screen and a run's detail) either shows the run or lists it
-`damaged` with a reason; none raises, hangs or prints a control character, and the good runs
-list as before. Arguments are generated for every option of every command the same way.
+puts the result between two good runs. Every reader (the store's listing, directly and through
+an edited index file, `mnist-tui runs`, `follow` of an ended and of a live run, `eval`,
+`predict`, the Runs screen and a run's detail) either shows the run or lists it `damaged` with
+a reason; none raises, hangs or prints a control character, and the good runs list as before.
+Folder names, checkpoint bytes and every option of every command are generated the same way.
 
 Example counts scale with the Hypothesis profile (tests/conftest.py): `make test` runs the
 "ci" profile, `make test-slow` the "slow" one. A finding is kept below as a named test marked
@@ -583,7 +584,7 @@ def assert_clean(*outputs: str, allowed: Iterable[str] | None = ()) -> None:
     for text in outputs:
         assert "Traceback" not in text, text[-2000:]
         if allowed is not None:
-            bad = (CONTROLS & set(text) | set(SURROGATE.findall(text))) - set(allowed)
+            bad = (CONTROLS & set(text) | set(re.findall("[\ud800-\udfff]", text))) - set(allowed)
             assert not bad, f"{sorted(bad)} would reach the terminal: {text[:400]!r}"
 
 
@@ -1096,7 +1097,7 @@ def test_every_option_of_every_command_exits_0_1_or_2_in_a_few_lines(template, t
     @given(st.sampled_from(every).flatmap(lambda pair: st.tuples(st.just(pair), argument_values(pair[1]))))
     def check(choice):
         (command, action), value = choice
-        too_long = any(len(os.fsencode(part)) > 255 for part in value.split("/"))
+        too_long = len(os.fsencode(value)) > 3500 or any(len(os.fsencode(part)) > 255 for part in value.split("/"))  # NAME_MAX, PATH_MAX with this folder
         assume(not (RUNS_FOLDER_NAMED_TOO_LONG_RAISES and command == "runs" and action.dest == "runs" and too_long))
         assume(not (CONFIG_JSON_NESTED_DEEP_RAISES and action.dest == "config_json" and value.count("[") + value.count("{") > 500))
         home = tmp_path_factory.mktemp("cli")
@@ -1227,7 +1228,7 @@ TRAIN_ARGS = ("train", "--limit", "64", "--test-limit", "64", "--epochs", "1", "
 
 @pytest.mark.xfail(
     strict=True,
-    reason="mnist-tui runs --runs NAME, NAME over 255 bytes: Path.is_dir raises ENAMETOOLONG out of cli.cmd_runs, a traceback (found by the slow profile)",
+    reason="mnist-tui runs --runs NAME, NAME over 255 bytes (or a path over 4,096): Path.is_dir raises ENAMETOOLONG out of cli.cmd_runs, a traceback (found by the slow profile)",
 )
 def test_a_runs_folder_named_too_long_is_refused_in_one_line(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
