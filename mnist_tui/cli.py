@@ -643,8 +643,11 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from mnist_tui.headless import print_runs
 
     runs_dir = default_runs_dir(_absolute(args.runs))
-    if args.runs and not runs_dir.is_dir():
-        what = "is not a folder" if runs_dir.exists() else "does not exist"
+    try:
+        what = "" if not args.runs or runs_dir.is_dir() else "is not a folder" if runs_dir.exists() else "does not exist"
+    except OSError as exc:  # a path too long for the system (is_dir passes ENAMETOOLONG on)
+        what = f"cannot be read: {exc.strerror}"
+    if what:
         print(f"mnist-tui runs: error: {runs_dir} {what}", file=sys.stderr)
         return 2
     try:
