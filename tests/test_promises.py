@@ -437,7 +437,7 @@ def _stopped_after_one_epoch(runs: Path, epochs: int = 3) -> Path:
 @pytest.mark.slow
 def test_a_second_resume_detach_just_after_the_first_exits_1_naming_the_holder(tmp_path):
     runs = tmp_path / "runs"
-    run = _stopped_after_one_epoch(runs, epochs=4)
+    run = _stopped_after_one_epoch(runs, epochs=1000)  # the resumed trainer is still training when stop comes
     first = subprocess.Popen(_cli("resume", run.name, "--runs", str(runs), "--detach"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(0.2)
     second = subprocess.run(_cli("resume", run.name, "--runs", str(runs), "--detach"), capture_output=True, text=True, timeout=240)
