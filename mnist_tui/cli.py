@@ -61,8 +61,9 @@ def _absolute(path: str | None) -> str | None:
 
 def _quick_help() -> str:
     """--quick's help, its time read from the registry as the app's picker reads it."""
-    from mnist_tui.core.hardware import auto_precision, duration
+    from mnist_tui.core.hardware import auto_precision
     from mnist_tui.core.versions import QUICK
+    from mnist_tui.present.times import duration
 
     mode = auto_precision("auto")
     took = QUICK.expected_seconds(QUICK.recipe.epochs, mode)
@@ -236,7 +237,7 @@ def _command(argv: list[str] | None) -> int:
 
 def cmd_tui(runs: str | None, data_dir: str | None, screen: str) -> int:
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        from mnist_tui.present import command_name
+        from mnist_tui.present.text import command_name
 
         print(
             f"mnist-tui: error: the app needs a terminal (its output is not one); for scripts and pipes use the headless commands: {command_name()} --help",
@@ -418,7 +419,7 @@ def _detached(launch: Launch, what: str, owns_run: Callable[[], bool], stop: thr
     """Return once a detached trainer owns its run, so that `runs`, `follow` and `stop` find
     it: 0 with the run's id and the commands that follow and stop it, or 1 with the reason
     the trainer failed to start."""
-    from mnist_tui.present import run_hint
+    from mnist_tui.present.text import run_hint
 
     _await_start(launch, owns_run, stop)
     problem = _start_problem(launch, new_run)
@@ -564,7 +565,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
     import time
 
     from mnist_tui.core.store import request_stop
-    from mnist_tui.present import printable
+    from mnist_tui.present.text import printable
 
     run_dir = _find(args, "stop", starting=True)
     deadline = time.monotonic() + 120
@@ -615,7 +616,7 @@ def cmd_follow(args: argparse.Namespace) -> int:
 
 def cmd_delete(args: argparse.Namespace) -> int:
     from mnist_tui.core.store import RunBusy, delete_run, deletion_problem
-    from mnist_tui.present import printable
+    from mnist_tui.present.text import printable
 
     run_dir = _find(args, "delete")
     name = printable(run_dir.name, one_line=True)
@@ -673,7 +674,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from mnist_tui.core.insight import confusion, run_outputs
     from mnist_tui.core.store import CheckpointError
     from mnist_tui.headless import eval_record, print_eval
-    from mnist_tui.present import printable
+    from mnist_tui.present.text import printable
 
     run_dir = _find(args, "eval")
     try:
@@ -696,7 +697,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from mnist_tui.core.insight import network
     from mnist_tui.core.preprocess import ImageError, read_picture, to_mnist
     from mnist_tui.core.store import CheckpointError
-    from mnist_tui.present import printable
+    from mnist_tui.present.text import printable
 
     run_dir = _find(args, "predict")
     image = printable(args.image, one_line=True)  # a name a shell glob may have taken from a folder

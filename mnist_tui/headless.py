@@ -22,21 +22,10 @@ from mnist_tui.core.events import (
     RunFinished,
     RunStarted,
 )
-from mnist_tui.present import (
-    EPOCH_COLUMNS,
-    LAYER_HEADERS,
-    LAYER_RIGHT,
-    best_line,
-    clock,
-    epoch_cells,
-    epoch_marks,
-    layer_cells,
-    pct,
-    printable,
-    started_facts,
-    target_words,
-    time_left,
-)
+from mnist_tui.present.layers import LAYER_HEADERS, LAYER_RIGHT, layer_cells
+from mnist_tui.present.text import printable
+from mnist_tui.present.times import clock, time_left
+from mnist_tui.present.training import EPOCH_COLUMNS, best_line, epoch_cells, epoch_marks, pct, started_facts, target_words
 
 if TYPE_CHECKING:  # insight imports torch, which `mnist-tui runs` must not pay for
     from mnist_tui.core.insight import Confusion, Outputs
@@ -154,7 +143,7 @@ def print_runs(records: list, runs_dir: Path, console: Console | None = None) ->
     """The runs table, with the columns that fit the terminal (run ids always whole), and
     below it why each damaged or failed run is so, wrapped."""
     from mnist_tui.core.history import row_of
-    from mnist_tui.present import run_table
+    from mnist_tui.present.runs import run_table
 
     console = console or _console()
     if not records:

@@ -314,7 +314,7 @@ def _settle(run_dir: Path, died: str | None) -> int:
     if record.status in ("finished", "stopped"):
         return 0 if record.status == "finished" else 130
     if died and record.status in ("interrupted", "failed") and mark_failed(run_dir, f"{died}; its other processes were stopped"):
-        from mnist_tui.present import command_name
+        from mnist_tui.present.text import command_name
 
         print(f"mnist-tui: failed: {died}; {command_name()} resume {record.run_id[-6:]} continues from epoch {record.epochs_done}", file=sys.stderr)
     return 1

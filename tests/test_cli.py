@@ -158,7 +158,7 @@ def test_runs_folder_problems_and_a_pipe_for_the_app_are_named(tmp_path, capsys)
 
 def test_time_left_counts_down_in_every_epoch_and_for_the_run():
     from mnist_tui.core.events import BatchProgress, EpochFinished
-    from mnist_tui.present import time_left
+    from mnist_tui.present.times import time_left
 
     first = BatchProgress(epoch=1, epochs=3, batch=10, batches=100, loss=1.0, accuracy=50.0, images_per_s=1000.0, seconds_left=54.0)
     assert time_left(first, [], 60_000) == "0:54 left, run 2:54"  # 2 more epochs of 60 s
@@ -169,7 +169,7 @@ def test_time_left_counts_down_in_every_epoch_and_for_the_run():
 
 def test_copy_paste_hints_name_a_runs_folder_that_is_not_the_default(tmp_path):
     from mnist_tui.core.store import default_runs_dir
-    from mnist_tui.present import command_name, run_hint
+    from mnist_tui.present.text import command_name, run_hint
 
     us = command_name()  # `mnist-tui` where that is this install on PATH (tests/test_cli_promises.py)
     assert run_hint(tmp_path / "20261128T000000Z-v4-abcdef") == f"follow it: {us} follow abcdef --runs {tmp_path} · stop it: {us} stop abcdef --runs {tmp_path}"

@@ -64,7 +64,7 @@ def _script(folder: Path) -> Path:
 
 
 def test_hints_name_mnist_tui_only_where_that_name_on_path_is_this_install(monkeypatch, tmp_path):
-    from mnist_tui.present import command_name, run_hint
+    from mnist_tui.present.text import command_name, run_hint
 
     monkeypatch.chdir(tmp_path)
     ours = _script(tmp_path / "venv" / "bin")
@@ -81,7 +81,7 @@ def test_hints_name_mnist_tui_only_where_that_name_on_path_is_this_install(monke
 def test_without_a_script_hints_say_python_m_mnist_tui(monkeypatch, tmp_path):
     import sysconfig
 
-    from mnist_tui.present import command_name
+    from mnist_tui.present.text import command_name
 
     monkeypatch.setattr(sys, "argv", ["-c"])
     monkeypatch.setattr(sysconfig, "get_path", lambda *args: str(tmp_path))  # no script installed
@@ -90,7 +90,7 @@ def test_without_a_script_hints_say_python_m_mnist_tui(monkeypatch, tmp_path):
 
 def test_the_command_a_hint_names_runs_in_a_shell_without_the_venv_on_path(tmp_path):
     shell = {**os.environ, "PATH": "/usr/bin:/bin"}  # after `make run`: .venv/bin is not on PATH
-    ask = [sys.executable, "-c", "from mnist_tui.present import command_name; print(command_name())"]
+    ask = [sys.executable, "-c", "from mnist_tui.present.text import command_name; print(command_name())"]
     named = subprocess.run(ask, capture_output=True, text=True, env=shell, check=True).stdout.strip()
     assert named != "mnist-tui"
     ran = subprocess.run(f"{named} --version", shell=True, capture_output=True, text=True, env=shell)
@@ -183,6 +183,7 @@ def test_a_detach_waiting_on_a_terminal_shows_a_spinner_and_gives_up_waiting_in_
 def test_the_quick_recipes_time_is_one_figure_from_the_registry_in_help_and_picker(monkeypatch, capsys, bf16):
     from mnist_tui.core import hardware
     from mnist_tui.core.versions import QUICK
+    from mnist_tui.present.times import duration
     from mnist_tui.ui.screens.train import version_label
 
     monkeypatch.setattr(hardware, "cpu_bf16_native", lambda: bf16)
@@ -191,12 +192,12 @@ def test_the_quick_recipes_time_is_one_figure_from_the_registry_in_help_and_pick
     with pytest.raises(SystemExit):
         cli.main(["train", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
-    assert f"about {hardware.duration(took)} on a 2-core CPU in {mode}" in help_text
-    assert version_label("quick").endswith(hardware.duration(took, compact=True))  # the app's picker: the same figure
+    assert f"about {duration(took)} on a 2-core CPU in {mode}" in help_text
+    assert version_label("quick").endswith(duration(took, "compact"))  # the app's picker: the same figure
 
 
 def test_digits_are_named_with_the_article_they_are_read_with():
-    from mnist_tui.present import digit_caption, with_article
+    from mnist_tui.present.text import digit_caption, with_article
 
     assert [with_article(d) for d in range(10)] == ["a 0", "a 1", "a 2", "a 3", "a 4", "a 5", "a 6", "a 7", "an 8", "a 9"]
     assert (with_article(11), with_article(18), with_article(80), with_article("18,000"), with_article(110)) == (
@@ -245,7 +246,7 @@ def _started(**changes):
 def test_the_run_line_breaks_between_whole_parts_never_after_a_separator(width):
     from rich.console import Console
 
-    from mnist_tui.present import started_line
+    from mnist_tui.present.training import started_line
 
     line = started_line(_started())
     console = Console(width=width, record=True, color_system=None)

@@ -25,7 +25,7 @@ from PIL import Image, ImageDraw
 from mnist_tui import cli
 from mnist_tui.core.preprocess import MAX_FILE_BYTES, MAX_SIDE, paint, to_mnist
 from mnist_tui.core.store import RunWriter
-from mnist_tui.present import printable
+from mnist_tui.present.text import printable
 from tests.builders import stub_checkpoint, untrained_v2_run
 
 # What a terminal would act on: C0 controls but tab and newline, DEL, C1 (ESC among the C0).

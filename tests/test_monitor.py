@@ -10,7 +10,7 @@ from textual.widgets import DataTable, Static
 
 from mnist_tui.core import history
 from mnist_tui.core.store import list_runs, read_points, read_run
-from mnist_tui.present import run_cell
+from mnist_tui.present.runs import run_cell
 from mnist_tui.trainer import InProcessLauncher
 from mnist_tui.ui.app import MnistTuiApp
 from mnist_tui.ui.screens.run_detail import RunDetailScreen

@@ -1,17 +1,21 @@
 """What both front ends show of many runs: which columns fit, the legend's labels, the
-settings that differ, and `mnist-tui runs` at 80 columns."""
+settings that differ, and `mnist-tui runs` at 80 columns; and how long things take, in each
+of the one time formatter's forms."""
 
 from __future__ import annotations
 
 import io
 import json
 
+import pytest
 from rich.console import Console
 
 from mnist_tui.core.history import row_of
 from mnist_tui.core.store import list_runs
 from mnist_tui.headless import print_runs
-from mnist_tui.present import differing_settings, fit_run_columns, short_labels
+from mnist_tui.present.compare import differing_settings, short_labels
+from mnist_tui.present.runs import fit_run_columns
+from mnist_tui.present.times import duration
 from tests.ui_helpers import fixture_store, write_run
 
 
@@ -73,3 +77,22 @@ def test_labels_put_the_most_telling_setting_first(tmp_path):
     assert differing_settings(records) == {"images": [2000, 256, 2000], "batch": [128, 128, 64], "optimizer": [None, None, "adam"]}
     # Every setting that differs (issue 32 item 13); the optimizer, by its value alone, where it was set.
     assert short_labels(records) == ["v2 images=2,000 batch=128", "v2 images=256 batch=128", "v1 images=2,000 batch=64 adam"]
+
+
+@pytest.mark.parametrize(
+    "seconds, words, compact, clock",
+    [
+        (40, "40 s", "40s", "0:40"),
+        (480, "8 min", "8m", "8:00"),
+        (3907, "1 h 05 min", "1h05", "1:05:07"),
+        (1e7, "2777 h 46 min", "2777h46", "> 999 h"),
+        (float("inf"), ">9999 h", ">9999h", "> 999 h"),
+        (float("nan"), "?", "?", "?"),
+        (-1, "?", "?", "?"),
+    ],
+)
+def test_one_time_formatter_says_how_long_in_words_a_column_and_a_clock(seconds, words, compact, clock):
+    """The estimate on the Train screen and in --help (words), the Runs table's time column
+    (compact) and the progress lines' time left (clock): one formatter, one rule for what is
+    not a time."""
+    assert (duration(seconds), duration(seconds, "compact"), duration(seconds, "clock")) == (words, compact, clock)

@@ -26,7 +26,7 @@ from mnist_tui.core.store import RunLock, heartbeat, list_runs, read_run
 from mnist_tui.core.store.lock import LAUNCH_ENV
 from mnist_tui.core.validate import config_problems
 from mnist_tui.core.versions import get_version
-from mnist_tui.present import clock, time_left
+from mnist_tui.present.times import clock, time_left
 from tests.builders import written_run
 from tests.ui_helpers import drained, press, settle, wait_until, write_run
 

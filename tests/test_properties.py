@@ -44,7 +44,8 @@ from mnist_tui.core.config import OPTIMIZERS, SCHEDULERS
 from mnist_tui.core.store import follow, index, list_runs, read_points, read_progress, read_run
 from mnist_tui.core.store.schema import WRITTEN_STATUSES, Status
 from mnist_tui.core.versions import VERSIONS, get_version
-from mnist_tui.present import RUN_COLUMNS, printable, run_cell
+from mnist_tui.present.runs import RUN_COLUMNS, run_cell
+from mnist_tui.present.text import printable
 from tests.ui_helpers import write_run
 
 # What a terminal would act on: C0 controls but tab and newline, DEL, C1 (ESC among the C0).

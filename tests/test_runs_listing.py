@@ -16,7 +16,8 @@ from mnist_tui import cli
 from mnist_tui.core import history
 from mnist_tui.core.events import EpochFinished
 from mnist_tui.core.store import RunRecord, index, list_runs, records
-from mnist_tui.present import RUN_COLUMNS, run_cell, short_labels
+from mnist_tui.present.compare import short_labels
+from mnist_tui.present.runs import RUN_COLUMNS, run_cell
 from mnist_tui.ui.app import MnistTuiApp
 from mnist_tui.ui.screens.run_detail import RunDetailScreen
 from tests.ui_helpers import drained, press, settle, type_into, wait_until, write_run

@@ -235,7 +235,7 @@ class MnistTuiApp(App):
                 screen.stop_run()
                 self.exit(message=Text(f"Asked {screen.run_dir.name} to stop after its current batch; its finished epochs are kept."))
             elif choice == "keep":
-                from mnist_tui.present import command_name, run_hint
+                from mnist_tui.present.text import command_name, run_hint
 
                 hint = f"; {run_hint(screen.run_dir)}" if screen.run_dir is not None else ""
                 default = self.runs_dir.resolve() == default_runs_dir().resolve()

@@ -10,7 +10,7 @@ from textual.widgets import DataTable, Header, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from mnist_tui.core.versions import VERSIONS
-from mnist_tui.present import LAYER_HEADERS, LAYER_RIGHT, layer_cells
+from mnist_tui.present.layers import LAYER_HEADERS, LAYER_RIGHT, layer_cells
 from mnist_tui.ui.screens.base import AppScreen
 from mnist_tui.ui.widgets.footer import KeyFooter
 

@@ -13,7 +13,8 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, HorizontalGroup, Vertical, VerticalScroll
 from textual.widgets import DataTable, Header, ProgressBar, Static
 
-from mnist_tui.present import digit_caption, pct
+from mnist_tui.present.text import digit_caption
+from mnist_tui.present.training import pct
 from mnist_tui.ui.screens.base import AppScreen, WorkProgress
 from mnist_tui.ui.widgets.digit_grid import digit_lines
 from mnist_tui.ui.widgets.footer import KeyFooter

@@ -13,7 +13,7 @@ from textual.app import ComposeResult
 from textual.containers import HorizontalGroup, VerticalScroll
 from textual.widgets import Header, ProgressBar, Static
 
-from mnist_tui.present import digit_caption
+from mnist_tui.present.text import digit_caption
 from mnist_tui.ui.screens.base import AppScreen, WorkProgress
 from mnist_tui.ui.widgets.digit_grid import DigitGrid
 from mnist_tui.ui.widgets.footer import KeyFooter

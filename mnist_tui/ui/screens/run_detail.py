@@ -15,7 +15,10 @@ from textual.widgets import DataTable, Header, Static
 
 from mnist_tui.core.history import row_of
 from mnist_tui.core.store import read_points, read_run
-from mnist_tui.present import differing_settings, epoch_cost, printable, run_cell, setting_text, short_labels
+from mnist_tui.present.compare import differing_settings, setting_text, short_labels
+from mnist_tui.present.runs import run_cell
+from mnist_tui.present.text import printable
+from mnist_tui.present.training import epoch_cost
 from mnist_tui.ui.widgets.charts import COLOURS, RICH_COLOURS, MetricChart
 from mnist_tui.ui.widgets.epoch_table import EpochTable
 from mnist_tui.ui.widgets.footer import KeyFooter

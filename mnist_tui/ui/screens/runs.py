@@ -21,7 +21,8 @@ from mnist_tui.core.store import (
     delete_run,
     list_runs,
 )
-from mnist_tui.present import RUN_HEADERS, cell_widths, fit_run_columns, printable, run_texts
+from mnist_tui.present.runs import RUN_HEADERS, cell_widths, fit_run_columns, run_texts
+from mnist_tui.present.text import printable
 from mnist_tui.ui.screens.base import AppScreen
 from mnist_tui.ui.screens.confirm import ConfirmScreen
 from mnist_tui.ui.watcher import RunsChanged

@@ -26,12 +26,14 @@ from mnist_tui.core.events import (
     RunFinished,
     RunStarted,
 )
-from mnist_tui.core.hardware import auto_precision, duration
+from mnist_tui.core.hardware import auto_precision
 from mnist_tui.core.store import list_runs, request_stop
 from mnist_tui.core.store.follow import Follower
 from mnist_tui.core.store.records import BATCHES
 from mnist_tui.core.versions import PRESETS, VERSIONS
-from mnist_tui.present import clock, command_name, epoch_cost, started_line, target_words, time_left, usage_line
+from mnist_tui.present.text import command_name
+from mnist_tui.present.times import clock, duration, time_left
+from mnist_tui.present.training import epoch_cost, started_line, target_words, usage_line
 from mnist_tui.trainer import Launch
 from mnist_tui.ui.screens.base import AppScreen
 from mnist_tui.ui.watcher import RunNews, RunsChanged
@@ -54,7 +56,7 @@ def version_label(name: str) -> str:
         acc = v.measured_mean if v.measured_mean is not None else v.seed_accuracy
     params = f"{v.params / 1000:.0f}k" if v.params >= 100_000 else f"{v.params / 1000:.1f}k"
     took = pick.expected_seconds(pick.recipe.epochs, auto_precision("auto"))
-    return f"{name:<5} {params:>5} {'-' if acc is None else f'{acc:.2f}%':>6} {'?' if took is None else duration(took, compact=True):>4}"
+    return f"{name:<5} {params:>5} {'-' if acc is None else f'{acc:.2f}%':>6} {'?' if took is None else duration(took, 'compact'):>4}"
 
 
 PICKS = [*PRESETS, *VERSIONS]  # the picker's entries: the quick first run, then each version

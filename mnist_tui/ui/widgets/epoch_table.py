@@ -6,7 +6,7 @@ from __future__ import annotations
 from textual.widgets import DataTable
 
 from mnist_tui.core.events import EpochFinished
-from mnist_tui.present import EPOCH_COLUMNS, best_line, epoch_cells, epoch_marks
+from mnist_tui.present.training import EPOCH_COLUMNS, best_line, epoch_cells, epoch_marks
 
 
 class EpochTable(DataTable[object]):
