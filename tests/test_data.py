@@ -10,7 +10,7 @@ import torch
 from mnist_tui import cli
 from mnist_tui.core import data
 
-PROJECT_RAW = data.raw_dir(data.find_root())
+PROJECT_RAW = data.raw_dir(data.find_root())  # the checkout's extracted files
 
 
 def test_normalisation_constants_are_the_training_set_statistics():
@@ -29,15 +29,38 @@ def test_splits_have_the_known_label_counts():
     assert train.labels[:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
 
 
-def test_extracts_shipped_gz_files_and_verifies_them(tmp_path):
+def test_extracts_gz_files_beside_them_and_verifies_them(tmp_path):
     raw = data.raw_dir(tmp_path)
     raw.mkdir(parents=True)
     for name in data.IDX_MD5:
-        shutil.copy(PROJECT_RAW / f"{name}.gz", raw)
+        shutil.copy(data.SHIPPED_DATA / f"{name}.gz", raw)
     messages = []
     data.prepare(tmp_path, download=False, log=messages.append)
     assert sorted(p.name for p in raw.iterdir() if not p.name.endswith(".gz")) == sorted(data.IDX_MD5)
     assert len(messages) == 1 and "extracting 4 MNIST files" in messages[0]  # one line on a first run
+    assert f"from the archives in {raw} into {raw}" in messages[0]
+
+
+def test_the_package_carries_mnist_and_an_empty_data_folder_is_filled_from_it(tmp_path):
+    """An installed copy has no checkout and no network: the archives inside the package are
+    extracted into the data folder, with one line saying so, and nothing is downloaded."""
+    assert sorted(p.name for p in data.SHIPPED_DATA.glob("*.gz")) == sorted(f"{name}.gz" for name in data.IDX_MD5)
+    messages = []
+    raw = data.prepare(tmp_path / "cache" / "data", download=False, log=messages.append)
+    assert raw == data.raw_dir(tmp_path / "cache" / "data")
+    assert sorted(p.name for p in raw.iterdir()) == sorted(data.IDX_MD5)  # no .gz copied
+    assert messages == [f"extracting 4 MNIST files from the archives in {data.SHIPPED_DATA} into {raw} (first use only)"]
+    data.prepare(tmp_path / "cache" / "data", download=False, log=messages.append)
+    assert len(messages) == 1  # the second use says nothing
+
+
+def test_a_damaged_file_in_a_data_folder_without_archives_is_extracted_again_from_the_package(tmp_path):
+    raw = data.prepare(tmp_path, download=False)
+    target = raw / "t10k-labels-idx1-ubyte"
+    target.write_bytes(target.read_bytes()[:-10])  # truncated
+    messages = []
+    data.prepare(tmp_path, download=False, log=messages.append)
+    assert messages == [f"t10k-labels-idx1-ubyte is damaged; extracting it again from {data.SHIPPED_DATA / 't10k-labels-idx1-ubyte.gz'}"]
 
 
 def _copy_uncompressed(tmp_path):
@@ -48,8 +71,10 @@ def _copy_uncompressed(tmp_path):
     return raw
 
 
-def test_an_altered_file_is_reported_by_name(tmp_path):
+def test_an_altered_file_is_reported_by_name(tmp_path, monkeypatch):
+    """With no archive to extract it from again (the package's are covered above)."""
     data.prepare(data.find_root())  # make sure the project's files are extracted
+    monkeypatch.setattr(data, "SHIPPED_DATA", tmp_path / "no-archives")
     raw = _copy_uncompressed(tmp_path)
     target = raw / "train-labels-idx1-ubyte"
     content = bytearray(target.read_bytes())
@@ -63,7 +88,7 @@ def test_an_altered_file_is_reported_by_name(tmp_path):
 def test_a_truncated_gz_is_reported_by_name(tmp_path):
     raw = data.raw_dir(tmp_path)
     raw.mkdir(parents=True)
-    blob = (PROJECT_RAW / "t10k-labels-idx1-ubyte.gz").read_bytes()
+    blob = (data.SHIPPED_DATA / "t10k-labels-idx1-ubyte.gz").read_bytes()
     (raw / "t10k-labels-idx1-ubyte.gz").write_bytes(blob[: len(blob) // 2])
     with pytest.raises(data.DataError, match="t10k-labels-idx1-ubyte.gz cannot be decompressed"):
         data.prepare(tmp_path, download=False)
@@ -71,7 +96,10 @@ def test_a_truncated_gz_is_reported_by_name(tmp_path):
 
 
 def test_no_data_and_no_network_gives_one_clear_message(tmp_path, monkeypatch, capsys):
+    """A copy whose package lost its archives, offline: one message naming the folder and files."""
     from torchvision.datasets import MNIST
+
+    monkeypatch.setattr(data, "SHIPPED_DATA", tmp_path / "no-archives")
 
     def offline(self):
         raise RuntimeError("Error downloading train-images-idx3-ubyte.gz: network unreachable")

@@ -144,9 +144,8 @@ def test_a_batch_larger_than_the_training_set_is_refused_before_anything_starts(
 def test_a_damaged_idx_file_is_extracted_again_from_its_gz(tmp_path):
     raw = data.raw_dir(tmp_path)
     raw.mkdir(parents=True)
-    project_raw = data.raw_dir(data.find_root())
     for name in data.IDX_MD5:
-        (raw / f"{name}.gz").write_bytes((project_raw / f"{name}.gz").read_bytes())
+        (raw / f"{name}.gz").write_bytes((data.SHIPPED_DATA / f"{name}.gz").read_bytes())
     data.prepare(tmp_path, download=False)
     target = raw / "t10k-labels-idx1-ubyte"
     target.write_bytes(target.read_bytes()[:-10])  # truncated

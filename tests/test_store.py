@@ -257,7 +257,7 @@ def _shipped_archives(root):
     raw = data.raw_dir(root)
     raw.mkdir(parents=True)
     for name in data.IDX_MD5:
-        shutil.copy(data.raw_dir(data.find_root()) / f"{name}.gz", raw / f"{name}.gz")
+        shutil.copy(data.SHIPPED_DATA / f"{name}.gz", raw / f"{name}.gz")
     return raw
 
 
@@ -273,7 +273,7 @@ def test_a_planted_part_symlink_in_the_data_folder_is_not_written_through(tmp_pa
     assert (raw / "train-labels-idx1-ubyte").stat().st_size == 60_008
 
 
-def test_a_fifo_in_place_of_a_data_file_does_not_hang(tmp_path):
+def test_a_fifo_in_place_of_a_data_file_does_not_hang(tmp_path, monkeypatch):
     from mnist_tui.core import data
 
     raw = _shipped_archives(tmp_path)
@@ -281,6 +281,7 @@ def test_a_fifo_in_place_of_a_data_file_does_not_hang(tmp_path):
     data.prepare(tmp_path, download=False)  # the FIFO is replaced from the .gz beside it
     assert (raw / "t10k-labels-idx1-ubyte").is_file()
     os.unlink(raw / "t10k-labels-idx1-ubyte.gz")
+    monkeypatch.setattr(data, "SHIPPED_DATA", tmp_path / "no-archives")  # nor one in the package
     os.unlink(raw / "t10k-labels-idx1-ubyte")
     os.mkfifo(raw / "t10k-labels-idx1-ubyte")
     with pytest.raises(data.DataError, match="not a regular file"):

@@ -1,4 +1,9 @@
-"""Find, verify, extract or download MNIST; hold it as tensors on the device; serve batches."""
+"""Find, verify, extract or download MNIST; hold it as tensors on the device; serve batches.
+
+The package carries the four MNIST files gzip-compressed (mnist_tui/data/, package data, so a
+wheel has them too); they are extracted on first use into the data root: the checkout's
+`data/`, or the user's cache folder for an installed copy (see core/paths.py).
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ from pathlib import Path
 import torch
 
 from mnist_tui.core.distributed import World
-from mnist_tui.core.paths import resolve_dir
+from mnist_tui.core.paths import DATA_ENV, SHIPPED_DATA, resolve_dir
 from mnist_tui.core.store.files import FileProblem, open_regular, write_atomic
 
 # Pixel mean and standard deviation of the 60,000 training images scaled to [0, 1];
@@ -31,7 +36,6 @@ IDX_MD5 = {
     "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
     "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
 }
-DATA_ENV = "MNIST_TUI_DATA"
 
 
 class DataError(RuntimeError):
@@ -39,7 +43,8 @@ class DataError(RuntimeError):
 
 
 def find_root(explicit: str | os.PathLike[str] | None = None) -> Path:
-    """Dataset root: an explicit path, else $MNIST_TUI_DATA, else the project's data/."""
+    """Dataset root: an explicit path, else $MNIST_TUI_DATA, else the checkout's data/, else
+    the user's cache folder / data (an installed copy)."""
     return resolve_dir(explicit, DATA_ENV, "data")
 
 
@@ -71,8 +76,8 @@ def _check(path: Path) -> None:
     if not _verified(path, stat.st_size, stat.st_mtime_ns):
         raise DataError(
             f"{path} is damaged (its md5 is not the canonical {IDX_MD5[path.name]}). "
-            f"Delete it: it is re-extracted from {path.name}.gz if that is present, "
-            "or downloaded again."
+            f"Delete it: it is extracted again from {path.name}.gz (beside it or shipped with "
+            "mnist-tui), or downloaded again."
         )
 
 
@@ -102,23 +107,44 @@ def _download(root: Path) -> None:
         ) from None
 
 
+def archive(raw: Path, name: str) -> Path | None:
+    """The .gz of IDX file `name`: one beside it in `raw` first (a data folder of the user's
+    own), else the one shipped inside the package; None without either."""
+    for gz in (raw / f"{name}.gz", SHIPPED_DATA / f"{name}.gz"):
+        if gz.is_file():
+            return gz
+    return None
+
+
+def _extract_missing(raw: Path, log: Callable[[str], None]) -> list[str]:
+    """Extract each missing IDX file that has an archive; the names still missing after."""
+    try:
+        missing = [name for name in IDX_MD5 if not (raw / name).exists()]
+        sources = {name: gz for name in missing if (gz := archive(raw, name)) is not None}
+    except OSError as exc:  # a folder name too long, a folder that cannot be searched
+        raise DataError(f"{raw} cannot be used for MNIST ({exc.strerror})") from None
+    if sources:  # one line, not one per file: the first run's output stays short
+        folders = sorted({str(gz.parent) for gz in sources.values()})
+        count = f"{len(sources)} MNIST file{'s' if len(sources) != 1 else ''}"
+        log(f"extracting {count} from the archives in {', '.join(folders)} into {raw} (first use only)")
+        try:
+            raw.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DataError(f"{raw} cannot be created for MNIST ({exc.strerror})") from None
+    for name, gz in sources.items():
+        _extract(gz, raw / name)
+    return [name for name in missing if name not in sources]
+
+
 def prepare(root: Path, download: bool = True, log: Callable[[str], None] = lambda _msg: None) -> Path:
     """Make sure the four IDX files are present and intact under root; return their folder.
 
-    Missing IDX files are extracted from a shipped .gz beside them; with neither, the dataset
-    is downloaded through torchvision (its mirrors and checksums, with a progress bar).
+    Missing IDX files are extracted from a .gz beside them or, without one, from the archives
+    shipped inside the package; with neither, the dataset is downloaded through torchvision
+    (its mirrors and checksums, with a progress bar).
     """
     raw = raw_dir(root)
-    try:
-        missing = [name for name in IDX_MD5 if not (raw / name).exists()]
-        shipped = [name for name in missing if (raw / f"{name}.gz").exists()]
-    except OSError as exc:  # a folder name too long, a folder that cannot be searched
-        raise DataError(f"{raw} cannot be used for MNIST ({exc.strerror})") from None
-    if shipped:  # one line, not one per file: the first run's output stays short
-        log(f"extracting {len(shipped)} MNIST file{'s' if len(shipped) != 1 else ''} from the archives shipped in {raw} (first use only)")
-    for name in shipped:
-        _extract(raw / f"{name}.gz", raw / name)
-        missing.remove(name)
+    missing = _extract_missing(raw, log)
     if missing:
         if not download:
             raise DataError(f"MNIST files missing from {raw}: {', '.join(missing)}")
@@ -128,11 +154,11 @@ def prepare(root: Path, download: bool = True, log: Callable[[str], None] = lamb
         try:
             _check(raw / name)
         except DataError:
-            gz = raw / f"{name}.gz"
-            if not gz.exists():
+            gz = archive(raw, name)
+            if gz is None:
                 raise
-            # A damaged copy with its shipped archive beside it: extract it again.
-            log(f"{name} is damaged; extracting it again from {gz.name}")
+            # A damaged copy with an archive of it at hand: extract it again.
+            log(f"{name} is damaged; extracting it again from {gz}")
             _extract(gz, raw / name)
             try:
                 _check(raw / name)

@@ -55,8 +55,8 @@ _SIGNATURES = {
 
 
 def cache_dir() -> Path:
-    """Where the compiled kernels are kept: the kernels folder of paths.cache_dir()."""
-    return paths.cache_dir() / "kernels"
+    """Where the compiled kernels are kept (paths.kernel_cache_dir, as `mnist-tui --where` says)."""
+    return paths.kernel_cache_dir()
 
 
 @cache
