@@ -15,6 +15,7 @@ import pytest
 from textual.app import App
 
 from mnist_tui import cli
+from mnist_tui.cli import detach
 from mnist_tui.core.store import read_run
 
 
@@ -125,6 +126,7 @@ def test_resume_detach_returns_once_its_trainer_has_taken_the_run_over(tmp_path)
     import threading
 
     from mnist_tui.core.engine import train
+
     from mnist_tui.core.events import EpochFinished
     from mnist_tui.core.versions import get_version
 
@@ -168,13 +170,13 @@ def test_a_detach_waiting_on_a_terminal_shows_a_spinner_and_gives_up_waiting_in_
     terminal = _Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
     launch = _Starting(tmp_path / "20261128T000000Z-v4-abcdef")
-    assert cli._detached(launch, "training", lambda: next(polls) > 3, threading.Event(), new_run=True) == 0
+    assert detach.detached(launch, "training", lambda: next(polls) > 3, threading.Event(), new_run=True) == 0
     assert "starting the trainer" in terminal.getvalue()  # the spinner's line, while it waited
     assert "run 20261128T000000Z-v4-abcdef: training in the background" in capsys.readouterr().out
 
-    monkeypatch.setattr(cli, "START_WAIT_S", 0.3)
+    monkeypatch.setattr(detach, "START_WAIT_S", 0.3)
     t0 = time.monotonic()
-    assert cli._detached(launch, "training", lambda: False, threading.Event(), new_run=True) == 0
+    assert detach.detached(launch, "training", lambda: False, threading.Event(), new_run=True) == 0
     assert time.monotonic() - t0 < 5
     assert f"the trainer is still starting (not ready after 0 s); it logs to {launch.log}" in terminal.getvalue()
 

@@ -10,15 +10,14 @@ from dataclasses import asdict
 
 import pytest
 import torch
+from mnist_tui.core.engine import train
 from textual.command import CommandPalette
 from textual.widgets import Button, ProgressBar, Static
 
-from mnist_tui.core.engine import train
 from mnist_tui.core.events import RunStarted
 from mnist_tui.core.store import checkpoint, list_runs
 from mnist_tui.core.store.follow import Follower
 from mnist_tui.core.versions import get_version
-from mnist_tui.trainer import InProcessLauncher
 from mnist_tui.ui.app import MnistTuiApp
 from mnist_tui.ui.screens.layers import LayersScreen
 from mnist_tui.ui.screens.predictions import PredictionsScreen
@@ -27,7 +26,7 @@ from mnist_tui.ui.screens.train import PICKS, TrainScreen
 from mnist_tui.ui.screens.why import WhyScreen
 from mnist_tui.ui.widgets.epoch_table import EpochTable
 from tests.builders import stub_checkpoint
-from tests.ui_helpers import drained, fixture_store, press, settle, type_into, wait_for_run_end, wait_until
+from tests.ui_helpers import InProcessLauncher, drained, fixture_store, press, settle, type_into, wait_for_run_end, wait_until
 
 
 async def _within(awaitable, seconds: float = 20.0):

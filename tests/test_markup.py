@@ -7,10 +7,9 @@ import json
 
 from textual.widgets import DataTable, Static
 
-from mnist_tui.trainer import InProcessLauncher
 from mnist_tui.ui.app import MnistTuiApp
 from mnist_tui.ui.screens.run_detail import RunDetailScreen
-from tests.ui_helpers import drained, press, settle, wait_until, write_run
+from tests.ui_helpers import InProcessLauncher, drained, press, settle, wait_until, write_run
 
 MARKUP_LIKE = "run [GPU 0; lr=0.1: best]"
 REASON = "out of memory [GPU 0; x=1: y] [red]not red[/red] [link=http://x]x"

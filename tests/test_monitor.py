@@ -11,13 +11,12 @@ from textual.widgets import DataTable, Static
 from mnist_tui.core import history
 from mnist_tui.core.store import list_runs, read_points, read_run
 from mnist_tui.present.runs import run_cell
-from mnist_tui.trainer import InProcessLauncher
 from mnist_tui.ui.app import MnistTuiApp
 from mnist_tui.ui.screens.run_detail import RunDetailScreen
 from mnist_tui.ui.screens.train import TrainScreen
 from mnist_tui.ui.widgets.charts import FAINT, MetricChart, bin_means, smooth
 from mnist_tui.ui.widgets.epoch_table import EpochTable
-from tests.ui_helpers import drained, press, settle, type_into, wait_for_run_end, wait_until, write_run
+from tests.ui_helpers import InProcessLauncher, drained, press, settle, type_into, wait_for_run_end, wait_until, write_run
 
 
 def _drawn(chart: MetricChart) -> dict[str, list[float]]:

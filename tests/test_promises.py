@@ -97,8 +97,8 @@ def test_delete_removes_a_run_a_damaged_run_and_a_killed_writers_leftovers(tmp_p
 async def test_the_runs_screen_will_not_delete_a_run_folder_holding_a_users_file(tmp_path):
     from textual.widgets import DataTable
 
-    from mnist_tui.trainer import InProcessLauncher
     from mnist_tui.ui.app import MnistTuiApp
+    from tests.ui_helpers import InProcessLauncher
 
     runs = tmp_path / "runs"
     run = write_run(runs, "20261101T100000Z-v2-aaaaaa", "v2", "finished", [98.0, 99.0, 99.1])
@@ -550,8 +550,8 @@ def test_a_checkpoint_of_random_bytes_is_not_a_checkpoint_rather_than_could_run_
 async def test_predictions_of_a_random_bytes_checkpoint_say_not_a_checkpoint(tmp_path):
     from textual.widgets import Static
 
-    from mnist_tui.trainer import InProcessLauncher
     from mnist_tui.ui.app import MnistTuiApp
+    from tests.ui_helpers import InProcessLauncher
 
     run = write_run(tmp_path, "20261101T100000Z-v2-aaaaaa", "v2", "finished", [99.0])
     (run / "checkpoint.pt").write_bytes(os.urandom(4096))

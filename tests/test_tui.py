@@ -12,14 +12,13 @@ from textual.widgets import DataTable, Input, OptionList, Static
 
 from mnist_tui.core.store import list_runs
 from mnist_tui.core.versions import get_version
-from mnist_tui.trainer import InProcessLauncher
 from mnist_tui.ui.app import MnistTuiApp
 from mnist_tui.ui.screens.confirm import ChoiceScreen, ConfirmScreen
 from mnist_tui.ui.screens.run_detail import RunDetailScreen
 from mnist_tui.ui.screens.train import TrainScreen
 from mnist_tui.ui.widgets.charts import MetricChart
 from mnist_tui.ui.widgets.epoch_table import EpochTable
-from tests.ui_helpers import drained, fixture_store, press, settle, type_into, wait_for_run_end, wait_until
+from tests.ui_helpers import InProcessLauncher, drained, fixture_store, press, settle, type_into, wait_for_run_end, wait_until
 
 
 def _cell(table: DataTable, row: int, column: str) -> str:
@@ -406,6 +405,7 @@ async def test_resume_key_continues_a_stopped_run_on_the_train_screen(tmp_path):
     import threading
 
     from mnist_tui.core.engine import train
+
     from mnist_tui.core.events import EpochFinished
     from mnist_tui.core.versions import get_version
 

@@ -24,9 +24,8 @@ import pytest
 from textual.widget import Widget
 from textual.widgets import Button
 
-from mnist_tui.trainer import InProcessLauncher
 from mnist_tui.ui.app import MnistTuiApp
-from tests.ui_helpers import drained, fixture_store, press, settle, write_run
+from tests.ui_helpers import InProcessLauncher, drained, fixture_store, press, settle, write_run
 
 STEP_S = 20.0  # a step that has not returned by then is a hang (a loaded 2-core CPU included)
 # Keys people press anywhere, whatever the footer says.

@@ -10,7 +10,6 @@ from textual.widgets import DataTable
 from mnist_tui.core.store import list_runs
 from mnist_tui.core.store.follow import Follower
 from mnist_tui.core.versions import get_version
-from mnist_tui.trainer import InProcessLauncher
 from mnist_tui.ui import app as app_module
 from mnist_tui.ui import watcher
 from mnist_tui.ui.app import MnistTuiApp
@@ -18,7 +17,7 @@ from mnist_tui.ui.screens import draw, run_detail, runs, train
 from mnist_tui.ui.screens.confirm import ConfirmScreen
 from mnist_tui.ui.screens.run_detail import RunDetailScreen
 from mnist_tui.ui.watcher import RunsChanged
-from tests.ui_helpers import drained, fixture_store, press, settle, wait_for_run_end, wait_until, write_run
+from tests.ui_helpers import InProcessLauncher, drained, fixture_store, press, settle, wait_for_run_end, wait_until, write_run
 
 
 def _record_ui_thread_reads(monkeypatch) -> list[str]:

@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import unicodedata
+from collections.abc import Callable, Iterable
 from pathlib import Path
+
+from mnist_tui.core.config import TrainConfig
+from mnist_tui.trainer import Launch, reserve_name
 
 
 async def drained(pilot, timeout: float = 30.0) -> None:
@@ -174,3 +179,44 @@ def fixture_store(runs_dir: Path) -> None:
     broken = Path(runs_dir) / "20261104T100000Z-v2-dddddd"
     broken.mkdir()
     (broken / "config.json").write_text("{half")
+
+
+class InProcessLauncher:
+    """Runs the same engine, writer and lock in a thread of this process, for tests that must
+    not pay a process start (mnist_tui.trainer.Launcher). Clients follow the folder either way."""
+
+    def __init__(self) -> None:
+        self.launches: list[Launch] = []
+
+    def _start(self, run_dir: Path, events: Callable[[threading.Event], Iterable]) -> Launch:
+        from mnist_tui.core.events import RunFailed
+
+        launch = Launch(run_dir, stop_event=threading.Event())
+
+        def consume() -> None:
+            for ev in events(launch.stop_event):
+                if isinstance(ev, RunFailed):
+                    launch.error = ev.reason
+
+        launch.thread = threading.Thread(target=consume, daemon=True, name=f"trainer {run_dir.name}")
+        launch.thread.start()
+        self.launches.append(launch)
+        return launch
+
+    def train(self, config: TrainConfig, runs_dir: Path) -> Launch:
+        from mnist_tui.core.train import train
+
+        name = reserve_name(config.model)
+        config = config.replace(runs_dir=str(runs_dir))
+        return self._start(Path(runs_dir) / name, lambda stop: train(config, stop, run_name=name))
+
+    def resume(self, run_dir: Path, data_dir: str | None, force: bool = False) -> Launch:
+        from mnist_tui.core.train import resume
+
+        return self._start(Path(run_dir), lambda stop: resume(run_dir, stop, data_dir=data_dir, force=force))
+
+    def join(self, timeout: float = 120.0) -> None:
+        """Wait for every trainer this launcher started to end."""
+        for launch in self.launches:
+            if launch.thread is not None:
+                launch.thread.join(timeout)

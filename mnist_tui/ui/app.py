@@ -16,7 +16,7 @@ from textual.command import CommandPalette, Hit, Hits, Provider
 
 from mnist_tui.core.store import changed_since, default_runs_dir, list_runs
 from mnist_tui.core.versions import PRESETS, VERSIONS
-from mnist_tui.trainer import InProcessLauncher, ProcessLauncher
+from mnist_tui.trainer import Launcher, ProcessLauncher
 from mnist_tui.ui.screens.confirm import ChoiceScreen
 from mnist_tui.ui.screens.layers import LayersScreen
 from mnist_tui.ui.screens.runs import RunsScreen
@@ -106,14 +106,12 @@ class MnistTuiApp(App):
         ("f6", "draw", "Draw"),
     ]
 
-    def __init__(
-        self, runs_dir: Path | None = None, data_dir: str | None = None, start_mode: str = "train", launcher: ProcessLauncher | InProcessLauncher | None = None
-    ):
+    def __init__(self, runs_dir: Path | None = None, data_dir: str | None = None, start_mode: str = "train", launcher: Launcher | None = None):
         super().__init__()
         self.runs_dir = default_runs_dir(runs_dir)
         self.data_dir = data_dir
         self.start_mode = start_mode
-        # Each run trains in a trainer process of its own; tests pass an InProcessLauncher.
+        # Each run trains in a trainer process of its own; tests pass one that trains in a thread.
         self.launcher = launcher or ProcessLauncher()
         self.prefetched_runs: tuple[float, list] | None = None
         self.runs_changes = 0  # changes the watcher has seen in the runs folder

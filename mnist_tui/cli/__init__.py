@@ -1,0 +1,75 @@
+"""Command line: the TUI by default, and the user's headless commands.
+
+parser.py    the grammar: every command and option, shared options declared once
+common.py    what every command shares: runs found, one-line errors, wait_until
+training.py  train and resume (foreground, --nproc, --detach)
+detach.py    --detach: return once the trainer owns its run, or say why it did not start
+runs.py      runs, stop, follow, delete
+models.py    eval, predict, layers
+app.py       the app as a command, and its crash log
+
+The trainers' own entry point is `python -m mnist_tui.trainer` (mnist_tui/trainer/entry.py).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import NoReturn
+
+# The rest of mnist-tui is imported where it is used: until main() runs, a Ctrl+C can only
+# end the process with Python's traceback, so the package imports as little as it can.
+from mnist_tui.cli.app import cmd_tui, crash_log_dir, run_app
+from mnist_tui.cli.models import cmd_eval, cmd_layers, cmd_predict
+from mnist_tui.cli.parser import build_parser
+from mnist_tui.cli.runs import cmd_delete, cmd_follow, cmd_runs, cmd_stop
+from mnist_tui.cli.training import cmd_resume, cmd_train, config_of
+
+__all__ = ["build_parser", "config_of", "crash_log_dir", "main", "run", "run_app"]
+
+
+def run() -> NoReturn:
+    """The `mnist-tui` command (and `python -m mnist_tui`): main(), then the end of the
+    process (trainer.end_process says why it may skip Python's teardown)."""
+    from mnist_tui.trainer.process import end_process
+
+    end_process(main())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command's exit status. A Ctrl+C that comes before the command has set its own
+    handlers (while Python imports what it needs: a train's handlers come within a second)
+    or in a command that has none ends it with one line and status 130, as a stop would."""
+    try:
+        return _command(argv)
+    except KeyboardInterrupt:
+        # CPython remembers a KeyboardInterrupt that left code run from a string (an import's
+        # namedtuple runs eval) and ends the process by SIGINT however it exits; running a
+        # string to its end clears that (pythonrun.c, run_eval_code_obj).
+        eval("None")
+        print("mnist-tui: interrupted", file=sys.stderr)
+        return 130
+
+
+def _command(argv: list[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    # `mnist-tui --runs DIR runs` means the same as `mnist-tui runs --runs DIR`.
+    for name in ("runs", "data"):
+        if getattr(args, name, "absent") is None:
+            setattr(args, name, getattr(args, f"app_{name}"))
+    # Looked up when called, so that a test may stand in for one.
+    commands = {
+        "train": cmd_train,
+        "runs": cmd_runs,
+        "resume": cmd_resume,
+        "layers": cmd_layers,
+        "stop": cmd_stop,
+        "follow": cmd_follow,
+        "delete": cmd_delete,
+        "eval": cmd_eval,
+        "predict": cmd_predict,
+    }
+    if args.command in commands:
+        return commands[args.command](args)
+    if args.command == "tui":
+        return cmd_tui(args.runs or args.app_runs, args.data or args.app_data, args.open)
+    return cmd_tui(args.app_runs, args.app_data, args.app_open)
