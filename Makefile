@@ -4,13 +4,30 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+
+# Which build of torch: TORCH=cuda (PyPI's default wheels, about 5 GB of CUDA libraries) or
+# TORCH=cpu (PyTorch's CPU-only wheels, a few hundred MB); by default cuda where nvidia-smi
+# lists an NVIDIA GPU, else cpu. An existing .venv whose torch satisfies the pins is kept
+# (pip asks no index then, so CI runs offline): `make clean` first to switch builds.
+TORCH ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo cuda || echo cpu)
+ifeq ($(filter cpu cuda,$(TORCH)),)
+$(error TORCH must be cpu or cuda, not '$(TORCH)')
+endif
+TORCH_WHY := $(if $(filter file,$(origin TORCH)),nvidia-smi $(if $(filter cuda,$(TORCH)),lists,lists no) NVIDIA GPU,TORCH=$(TORCH) given)
+# PyTorch's documented CPU index; where it cannot be reached, pip takes the pins from the
+# other configured indexes (PyPI: the CUDA build) and the line after the install says so.
+TORCH_INDEX_cpu := --index-url https://download.pytorch.org/whl/cpu
+TORCH_INDEX_cuda :=
 
 .PHONY: run test test-slow clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet torch==2.14.1 torchvision==0.29.1
+	@echo "make: asking for torch's $(TORCH) build ($(TORCH_WHY); TORCH=cpu|cuda chooses)"
+	$(BIN)/python -m pip install --quiet $(TORCH_INDEX_$(TORCH)) $(TORCH_PINS)
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@$(BIN)/python -c "import torch; c = torch.version.cuda; print('make: .venv has torch', torch.__version__, f'(the CUDA {c} build)' if c else '(the CPU build)')"
 	touch $(STAMP)
 
 run: $(STAMP)
