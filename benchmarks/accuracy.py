@@ -113,9 +113,9 @@ def append_row(path: Path, row: dict) -> None:
 def train_one(name: str, seed: int, precision: str, runs: str | None, epochs: int | None, limit: int | None) -> dict:
     import torch
 
-    from mnist_tui.core.engine import train
     from mnist_tui.core.events import EpochFinished, RunFailed, RunFinished, RunStarted
     from mnist_tui.core.layers import breakdown
+    from mnist_tui.core.train import train
     from mnist_tui.core.versions import get_version
 
     overrides = {"epochs": epochs} if epochs else {}

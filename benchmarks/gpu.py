@@ -83,7 +83,8 @@ def parse_spec(spec: str) -> tuple[str, dict]:
 
 def engine_run(spec: str, device: str, smoke: dict) -> dict:
     """One whole engine run in this process; every epoch's numbers and the timings."""
-    from mnist_tui.core import data, engine
+    from mnist_tui.core import data
+    from mnist_tui.core import train as engine
     from mnist_tui.core.events import EpochFinished, RunFailed, RunFinished, RunStarted
     from mnist_tui.core.step import GraphStep
     from mnist_tui.core.versions import get_version
@@ -118,8 +119,8 @@ def seed_pipeline(name: str, epochs: int, root: str, device: str, smoke: dict) -
     import torch
     import torch.nn.functional as F
 
+    from benchmarks.seed_order import in_seed_order
     from benchmarks.throughput import seed_loader
-    from mnist_tui.core.nets import in_seed_order
     from mnist_tui.core.optim import make_optimizer, make_scheduler
     from mnist_tui.core.versions import get_version
 

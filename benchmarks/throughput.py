@@ -72,7 +72,7 @@ def seed_pipeline_ips(name: str, steps: int, warmup: int, data_root: str) -> flo
     """Images/s of the seed notebooks' loop over `steps` batches, after `warmup` batches."""
     import torch.nn.functional as F
 
-    from mnist_tui.core.nets import in_seed_order
+    from benchmarks.seed_order import in_seed_order
     from mnist_tui.core.optim import make_optimizer
     from mnist_tui.core.versions import get_version
 
@@ -112,8 +112,8 @@ def same_work(name: str, steps: int, runs: str, precision: str):
 
 def engine_ips(name: str, steps: int, runs: str, precision: str = "auto") -> tuple[float, str]:
     """The engine's training images/s in its second epoch of `steps` batches (epoch 1 warms up)."""
-    from mnist_tui.core.engine import train
     from mnist_tui.core.events import EpochFinished, RunStarted
+    from mnist_tui.core.train import train
 
     config = same_work(name, steps, runs, precision)
     mode, ips = "", 0.0
@@ -249,7 +249,7 @@ def test_chunks(versions: list[str], repeats: int = 4) -> None:
 
     from mnist_tui.core import data
     from mnist_tui.core.device import CPU_TEST_CHUNK, bf16_native
-    from mnist_tui.core.engine import evaluation
+    from mnist_tui.core.train.loop import evaluation
     from mnist_tui.core.versions import get_version
 
     cpu = torch.device("cpu")

@@ -46,8 +46,8 @@ def main() -> None:
     import torch
 
     from mnist_tui.core import nets, versions
-    from mnist_tui.core.engine import train
     from mnist_tui.core.events import EpochFinished, RunFailed
+    from mnist_tui.core.train import train
 
     torch.set_num_threads(args.threads)
 

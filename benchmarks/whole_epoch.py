@@ -45,7 +45,7 @@ def seed_side(name: str, out: str) -> None:
     from torchvision import datasets, transforms
 
     sys.path.insert(0, str(ROOT))
-    from mnist_tui.core.nets import in_seed_order
+    from benchmarks.seed_order import in_seed_order
     from mnist_tui.core.optim import make_optimizer
     from mnist_tui.core.versions import get_version
 

@@ -40,15 +40,23 @@ def epoch_line(e: EpochFinished) -> str:
     )
 
 
+def _shown(text: str) -> str:
+    """Text from a run's files or its folder's name, as a line may print it (no escapes)."""
+    return printable(text, one_line=True)
+
+
 def start_line(e: RunStarted) -> str:
-    """The first line `train` prints: 'run ID: v2 · 99,746 params · ...', and any warning."""
-    return f"run {e.run_id}: {e.config.model} · {started_facts(e)}" + (f"\nwarning: {e.warning}" if e.warning else "")
+    """The first line `train` prints: 'run ID: v2 · 99,746 params · ...', and any warning.
+    Every word comes from a run's files and folder name (`follow` reads them): none may send
+    the terminal an escape."""
+    line = f"run {_shown(e.run_id)}: {_shown(e.config.model)} · {_shown(started_facts(e))}"
+    return line + (f"\nwarning: {_shown(e.warning)}" if e.warning else "")
 
 
 def _finished_line(e: RunFinished) -> str:
     acc = f"final test acc {e.final_test_acc:.2f}% (best {e.best_test_acc:.2f}%)" if e.final_test_acc is not None else "no epoch finished"
     target = f"; {target_words(e)}" if e.target is not None else ""
-    return f"{e.status}: {e.epochs_done} epoch{'' if e.epochs_done == 1 else 's'}, {acc}, {e.seconds:.1f}s{target}; saved in {e.run_dir}"
+    return f"{e.status}: {e.epochs_done} epoch{'' if e.epochs_done == 1 else 's'}, {acc}, {e.seconds:.1f}s{target}; saved in {_shown(str(e.run_dir))}"
 
 
 def epoch_table(rows: list[EpochFinished]) -> Table:
@@ -131,7 +139,8 @@ def _report_plain(events: Iterable) -> str:
 def _failed_line(e: RunFailed) -> str:
     """A refusal before any run folder (cannot resume: ...) reads as itself; a run that
     ended badly says how (failed, diverged, interrupted)."""
-    return e.reason if e.run_dir is None and e.reason.startswith("cannot ") else f"{e.status}: {e.reason}"
+    reason = _shown(e.reason)  # a damaged run's reason quotes its files; an error, its folder
+    return reason if e.run_dir is None and reason.startswith("cannot ") else f"{e.status}: {reason}"
 
 
 def _console() -> Console:

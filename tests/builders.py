@@ -14,6 +14,19 @@ from mnist_tui.core.store import RunWriter
 REFERENCE_ARGS = ("--model", "v4", "--epochs", "2", "--limit", "256", "--test-limit", "500", "--device", "cpu")
 
 
+def evaluate(model, split, batch_size: int, precision: str = "fp32") -> tuple[float, float]:
+    """Mean loss and accuracy (%) of `model` over the whole split: the engine's test pass,
+    run to its end."""
+    from mnist_tui.core.train.loop import evaluation
+
+    steps = evaluation(model, split, batch_size, precision)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
 def stub_checkpoint(epoch: int, model: dict | None = None, config: dict | None = None):
     """A checkpoint in the documented format with no real training state (for store tests)."""
     import torch

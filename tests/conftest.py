@@ -64,7 +64,7 @@ def one_thread_per_parallel_worker():
         return
     import torch
 
-    from mnist_tui.core import engine
+    from mnist_tui.core.train import ranks as engine
 
     torch.set_num_threads(1)
     with pytest.MonkeyPatch.context() as patch:
@@ -82,8 +82,8 @@ def two_cores_no_gpus(monkeypatch):
 
 
 def _trained(tmp_path_factory, name: str, run_name: str | None = None, **settings):
-    from mnist_tui.core.engine import train
     from mnist_tui.core.store import list_runs
+    from mnist_tui.core.train import train
 
     runs = tmp_path_factory.mktemp(name) / "runs"
     for _event in train(get_version(name).config(device="cpu", runs_dir=str(runs), **settings), run_name=run_name):

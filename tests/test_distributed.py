@@ -18,9 +18,10 @@ import torch
 from mnist_tui.core import data
 from mnist_tui.core.augment import Affine
 from mnist_tui.core.distributed import GlobalDropout, World
-from mnist_tui.core.engine import _build, train
 from mnist_tui.core.events import EpochFinished
 from mnist_tui.core.store import list_runs, read_run
+from mnist_tui.core.train import train
+from mnist_tui.core.train.session import build_session as _build
 from mnist_tui.core.versions import get_version
 
 # The acceptance run: v4's recipe on 2,000 images, 2 epochs, global batch 64, all 10,000 test

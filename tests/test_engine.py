@@ -9,12 +9,12 @@ import threading
 import pytest
 import torch
 
-from mnist_tui.core.engine import evaluate, train
 from mnist_tui.core.events import BatchProgress, EpochFinished, RunFailed, RunFinished, RunStarted
 from mnist_tui.core.store import list_runs, read_run
 from mnist_tui.core.store.checkpoint import load_state as load_checkpoint
+from mnist_tui.core.train import train
 from mnist_tui.core.versions import get_version
-from tests.builders import written_run
+from tests.builders import evaluate, written_run
 
 
 def test_a_small_run_yields_events_and_is_saved(small_config, runs_dir):
@@ -138,16 +138,16 @@ def test_divergence_is_reported_and_recorded(small_config, runs_dir):
 
 
 def test_divergence_after_a_good_epoch_keeps_that_epoch_and_its_checkpoint(small_config, runs_dir, monkeypatch):
-    from mnist_tui.core import engine
+    from mnist_tui.core.train import loop
 
-    real, passes = engine.evaluation, []
+    real, passes = loop.evaluation, []
 
     def nan_from_the_second_pass(*args, **kwargs):
         passes.append(1)
         result = yield from real(*args, **kwargs)
         return (float("nan"), 0.0) if len(passes) >= 2 else result
 
-    monkeypatch.setattr(engine, "evaluation", nan_from_the_second_pass)
+    monkeypatch.setattr(loop, "evaluation", nan_from_the_second_pass)
     events = list(train(small_config.replace(epochs=3)))
     failed = events[-1]
     assert isinstance(failed, RunFailed) and failed.status == "diverged" and "epoch 2" in failed.reason

@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from mnist_tui.core import data
-from mnist_tui.core.engine import resume, train
 from mnist_tui.core.events import RunFailed
 from mnist_tui.core.store import CheckpointError, RunWriter, list_runs, read_run
 from mnist_tui.core.store.checkpoint import load_state as load_checkpoint
+from mnist_tui.core.train import resume, train
 from mnist_tui.core.validate import config_problems
 from mnist_tui.core.versions import get_version
 from tests.builders import REFERENCE_ARGS, damaged_store

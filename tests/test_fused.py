@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from mnist_tui.core import fused, kernel_cache
-from mnist_tui.core.engine import train
 from mnist_tui.core.events import RunStarted
+from mnist_tui.core.train import train
 
 CL = torch.channels_last
 needs_kernels = pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C compiler (cc)")

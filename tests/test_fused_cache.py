@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from mnist_tui.core import fused, kernel_cache
-from mnist_tui.core.engine import train
 from mnist_tui.core.events import RunStarted
+from mnist_tui.core.train import train
 
 needs_cc = pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C compiler (cc)")
 

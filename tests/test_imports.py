@@ -17,7 +17,7 @@ def test_core_imports_no_ui_library():
     mods = _modules_after(
         "import importlib, pkgutil, mnist_tui.core\nfor m in pkgutil.walk_packages(mnist_tui.core.__path__, 'mnist_tui.core.'): importlib.import_module(m.name)"
     )
-    assert {"mnist_tui.core.engine", "mnist_tui.core.predict", "mnist_tui.core.store.follow"} <= mods  # every module was imported
+    assert {"mnist_tui.core.train.loop", "mnist_tui.core.predict", "mnist_tui.core.store.follow"} <= mods  # every module was imported
     assert not {m for m in mods if m.split(".")[0] in {"textual", "rich", "plotext", "textual_plotext"}}
     assert not {m for m in mods if m.startswith("mnist_tui.") and not m.startswith("mnist_tui.core")} - {"mnist_tui.__main__"}
 

@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 
 from mnist_tui.core import data, fused
-from mnist_tui.core.engine import train
 from mnist_tui.core.events import RunStarted
 from mnist_tui.core.memory_format import nchw_batch_norms
+from mnist_tui.core.train import train
 from mnist_tui.core.versions import get_version
 
 CPU = torch.device("cpu")

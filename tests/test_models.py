@@ -374,7 +374,7 @@ def test_training_and_the_test_pass_skip_v1s_last_convolution_and_the_layers_tra
         net.eval()(x)
     assert calls == [1]
     # The benchmarks' seed pipeline times the seed's own order, in training too.
-    from mnist_tui.core.nets import in_seed_order
+    from benchmarks.seed_order import in_seed_order
 
     in_seed_order(net).train()(x)
     assert calls == [1, 1]

@@ -67,8 +67,8 @@ def record(version: str, runs: Path, seed: int) -> dict:
 
     torch.set_num_threads(1)
     torch.backends.mkldnn.enabled = False
-    from mnist_tui.core.engine import train
     from mnist_tui.core.store import checkpoint
+    from mnist_tui.core.train import train
     from mnist_tui.core.versions import get_version
 
     config = get_version(version).config(**{**SETTINGS, "seed": seed}, runs_dir=str(runs))

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from mnist_tui.core import data
-from mnist_tui.core.engine import train
 from mnist_tui.core.events import BatchProgress, EpochFinished, RunFinished, RunStarted
 from mnist_tui.core.optim import make_optimizer
 from mnist_tui.core.step import SEARCH_PAYS_FROM_STEPS, EagerStep, GraphStep, make_step, search_pays
+from mnist_tui.core.train import train
 from mnist_tui.core.versions import get_version
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -131,7 +131,7 @@ def test_cudnn_times_its_algorithms_only_for_runs_long_enough_to_repay_it(monkey
 
 
 def test_the_engine_plans_the_search_from_the_runs_steps_and_target(small_config, monkeypatch):
-    from mnist_tui.core import engine
+    from mnist_tui.core.train import session as engine
 
     asked = []
     monkeypatch.setattr(engine, "search_pays", lambda steps, target: asked.append((steps, target)) or False)

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from mnist_tui import cli
-from mnist_tui.core.engine import resume, train
 from mnist_tui.core.events import EpochFinished, RunFailed
 from mnist_tui.core.store import list_runs, read_run
+from mnist_tui.core.train import resume, train
 from mnist_tui.core.versions import get_version
 from tests.builders import stub_checkpoint
 from tests.ui_helpers import drained, press, write_run

@@ -90,7 +90,7 @@ class SeedNet(nn.Module):
     """What v1 and v2 share: a forward pass that may run in a quicker order (relu_and_pool,
     mean_of_conv) computing the same function with the same gradients."""
 
-    seed_order = False  # True: always the seeds' order (the benchmarks' seed pipeline: in_seed_order)
+    seed_order = False  # True: always the seeds' order (the benchmarks' seed pipeline: benchmarks/seed_order.py)
 
     def quicker(self) -> bool:
         """Whether this pass may take the quicker order: while training, and under
@@ -148,15 +148,6 @@ def _fusable(owner: nn.Module, child: nn.Module) -> bool:
 def is_conv_block(module: nn.Module) -> TypeGuard[nn.Sequential]:
     """Whether `module` is a conv_block: convolution, batch norm, ReLU."""
     return isinstance(module, nn.Sequential) and len(module) == 3 and isinstance(module[1], nn.BatchNorm2d) and isinstance(module[2], nn.ReLU)
-
-
-def in_seed_order(net: nn.Module) -> nn.Module:
-    """`net`, made to compute every pass in the order the seed's code did: what the
-    benchmarks time as the seed's pipeline. Versions other than v1 and v2 have one order."""
-    for module in net.modules():
-        if isinstance(module, SeedNet):
-            module.seed_order = True
-    return net
 
 
 class SeedV1(SeedNet):

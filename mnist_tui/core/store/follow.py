@@ -16,8 +16,17 @@ from mnist_tui.core.config import ConfigError
 from mnist_tui.core.events import BatchPoint, BatchProgress, Event, RunFailed, RunFinished, RunStarted, run_started
 from mnist_tui.core.store.records import BATCHES, CONFIG, METRICS, PROGRESS, STATUS, RunRecord, read_points, read_progress, read_run
 
-WAIT_FOR_FOLDER_S = 120.0
-LIVENESS_S = 2.0  # how often the lock is looked at when no file has changed  # a detached trainer imports torch and loads MNIST before its folder appears
+WAIT_FOR_FOLDER_S = 120.0  # a detached trainer imports torch and loads MNIST before its folder appears
+LIVENESS_S = 2.0  # how often the lock is looked at when no file has changed
+
+
+def folder_to_come(run_dir: Path) -> bool:
+    """Whether a run's folder is yet to appear: its detached trainer is still starting.
+
+    A trainer writes its folder under a hidden name, config.json and all, and renames it into
+    place (RunWriter.create), and a resume starts from a folder that is there: a folder that
+    is there without config.json is damaged, never starting, and the listing says so."""
+    return not os.path.lexists(run_dir)
 
 
 class Follower:
@@ -50,7 +59,7 @@ class Follower:
         """The events since the last poll (at most one RunFinished/RunFailed, then done)."""
         if self.done:
             return []
-        if not (self.run_dir / CONFIG).exists():
+        if folder_to_come(self.run_dir):
             if time.monotonic() > self._deadline:
                 self.done = True
                 return [RunFailed(f"{self.run_dir.name} did not appear: its trainer did not start", None)]

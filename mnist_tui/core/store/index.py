@@ -148,13 +148,24 @@ def _entry(raw: Any) -> Entry:
     """One run's entry from the index file, checked as its files are."""
     sig = _signature(raw["sig"])
     if "damaged" in raw:
-        return sig, schema.text(raw["damaged"], "reason")
+        return sig, _reason(raw["damaged"])
     config, status, rows, problem = raw["config"], raw["status"], raw["metrics"], raw["checkpoint"]
     if not isinstance(config, dict) or not isinstance(status, dict) or not isinstance(rows, list):
         raise ValueError("not an entry")
     metrics = [_metric(row, line) for line, row in enumerate(rows, start=1)]
-    problem = None if problem is None else schema.text(problem, "checkpoint problem")
+    problem = None if problem is None else _reason(problem)
+    if problem is not None and not problem.startswith(CHECKPOINT):  # records.checkpoint_problem names the file first
+        raise ValueError("a checkpoint problem that names no checkpoint")
     return sig, RunFiles(config, schema.check_config_record(config), status, schema.check_status_record(status), metrics, problem)
+
+
+def _reason(raw: Any) -> str:
+    """Why a run is damaged, as the index keeps it: text that says something (a blank one
+    would list a run damaged for no reason anyone could read)."""
+    reason = schema.text(raw, "reason")
+    if not reason.strip():
+        raise ValueError("a blank reason")
+    return reason
 
 
 # Each metrics field's limits as schema.check_metric applies them: (low, high, whole, may be null).

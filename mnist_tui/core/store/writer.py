@@ -46,7 +46,8 @@ def _why(exc: BaseException, folder: Path) -> str:
 
 
 class RunWriter:
-    """Writes a run's files while it trains, under the run's lock."""
+    """Writes a run's files while it trains, under the run's lock: the training loop's
+    sink (core/train/sink.py's RunSink) on the process that owns the run."""
 
     def __init__(self, path: Path, lock: RunLock, epochs_done: int = 0):
         self.path = path
