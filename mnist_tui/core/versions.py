@@ -1,4 +1,7 @@
-"""The model registry: stable names, their default recipes and reported results, no torch."""
+"""The model registry: stable names, their default recipes and reported results, no torch.
+
+The measured figures come from measured.json (core/measured.py), which the benchmarks write.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from mnist_tui.core import measured as measured_figures
 from mnist_tui.core.config import Recipe, TrainConfig
 
 if TYPE_CHECKING:  # for annotations only: importing this module stays free of torch
@@ -24,13 +28,11 @@ class ModelVersion:
     description: str
     seed_accuracy: float | None = None  # the seed project's reported final test accuracy, %
     # Our final-epoch test accuracies, one per seed, with this recipe in the default numeric
-    # mode, copied from benchmarks/results/accuracy.csv (see the README's accuracy table).
+    # mode (measured.json's "accuracy", written by benchmarks/accuracy.py).
     measured: tuple[float, ...] = ()
     # Wall seconds per epoch of this recipe on all 60,000 images, evaluation included, by
-    # numeric mode, measured on the project's 2-core CPU (accuracy.csv: wall per run / epochs;
-    # v5 in fp32: the mean epoch of a `mnist-tui train --precision fp32` run, 2026-11-28; v1
-    # and v4 in fp32: training + test pass of their whole-epoch benchmark, 2026-11-29; every
-    # fp32 figure but v5's with the fused CPU kernels of core/fused.py).
+    # numeric mode, on the project's 2-core CPU (measured.json's "seconds"; each entry's
+    # "note" says which benchmark measured it, and when).
     epoch_seconds: tuple[tuple[str, float], ...] = ()
 
     @property
@@ -92,8 +94,16 @@ COMPACT_RECIPE = Recipe(
     scale=0.08,
 )
 
+_MEASURED = measured_figures.read()
+
+
+def _with_measured(v: ModelVersion) -> ModelVersion:
+    accuracy, seconds = measured_figures.figures("versions", v.name, _MEASURED)
+    return dataclasses.replace(v, measured=accuracy, epoch_seconds=seconds)
+
+
 VERSIONS: dict[str, ModelVersion] = {
-    v.name: v
+    v.name: _with_measured(v)
     for v in (
         ModelVersion(
             name="v1",
@@ -109,8 +119,6 @@ VERSIONS: dict[str, ModelVersion] = {
                 "regularisation."
             ),
             seed_accuracy=98.47,
-            measured=(99.31, 99.06),
-            epoch_seconds=(("bf16", 20.6), ("fp32", 32.8)),
         ),
         ModelVersion(
             name="v2",
@@ -135,8 +143,6 @@ VERSIONS: dict[str, ModelVersion] = {
                 "schedule over the whole run."
             ),
             seed_accuracy=99.55,
-            measured=(99.62, 99.59),
-            epoch_seconds=(("bf16", 24.0), ("fp32", 35.4)),
         ),
         ModelVersion(
             name="v3",
@@ -153,8 +159,6 @@ VERSIONS: dict[str, ModelVersion] = {
                 "one-cycle schedule, light dropout, and per-image random rotation (±8°), shift "
                 "(±8%) and zoom (±8%) done on whole batches."
             ),
-            measured=(99.58, 99.59, 99.59),
-            epoch_seconds=(("bf16", 16.0), ("fp32", 17.8)),
         ),
         ModelVersion(
             name="v4",
@@ -171,8 +175,6 @@ VERSIONS: dict[str, ModelVersion] = {
                 "on a held-out 10,000 training images this lifted it from 99.37% to 99.53%) and "
                 "a one-cycle SGD schedule."
             ),
-            measured=(99.50, 99.51, 99.45),
-            epoch_seconds=(("bf16", 9.6), ("fp32", 7.3)),
         ),
         ModelVersion(
             name="v5",
@@ -189,8 +191,6 @@ VERSIONS: dict[str, ModelVersion] = {
                 "like v4 but in batches of 32 and with lighter augmentation (±5° rotation, ±5% "
                 "shift and zoom): at this size more, noisier updates paid on held-out images."
             ),
-            measured=(99.51, 99.47, 99.47),
-            epoch_seconds=(("bf16", 14.2), ("fp32", 15.5)),
         ),
     )
 }
@@ -204,8 +204,8 @@ class Preset:
     model: str
     recipe: Recipe
     title: str
-    measured: tuple[float, ...] = ()  # final test accuracy per seed, fp32 (benchmarks/quick.py)
-    # Mean wall seconds per run, process start to exit, by numeric mode, on the 2-core CPU.
+    measured: tuple[float, ...] = ()  # final test accuracy per seed, fp32 (measured.json, benchmarks/quick.py)
+    # Mean wall seconds per run, process start to exit, by numeric mode, on the 2-core CPU (measured.json).
     run_seconds: tuple[tuple[str, float], ...] = ()
 
     def config(self, **overrides: object) -> TrainConfig:
@@ -221,13 +221,18 @@ class Preset:
 # to finish in well under a minute on a 2-core CPU in fp32. Chosen among six candidates on
 # the held-out last 10,000 training images (benchmarks/results/quick.md): batches of 128 at a
 # peak lr of 0.1 were the fastest to 99% there; augmentation added 0.05 points for 25% more time.
-QUICK = Preset(
-    name="quick",
-    model="v4",
-    recipe=dataclasses.replace(COMPACT_RECIPE, epochs=3, batch_size=128, lr=0.1, dropout=0.0, rotate=0.0, translate=0.0, scale=0.0),
-    title="v4, 3 one-cycle epochs: the quick first run",
-    measured=(99.14, 99.21, 99.16),  # with the fused CPU kernels, 2026-11-29 (99.19, 99.15, 99.14 before)
-    run_seconds=(("fp32", 23.4), ("bf16", 29.8)),
+def _preset_with_measured(p: Preset) -> Preset:
+    accuracy, seconds = measured_figures.figures("presets", p.name, _MEASURED)
+    return dataclasses.replace(p, measured=accuracy, run_seconds=seconds)
+
+
+QUICK = _preset_with_measured(
+    Preset(
+        name="quick",
+        model="v4",
+        recipe=dataclasses.replace(COMPACT_RECIPE, epochs=3, batch_size=128, lr=0.1, dropout=0.0, rotate=0.0, translate=0.0, scale=0.0),
+        title="v4, 3 one-cycle epochs: the quick first run",
+    )
 )
 PRESETS: dict[str, Preset] = {QUICK.name: QUICK}
 
