@@ -11,7 +11,9 @@ set to choose anything. Each finished run is appended to `benchmarks/results/acc
 at once (so an interrupted benchmark keeps what it finished, and a rerun skips pairs already
 there unless --again; the CSV keeps every run, the table each seed's newest), and the
 markdown table `accuracy.md` is rebuilt from that CSV: one row per version and numeric
-mode, every seed listed, mean ± sample std, wall time per run.
+mode, every seed listed, mean ± sample std, wall time per run. Each version's figures (its
+accuracies in the default mode, its seconds per epoch in the mode run) are then written to
+mnist_tui/core/measured.json, which the registry and the app read.
 The runs themselves are saved in --runs (default runs/) so the TUI's Runs screen shows them.
 """
 
@@ -186,6 +188,26 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def record_measured(rows: list[dict], names: list[str], mode: str, default_mode: bool, target: Path | None = None) -> None:
+    """Each trained version's figures into mnist_tui/core/measured.json, which the registry
+    reads: seconds per epoch in `mode` (wall per run / epochs, each seed's newest full run),
+    and the accuracies per seed when `mode` is the app's default (--precision auto)."""
+    from mnist_tui.core import measured
+    from mnist_tui.core.versions import get_version
+
+    for name in dict.fromkeys(names):
+        epochs = get_version(name).recipe.epochs
+        newest = {r["seed"]: r for r in rows if r["version"] == name and r["precision"] == mode and int(r["epochs"]) == epochs}
+        picked = [newest[seed] for seed in sorted(newest, key=int)]
+        if not picked:
+            continue
+        seconds = statistics.mean(float(r["wall_s"]) / epochs for r in picked)
+        accuracy = [float(r["final_test_acc"]) for r in picked] if default_mode else None
+        note = f"benchmarks/accuracy.py, seeds {', '.join(newest)}, {picked[-1]['device']}, {datetime.date.today()}"
+        where = measured.record("versions", name, accuracy=accuracy, seconds={mode: seconds}, note=note, target=target)
+        print(f"  {name}: {mode} {seconds:.1f} s/epoch{' and its accuracies' if accuracy else ''} written to {where}", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("jobs", nargs="*", metavar="VERSION:SEEDS", help="e.g. v3:1,2,3 (seeds default to 1)")
@@ -212,6 +234,8 @@ def main() -> int:
                 continue
             append_row(csv_path, train_one(name, seed, args.precision, args.runs, args.epochs, args.limit))
             md_path.write_text(table(read_rows(csv_path)))
+        if not (args.epochs or args.limit):  # smoke runs measure nothing the registry should show
+            record_measured(read_rows(csv_path), [name for name, _ in parse_jobs(args.jobs)], mode, args.precision == "auto")
     rows = read_rows(csv_path)
     if rows:
         md_path.write_text(table(rows))

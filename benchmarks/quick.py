@@ -9,7 +9,9 @@ runs `mnist-tui train --quick` as a user would, one process per seed, and report
 final epoch's test accuracy and the wall time from the command starting to its exit
 (data check, set-up, training, every epoch's evaluation of all 10,000 test images, the
 checkpoints). Both print a markdown table and append it to benchmarks/results/quick.md.
-Precision defaults to fp32: what every CPU without native bf16 gets.
+Precision defaults to fp32: what every CPU without native bf16 gets. --seeds in fp32 or bf16
+also writes the quick preset's figures (mean seconds per run in that mode; the accuracies in
+fp32) to mnist_tui/core/measured.json, which the registry and the app read.
 """
 
 from __future__ import annotations
@@ -63,6 +65,19 @@ def cpu_model() -> str:
     return "unknown CPU"
 
 
+def record_measured(results: list[tuple[float, float]], precision: str, note: str) -> None:
+    """The quick preset's figures into measured.json: mean wall seconds per run in `precision`,
+    and the accuracies per seed when that is fp32 (what the registry shows for the preset)."""
+    from mnist_tui.core import measured
+
+    if precision not in measured.PRECISIONS:
+        print(f"--precision {precision}: not written to measured.json (its figures are per numeric mode)")
+        return
+    accuracy = [acc for acc, _ in results] if precision == "fp32" else None
+    seconds = {precision: sum(wall for _, wall in results) / len(results)}
+    print(f"written to {measured.record('presets', 'quick', accuracy=accuracy, seconds=seconds, note=note)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tune", action="store_true")
@@ -86,10 +101,13 @@ def main() -> None:
         else:
             title = f"`mnist-tui train --quick --precision {args.precision}`, all 60,000 training images, test set ({machine})"
             header = "| seed | final test acc % | wall s (process start to exit) |"
+            results = []
             for seed in seeds:
                 acc, wall, _ = one_run(["--quick", "--seed", str(seed), "--precision", args.precision], Path(tmp))
+                results.append((acc, wall))
                 rows.append(f"| {seed} | {acc:.2f} | {wall:.1f} |")
                 print(rows[-1], flush=True)
+            record_measured(results, args.precision, f"benchmarks/quick.py --seeds {args.seeds}, {machine}, {datetime.date.today()}")
     table = "\n".join([f"### {title}", "", f"{datetime.date.today()}", "", header, "|---|---:|---:|", *rows, ""])
     print("\n" + table)
     with open(RESULTS, "a") as fh:

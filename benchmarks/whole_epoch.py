@@ -17,12 +17,15 @@ Each pair runs (a) and (b) back to back, which goes first alternating; the table
 median wall time of each side, their ratio (seed / engine: above 1 the engine is faster), and
 where each side's time went (the engine's from its own records: `elapsed` counts from the
 call into the engine): the interpreter and imports (and exit), data and model, training,
-the test pass (and saving).
+the test pass (and saving). With --record, each version's training + test pass of its median
+engine run is written to mnist_tui/core/measured.json as its seconds per epoch in that mode
+(how v1 and v4's fp32 figures were measured), which the registry and the app read.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import platform
 import statistics
@@ -105,11 +108,20 @@ def run_engine(name: str, mode: str, tmp: Path, i: int) -> tuple[float, dict]:
     return wall, parts
 
 
+def record_epoch(name: str, parts: dict, note: str) -> None:
+    """One version's seconds per epoch (training + test pass) in the run's numeric mode."""
+    from mnist_tui.core import measured
+
+    where = measured.record("versions", name, seconds={parts["precision"]: parts["train"] + parts["test"]}, note=note)
+    print(f"{name} {parts['precision']}: {parts['train'] + parts['test']:.1f} s/epoch written to {where}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--versions", nargs="+", default=["v2", "v1", "v3", "v4"])
     parser.add_argument("--modes", nargs="+", default=["fp32", "auto"], choices=("fp32", "auto", "bf16"))
     parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--record", action="store_true", help="write each engine side's seconds per epoch to mnist_tui/core/measured.json")
     parser.add_argument("--seed-side", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -117,10 +129,10 @@ def main() -> None:
         seed_side(args.seed_side, args.out)
         return
 
-    whole_epoch_table(args.versions, args.modes, args.pairs)
+    whole_epoch_table(args.versions, args.modes, args.pairs, record=args.record)
 
 
-def whole_epoch_table(versions: list[str], modes: list[str], pairs: int) -> None:
+def whole_epoch_table(versions: list[str], modes: list[str], pairs: int, record: bool = False) -> None:
     """Run the alternated pairs and print each pair, then the table (also called by
     benchmarks/throughput.py, whose default run ends with this table)."""
     sys.path.insert(0, str(ROOT))
@@ -148,6 +160,8 @@ def whole_epoch_table(versions: list[str], modes: list[str], pairs: int) -> None
                 ratios = [s[0] / e[0] for s, e in zip(seed, engine)]
                 mid = sorted(range(len(engine)), key=lambda k: engine[k][0])[len(engine) // 2]
                 parts, seed_parts = engine[mid][1], seed[mid][1]
+                if record:
+                    record_epoch(name, parts, f"benchmarks/whole_epoch.py: training + test pass, median of {pairs}, {cpu_model()}, {datetime.date.today()}")
                 rows.append(
                     f"| {name} | {parts['precision']} | {statistics.median(s[0] for s in seed):.1f} s "
                     f"({seed_parts['import']:.1f} / {seed_parts['setup']:.1f} / {seed_parts['train']:.1f} / {seed_parts['test']:.1f}) | "

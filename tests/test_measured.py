@@ -34,12 +34,18 @@ def test_the_shipped_file_names_every_version_and_preset():
 def test_a_new_measurement_reaches_the_registry_without_a_code_change(tmp_path):
     target = tmp_path / "measured.json"
     target.write_text(measured.SHIPPED.read_text())
-    measured.record("versions", "v4", accuracy=[99.123, 99.2], seconds={"fp32": 6.54}, target=target)
+    measured.record("versions", "v4", accuracy=[99.123, 99.2], seconds={"fp32": 6.54}, note="benchmarks/accuracy.py, today", target=target)
     measured.record("presets", "quick", seconds={"bf16": 28.0}, target=target)
     env = {**os.environ, measured.MEASURED_ENV: str(target)}
     out = subprocess.run([sys.executable, "-c", REGISTRY], capture_output=True, text=True, env=env, check=True).stdout
     assert out.strip() == "(99.12, 99.2) {'bf16': 9.6, 'fp32': 6.5} (('fp32', 23.4), ('bf16', 28.0))"
-    assert json.loads(target.read_text())["versions"]["v3"] == json.loads(measured.SHIPPED.read_text())["versions"]["v3"]  # the rest is kept
+    written = json.loads(target.read_text())
+    assert written["versions"]["v3"] == json.loads(measured.SHIPPED.read_text())["versions"]["v3"]  # the rest is kept
+    assert written["versions"]["v4"]["notes"]["fp32"] == written["versions"]["v4"]["notes"]["accuracy"] == "benchmarks/accuracy.py, today"
+    assert written["versions"]["v4"]["notes"]["bf16"] == json.loads(measured.SHIPPED.read_text())["versions"]["v4"]["notes"]["bf16"]
+    target.write_text('{"versions": [], "presets": {"quick": 3}}')  # a damaged file is written anew
+    measured.record("presets", "quick", accuracy=[99.0], target=target)
+    assert measured.figures("presets", "quick", measured.read(target)) == ((99.0,), ())
 
 
 def test_a_damaged_file_costs_its_figures_not_the_app(tmp_path):

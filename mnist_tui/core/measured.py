@@ -56,22 +56,28 @@ def figures(kind: str, name: str, data: dict[str, Any] | None = None) -> tuple[t
 
 
 def record(
-    kind: str, name: str, *, accuracy: list[float] | None = None, seconds: dict[str, float] | None = None, note: str | None = None, target: Path | None = None
+    kind: str, name: str, *, accuracy: list[float] | None = None, seconds: dict[str, float] | None = None, note: str = "", target: Path | None = None
 ) -> Path:
     """Write one entry's new figures into measured.json (the benchmarks call this), keeping the
-    rest of the file; seconds are merged by precision. Written to a new file, then renamed."""
+    rest of the file; seconds are merged by precision, and `note` (which benchmark, machine,
+    date) is kept under "notes" for each figure it names. Written to a new file, then renamed."""
     from mnist_tui.core.store.files import write_atomic
 
     target = target or path()
     data = read(target)
-    section = data.setdefault(kind, {})
-    entry = section.setdefault(name, {})
+    section = data[kind] = _object(data.get(kind))
+    entry = section[name] = _object(section.get(name))
+    notes = entry["notes"] = _object(entry.get("notes"))
     if accuracy is not None:
         entry["accuracy"] = [round(a, 2) for a in accuracy]
+        notes["accuracy"] = note
     if seconds:
-        entry["seconds"] = {**entry.get("seconds", {}), **{mode: round(s, 1) for mode, s in seconds.items()}}
-    if note:
-        entry["note"] = note
+        entry["seconds"] = {**_object(entry.get("seconds")), **{mode: round(s, 1) for mode, s in seconds.items()}}
+        notes.update({mode: note for mode in seconds})
     text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     write_atomic(target, lambda fh: fh.write(text))
     return target
+
+
+def _object(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
