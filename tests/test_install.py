@@ -86,6 +86,8 @@ def test_an_installed_copy_trains_offline_from_an_empty_folder(tmp_path):
     empty.mkdir()
     where = _run([python, "-c", "import mnist_tui; print(mnist_tui.__file__)"], cwd=empty, env=env).stdout
     assert where.startswith(str(tmp_path / "venv")), f"the test imported {where}, not the installed copy"
+    where = _run([tmp_path / "venv" / "bin" / "mnist-tui", "--where"], cwd=empty, env=env).stdout.splitlines()
+    assert where[0].split() == ["runs", str(tmp_path / "xdg_data_home" / "mnist-tui" / "runs"), "(user", "data", "folder)"]
     command = [tmp_path / "venv" / "bin" / "mnist-tui", "train", "--model", "v4", "--epochs", "1", "--limit", "512", "--test-limit", "500", "--device", "cpu"]
     result = _run(command, cwd=empty, env=env)
     assert list(empty.iterdir()) == [], "the run wrote into the folder it was started from"

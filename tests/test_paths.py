@@ -93,3 +93,17 @@ def test_the_readers_ask_the_same_functions_as_where(installed):
     where = by_role(paths.where())
     assert fused.cache_dir() == where["kernel cache"].path
     assert index.index_path(Path("/some/runs")).parent == where["index cache"].path
+
+
+def test_mnist_tui_where_prints_every_folder_and_what_chose_it(installed, tmp_path, capsys, monkeypatch):
+    from mnist_tui import cli
+
+    share, cache, state = installed
+    monkeypatch.setenv("MNIST_TUI_DATA", str(tmp_path / "mnist"))
+    assert cli.main(["--where", "--runs", str(tmp_path / "mine")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == [loc.line() for loc in paths.where(tmp_path / "mine", None)]
+    assert out[0].split() == ["runs", str(tmp_path / "mine"), "(--runs)"]
+    assert out[1].split() == ["data", str(tmp_path / "mnist" / "MNIST" / "raw"), "($MNIST_TUI_DATA)"]
+    assert f"{cache / 'mnist-tui' / 'kernels'}  (user cache folder)" in out[4]
+    assert not list(Path.cwd().iterdir())  # asking writes nothing

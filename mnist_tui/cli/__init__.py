@@ -50,12 +50,23 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def _where(runs: str | None, data: str | None) -> int:
+    """`mnist-tui --where`: one line per folder in use, with what chose it."""
+    from mnist_tui.core.paths import where
+    from mnist_tui.present.text import printable
+
+    print("\n".join(printable(loc.line(), one_line=True) for loc in where(runs, data)))
+    return 0
+
+
 def _command(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     # `mnist-tui --runs DIR runs` means the same as `mnist-tui runs --runs DIR`.
     for name in ("runs", "data"):
         if getattr(args, name, "absent") is None:
             setattr(args, name, getattr(args, f"app_{name}"))
+    if args.where:
+        return _where(args.app_runs, args.app_data)
     # Looked up when called, so that a test may stand in for one.
     commands = {
         "train": cmd_train,

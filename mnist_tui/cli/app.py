@@ -52,11 +52,9 @@ def run_app(app, log_dir: Path | None = None, **run_options) -> int:
 def crash_log_dir() -> Path:
     """Where the app's crash logs go: $MNIST_TUI_LOGS, else the user's log folder
     (~/.local/state/mnist-tui/log on Linux, ~/Library/Logs/mnist-tui on macOS)."""
-    if os.environ.get("MNIST_TUI_LOGS"):
-        return Path(os.environ["MNIST_TUI_LOGS"]).expanduser()
-    import platformdirs
+    from mnist_tui.core.paths import log_location
 
-    return platformdirs.user_log_path("mnist-tui", appauthor=False)
+    return log_location().path
 
 
 def _save_crash(error: BaseException, folder: Path) -> Path | None:

@@ -168,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--runs", dest="app_runs", metavar="DIR", help=RUNS_HELP + " for the app")
     parser.add_argument("--data", dest="app_data", metavar="DIR", help=DATA_HELP + " for the app")
     parser.add_argument("--open", dest="app_open", choices=SCREENS, default="train", help="the screen the app opens on")
+    parser.add_argument("--where", action="store_true", help="print every folder mnist-tui uses (runs, data, caches, logs) and what chose it, then exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     parents = _parents()
     _train_parser(sub, parents)
