@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from mnist_tui.core.events import EpochFinished
-from mnist_tui.core.paths import cache_dir
+from mnist_tui.core.paths import index_cache_dir
 from mnist_tui.core.store import files, schema
 from mnist_tui.core.store.records import CHECKPOINT, CONFIG, METRICS, STATUS, RunFiles, RunRecord, read_files, record_of, run_folders
 
@@ -123,7 +123,7 @@ def _key(runs_dir: Path) -> str:
 
 def index_path(runs_dir: Path) -> Path:
     """The index file of a runs folder, in the user's cache folder."""
-    return cache_dir() / "runs" / f"{hashlib.sha256(_key(runs_dir).encode()).hexdigest()[:20]}.json"
+    return index_cache_dir() / f"{hashlib.sha256(_key(runs_dir).encode()).hexdigest()[:20]}.json"
 
 
 def load_index(runs_dir: Path) -> dict[str, Entry]:
