@@ -17,7 +17,7 @@ import sys
 import pytest
 import torch
 
-from mnist_tui.core import data, export
+from mnist_tui.core import data, export, exporters
 from mnist_tui.core.store import RunWriter
 from mnist_tui.core.versions import get_version
 from tests.builders import written_run
@@ -41,8 +41,8 @@ def v2_run(tmp_path_factory):
 @pytest.fixture(autouse=True)
 def quick_timing(monkeypatch):
     """Latency measured in one call per batch size: the tests check that it is reported, not how fast."""
-    monkeypatch.setattr(export, "LATENCY_SECONDS", 0.0)
-    monkeypatch.setattr(export, "LATENCY_CALLS", (1, 1))
+    monkeypatch.setattr(exporters, "LATENCY_SECONDS", 0.0)
+    monkeypatch.setattr(exporters, "LATENCY_CALLS", (1, 1))
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +50,8 @@ def onnx_file(v2_run, tmp_path_factory):
     """The run exported once to ONNX: (its report, the folder holding it)."""
     folder = tmp_path_factory.mktemp("onnx")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(export, "LATENCY_SECONDS", 0.0)
-        patch.setattr(export, "LATENCY_CALLS", (1, 1))
+        patch.setattr(exporters, "LATENCY_SECONDS", 0.0)
+        patch.setattr(exporters, "LATENCY_CALLS", (1, 1))
         report = export.export(v2_run.path, "onnx", folder / "v2.onnx")
     return report, folder
 
@@ -86,12 +86,12 @@ def test_int8_keeps_the_accuracy_and_is_at_least_two_and_a_half_times_smaller(v2
     report = export.export(v2_run.path, "onnx-int8", tmp_path / "v2.int8.onnx")
     assert abs(report.accuracy - report.checkpoint_accuracy) <= 0.3
     assert report.smaller >= 2.5, f"{report.bytes} bytes for {report.weight_bytes} bytes of fp32 weights"
-    assert report.calibration_images == export.CALIBRATION_IMAGES
+    assert report.calibration_images == exporters.CALIBRATION_IMAGES
 
 
 def test_calibration_images_come_from_the_training_set():
     train, test = data.load()
-    images = export.calibration_images(count=8)
+    images = exporters.calibration_images(count=8)
     assert images.shape == (8, 1, 28, 28)
     train_set = {bytes(img.numpy()) for img in train.images}
     chosen = [bytes(((img[0] * data.MNIST_STD + data.MNIST_MEAN) * 255).round().to(torch.uint8).numpy()) for img in images]
@@ -161,7 +161,7 @@ def test_a_failing_exporter_is_one_line_and_leaves_nothing(v2_run, tmp_path, mon
     def broken(model, path):
         raise RuntimeError("Unsupported operator aten::frobnicate\n  many lines of trace")
 
-    monkeypatch.setattr(export, "_write_onnx", broken)
+    monkeypatch.setattr(exporters, "write_onnx", broken)
     with pytest.raises(export.ExportError) as caught:
         export.export(v2_run.path, "onnx", tmp_path / "v2.onnx")
     assert str(caught.value) == "exporting to onnx failed: Unsupported operator aten::frobnicate"
