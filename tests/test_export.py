@@ -166,3 +166,20 @@ def test_a_failing_exporter_is_one_line_and_leaves_nothing(v2_run, tmp_path, mon
         export.export(v2_run.path, "onnx", tmp_path / "v2.onnx")
     assert str(caught.value) == "exporting to onnx failed: Unsupported operator aten::frobnicate"
     assert list(tmp_path.iterdir()) == []  # the hidden staging folder is gone too
+
+
+def test_the_command_prints_the_check_and_says_a_refusal_in_one_line(v2_run, tmp_path, capsys):
+    from mnist_tui import cli
+
+    out = tmp_path / "v2.pt2"
+    assert cli.main(["export", str(v2_run.path), "--format", "pt2", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"exported {v2_run.run_id} (v2, epoch 1) as pt2: {out}" in printed
+    assert "agreement  100.00% of predictions the same as the checkpoint's" in printed
+    assert "on 1,000 test images" in printed and f"report     {out}.json" in printed
+    assert cli.main(["export", str(v2_run.path), "--format", "pt2", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err == f"mnist-tui export: {out} exists; choose another --out or remove it\n"
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["export", str(v2_run.path), "--format", "tflite"])
+    assert exited.value.code == 2 and "invalid choice: 'tflite'" in capsys.readouterr().err

@@ -6,6 +6,7 @@ training.py  train and resume (foreground, --nproc, --detach)
 detach.py    --detach: return once the trainer owns its run, or say why it did not start
 runs.py      runs, stop, follow, delete
 models.py    eval, predict, layers
+exporting.py export
 app.py       the app as a command, and its crash log
 
 The trainers' own entry point is `python -m mnist_tui.trainer` (mnist_tui/trainer/entry.py).
@@ -19,6 +20,7 @@ from typing import NoReturn
 # The rest of mnist-tui is imported where it is used: until main() runs, a Ctrl+C can only
 # end the process with Python's traceback, so the package imports as little as it can.
 from mnist_tui.cli.app import cmd_tui, crash_log_dir, run_app
+from mnist_tui.cli.exporting import cmd_export
 from mnist_tui.cli.models import cmd_eval, cmd_layers, cmd_predict
 from mnist_tui.cli.parser import build_parser
 from mnist_tui.cli.runs import cmd_delete, cmd_follow, cmd_runs, cmd_stop
@@ -78,6 +80,7 @@ def _command(argv: list[str] | None) -> int:
         "delete": cmd_delete,
         "eval": cmd_eval,
         "predict": cmd_predict,
+        "export": cmd_export,
     }
     if args.command in commands:
         return commands[args.command](args)

@@ -144,6 +144,7 @@ def _run_parsers(sub, p: dict[str, argparse.ArgumentParser]) -> None:
 def _study_parsers(sub, p: dict[str, argparse.ArgumentParser]) -> None:
     """The commands that list runs, study a run's model, or open the app."""
     from mnist_tui.core.config import PRECISIONS
+    from mnist_tui.core.export import FORMATS
     from mnist_tui.core.versions import VERSIONS
 
     r = sub.add_parser("runs", parents=[p["runs"]], help="list saved runs")
@@ -157,6 +158,10 @@ def _study_parsers(sub, p: dict[str, argparse.ArgumentParser]) -> None:
         "predict", parents=[p["run"], p["runs"]], help="classify a picture of a digit (PNG or PGM, any size, dark or light background) with a run's model"
     )
     pr.add_argument("image", help="the picture's file")
+    ex = sub.add_parser("export", parents=[p["run"], p["runs"], p["data"]], help="save a run's last checkpoint as ONNX, int8 ONNX or pt2, checked")
+    ex.add_argument("--format", choices=list(FORMATS), default="onnx", help="onnx, onnx-int8 (the export extra) or pt2 (torch only)")
+    ex.add_argument("--out", metavar="FILE", help="the file to write, in an existing folder (default: <runs>/exports/<run id>.<format's extension>)")
+    ex.add_argument("--json", action="store_true", help="print the check as JSON (it is saved beside the file as FILE.json either way)")
     lay = sub.add_parser("layers", help="layer-by-layer breakdown of a version, or all versions compared")
     lay.add_argument("model", nargs="?", choices=list(VERSIONS))
     lay.add_argument("--classic", action="store_true", help="print the classic torchsummary table")
