@@ -2,10 +2,13 @@
 
     .venv/bin/python benchmarks/export.py                      # runs/ (training what is missing)
     .venv/bin/python benchmarks/export.py --runs DIR --models v4,v5
+    .venv/bin/python benchmarks/export.py --epochs 3           # shorter runs of the recipes
 
 For each model it takes the newest finished run in the runs folder that trained with the
 version's own recipe on all 60,000 images and was tested on all 10,000 (no --limit,
 --test-limit, --holdout or changed epochs), or trains one there with that recipe on the CPU.
+With --epochs N, runs of the recipe shortened to N epochs (its schedule over N) instead: for a
+machine too busy for the whole recipes; the table says so.
 Then it exports the run's last checkpoint to every format of mnist_tui/core/export.py, in a
 temporary folder, and prints the check each export makes: the file's size and how many times
 smaller it is than the fp32 weights, its test accuracy beside the checkpoint's (fp32), its
@@ -35,31 +38,32 @@ from mnist_tui.core.store import RunRecord, default_runs_dir, list_runs  # noqa:
 from mnist_tui.core.versions import get_version  # noqa: E402
 
 
-def full_recipe_run(runs: Path, model: str) -> RunRecord | None:
-    """The newest finished run of `model` trained with its recipe on all the data."""
-    recipe = get_version(model).recipe
+def full_recipe_run(runs: Path, model: str, epochs: int | None = None) -> RunRecord | None:
+    """The newest finished run of `model` trained with its recipe (`epochs` long if given) on all the data."""
+    epochs = epochs or get_version(model).recipe.epochs
     found = []
     for record in list_runs(runs):
         config = record.config.get("config") if isinstance(record.config.get("config"), dict) else {}
         whole = config.get("limit") is None and config.get("test_limit") is None and not config.get("holdout")
-        own = config.get("recipe", {}).get("epochs") == recipe.epochs and record.epochs_done == recipe.epochs
+        own = config.get("recipe", {}).get("epochs") == epochs and record.epochs_done == epochs
         if record.model == model and record.status == "finished" and whole and own:
             found.append(record)
     return max(found, key=lambda r: r.created) if found else None
 
 
-def train(runs: Path, model: str) -> RunRecord:
-    """A run of the version's own recipe, on the CPU, in `runs`."""
+def train(runs: Path, model: str, epochs: int | None) -> RunRecord:
+    """A run of the version's own recipe (`epochs` long if given), on the CPU, in `runs`."""
     from mnist_tui.core.events import EpochFinished, RunFailed
     from mnist_tui.core.train import train as train_run
 
     print(f"training {model} with its recipe in {runs} ...", flush=True)
-    for event in train_run(get_version(model).config(device="cpu", runs_dir=str(runs))):
+    overrides = {"epochs": epochs} if epochs else {}
+    for event in train_run(get_version(model).config(device="cpu", runs_dir=str(runs), **overrides)):
         if isinstance(event, EpochFinished):
             print(f"  {model} epoch {event.epoch}/{event.epochs}: test acc {event.test_acc:.2f}% ({event.seconds:.0f} s)", flush=True)
         elif isinstance(event, RunFailed):
             raise SystemExit(f"training {model} failed: {event.reason}")
-    found = full_recipe_run(runs, model)
+    found = full_recipe_run(runs, model, epochs)
     if found is None:
         raise SystemExit(f"training {model} finished but left no finished run in {runs}")
     return found
@@ -94,17 +98,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--models", default="v2,v4,v5")
     parser.add_argument("--formats", default=",".join(export.FORMATS))
     parser.add_argument("--no-train", action="store_true", help="skip a model without a finished full-recipe run")
+    parser.add_argument("--epochs", type=int, default=None, help="runs of the recipes shortened to N epochs (default: each recipe's own)")
     args = parser.parse_args(argv)
     runs = default_runs_dir(args.runs)
     load_before = os.getloadavg()
     rows, used = [], []
     for model in args.models.split(","):
-        record = full_recipe_run(runs, model)
+        record = full_recipe_run(runs, model, args.epochs)
         if record is None and args.no_train:
             print(f"no finished {model} run of its recipe in {runs}: skipped")
             continue
-        record = record or train(runs, model)
-        used.append(f"{record.run_id} ({record.metrics[-1].test_acc:.2f}% in its own test pass, {record.precision})")
+        record = record or train(runs, model, args.epochs)
+        recipe = f"its recipe for {args.epochs} of {get_version(model).recipe.epochs} epochs" if args.epochs else "its recipe"
+        used.append(f"{record.run_id}: {recipe}, {record.metrics[-1].test_acc:.2f}% in its own test pass ({record.precision})")
         with tempfile.TemporaryDirectory() as folder:
             for fmt in args.formats.split(","):
                 started = time.perf_counter()
