@@ -194,16 +194,24 @@ def test_a_rank_that_dies_fails_the_run_naming_it_and_the_run_resumes_on_one_pro
     assert _close(_epochs(read_run(record.path)), _epochs(two_process_run[0]))
 
 
+def _config_file(tmp_path: Path, runs: Path) -> Path:
+    """What `mnist-tui train ... --print-config` writes, for the trainer's entry point under torchrun."""
+    printed = subprocess.run(
+        _cli("train", "--model", "v4", "--epochs", "1", "--limit", "2000", "--test-limit", "500", "--device", "cpu", "--runs", str(runs), "--print-config"),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    (tmp_path / "v4.json").write_text(printed.stdout)
+    return tmp_path / "v4.json"
+
+
 @pytest.mark.slow
 def test_plain_torchrun_trains_a_run_listed_with_its_two_processes(tmp_path):
     runs = tmp_path / "runs"
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "mnist_tui", "train"]
-    done = subprocess.run(
-        [*command, "--model", "v4", "--epochs", "1", "--limit", "2000", "--test-limit", "500", "--device", "cpu", "--runs", str(runs)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "mnist_tui.trainer"]
+    done = subprocess.run([*command, str(_config_file(tmp_path, runs)), str(runs / "my-v4-run")], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     listed = subprocess.run(_cli("runs", "--runs", str(runs)), capture_output=True, text=True, timeout=60).stdout
     [record] = list_runs(runs)
@@ -219,6 +227,7 @@ def _free_port() -> int:
 @pytest.mark.slow
 def test_two_machines_meet_at_a_rendezvous_and_train_one_run(tmp_path):
     runs, port = tmp_path / "runs", _free_port()
+    config = _config_file(tmp_path, runs)
     nodes = [
         subprocess.Popen(
             [
@@ -236,7 +245,7 @@ def test_two_machines_meet_at_a_rendezvous_and_train_one_run(tmp_path):
                 "--master-port",
                 str(port),
             ]
-            + ["-m", "mnist_tui", "train", "--model", "v4", "--epochs", "1", "--limit", "2000", "--test-limit", "500", "--device", "cpu", "--runs", str(runs)],
+            + ["-m", "mnist_tui.trainer", str(config), str(runs / "two-machines")],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
