@@ -21,22 +21,21 @@ def exit_code(status: str | None) -> int:
     return EXIT_CODES.get(status or "failed", 1)
 
 
-def _has_terminal() -> bool:
-    """Whether this process has a controlling terminal (a detached trainer has none)."""
+def _detached() -> bool:
+    """Whether this process leads a session of its own, as the launcher starts a detached
+    trainer (start_new_session): no terminal's hangup is meant for it."""
     try:
-        fd = os.open("/dev/tty", os.O_RDONLY | getattr(os, "O_NOCTTY", 0))
+        return os.getsid(0) == os.getpid()
     except OSError:
         return False
-    os.close(fd)
-    return True
 
 
 def handle_stop_signals(stop: threading.Event) -> None:
     """Ctrl+C and SIGTERM end the run after the current batch (a second Ctrl+C too, quietly).
 
     SIGHUP (a closed terminal, a dropped SSH session) stops a foreground run, unless it was
-    ignored when the process started (`nohup`) or the process has no terminal (detached):
-    then it stays ignored and the run goes on.
+    ignored when the process started (`nohup`) or the process leads a session of its own
+    (detached): then it stays ignored and the run goes on.
     """
 
     def handler(_signum, _frame):
@@ -46,7 +45,7 @@ def handle_stop_signals(stop: threading.Event) -> None:
     signal.signal(signal.SIGTERM, handler)
     hup = getattr(signal, "SIGHUP", None)
     if hup is not None and signal.getsignal(hup) != signal.SIG_IGN:
-        signal.signal(hup, handler if _has_terminal() else signal.SIG_IGN)
+        signal.signal(hup, signal.SIG_IGN if _detached() else handler)
 
 
 def run_over() -> None:
