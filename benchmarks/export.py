@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/export.py                      # runs/ (training what is missing)
     .venv/bin/python benchmarks/export.py --runs DIR --models v4,v5
     .venv/bin/python benchmarks/export.py --epochs 3           # shorter runs of the recipes
+    .venv/bin/python benchmarks/export.py --formats onnx-int8 --calibration 64,512,4096
 
 For each model it takes the newest finished run in the runs folder that trained with the
 version's own recipe on all 60,000 images and was tested on all 10,000 (no --limit,
@@ -33,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results" / "export.md"
 
-from mnist_tui.core import export  # noqa: E402
+from mnist_tui.core import export, exporters  # noqa: E402
 from mnist_tui.core.store import RunRecord, default_runs_dir, list_runs  # noqa: E402
 from mnist_tui.core.versions import get_version  # noqa: E402
 
@@ -81,7 +82,7 @@ def lscpu() -> tuple[str, str]:
 
 def row(report: export.ExportReport) -> str:
     return (
-        f"| {report.model} | {report.format} | {report.bytes / 1024:,.1f} | {report.smaller:.2f}x | {report.accuracy:.2f} | "
+        f"| {report.model} | {report.format}{f', {report.calibration_images} cal.' if report.calibration_images else ''} | {report.bytes / 1024:,.1f} | {report.smaller:.2f}x | {report.accuracy:.2f} | "
         f"{report.checkpoint_accuracy:.2f} | {report.agreement:.2f} | {report.latency_ms['1']:.3f} | {report.latency_ms['256']:.4f} |"
     )
 
@@ -99,6 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--formats", default=",".join(export.FORMATS))
     parser.add_argument("--no-train", action="store_true", help="skip a model without a finished full-recipe run")
     parser.add_argument("--epochs", type=int, default=None, help="runs of the recipes shortened to N epochs (default: each recipe's own)")
+    parser.add_argument("--calibration", default=str(exporters.CALIBRATION_IMAGES), help="onnx-int8 calibrated on each of these numbers of training images")
     args = parser.parse_args(argv)
     runs = default_runs_dir(args.runs)
     load_before = os.getloadavg()
@@ -112,9 +114,11 @@ def main(argv: list[str] | None = None) -> None:
         recipe = f"its recipe for {args.epochs} of {get_version(model).recipe.epochs} epochs" if args.epochs else "its recipe"
         used.append(f"{record.run_id}: {recipe}, {record.metrics[-1].test_acc:.2f}% in its own test pass ({record.precision})")
         with tempfile.TemporaryDirectory() as folder:
-            for fmt in args.formats.split(","):
+            for fmt, count in [(f, c) for f in args.formats.split(",") for c in (args.calibration.split(",") if f == "onnx-int8" else ["-"])]:
                 started = time.perf_counter()
-                report = export.export(record.path, fmt, Path(folder) / f"{model}{export.FORMATS[fmt]}")
+                if count != "-":
+                    exporters.CALIBRATION_IMAGES = int(count)
+                report = export.export(record.path, fmt, Path(folder) / f"{model}-{count}{export.FORMATS[fmt]}")
                 rows.append(row(report))
                 print(rows[-1], f"({time.perf_counter() - started:.0f} s)", flush=True)
     write(rows, used, load_before, argv)
@@ -139,9 +143,9 @@ def write(rows: list[str], used: list[str], load_before: tuple[float, float, flo
             "Runs: " + "; ".join(used) + ".",
             "",
             f"Accuracy and agreement on all 10,000 test images; latency per image on the CPU, the median call over "
-            f"{export.LATENCY_SECONDS} s of calls at each batch size, on {torch.get_num_threads()} threads. "
+            f"{exporters.LATENCY_SECONDS} s of calls at each batch size, on {torch.get_num_threads()} threads. "
             f"int8: ONNX Runtime static quantisation (QDQ, per-channel int8 weights, uint8 activations), "
-            f"calibrated on {export.CALIBRATION_IMAGES} training images. "
+            f"calibrated on the number of training images its row names (cal.), drawn with a fixed seed. "
             f"Load average {load_before[0]:.1f} before, {load_after[0]:.1f} after: the machine's two cores are shared "
             f"with other engineers' work (this process at niceness {os.nice(0)}), so latencies are upper bounds of a quiet machine's.",
             "",
