@@ -32,9 +32,10 @@ __all__ = ["build_parser", "config_of", "crash_log_dir", "main", "run", "run_app
 def run() -> NoReturn:
     """The `mnist-tui` command (and `python -m mnist_tui`): main(), then the end of the
     process (trainer.end_process says why it may skip Python's teardown)."""
+    code = main()  # first: until main() has set its handlers, a Ctrl+C must find its except
     from mnist_tui.trainer.process import end_process
 
-    end_process(main())
+    end_process(code)
 
 
 def main(argv: list[str] | None = None) -> int:
