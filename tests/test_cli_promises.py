@@ -125,9 +125,8 @@ def test_train_detach_returns_once_runs_lists_the_run_it_printed(tmp_path):
 def test_resume_detach_returns_once_its_trainer_has_taken_the_run_over(tmp_path):
     import threading
 
-    from mnist_tui.core.engine import train
-
     from mnist_tui.core.events import EpochFinished
+    from mnist_tui.core.train import train
     from mnist_tui.core.versions import get_version
 
     runs = tmp_path / "runs"

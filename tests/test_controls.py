@@ -10,13 +10,13 @@ from dataclasses import asdict
 
 import pytest
 import torch
-from mnist_tui.core.engine import train
 from textual.command import CommandPalette
 from textual.widgets import Button, ProgressBar, Static
 
 from mnist_tui.core.events import RunStarted
 from mnist_tui.core.store import checkpoint, list_runs
 from mnist_tui.core.store.follow import Follower
+from mnist_tui.core.train import train
 from mnist_tui.core.versions import get_version
 from mnist_tui.ui.app import MnistTuiApp
 from mnist_tui.ui.screens.layers import LayersScreen

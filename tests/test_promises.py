@@ -422,7 +422,7 @@ def test_resume_detach_of_an_interrupted_run_its_trainer_refuses_exits_1(tmp_pat
 
 
 def _stopped_after_one_epoch(runs: Path, epochs: int = 3) -> Path:
-    from mnist_tui.core.engine import train
+    from mnist_tui.core.train import train
 
     stop = threading.Event()
     config = get_version("v4").config(epochs=epochs, limit=256, test_limit=500, device="cpu", runs_dir=str(runs))

@@ -404,9 +404,8 @@ async def test_damaged_runs_are_marked_and_the_good_one_opens(tmp_path):
 async def test_resume_key_continues_a_stopped_run_on_the_train_screen(tmp_path):
     import threading
 
-    from mnist_tui.core.engine import train
-
     from mnist_tui.core.events import EpochFinished
+    from mnist_tui.core.train import train
     from mnist_tui.core.versions import get_version
 
     stop = threading.Event()
