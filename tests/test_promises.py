@@ -272,6 +272,17 @@ def test_stop_refuses_a_run_nobody_trains_whatever_its_status_says(tmp_path, cap
     assert not (run / "stop").exists()
 
 
+def test_stop_of_a_run_folder_without_config_json_says_damaged_at_once(tmp_path, capsys):
+    """A trainer renames its folder into place complete, so a folder lacking config.json is
+    damaged, not starting: stop answers at once instead of waiting two minutes for it."""
+    run = tmp_path / "runs" / "20261101T000000Z-v4-abcdef"
+    run.mkdir(parents=True)
+    started = time.monotonic()
+    assert cli.main(["stop", "abcdef", "--runs", str(tmp_path / "runs")]) == 1
+    assert time.monotonic() - started < 5
+    assert _one_line(capsys.readouterr().err) == f"mnist-tui stop: {run.name} is not training (it is damaged)"
+
+
 # 10. one range per setting, from the CLI to the schema -----------------------------------------
 
 

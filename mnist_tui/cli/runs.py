@@ -21,11 +21,12 @@ def _training(run_dir):
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    from mnist_tui.core.store import CONFIG, request_stop
+    from mnist_tui.core.store import request_stop
+    from mnist_tui.core.store.follow import folder_to_come
     from mnist_tui.present.text import printable
 
     run_dir = find(args, "stop", starting=True)
-    wait_until((run_dir / CONFIG).exists, STOP_WAIT_S)  # a detached trainer still setting up: its folder comes in a few seconds
+    wait_until(lambda: not folder_to_come(run_dir), STOP_WAIT_S)  # a detached trainer still setting up: its folder comes in a few seconds
     live, record = _training(run_dir)
     name = printable(record.run_id, one_line=True)
     if not live:
