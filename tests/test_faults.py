@@ -153,3 +153,32 @@ def test_a_damaged_idx_file_is_extracted_again_from_its_gz(tmp_path):
     data.prepare(tmp_path, download=False, log=messages.append)
     assert any("t10k-labels-idx1-ubyte is damaged; extracting it again" in m for m in messages)
     assert len(target.read_bytes()) == 10_008
+
+
+def test_out_of_memory_in_the_second_epoch_fails_the_run_saying_what_to_do_and_keeps_the_first(small_config, monkeypatch):
+    """Out of GPU memory mid-run, as CUDA raises it (torch.OutOfMemoryError), simulated on the
+    CPU: the run is `failed` with a reason that names a smaller batch size, and the finished
+    epoch with its checkpoint is kept for a resume."""
+    from mnist_tui.core import nets
+    from mnist_tui.core.events import EpochFinished
+
+    first_epoch_done = threading.Event()
+    forward = nets.SeedV2.forward
+
+    def out_of_memory_after_epoch_1(self, x):
+        if first_epoch_done.is_set() and self.training:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return forward(self, x)
+
+    monkeypatch.setattr(nets.SeedV2, "forward", out_of_memory_after_epoch_1)
+    events = []
+    for event in train(small_config.replace(epochs=3)):
+        events.append(event)
+        if isinstance(event, EpochFinished):
+            first_epoch_done.set()
+    failed = events[-1]
+    assert isinstance(failed, RunFailed) and failed.status == "failed"
+    assert failed.reason == "out of memory at batch size 128; try a smaller batch size, e.g. 64"
+    record = read_run(failed.run_dir)
+    assert record.status == "failed" and record.reason == failed.reason and record.epochs_done == 1
+    assert load_checkpoint(failed.run_dir)["epoch"] == 1
