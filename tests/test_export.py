@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -69,6 +70,20 @@ def test_onnx_agrees_with_the_checkpoint_and_saves_its_report_beside_the_file(v2
     assert saved["agreement"] == report.agreement and saved["format"] == "onnx" and saved["run_id"] == v2_run.run_id
     assert saved["input"]["shape"] == ["batch", 1, 28, 28]
     assert sorted(p.name for p in folder.iterdir()) == ["v2.onnx", "v2.onnx.json"]  # nothing else left behind
+
+
+def test_the_files_do_not_carry_this_machines_paths(v2_run, onnx_file, tmp_path):
+    """The exporters record stack traces with absolute source paths; a file meant to leave
+    the machine holds none (and is the smaller for it)."""
+    import zipfile
+
+    import mnist_tui
+
+    checkout = str(Path(mnist_tui.__file__).resolve().parent.parent).encode()
+    assert checkout not in (onnx_file[1] / "v2.onnx").read_bytes()
+    export.export(v2_run.path, "pt2", tmp_path / "v2.pt2")
+    with zipfile.ZipFile(tmp_path / "v2.pt2") as archive:
+        assert not [name for name in archive.namelist() if checkout in archive.read(name)]
 
 
 def test_the_onnx_file_takes_any_batch_size(onnx_file):

@@ -75,13 +75,29 @@ def _dynamic() -> tuple[dict[int, Any], ...]:
 
 
 def _program(model: nn.Module) -> torch.export.ExportedProgram:
-    return torch.export.export(model, _example(), dynamic_shapes=_dynamic())
+    """The torch.export program, without the stack traces its nodes carry (source lines and
+    this machine's absolute paths, which a file meant to leave the machine should not)."""
+    program = torch.export.export(model, _example(), dynamic_shapes=_dynamic())
+    for node in program.graph.nodes:
+        node.meta.pop("stack_trace", None)
+    return program
 
 
 def write_onnx(model: nn.Module, path: Path) -> None:
+    """The ONNX file, without the exporter's metadata on every node and value (stack traces
+    with this machine's paths, the FX graph: half of v4's file)."""
     program = torch.onnx.export(model, _example(), dynamo=True, dynamic_shapes=_dynamic(), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], verbose=False)
     if program is None:
         raise RuntimeError("torch.onnx.export returned no program")
+    ir = importlib.import_module("onnx_ir")
+    graph = program.model.graph
+    graph.metadata_props.clear()
+    for node in ir.traversal.RecursiveGraphIterator(graph):
+        node.metadata_props.clear()
+        for value in node.outputs:
+            value.metadata_props.clear()
+    for value in [*graph.inputs, *graph.initializers.values()]:
+        value.metadata_props.clear()
     program.save(str(path))
 
 
