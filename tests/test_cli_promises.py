@@ -185,7 +185,7 @@ def test_the_quick_recipes_time_is_one_figure_from_the_registry_in_help_and_pick
     from mnist_tui.core import hardware
     from mnist_tui.core.versions import QUICK
     from mnist_tui.present.times import duration
-    from mnist_tui.ui.screens.train import version_label
+    from mnist_tui.ui.widgets.version_picker import version_label
 
     monkeypatch.setattr(hardware, "cpu_bf16_native", lambda: bf16)
     mode = "bf16" if bf16 else "fp32"

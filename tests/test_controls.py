@@ -22,9 +22,10 @@ from mnist_tui.ui.app import MnistTuiApp
 from mnist_tui.ui.screens.layers import LayersScreen
 from mnist_tui.ui.screens.predictions import PredictionsScreen
 from mnist_tui.ui.screens.runs import RunsScreen
-from mnist_tui.ui.screens.train import PICKS, TrainScreen
+from mnist_tui.ui.screens.train import TrainScreen
 from mnist_tui.ui.screens.why import WhyScreen
 from mnist_tui.ui.widgets.epoch_table import EpochTable
+from mnist_tui.ui.widgets.version_picker import PICKS
 from tests.builders import stub_checkpoint
 from tests.ui_helpers import InProcessLauncher, drained, fixture_store, press, settle, type_into, wait_for_run_end, wait_until
 
@@ -338,7 +339,7 @@ async def test_a_whole_number_field_keeps_what_was_typed_and_says_what_is_wrong(
 async def test_page_keys_on_a_picker_not_laid_out_yet_move_to_an_end(tmp_path, key, lands):
     """Textual's OptionList raised KeyError on a page key before its lines were laid out at
     the current size, ending the app (the slow walk's seed 18, after resizes at 80x24)."""
-    from mnist_tui.ui.screens.train import VersionList
+    from mnist_tui.ui.widgets.version_picker import VersionList
 
     app = MnistTuiApp(runs_dir=tmp_path, launcher=InProcessLauncher())
     async with app.run_test(size=(80, 24)) as pilot:

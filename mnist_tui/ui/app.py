@@ -20,8 +20,9 @@ from mnist_tui.trainer import Launcher, ProcessLauncher
 from mnist_tui.ui.screens.confirm import ChoiceScreen
 from mnist_tui.ui.screens.layers import LayersScreen
 from mnist_tui.ui.screens.runs import RunsScreen
-from mnist_tui.ui.screens.train import PICKS, TrainScreen
+from mnist_tui.ui.screens.train import TrainScreen
 from mnist_tui.ui.watcher import RunsChanged, Watcher
+from mnist_tui.ui.widgets.version_picker import PICKS
 
 
 class MnistCommands(Provider):

@@ -8,7 +8,6 @@ from pathlib import Path
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.widgets import DataTable, Header, Input, Static
 
 from mnist_tui.core import history
@@ -21,34 +20,14 @@ from mnist_tui.core.store import (
     delete_run,
     list_runs,
 )
-from mnist_tui.present.runs import RUN_HEADERS, cell_widths, fit_run_columns, run_texts
+from mnist_tui.present.runs import RUN_HEADERS, run_texts
 from mnist_tui.present.text import printable
 from mnist_tui.ui.screens.base import AppScreen
 from mnist_tui.ui.screens.confirm import ConfirmScreen
 from mnist_tui.ui.watcher import RunsChanged
 from mnist_tui.ui.widgets.field import Field
 from mnist_tui.ui.widgets.footer import KeyFooter
-
-STATUS_STYLE = {
-    "finished": "green",
-    "running": "bold cyan",
-    "stopped": "yellow",
-    "interrupted": "yellow",
-    "stale": "yellow",
-    "failed": "red",
-    "diverged": "red",
-    "damaged": "bold red",
-}
-MARK = "mark"  # the key of the narrow first column that shows marked runs
-# The table is filled a screenful first, then the rest a chunk after each refresh: DataTable
-# measures every cell it is given (about 0.5 ms a row), so 2,000 runs at once would hold the
-# screen for a second, where a screenful shows in a few milliseconds.
-FIRST_ROWS = 100
-CHUNK_ROWS = 200
-
-
-def _mark(marked: bool) -> Text:
-    return Text("●", style="bold magenta") if marked else Text(" ")
+from mnist_tui.ui.widgets.runs_table import RunsTable
 
 
 def prepared(records: list[RunRecord]) -> tuple[list[history.RunRow], dict[str, dict[str, str]]]:
@@ -56,12 +35,6 @@ def prepared(records: list[RunRecord]) -> tuple[list[history.RunRow], dict[str, 
     (sorting and filtering then only reorder them)."""
     rows = [history.row_of(r) for r in records]
     return rows, {row.run: run_texts(row) for row in rows}
-
-
-class RunsTable(DataTable):
-    """The runs table, whose Enter (open the run) the footer shows."""
-
-    BINDINGS = [Binding("enter", "select_cursor", "Open")]
 
 
 class RunsScreen(AppScreen):
@@ -91,10 +64,6 @@ class RunsScreen(AppScreen):
         self.sort_column = "started"  # newest first, whether or not the column is shown
         self.sort_reverse = True  # newest first
         self.stamp = 0.0
-        self.columns: list[str] = []  # the history columns shown, chosen for the width
-        self.widths: dict[str, int] = {}  # the widest cell of each column among self.rows
-        self.column_layout: list[tuple[str, int]] = []  # the columns shown and their widths
-        self.filling = 0  # the fill under way: a new one makes the older one's chunks stop
         self.warmed = False  # whether torch is being imported ahead of Predictions
         self.stale = False  # the runs folder changed while unseen or while it was being read
 
@@ -116,25 +85,9 @@ class RunsScreen(AppScreen):
         self.tui.watcher.subscribe(self)  # RunsChanged when a run appears, goes or writes
 
     def on_resize(self) -> None:
-        if self.records and self._fitting_columns() != self.columns:
+        table = self.query_one(RunsTable)
+        if self.records and table.fitting_columns() != table.shown:
             self.refresh_table()
-
-    def _fitting_columns(self) -> list[str]:
-        """The columns that fit the width, most wanted first (lr, batch, ... when wide)."""
-        width = self.app.size.width - 5  # the mark column, the scroll bar, the cell padding
-        return [c.key for c in fit_run_columns(self.rows, width, widths=self.widths)]
-
-    def _set_columns(self) -> None:
-        """The columns that fit, each as wide as its widest cell among the rows shown (set
-        here, not measured as rows arrive, so that they keep their width while the table fills)."""
-        table = self.query_one("#runs-table", DataTable)
-        layout = [(c, self.widths[c]) for c in self._fitting_columns()]
-        if layout != self.column_layout:
-            self.column_layout, self.columns = layout, [c for c, _ in layout]
-            table.clear(columns=True)
-            table.add_column(" ", key=MARK, width=1)
-            for column, width in layout:
-                table.add_column(RUN_HEADERS[column], key=column, width=width)
 
     def on_screen_resume(self) -> None:
         # Also the first showing (from what the app read at start when nothing changed
@@ -200,36 +153,12 @@ class RunsScreen(AppScreen):
         except history.QueryError as exc:
             self._show_filter_problem(f"filter {exc}")
             self.rows = history.filter_sort(self.all_rows, self.filter_query, self.sort_column, self.sort_reverse)
-        table = self.query_one("#runs-table", DataTable)
         cursor_key = self.current_row.run if self.current_row else None
-        self.widths = cell_widths(self.texts[row.run] for row in self.rows)
-        self._set_columns()
-        table.clear()
-        self.filling += 1
-        at = next((i for i, row in enumerate(self.rows) if row.run == cursor_key), None)
-        shown = max(FIRST_ROWS, (at or 0) + self.size.height)
-        self._add_rows(0, shown)
-        if at is not None:
-            table.move_cursor(row=at)
+        self.query_one(RunsTable).show(self.rows, self.texts, self.marked, cursor_key)
         self.show_summary()
-        self.call_after_refresh(self._fill, self.filling, shown)
 
-    def _add_rows(self, start: int, stop: int) -> None:
-        table = self.query_one("#runs-table", DataTable)
-        for row in self.rows[start:stop]:
-            texts, style = self.texts[row.run], STATUS_STYLE.get(row.status, "")
-            # Text, not str: DataTable would parse every str cell as markup before measuring it.
-            cells = [Text(texts[c], style=style if c == "status" else "") for c in self.columns]
-            table.add_row(_mark(row.run in self.marked), *cells, key=row.run)
-
-    def _fill(self, filling: int, start: int) -> None:
-        """Add the next chunk of rows after a refresh, unless a newer fill began."""
-        if filling != self.filling:
-            return
-        if start < len(self.rows):
-            self._add_rows(start, start + CHUNK_ROWS)
-            self.call_after_refresh(self._fill, filling, start + CHUNK_ROWS)
-        elif not self.warmed:  # once the list is drawn, bring torch in for `p` (Predictions)
+    def on_runs_table_filled(self, _message: RunsTable.Filled) -> None:
+        if not self.warmed:  # once the list is drawn, bring torch in for `p` (Predictions)
             self.warmed = True
             self.call_after_refresh(self.import_predictions)
 
@@ -295,7 +224,7 @@ class RunsScreen(AppScreen):
         self.refresh_table()
 
     def action_sort_next(self) -> None:
-        columns = self.columns or list(history.COLUMNS)  # the columns in sight
+        columns = self.query_one(RunsTable).shown or list(history.COLUMNS)  # the columns in sight
         at = columns.index(self.sort_column) if self.sort_column in columns else -1
         self.sort_column = columns[(at + 1) % len(columns)]
         self.sort_reverse = False
@@ -319,8 +248,8 @@ class RunsScreen(AppScreen):
         if row is None:
             return
         self.marked.symmetric_difference_update({row.run})
-        table = self.query_one("#runs-table", DataTable)
-        table.update_cell(row.run, MARK, _mark(row.run in self.marked))
+        table = self.query_one(RunsTable)
+        table.show_mark(row.run)
         table.move_cursor(row=min(table.cursor_row + 1, table.row_count - 1))
         self.show_summary()
 
