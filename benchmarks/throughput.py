@@ -7,7 +7,7 @@ For each version, the same number of training steps at batch 128 through:
 (a) seed: what the seed notebooks do - `torchvision.datasets.MNIST` with `ToTensor()` and
     `Normalize((0.1307,), (0.3081,))`, a `DataLoader(batch_size=128, shuffle=True)`, the
     version's optimizer, fp32, eager, default memory format;
-(b) engine: `mnist_tui.core.engine.train` with the version's recipe and the app's defaults
+(b) engine: `mnist_tui.core.train.train` with the version's recipe and the app's defaults
     (tensor-resident data, channels_last but for the batch norms it is slow on, numeric mode
     `auto`, no per-step sync); its
     second epoch's training images/s (the first is the warm-up). Augmentation is switched
@@ -242,7 +242,7 @@ def batch_norm_layouts(batch: int = BATCH, repeats: int = 6, calls: int = 15) ->
 
 
 def test_chunks(versions: list[str], repeats: int = 4) -> None:
-    """Print the seconds of a whole test pass (engine.evaluate, all 10,000 test images) per
+    """Print the seconds of a whole test pass (core.train.loop.evaluation, all 10,000 test images) per
     version, numeric mode and chunk size: the measurements behind `device.test_chunk`. Each
     cell is the median of `repeats` passes, the chunk sizes alternated so drift hits all."""
     import torch
