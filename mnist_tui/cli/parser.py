@@ -119,6 +119,11 @@ def _train_parser(sub, parents: dict[str, argparse.ArgumentParser]) -> None:
     t.add_argument(
         "--detach", action="store_true", help="train in a background process of its own; return once it has made its run folder, printing the run id"
     )
+    when = t.add_mutually_exclusive_group()
+    when.add_argument(
+        "--queue", action="store_true", help="queue the run: it starts in the background once its device is free (the default when another run trains on it)"
+    )
+    when.add_argument("--now", action="store_true", help="start now even if another run trains on the device: the CPU's cores are split between them")
     t.add_argument(
         "--print-config", action="store_true", help="print the run's config as JSON and exit (for torchrun: python -m mnist_tui.trainer CONFIG.json RUN_DIR)"
     )
@@ -133,8 +138,11 @@ def _run_parsers(sub, p: dict[str, argparse.ArgumentParser]) -> None:
     res.add_argument("--nproc", type=positive_int, metavar="N", help="continue on N processes (default: as many as it started with)")
     res.add_argument("--detach", action="store_true", help="continue in a background process of its own; return once it has taken the run over")
 
-    st = sub.add_parser("stop", parents=[p["run"], p["runs"]], help="stop a live run after its current batch")
+    st = sub.add_parser("stop", parents=[p["run"], p["runs"]], help="stop a live run after its current batch, or cancel a queued one")
     st.add_argument("--no-wait", dest="wait", action="store_false", help="return at once instead of waiting until it has stopped")
+    q = sub.add_parser("queue", parents=[p["runs"]], help="list the runs training and queued, in the order they start; or move a queued run")
+    q.add_argument("--move", metavar="RUN", help="a queued run to move (" + RUN_HELP + ")")
+    q.add_argument("--to", type=positive_int, default=1, metavar="N", help="with --move: its new place in the queue (1: next to start)")
     sub.add_parser("follow", parents=[p["run"], p["runs"]], help="show a run's progress and epochs until it ends (Ctrl+C stops following, not training)")
     de = sub.add_parser("delete", parents=[p["run"], p["runs"]], help="delete a run that is not training")
     de.add_argument("--force", action="store_true", help="also delete a run last seen training on another host that has been silent for 10 minutes")

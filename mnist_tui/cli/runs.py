@@ -21,11 +21,14 @@ def _training(run_dir):
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
+    from mnist_tui.cli.queueing import cancel_queued
     from mnist_tui.core.store import request_stop
     from mnist_tui.core.store.follow import folder_to_come
     from mnist_tui.present.text import printable
 
     run_dir = find(args, "stop", starting=True)
+    if cancel_queued(run_dir):
+        return 0
     wait_until(lambda: not folder_to_come(run_dir), STOP_WAIT_S)  # a detached trainer still setting up: its folder comes in a few seconds
     live, record = _training(run_dir)
     name = printable(record.run_id, one_line=True)
@@ -118,6 +121,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
     except QueryError as exc:
         say(f"--filter {exc}", "runs", error=True)
         return 2
+    from mnist_tui.trainer.schedule import start_next
+
+    if runs_dir.is_dir():
+        start_next(runs_dir)  # a trainer killed with -9 started nothing: look now
     everything = list_runs(runs_dir)
     records = [row.record for row in select(everything, args.filter)]
     if everything and not records:

@@ -57,8 +57,13 @@ def _checked_config(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """Train now (alone, or sharing the CPU with --now), or queue the run: with --queue, or
+    by default when another run trains on its device."""
+    from mnist_tui.cli.queueing import queued
     from mnist_tui.core.store import CONFIG, default_runs_dir
-    from mnist_tui.trainer import LaunchError, ProcessLauncher, handle_stop_signals
+    from mnist_tui.trainer import LaunchError, handle_stop_signals, reserve_name
+    from mnist_tui.trainer.launch import start_new
+    from mnist_tui.trainer.schedule import admit, trainer_ended
 
     config = _checked_config(args)
     if args.print_config:
@@ -67,25 +72,37 @@ def cmd_train(args: argparse.Namespace) -> int:
     stop = threading.Event()
     handle_stop_signals(stop)  # before the slow imports: an early Ctrl+C ends quietly too
     runs_dir = default_runs_dir(config.runs_dir)
+    name = reserve_name(config.model)
+    try:
+        admission = admit(runs_dir, config, name, "queue" if args.queue else "now" if args.now else "auto")
+    except OSError as exc:
+        say(f"cannot write into {runs_dir}: {exc.strerror or exc}")
+        return 1
+    if admission.queued is not None:
+        return queued(admission.queued, forced=args.queue)
     if args.detach:
         try:
-            launch = ProcessLauncher().train(config, runs_dir)
+            launch = start_new(config, runs_dir, name, admission.placement, admission.slot)
         except LaunchError as exc:
             say(str(exc))
             return 1
         return detached(launch, "training", lambda: (launch.run_dir / CONFIG).exists(), stop, new_run=True)
-    return _train_in_foreground(config, runs_dir, stop)
+    try:
+        admission.apply_here()
+        assert admission.placement is not None
+        return _train_in_foreground(config.replace(threads=admission.placement.threads), runs_dir, name, stop)
+    finally:
+        trainer_ended(admission, runs_dir, None)
 
 
-def _train_in_foreground(config, runs_dir: Path, stop: threading.Event) -> int:
+def _train_in_foreground(config, runs_dir: Path, name: str, stop: threading.Event) -> int:
     """Train here (one process) or on N processes of this machine, each a trainer of a run
     named now and handed its config."""
-    from mnist_tui.trainer import LaunchError, hand_over, reserve_name, run
+    from mnist_tui.trainer import LaunchError, hand_over, run
     from mnist_tui.trainer.start import Start
 
     if config.processes == 1:
         return run.train_here(Start(config), stop)
-    name = reserve_name(config.model)
     try:
         handed = hand_over(config, runs_dir, name)
     except LaunchError as exc:
@@ -102,10 +119,18 @@ def cmd_resume(args: argparse.Namespace) -> int:
     run_dir = find(args, "resume")
     if args.detach:
         return _resume_detached(run_dir, args, stop)
-    nproc = args.nproc or processes_of(run_dir)
-    if nproc > 1:
-        return run.resume_world(run_dir, nproc, absolute(args.data), args.force)
-    return run.resume_here(run_dir, stop, absolute(args.data), args.force)
+    from mnist_tui.trainer.schedule import resume_slot, trainer_ended
+
+    admission = resume_slot(run_dir)  # counted among the live trainers, with its share of the cores
+    try:
+        if admission is not None:
+            admission.apply_here()
+        nproc = args.nproc or processes_of(run_dir)
+        if nproc > 1:
+            return run.resume_world(run_dir, nproc, absolute(args.data), args.force)
+        return run.resume_here(run_dir, stop, absolute(args.data), args.force)
+    finally:
+        trainer_ended(admission, run_dir.parent, None)
 
 
 def _resume_detached(run_dir: Path, args: argparse.Namespace, stop: threading.Event) -> int:

@@ -77,6 +77,9 @@ class TrainConfig:
     # Stop at the end of the first epoch whose test accuracy (%) reaches this; None: never.
     # The one thing a run decides on its test accuracy: the time it took is the result.
     target: float | None = None
+    # CPU threads the trainer computes with: the cores split between the trainers live when it
+    # started (hardware.thread_share), set by whoever starts it. None: as many as torch picks.
+    threads: int | None = None
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with top-level or recipe fields changed (recipe fields by their own name)."""

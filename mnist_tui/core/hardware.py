@@ -35,3 +35,79 @@ def several_processes_pay() -> bool:
 def auto_precision(requested: str) -> str:
     """The numeric mode a CPU run will use for a requested precision."""
     return ("bf16" if cpu_bf16_native() else "fp32") if requested == "auto" else requested
+
+
+def cpu_cores() -> int:
+    """The cores this process may run on (its affinity where the system says, else all)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def thread_share(cores: int, live_trainers: int) -> int:
+    """Threads for a trainer starting beside `live_trainers` others on one CPU: the cores split
+    evenly between them all, at least one. Decided once, when it starts (a trainer already
+    running keeps its own), so that no thread team is larger than the cores it may count on:
+    two 2-thread OpenMP teams on 2 cores preempt each other, and two runs then did 43% of
+    what one run does alone (issue 34)."""
+    return max(1, cores // (max(0, live_trainers) + 1))
+
+
+# OpenMP's wait policy for trainers: a thread that finishes its share of a parallel region
+# sleeps instead of spinning for the next one (libgomp spins 300,000 iterations by default;
+# torch's wheels here use libgomp). A spinning thread burns a core another trainer, or the
+# app, needs; alone on the CPU, a trainer loses little by it (benchmarks/concurrency.py).
+PASSIVE_WAIT = {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "0"}
+
+
+def trainer_environment(threads: int | None) -> dict[str, str]:
+    """What a trainer's environment must say before torch loads: its thread count (None: as
+    many as torch picks, every core) and OpenMP's passive wait."""
+    env = dict(PASSIVE_WAIT)
+    if threads is not None:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    return env
+
+
+def device_kind(device: str, gpus: int | None = None) -> str:
+    """Which device a run of this `--device` trains on, judged without torch: cuda, mps or
+    cpu (auto is cuda where the driver lists an NVIDIA GPU, else cpu)."""
+    if device == "auto":
+        return "cuda" if (gpu_count() if gpus is None else gpus) > 0 else "cpu"
+    return device if device in ("cuda", "mps") else "cpu"
+
+
+def visible_gpus(environ: dict[str, str] | None = None, gpus: int | None = None) -> list[str]:
+    """The GPUs trainers may be given: those CUDA_VISIBLE_DEVICES lists where the user set it,
+    else every one the driver lists ("0", "1", ...)."""
+    env = os.environ if environ is None else environ
+    given = env.get("CUDA_VISIBLE_DEVICES")
+    if given is not None:
+        return [g.strip() for g in given.split(",") if g.strip()]
+    return [str(i) for i in range(gpu_count() if gpus is None else gpus)]
+
+
+def free_gpus(visible: list[str], busy: list[str], wanted: int) -> list[str] | None:
+    """The first `wanted` visible GPUs no live trainer uses, or None if fewer are free: one
+    run per GPU."""
+    free = [g for g in visible if g not in set(busy)]
+    return free[:wanted] if len(free) >= wanted and wanted > 0 else None
+
+
+def least_used_gpus(visible: list[str], busy: list[str], wanted: int) -> list[str]:
+    """The `wanted` visible GPUs with the fewest live trainers (a run started with --now on a
+    box whose GPUs are all taken shares the least loaded ones)."""
+    ranked = sorted(visible, key=lambda g: (busy.count(g), visible.index(g)))
+    return ranked[: max(1, wanted)] if ranked else []
+
+
+def redraw_seconds(base_s: float, live_trainers: int, cores: int | None = None) -> float:
+    """How often the app should redraw what it redraws every `base_s` alone, given the
+    trainers live on this machine: on a CPU with no core to spare for it (as many trainers as
+    cores or more, or any trainer on 2 cores or fewer), the app's redraws are paid by the
+    trainers (4% of a core cost a 2-core fp32 run 13%), so it redraws a third as often;
+    otherwise as asked."""
+    cores = cpu_cores() if cores is None else cores
+    crowded = live_trainers > 0 and (cores <= 2 or live_trainers >= cores)
+    return base_s * 3 if crowded else base_s

@@ -126,15 +126,46 @@ def _start(args: argparse.Namespace):
 
 
 def _run(args: argparse.Namespace, stop: threading.Event) -> int:
-    from mnist_tui.trainer import run
+    """The run, counted among the live trainers (the slot its launcher handed it, or one of
+    its own) and, when it ends however it ends, the next queued runs started."""
+    from mnist_tui.core.store.queue import run_config
+    from mnist_tui.trainer import schedule
 
     if args.resume:
         run_dir = run_folder(args.run_dir)
-        data = str(Path(args.data).absolute()) if args.data else None
-        if args.nproc > 1:
-            return run.resume_world(run_dir, args.nproc, data, args.force)
-        return run.resume_here(run_dir, stop, data, args.force)
+        admission = schedule.own_slot(run_dir.parent, run_config(run_dir), run_dir.name)
+        try:
+            return _resume(args, run_dir, stop, admission)
+        finally:
+            schedule.trainer_ended(admission, run_dir.parent, run_dir.name)
     start = _start(args)
+    assert start.run_dir is not None
+    admission = schedule.own_slot(start.runs_dir, start.config, start.run_dir.name)
+    try:
+        return _train(args, start, stop, admission)
+    finally:
+        schedule.trainer_ended(admission, start.runs_dir, start.run_dir.name)
+
+
+def _resume(args: argparse.Namespace, run_dir: Path, stop: threading.Event, admission) -> int:
+    from mnist_tui.trainer import run
+
+    if admission is not None and admission.placement is not None:
+        admission.apply_here()
+    data = str(Path(args.data).absolute()) if args.data else None
+    if args.nproc > 1:
+        return run.resume_world(run_dir, args.nproc, data, args.force)
+    return run.resume_here(run_dir, stop, data, args.force)
+
+
+def _train(args: argparse.Namespace, start, stop: threading.Event, admission) -> int:
+    import dataclasses
+
+    from mnist_tui.trainer import run
+
+    if admission is not None and admission.placement is not None:  # a slot of its own
+        admission.apply_here()
+        start = dataclasses.replace(start, config=start.config.replace(threads=admission.placement.threads))
     if args.nproc > 1:
         return run.train_world(start, args.nproc)
     return run.train_here(start, stop)

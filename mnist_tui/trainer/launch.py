@@ -26,7 +26,9 @@ from typing import Protocol
 from mnist_tui.core.config import MAX_PROCESSES, TrainConfig
 from mnist_tui.core.store.files import FileProblem, open_regular, write_json_atomic
 from mnist_tui.core.store.lock import LAUNCH_ENV
+from mnist_tui.core.store.queue import Placement
 from mnist_tui.core.store.records import TRAINER_LOG, read_run, starting_log
+from mnist_tui.core.store.trainers import Slot
 
 LOG = TRAINER_LOG
 
@@ -126,14 +128,17 @@ def trainer_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "mnist_tui.trainer", *args]
 
 
-def _spawn(args: list[str], run_dir: Path, log_path: Path) -> Launch:
-    """Start `python -m mnist_tui.trainer <args>` detached, its output appended to log_path; a
-    LaunchError (one line) if that log cannot be made: a read-only or full runs folder, a
+def _spawn(args: list[str], run_dir: Path, log_path: Path, place: Placement | None = None, slot: Slot | None = None) -> Launch:
+    """Start `python -m mnist_tui.trainer <args>` detached, its output appended to log_path,
+    in its place (threads, GPUs) and handed its slot (this process lets go of its own copy);
+    a LaunchError (one line) if that log cannot be made: a read-only or full runs folder, a
     regular file where the folder should be."""
     try:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
     except OSError as exc:
+        if slot is not None:
+            slot.release()
         raise LaunchError(_unwritable(log_path.parent, exc)) from None
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
@@ -146,11 +151,19 @@ def _spawn(args: list[str], run_dir: Path, log_path: Path) -> Launch:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own session: no controlling terminal, no SIGHUP, no Ctrl+C
             close_fds=True,
-            env={**os.environ, LAUNCH_ENV: launch.token},
+            pass_fds=(slot.fd,) if slot is not None and slot.fd is not None else (),
+            env={**os.environ, LAUNCH_ENV: launch.token, **(place.environment() if place else {}), **(slot.handed() if slot else {})},
         )
         return launch
+    except BaseException:
+        if slot is not None:
+            slot.release()  # no trainer holds it
+            slot = None
+        raise
     finally:
         os.close(fd)
+        if slot is not None:
+            slot.close_here()  # the trainer holds the slot now, for its life
 
 
 def _unwritable(folder: Path, exc: OSError) -> str:
@@ -182,20 +195,40 @@ class Launcher(Protocol):
     def resume(self, run_dir: Path, data_dir: str | None, force: bool = False) -> Launch: ...
 
 
+def start_new(config: TrainConfig, runs_dir: Path, name: str, place: Placement | None = None, slot: Slot | None = None) -> Launch:
+    """Start a detached trainer of the new run `name`, in its place and handed its slot."""
+    if place is not None:
+        config = config.replace(threads=place.threads)
+    try:
+        handed = hand_over(config, runs_dir, name)
+    except LaunchError:
+        if slot is not None:
+            slot.release()
+        raise
+    try:
+        return _spawn([*_world(config.processes), str(handed), str(Path(runs_dir) / name)], Path(runs_dir) / name, starting_log(runs_dir, name), place, slot)
+    except LaunchError:
+        handed.unlink(missing_ok=True)
+        raise
+
+
 class ProcessLauncher:
-    """Starts each run as a detached trainer process (what the app and `--detach` use)."""
+    """Starts each run as a detached trainer process (what the app and `--detach` use), at
+    once: beside trainers already live, it takes its share of the CPU's cores or a free GPU
+    (trainer/schedule.py; queueing is the caller's choice, schedule.admit)."""
 
     def train(self, config: TrainConfig, runs_dir: Path) -> Launch:
+        from mnist_tui.trainer.schedule import admit
+
         name = reserve_name(config.model)
-        handed = hand_over(config, runs_dir, name)
-        try:
-            return _spawn([*_world(config.processes), str(handed), str(Path(runs_dir) / name)], Path(runs_dir) / name, starting_log(runs_dir, name))
-        except LaunchError:
-            handed.unlink(missing_ok=True)
-            raise
+        admitted = admit(runs_dir, config, name, "now")
+        return start_new(config, runs_dir, name, admitted.placement, admitted.slot)
 
     def resume(self, run_dir: Path, data_dir: str | None, force: bool = False, processes: int | None = None) -> Launch:
         """Continue a run on `processes` processes (default: as many as it started with)."""
+        from mnist_tui.trainer.schedule import resume_slot
+
         args = [*_world(processes or processes_of(run_dir)), "--resume", str(run_dir)]
         args += (["--data", data_dir] if data_dir else []) + (["--force"] if force else [])
-        return _spawn(args, Path(run_dir), Path(run_dir) / LOG)
+        admitted = resume_slot(Path(run_dir))
+        return _spawn(args, Path(run_dir), Path(run_dir) / LOG, admitted.placement if admitted else None, admitted.slot if admitted else None)

@@ -45,6 +45,9 @@ class Start:
         except OSError:
             pass  # not detached, or nothing to move
         self.done_with_handed()
+        from mnist_tui.core.store.queue import forget_claim
+
+        forget_claim(self.runs_dir, run_dir.name)  # it was queued: its queued folder goes
 
     def done_with_handed(self) -> None:
         if self.handed is not None:

@@ -23,9 +23,12 @@ def run_world(nproc: int, rank_args: list[str], run_dir: Path, start: Start | No
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
-    # The cores split between the processes, said before torchrun would pick 1 per process.
+    # The cores split between the processes, said before torchrun would pick 1 per process:
+    # this run's share of them where it shares the CPU (schedule.admit set OMP_NUM_THREADS).
     cores = os.cpu_count() or 1
-    os.environ["OMP_NUM_THREADS"] = str(max(1, cores // nproc))
+    given = os.environ.get("OMP_NUM_THREADS", "")
+    share = min(int(given), cores) if given.isdigit() and int(given) > 0 else cores
+    os.environ["OMP_NUM_THREADS"] = str(max(1, share // nproc))
     if nproc > cores:
         print(f"mnist-tui: note: {nproc} processes share {cores} cores: each waits for the others (slower, same result)", file=sys.stderr)
     args = torchrun.get_args_parser().parse_args(["--standalone", f"--nproc-per-node={nproc}", "--module", "mnist_tui.trainer", *rank_args])

@@ -4,7 +4,8 @@ A run is keyed by its folder name, which is also the id `resume`, `stop` and `fo
 accept. Its status comes from status.json and the lock: a run whose status says `running`
 is live while its lock is held, `interrupted` when the lock is free on this host, and,
 when status.json names another host (whose lock cannot be seen from here), `running` until
-its status.json has been silent for STALE_AFTER_S (heartbeat.py), then `stale`.
+its status.json has been silent for STALE_AFTER_S (heartbeat.py), then `stale`. A run
+waiting in the run queue (queue.py) is `queued`: config.json and status.json, no checkpoint.
 """
 
 from __future__ import annotations

@@ -16,10 +16,11 @@ from mnist_tui.core.events import BatchPoint, EpochFinished
 from mnist_tui.core.store.files import FileProblem, parse_json
 
 FORMAT_VERSION = 1
-# What status.json may say; readers add interrupted, stale and damaged (see records.py).
-WrittenStatus = Literal["running", "finished", "stopped", "failed", "diverged"]
+# What status.json may say (queued: waiting in the run queue, store/queue.py); readers add
+# interrupted, stale and damaged (see records.py).
+WrittenStatus = Literal["queued", "running", "finished", "stopped", "failed", "diverged"]
 WRITTEN_STATUSES: tuple[str, ...] = get_args(WrittenStatus)
-Status = Literal["running", "finished", "stopped", "failed", "diverged", "interrupted", "stale", "damaged"]
+Status = Literal["queued", "running", "finished", "stopped", "failed", "diverged", "interrupted", "stale", "damaged"]
 # Every metrics.jsonl line has these numbers (see the README's format table).
 # Settings are read with the bounds validate.py enforces when a run starts (config.py's MAX_*).
 METRIC_RANGES: dict[str, tuple[float, float]] = {
