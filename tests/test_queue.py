@@ -77,10 +77,13 @@ def test_a_cpu_run_waits_for_the_cpu_unless_now_then_takes_its_share_of_the_core
     assert queue.place(config, [Live("g", "cuda", ("0",))], now=False, cores=2) == queue.Placement(2)
 
 
-def test_trainers_never_spin_wait_and_say_their_threads_before_torch_loads():
+def test_trainers_never_spin_wait_and_say_their_threads_before_torch_loads(monkeypatch):
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
     env = queue.Placement(3).environment()
     assert env["OMP_WAIT_POLICY"] == "PASSIVE" and env["GOMP_SPINCOUNT"] == "0"
     assert env["OMP_NUM_THREADS"] == "3" and "CUDA_VISIBLE_DEVICES" not in env
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # the user's own choice is kept
+    assert "OMP_WAIT_POLICY" not in queue.Placement(3).environment()
 
 
 def test_gpu_runs_take_the_first_free_gpu_one_run_per_gpu(tmp_path):

@@ -25,10 +25,20 @@ def queued(run_dir: Path, forced: bool) -> int:
         place = _ordinal(order.index(run_dir.name) + 1) if run_dir.name in order else "last"
         why = "" if forced else "; another run trains on its device (add --now to start it anyway, sharing the device)"
         print(f"run {printable(run_dir.name, one_line=True)}: queued, {place} in line{why}")
-        print(f"see the queue: {command_name()} queue · cancel it: {command_name()} stop {run_dir.name[-6:]}")
+        where = _runs_option(run_dir.parent)
+        print(printable(f"see the queue: {command_name()} queue{where} · cancel it: {command_name()} stop {run_dir.name[-6:]}{where}", one_line=True))
         return 0
     print(run_hint(run_dir))
     return 0
+
+
+def _runs_option(runs_dir: Path) -> str:
+    """' --runs DIR' where the runs folder is not the default one (as present.run_hint says)."""
+    import shlex
+
+    from mnist_tui.core.store import default_runs_dir
+
+    return "" if runs_dir.resolve() == default_runs_dir().resolve() else f" --runs {shlex.quote(str(runs_dir))}"
 
 
 def cancel_queued(run_dir: Path) -> bool:

@@ -63,8 +63,9 @@ PASSIVE_WAIT = {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "0"}
 
 def trainer_environment(threads: int | None) -> dict[str, str]:
     """What a trainer's environment must say before torch loads: its thread count (None: as
-    many as torch picks, every core) and OpenMP's passive wait."""
-    env = dict(PASSIVE_WAIT)
+    many as torch picks, every core) and OpenMP's passive wait, unless the user chose a wait
+    policy (OMP_WAIT_POLICY set: theirs is kept, e.g. to measure the difference)."""
+    env = {} if os.environ.get("OMP_WAIT_POLICY") else dict(PASSIVE_WAIT)
     if threads is not None:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     return env
