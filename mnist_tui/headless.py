@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -69,11 +69,24 @@ def epoch_table(rows: list[EpochFinished]) -> Table:
     return table
 
 
-def report(events: Iterable, interactive: bool, console: Console | None = None) -> str:
-    """Show a run's events as they come; return its final status."""
-    console = console or Console()
-    if not interactive:
-        return _report_plain(events)
+def report(events: Iterable, interactive: bool, console: Console | None = None, notify: bool | None = False) -> str:
+    """Show a run's events as they come; return its final status. `notify`: ring and notify
+    when the run ends (True: asked for; None: by default, see notify_end)."""
+    ended: list[RunFinished | RunFailed] = []
+
+    def watched() -> Iterator:
+        for ev in events:
+            if isinstance(ev, (RunFinished, RunFailed)):
+                ended.append(ev)
+            yield ev
+
+    status = _report_live(watched(), console or Console()) if interactive else _report_plain(watched())
+    if ended and notify is not False:
+        notify_end(ended[-1], asked=notify)
+    return status
+
+
+def _report_live(events: Iterable, console: Console) -> str:
     rows: list[EpochFinished] = []
     progress = Progress(
         TextColumn("{task.fields[epoch]}"),
@@ -237,3 +250,24 @@ def print_eval(outputs: Outputs, matrix: Confusion, console: Console | None = No
         cells = [Text(f"{n:,}" if n else "·", style="bold green" if t == p else "bold red" if (t, p) in worst else "") for p, n in enumerate(row)]
         grid.add_row(str(t), *cells)
     console.print(grid)
+
+
+def notify_end(ev: RunFinished | RunFailed, asked: bool | None) -> None:
+    """The bell and a desktop notification that a run ended (present/notify.py): asked for
+    (--notify: True), or by default (None: `follow`) unless MNIST_TUI_NOTIFY=off. Written
+    to the first of stdout and stderr that is a terminal; asked for, to stdout whatever it
+    is; by default never into a log or a pipe. Never a failure of the command."""
+    from mnist_tui.present.notify import NOTIFY_ENV, TITLE, event_words, sequences, setting
+
+    if asked is None and setting() == "off":
+        return
+    stream = next((s for s in (sys.stdout, sys.stderr) if s.isatty()), None)
+    if stream is None and not asked:
+        return
+    environ = {**os.environ, NOTIFY_ENV: "auto"} if asked and setting() == "off" else dict(os.environ)
+    run_id = ev.run_dir.name if ev.run_dir is not None else "the run"
+    try:
+        (stream or sys.stdout).write(sequences(TITLE, event_words(ev, run_id), environ))
+        (stream or sys.stdout).flush()
+    except OSError:
+        pass

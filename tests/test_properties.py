@@ -187,8 +187,13 @@ class Template:
     paths: dict[str, list[tuple]] = field(default_factory=dict)  # each JSON file's field paths
 
 
-JSON_FILES = ("config.json", "status.json", "progress.json")
+JSON_FILES = ("config.json", "status.json", "progress.json", "notes.json")
 FILES = (*JSON_FILES, "metrics.jsonl", "batches.csv", "checkpoint.pt")
+# The user's note and tags (core/store/notes.py): whatever becomes of them, the run lists as before.
+NOTES_JSON = {"format": 1, "note": "first try", "tags": ["best", "baseline"]}
+# config.json's stamp (core/stamp.py), fixed: the machine's and checkout's vary.
+STAMP = {"mnist_tui": "1.0", "python": "CPython 3.11.7", "torch": "2.14.1", "cuda": None, "cudnn": None, "cpu": "AMD EPYC", "cpu_flags": "fpu sse2 avx2"}
+STAMP |= {"gpu": None, "git": {"commit": "ab" * 20, "dirty": True, "diff_sha256": "cd" * 32, "diff_bytes": 120, "diff_saved": False}}
 KINDS = ("missing", "directory", "fifo", "symlink to /dev/zero", "dangling symlink", "symlink to a good run's file", "too large")
 CSV_FIELDS = ["nan", "inf", "-inf", "1e308", "5e-324", "-0", "1e999", str(2**63), "9" * 5000, "", " 1", "0x10", "1_000", "١٢", "1.5", "-1", "101", "0"]
 
@@ -324,6 +329,7 @@ def _original(template: Template, file: str) -> bytes:
         "metrics.jsonl": "".join(dump(m) + "\n" for m in template.metrics).encode(),
         "batches.csv": "".join(line + "\n" for line in template.points).encode(),
         "checkpoint.pt": template.checkpoint,
+        "notes.json": dump(NOTES_JSON).encode(),
     }[file]
 
 
@@ -370,6 +376,7 @@ def write_generated(runs: Path, template: Template, run: Generated, name: str = 
         "metrics.jsonl": copy.deepcopy(template.metrics),
         "batches.csv": list(template.points),
         "checkpoint.pt": template.checkpoint,
+        "notes.json": copy.deepcopy(NOTES_JSON),
     }
     replaced: dict[str, bytes | str] = {}
     for change in run.changes:
@@ -452,6 +459,7 @@ def template(tmp_path_factory) -> Template:
         "precision": "fp32",
         "torch_version": "2.14.1",
         "mnist_tui_version": "1.0",
+        "stamp": STAMP,
     }
     fixed |= {"cuda_graph": False, "cudnn_search": False, "nchw_batch_norms": [], "fused_batch_norms": [], "warning": None}
     config_json = json.loads((path / "config.json").read_text()) | fixed
@@ -479,6 +487,7 @@ def template(tmp_path_factory) -> Template:
         "config.json": _paths(config_json) + [("world_size",), ("devices",), ("backend",)],
         "status.json": _paths(status),
         "progress.json": _paths(progress),
+        "notes.json": _paths(NOTES_JSON),
     }
     made.paths["status.json"].append(("reason",))
     return made
@@ -620,6 +629,28 @@ def test_the_store_lists_every_generated_run_and_the_good_ones_as_before(templat
         for column in RUN_COLUMNS:
             run_cell(row, column.key)
         history.export_csv(history.select(records), runs.parent / f"{runs.name}.csv")
+
+    check()
+
+
+def test_a_damaged_notes_file_costs_its_run_nothing(template, runs_of):
+    """Whatever becomes of notes.json (the user's, written beside the run's files), the run
+    lists as it would without it, its notes shown or said to be unreadable."""
+
+    @_every_reader_settings(30)
+    @given(generated_runs(template, files=("notes.json",)).filter(lambda run: run.folder == "folder"))
+    def check(run: Generated):
+        runs = runs_of(run)
+        bare = runs.parent / f"{runs.name}-bare"
+        bare.mkdir()
+        expected = read_run(write_generated(bare, template, Generated((), run.status, run.reason)))
+        with deadline():
+            [record] = [r for r in list_runs(runs) if r.run_id == NAME]
+        assert (record.status, record.reason, record.epochs_done) == (expected.status, expected.reason, expected.epochs_done)
+        assert record.notes.problem or all(tag.strip() for tag in record.notes.tags)
+        code, out, err = cli_result("runs", "--runs", str(runs), "--filter", "tag:best")
+        assert code == 0
+        assert_clean(out, err, allowed=())
 
     check()
 

@@ -7,6 +7,7 @@ detach.py    --detach: return once the trainer owns its run, or say why it did n
 runs.py      runs, stop, follow, delete
 queueing.py  queue (list, --move), a queued run's start line, stop of a queued run
 models.py    eval, predict, layers
+notes.py     note and tag; --notify
 exporting.py export
 app.py       the app as a command, and its crash log
 
@@ -23,6 +24,7 @@ from typing import NoReturn
 from mnist_tui.cli.app import cmd_tui, crash_log_dir, run_app
 from mnist_tui.cli.exporting import cmd_export
 from mnist_tui.cli.models import cmd_eval, cmd_layers, cmd_predict
+from mnist_tui.cli.notes import cmd_note, cmd_tag
 from mnist_tui.cli.parser import build_parser
 from mnist_tui.cli.queueing import cmd_queue
 from mnist_tui.cli.runs import cmd_delete, cmd_follow, cmd_runs, cmd_stop
@@ -84,6 +86,8 @@ def _command(argv: list[str] | None) -> int:
         "eval": cmd_eval,
         "predict": cmd_predict,
         "export": cmd_export,
+        "note": cmd_note,
+        "tag": cmd_tag,
         "queue": cmd_queue,
     }
     if args.command in commands:

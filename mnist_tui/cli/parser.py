@@ -7,6 +7,8 @@ import math
 from typing import NoReturn
 
 from mnist_tui import __version__
+from mnist_tui.cli.notes import add_parsers as add_notes_parsers
+from mnist_tui.cli.notes import notify_option
 
 RUNS_HELP = "runs folder (default: $MNIST_TUI_RUNS or the project's runs/)"
 DATA_HELP = "dataset root (default: $MNIST_TUI_DATA or the project's data/)"
@@ -127,6 +129,7 @@ def _train_parser(sub, parents: dict[str, argparse.ArgumentParser]) -> None:
     t.add_argument(
         "--print-config", action="store_true", help="print the run's config as JSON and exit (for torchrun: python -m mnist_tui.trainer CONFIG.json RUN_DIR)"
     )
+    notify_option(t, by_default=False)
     t.set_defaults(refuse=t.error)  # bad values found after parsing exit 2 the argparse way
 
 
@@ -143,7 +146,8 @@ def _run_parsers(sub, p: dict[str, argparse.ArgumentParser]) -> None:
     q = sub.add_parser("queue", parents=[p["runs"]], help="list the runs training and queued, in the order they start; or move a queued run")
     q.add_argument("--move", metavar="RUN", help="a queued run to move (" + RUN_HELP + ")")
     q.add_argument("--to", type=positive_int, default=1, metavar="N", help="with --move: its new place in the queue (1: next to start)")
-    sub.add_parser("follow", parents=[p["run"], p["runs"]], help="show a run's progress and epochs until it ends (Ctrl+C stops following, not training)")
+    fo = sub.add_parser("follow", parents=[p["run"], p["runs"]], help="show a run's progress and epochs until it ends (Ctrl+C stops following, not training)")
+    notify_option(fo, by_default=True)
     de = sub.add_parser("delete", parents=[p["run"], p["runs"]], help="delete a run that is not training")
     de.add_argument("--force", action="store_true", help="also delete a run last seen training on another host that has been silent for 10 minutes")
     de.add_argument("--yes", "-y", action="store_true", help="do not ask (asked only on a terminal)")
@@ -187,4 +191,5 @@ def build_parser() -> argparse.ArgumentParser:
     _train_parser(sub, parents)
     _run_parsers(sub, parents)
     _study_parsers(sub, parents)
+    add_notes_parsers(sub, parents)
     return parser

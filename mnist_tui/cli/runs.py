@@ -66,7 +66,7 @@ def cmd_follow(args: argparse.Namespace) -> int:
             time.sleep(0.25)
 
     try:
-        status = report(events(), interactive=sys.stdout.isatty())
+        status = report(events(), interactive=sys.stdout.isatty(), notify=args.notify)
     except KeyboardInterrupt:
         print(f"\nstopped following; {printable(run_dir.name, one_line=True)} trains on", file=sys.stderr)
         return 0

@@ -90,19 +90,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         admission.apply_here()
         assert admission.placement is not None
-        return _train_in_foreground(config.replace(threads=admission.placement.threads), runs_dir, name, stop)
+        return _train_in_foreground(config.replace(threads=admission.placement.threads), runs_dir, name, stop, notify=args.notify is True)
     finally:
         trainer_ended(admission, runs_dir, None)
 
 
-def _train_in_foreground(config, runs_dir: Path, name: str, stop: threading.Event) -> int:
+def _train_in_foreground(config, runs_dir: Path, name: str, stop: threading.Event, notify: bool = False) -> int:
     """Train here (one process) or on N processes of this machine, each a trainer of a run
     named now and handed its config."""
     from mnist_tui.trainer import LaunchError, hand_over, run
     from mnist_tui.trainer.start import Start
 
     if config.processes == 1:
-        return run.train_here(Start(config), stop)
+        return run.train_here(Start(config), stop, notify)
     try:
         handed = hand_over(config, runs_dir, name)
     except LaunchError as exc:

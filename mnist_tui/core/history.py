@@ -13,6 +13,7 @@ from typing import Literal
 
 from mnist_tui.core.events import EpochFinished
 from mnist_tui.core.store import RunRecord
+from mnist_tui.core.store.provenance import stamp_of
 from mnist_tui.core.store.records import EXPORTS
 
 # What one column of a run holds: text, a number, or None where the run does not say.
@@ -22,7 +23,7 @@ Cell = str | int | float | None
 # table shows depends on its width: see mnist_tui/present.py).
 COLUMNS = (
     "run", "model", "status", "epochs", "final_acc", "best_acc", "min_loss", "params", "seconds", "epoch_s", "img_s", "to_target", "device",
-    "lr", "batch", "images", "seed", "precision", "started",
+    "lr", "batch", "images", "seed", "precision", "started", "tags",
 )  # fmt: skip
 
 
@@ -77,10 +78,22 @@ class RunRow:
             "seed": r.seed,
             "precision": r.precision,
             "started": r.created.replace("T", " ")[:19],
+            "tags": " ".join(r.notes.tags),
         }
 
     def value(self, column: str) -> Cell:
         return self.values[column]
+
+    def kept(self, key: str, wanted: str) -> bool:
+        """Whether what is kept beside the figures matches (NOTE_KEYS): a whole tag, text
+        within the note, or the start of the commit the run's code came from."""
+        notes = self.record.notes
+        if key == "tag":
+            return wanted in notes.tags
+        if key == "note":
+            return wanted in notes.note.lower()
+        stamp, _problem = stamp_of(self.record.config)
+        return stamp is not None and stamp.git is not None and stamp.git.commit.startswith(wanted)
 
     def sort_key(self, column: str) -> tuple[bool, str | int | float]:
         # Epochs by how many are done ("9/20" before "10/20"), not as text.
@@ -115,6 +128,9 @@ NUMERIC_KEYS = {
     "seed": "seed",
 }
 TEXT_COLUMNS = ("model", "status", "device", "run", "started", "precision")
+# Filter keys about what is kept beside the figures: `tag:best` (a whole tag), `note:word`
+# (within the note), `commit:abc123` (the start of the commit the run's code came from).
+NOTE_KEYS = ("tag", "note", "commit")
 COMPARISONS = (">=", "<=", "!=", ">", "<", "=")
 OPERATOR_CHARACTERS = "<>=!"
 
@@ -152,9 +168,9 @@ def _term(term: str) -> Term:
         key, colon, wanted = term.partition(":")
         if not colon or not (key == "" or key.isidentifier()):
             return Term("word", text=term)  # "10:00" is a time of day
-        if key not in TEXT_COLUMNS:
+        if key not in TEXT_COLUMNS + NOTE_KEYS:
             named = f"unknown column {key!r}" if key else "no column before ':'"
-            raise QueryError(f"{term!r}: {named}; text filters are {', '.join(c + ':' for c in TEXT_COLUMNS)}")
+            raise QueryError(f"{term!r}: {named}; text filters are {', '.join(c + ':' for c in TEXT_COLUMNS + NOTE_KEYS)}")
         if not wanted:
             raise QueryError(f"{term!r}: nothing after ':' (for example {key}:{'v2' if key == 'model' else 'cpu'})")
         return Term("text", key, text=wanted)
@@ -190,10 +206,14 @@ def _compare(value: float | None, op: str, target: float) -> bool:
 
 
 def matches(row: RunRow, terms: Sequence[Term]) -> bool:
-    """Every term must match: `model:v2`, `device:cpu` match within that column; `acc>99.4`,
+    """Every term must match: `model:v2`, `device:cpu` match within that column, `tag:best` a
+    whole tag, `note:word` within the note, `commit:abc123` a commit's start; `acc>99.4`,
     `epochs>=10`, `lr<0.01`, `batch=64` compare numbers; other words match anywhere in the row."""
     for term in terms:
-        if term.kind == "text":
+        if term.kind == "text" and term.key in NOTE_KEYS:
+            if not row.kept(term.key, term.text):
+                return False
+        elif term.kind == "text":
             if term.text not in str(row.value(term.key)).lower():
                 return False
         elif term.kind == "number":
@@ -240,6 +260,9 @@ CSV_COLUMNS = (
     "seed",
     "precision",
     "started",
+    "tags",
+    "note",
+    "commit",
 )
 
 
@@ -248,6 +271,15 @@ def _rounded(value: Cell, digits: int | None) -> Cell:
     if not isinstance(value, float) or not math.isfinite(value):
         return value
     return round(value) if digits is None else round(value, digits)
+
+
+def _commit(record: RunRecord) -> str:
+    """The commit a run's code came from ("" where unknown), `+` after it when the checkout
+    had uncommitted changes."""
+    stamp, _problem = stamp_of(record.config)
+    if stamp is None or stamp.git is None:
+        return ""
+    return stamp.git.commit + ("+" if stamp.git.dirty else "")
 
 
 def export_csv(rows: list[RunRow], path: Path) -> Path:
@@ -271,6 +303,8 @@ def export_csv(rows: list[RunRow], path: Path) -> Path:
                 "min_loss_epoch": None if lowest is None else lowest.epoch,
                 "target": r.target,
                 "target_epoch": None if reached is None else reached.epoch,
+                "note": r.notes.note,
+                "commit": _commit(r),
             }
             writer.writerow(["" if values[c] is None else values[c] for c in CSV_COLUMNS])
     return path

@@ -28,6 +28,7 @@ RUN_COLUMNS = (
     RunColumn("run", "run", 0),
     RunColumn("model", "model", 3),
     RunColumn("status", "status", 2),
+    RunColumn("tags", "tags", 3),  # shown only when a run listed has tags (see fit_run_columns)
     RunColumn("epochs", "epochs", 4, right=True),
     RunColumn("final_acc", "final acc", 1, right=True),
     RunColumn("best_acc", "best acc", 5, right=True),
@@ -107,13 +108,16 @@ def fit_run_columns(rows: list[RunRow], width: int, gap: int = 2, cap: int = 28,
     """The columns that fit `width` cells, most wanted first, in table order. Each column
     takes its widest cell (header included, at most `cap`; `widths` when given, from
     cell_widths) plus `gap`; the run column is always kept whole, so that ids stay
-    distinguishable."""
+    distinguishable. The tags column is left out while no run listed has a tag."""
     widths = cell_widths(run_texts(r) for r in rows) if widths is None else widths
+    tagged = any(r.record.notes.tags for r in rows)
     sizes = {c.key: min(cap, widths[c.key]) + gap for c in RUN_COLUMNS}
     sizes["run"] = widths["run"] + gap
     chosen: set[str] = set()
     used = 0
     for column in sorted(RUN_COLUMNS, key=lambda c: c.rank):
+        if column.key == "tags" and not tagged:
+            continue
         if column.rank > 0 and used + sizes[column.key] > width:
             break  # a less wanted column never takes the place of a more wanted one
         chosen.add(column.key)

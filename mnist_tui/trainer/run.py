@@ -20,15 +20,16 @@ def _speaks() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
 
-def report(events: Iterable) -> int:
+def report(events: Iterable, notify: bool = False) -> int:
     """Show the run's events (rank 0 or a process on its own) or train quietly (another
-    rank, which speaks only of its own failure); the exit status of the run."""
+    rank, which speaks only of its own failure); the exit status of the run. `notify`: ring
+    the terminal's bell and notify when it ends (`train --notify`)."""
     from mnist_tui.core.events import RunFailed, RunFinished
 
     if _speaks():
         from mnist_tui.headless import report as show
 
-        status = show(events, interactive=sys.stdout.isatty())
+        status = show(events, interactive=sys.stdout.isatty(), notify=notify)
     else:
         status = "failed"
         for ev in events:
@@ -40,13 +41,13 @@ def report(events: Iterable) -> int:
     return exit_code(status)
 
 
-def train_here(start: Start, stop: threading.Event) -> int:
+def train_here(start: Start, stop: threading.Event, notify: bool = False) -> int:
     """Train a new run in this process (one trainer, or one rank of a world)."""
     if not start.prepare_data():
         return 1
     from mnist_tui.core.train import train
 
-    return report(start.watch(train(start.config, stop, run_name=start.run_name)))
+    return report(start.watch(train(start.config, stop, run_name=start.run_name)), notify)
 
 
 def resume_here(run_dir: Path, stop: threading.Event, data_dir: str | None, force: bool) -> int:

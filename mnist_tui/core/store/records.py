@@ -25,6 +25,8 @@ from mnist_tui.core.paths import resolve_dir
 from mnist_tui.core.store import files, schema
 from mnist_tui.core.store.heartbeat import is_stale, silent_for
 from mnist_tui.core.store.lock import LOCK, is_locked
+from mnist_tui.core.store.notes import NOTES, Notes, read_notes
+from mnist_tui.core.store.provenance import CODE_DIFF
 
 RUNS_ENV = "MNIST_TUI_RUNS"
 CONFIG, METRICS, STATUS, CHECKPOINT, PROGRESS, STOP = "config.json", "metrics.jsonl", "status.json", "checkpoint.pt", "progress.json", "stop"
@@ -32,7 +34,7 @@ BATCHES = "batches.csv"  # the per-batch training curve (see read_points)
 TRAINER_LOG = "trainer.log"  # what a detached trainer printed
 # Every file a run folder may hold (the README's format table), besides the temporary files
 # of their atomic writes (`.NAME.*.tmp`): delete_run removes a folder holding these only.
-RUN_FILES = frozenset({CONFIG, METRICS, BATCHES, STATUS, CHECKPOINT, PROGRESS, STOP, LOCK, TRAINER_LOG})
+RUN_FILES = frozenset({CONFIG, METRICS, BATCHES, STATUS, CHECKPOINT, PROGRESS, STOP, LOCK, TRAINER_LOG, NOTES, CODE_DIFF})
 BATCHES_HEADER = "epoch,batch,batches,loss,acc\n"
 EXPORTS = "exports"  # <runs>/exports holds what the app exports; it is not a run
 # Statuses `mnist-tui resume` continues (a failed run from its last checkpoint: a full disk,
@@ -96,6 +98,7 @@ class RunRecord:
     updated: datetime | None = None  # when status.json was last written (a run's end once it ended)
     config: dict[str, Any] = field(default_factory=dict)
     metrics: list[EpochFinished] = field(default_factory=list)  # metrics.jsonl, parsed once
+    notes: Notes = field(default_factory=Notes)  # notes.json: the user's note and tags, read anew each time
 
     @property
     def run_id(self) -> str:
@@ -288,6 +291,7 @@ def record_of(path: Path, found: RunFiles, holding_lock: bool = False) -> RunRec
         updated=found.state["updated"],
         config=found.config,
         metrics=list(metrics),
+        notes=read_notes(path),
     )
     # Finished epochs have checkpoints, except that a trainer killed between an epoch's
     # metrics line and its checkpoint leaves one line more (resume trains that epoch again).
@@ -374,8 +378,8 @@ def read_progress(path: Path) -> dict[str, Any] | None:
 def changed_since(runs_dir: Path, stamp: float) -> float | None:
     """The newest modification time under runs_dir if it is newer than stamp, else None.
 
-    Cheap enough to poll every second: it stats the folder and each run's status and
-    metrics files, without reading them (2,000 runs: about 20 ms).
+    Cheap enough to poll every second: it stats the folder and each run's status, metrics
+    and notes files, without reading them (2,000 runs: about 25 ms).
     """
     try:
         newest = os.stat(runs_dir).st_mtime
@@ -384,7 +388,7 @@ def changed_since(runs_dir: Path, stamp: float) -> float | None:
     except OSError:
         return None
     for folder in folders:
-        for name in (STATUS, METRICS):
+        for name in (STATUS, METRICS, NOTES):
             try:
                 newest = max(newest, os.stat(os.path.join(folder, name)).st_mtime)
             except OSError:

@@ -9,6 +9,7 @@ import torch
 
 from mnist_tui import __version__
 from mnist_tui.core.device import device_name
+from mnist_tui.core.stamp import make_stamp, save_diff
 from mnist_tui.core.store import RunWriter, default_runs_dir
 from mnist_tui.core.train.ranks import Follower, Refused
 from mnist_tui.core.train.session import Session, setup_reason
@@ -45,8 +46,18 @@ def record(s: Session, devices: list[str] | None = None) -> dict[str, object]:
 
 
 def open_new(s: Session, run_name: str | None, devices: list[str] | None = None) -> RunWriter:
-    """A new run folder (named `run_name` if a launcher reserved one), under its lock."""
-    return RunWriter.create(default_runs_dir(s.config.runs_dir), s.config.model, record(s, devices), name=run_name)
+    """A new run folder (named `run_name` if a launcher reserved one), under its lock, its
+    config.json stamped with the code and machine it starts from (core/stamp.py)."""
+    stamp, diff = make_stamp()
+    writer = RunWriter.create(default_runs_dir(s.config.runs_dir), s.config.model, {**record(s, devices), "stamp": stamp}, name=run_name)
+    try:
+        save_diff(writer.path, diff)
+    except OSError:  # the run goes on; its stamp says the diff was not kept (its sha256 still is)
+        try:
+            writer.update_record(stamp={**stamp, "git": {**stamp["git"], "diff_saved": False}})
+        except OSError:
+            pass  # a full disk: config.json keeps saying saved, and code.diff is missing
+    return writer
 
 
 def open_shared(s: Session, run_name: str | None) -> RunSink:

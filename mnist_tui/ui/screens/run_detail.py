@@ -15,17 +15,26 @@ from textual.widgets import DataTable, Header, Static
 
 from mnist_tui.core.history import row_of
 from mnist_tui.core.store import read_points, read_run
+from mnist_tui.core.store.provenance import stamp_of
 from mnist_tui.present.compare import differing_settings, setting_text, short_labels
+from mnist_tui.present.kept import notes_lines, stamp_lines
 from mnist_tui.present.runs import run_cell
 from mnist_tui.present.text import printable
 from mnist_tui.present.training import epoch_cost
+from mnist_tui.ui.screens.notes import edit_notes
 from mnist_tui.ui.widgets.charts import COLOURS, RICH_COLOURS, MetricChart
 from mnist_tui.ui.widgets.epoch_table import EpochTable
 from mnist_tui.ui.widgets.footer import KeyFooter
 
 
 class RunDetailScreen(Screen):
-    BINDINGS = [("escape", "app.pop_screen", "Back"), ("p", "predictions", "Predictions"), ("r", "reload", "Reload")]
+    BINDINGS = [
+        ("escape", "app.pop_screen", "Back"),
+        ("p", "predictions", "Predictions"),
+        ("r", "reload", "Reload"),
+        ("n", "note", "Note"),
+        ("t", "tags", "Tags"),
+    ]
 
     def __init__(self, records: list):
         super().__init__()
@@ -41,8 +50,8 @@ class RunDetailScreen(Screen):
         return "Compare" if self.comparing else "Run detail"
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Predictions are of one run: not offered (footer, `?`) while comparing."""
-        return not (action == "predictions" and self.comparing)
+        """Predictions, the note and the tags are of one run: not offered (footer, `?`) while comparing."""
+        return not (action in ("predictions", "note", "tags") and self.comparing)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -60,6 +69,7 @@ class RunDetailScreen(Screen):
                 yield MetricChart("learning rate", id="detail-lr", legend=legend)
             if not self.comparing:
                 yield Static("", id="detail-cost")
+                yield Static("", id="detail-kept")
                 yield Static("", id="detail-config")
         yield KeyFooter()
 
@@ -147,9 +157,18 @@ class RunDetailScreen(Screen):
         if problem and r.metrics:
             cost.append(f"per-batch curve: {problem}")
         self.query_one("#detail-cost", Static).update(Text("cost: " + " · ".join(cost) if cost else ""))
+        self.query_one("#detail-kept", Static).update(Text("\n".join(notes_lines(r.notes) + stamp_lines(*stamp_of(r.config)))))
         # A renderable, not markup: JSON brackets show as they are, indentation is kept.
         config_text = Syntax(json.dumps(r.config, indent=2), "json", theme="ansi_dark", background_color="default")
         self.query_one("#detail-config", Static).update(Group(Text("config.json", style="bold"), config_text))
+
+    def action_note(self) -> None:
+        if not self.comparing:
+            edit_notes(self, self.records[0], "note", self.action_reload)
+
+    def action_tags(self) -> None:
+        if not self.comparing:
+            edit_notes(self, self.records[0], "tags", self.action_reload)
 
     def action_predictions(self) -> None:
         if self.comparing:

@@ -24,6 +24,7 @@ from mnist_tui.present.runs import RUN_HEADERS, run_texts
 from mnist_tui.present.text import printable
 from mnist_tui.ui.screens.base import AppScreen
 from mnist_tui.ui.screens.confirm import ConfirmScreen
+from mnist_tui.ui.screens.notes import edit_notes
 from mnist_tui.ui.watcher import RunsChanged
 from mnist_tui.ui.widgets.field import Field
 from mnist_tui.ui.widgets.footer import KeyFooter
@@ -51,6 +52,8 @@ class RunsScreen(AppScreen):
         ("S", "sort_reverse", "Reverse"),
         ("e", "export", "Export CSV"),
         ("D", "delete_marked", "Delete marked"),
+        ("n", "note", "Note"),
+        ("t", "tags", "Tags"),
     ]
 
     def __init__(self):
@@ -362,6 +365,14 @@ class RunsScreen(AppScreen):
         done = f"Deleted {gone[0]}" if len(rows) == 1 and gone else f"Deleted {len(gone)} run{'' if len(gone) == 1 else 's'}"
         self.notify(done + "".join(f"\nnot {run}: {why}" for run, why in failed.items()), severity="error" if failed else "information", markup=False)
         self.reload()
+
+    def action_note(self) -> None:
+        if (row := self.current_row) is not None:
+            edit_notes(self, row.record, "note", self.reload)
+
+    def action_tags(self) -> None:
+        if (row := self.current_row) is not None:
+            edit_notes(self, row.record, "tags", self.reload)
 
     def action_export(self) -> None:
         if not self.rows:

@@ -24,6 +24,7 @@ from mnist_tui.core.store.follow import Follower
 from mnist_tui.core.versions import PRESETS, VERSIONS
 from mnist_tui.present.text import command_name
 from mnist_tui.trainer import Launch
+from mnist_tui.ui.bell import ring_at_end
 from mnist_tui.ui.screens.base import AppScreen
 from mnist_tui.ui.watcher import RunNews, RunsChanged
 from mnist_tui.ui.widgets.dashboard import Dashboard, end_words
@@ -178,6 +179,7 @@ class TrainScreen(AppScreen):
         if any(isinstance(event, (RunFinished, RunFailed)) for event in news.events):
             self._run_over = True
             self._set_buttons()
+            ring_at_end(self.app, news.events, self.run_dir)  # the bell and a desktop notification
 
     def _set_buttons(self) -> None:
         """Start while nothing trains and the recipe is valid; Stop while a run trains, whose
