@@ -15,17 +15,22 @@ ifeq ($(filter cpu cuda,$(TORCH)),)
 $(error TORCH must be cpu or cuda, not '$(TORCH)')
 endif
 TORCH_WHY := $(if $(filter file,$(origin TORCH)),nvidia-smi $(if $(filter cuda,$(TORCH)),lists,lists no) NVIDIA GPU,TORCH=$(TORCH) given)
-# PyTorch's documented CPU index; where it cannot be reached, pip takes the pins from the
-# other configured indexes (PyPI: the CUDA build) and the line after the install says so.
-TORCH_INDEX_cpu := --index-url https://download.pytorch.org/whl/cpu
-TORCH_INDEX_cuda :=
+# PyTorch's documented CPU index, asked only when it answers within 5 s; where it cannot be
+# reached (an offline machine, a registry mirror only), pip takes the pins from the
+# configured indexes (PyPI: the CUDA build) and make says so, before and after.
+CPU_INDEX := https://download.pytorch.org/whl/cpu/
 
 .PHONY: run test test-slow clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "make: asking for torch's $(TORCH) build ($(TORCH_WHY); TORCH=cpu|cuda chooses)"
-	$(BIN)/python -m pip install --quiet $(TORCH_INDEX_$(TORCH)) $(TORCH_PINS)
+	@index=""; if [ "$(TORCH)" = cpu ]; then \
+	  if $(BIN)/python -c "import urllib.request as u; u.urlopen('$(CPU_INDEX)', timeout=5)" >/dev/null 2>&1; \
+	  then index="--index-url $(CPU_INDEX)"; \
+	  else echo "make: $(CPU_INDEX) cannot be reached: torch from the configured indexes"; fi; fi; \
+	echo "$(BIN)/python -m pip install --quiet $$index $(TORCH_PINS)"; \
+	$(BIN)/python -m pip install --quiet $$index $(TORCH_PINS)
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@$(BIN)/python -c "import torch; c = torch.version.cuda; print('make: .venv has torch', torch.__version__, f'(the CUDA {c} build)' if c else '(the CPU build)')"
 	touch $(STAMP)
