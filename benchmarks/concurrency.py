@@ -21,7 +21,8 @@ the last run's status.json); each run's own figures are its epoch's seconds and 
 second (metrics.jsonl) and its threads (config.json). The targets compare each two-run mode
 with the two runs one after the other, taken as twice `alone`'s wall time: `now` within 1.15x,
 `queued` within 1.05x. The table, the machine (lscpu's model and flags), the load average and
-the command are appended to benchmarks/results/concurrency.md.
+the command are appended to benchmarks/results/concurrency.md. With --repeat N the modes are
+measured N times in turn and each mode's median try is kept (the machine's load varies).
 """
 
 from __future__ import annotations
@@ -163,7 +164,8 @@ def write(measured: list[Measured], args: argparse.Namespace, load_before: tuple
             HEADER,
             *[line for m in measured for line in _row(m, sequential)],
             "",
-            f"v2, 1 epoch, {args.limit:,} training images, {args.test_limit:,} test images, fp32 on the CPU; OMP_WAIT_POLICY {wait}. "
+            f"v2, 1 epoch, {args.limit:,} training images, {args.test_limit:,} test images, fp32 on the CPU; OMP_WAIT_POLICY {wait}; "
+            f"each mode's median of {args.repeat} tr{'y' if args.repeat == 1 else 'ies'}. "
             f"Wall time from starting the commands to the end of the mode's last run (torch's import and MNIST's load included); "
             f"one after the other = twice alone's wall time{f' = {sequential:.1f} s' if sequential else ''}. "
             f"Load average {load_before[0]:.1f} before, {load_after[0]:.1f} after (this process at niceness {os.nice(0)}): "
@@ -181,17 +183,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=12_800, help="training images (default: 12,800, as the issue measured)")
     parser.add_argument("--test-limit", type=int, default=500, help="test images (default: 500)")
     parser.add_argument("--modes", default="alone,now,queued", help=f"comma-separated, of {', '.join(MODES)} (default: alone,now,queued)")
+    parser.add_argument("--repeat", type=int, default=1, help="measure the modes this many times, in turn, and keep each mode's median wall time")
     parser.add_argument("--no-record", action="store_true", help="print the table only; do not append it to benchmarks/results/concurrency.md")
     args = parser.parse_args(argv)
     modes = args.modes.split(",")
     if unknown := [m for m in modes if m not in MODES]:
         parser.error(f"unknown modes {', '.join(unknown)}")
     load_before = os.getloadavg()
-    measured = []
-    with tempfile.TemporaryDirectory(prefix="concurrency-") as base:
+    tries: dict[str, list[Measured]] = {mode: [] for mode in modes}
+    for attempt in range(args.repeat):  # in turn, so that a change in the load falls on every mode
         for mode in modes:
-            measured.append(measure(mode, args, Path(base)))
-            print(f"{mode}: {measured[-1].wall:.1f} s; " + json.dumps(measured[-1].runs), flush=True)
+            with tempfile.TemporaryDirectory(prefix="concurrency-") as base:
+                tries[mode].append(measure(mode, args, Path(base)))
+            print(f"{mode} #{attempt + 1}: {tries[mode][-1].wall:.1f} s; " + json.dumps(tries[mode][-1].runs), flush=True)
+    measured = [sorted(found, key=lambda m: m.wall)[len(found) // 2] for found in tries.values()]  # each mode's median try
     text = write(measured, args, load_before, argv)
     print("\n" + text)
     if not args.no_record:
