@@ -10,8 +10,8 @@ version's own recipe on all 60,000 images and was tested on all 10,000 (no --lim
 --test-limit, --holdout or changed epochs), or trains one there with that recipe on the CPU.
 With --epochs N, runs of the recipe shortened to N epochs (its schedule over N) instead: for a
 machine too busy for the whole recipes; the table says so.
-Then it exports the run's last checkpoint to every format of mnist_tui/core/export.py, in a
-temporary folder, and prints the check each export makes: the file's size and how many times
+Then it exports the run's last checkpoint to every format of mnist_tui/core/export.py, each in
+a process of its own (as `mnist-tui export` does), into a temporary folder, and prints the check each export makes: the file's size and how many times
 smaller it is than the fp32 weights, its test accuracy beside the checkpoint's (fp32), its
 agreement with the checkpoint, and its CPU latency per image at batch 1 and batch 256 (the
 median call of repeated calls for LATENCY_SECONDS each). The table, the machine (lscpu's model
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import subprocess
@@ -70,6 +71,26 @@ def train(runs: Path, model: str, epochs: int | None) -> RunRecord:
     return found
 
 
+# One export per process, as `mnist-tui export` makes it: in a process that had run ONNX
+# Runtime sessions (or the ONNX exporter) before, the pt2 file's latency at batch 1 measured
+# 10 to 200 times its own (1 ms for v2 alone, 14 to 300 ms after), on this shared machine.
+EXPORT_ONE = """
+import json, sys
+from pathlib import Path
+from mnist_tui.core import export, exporters
+if sys.argv[4] != "-":
+    exporters.CALIBRATION_IMAGES = int(sys.argv[4])
+print(json.dumps(export.export(Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])).to_dict()))
+"""
+
+
+def in_own_process(run: Path, fmt: str, out: Path, calibration: str) -> export.ExportReport:
+    done = subprocess.run([sys.executable, "-c", EXPORT_ONE, str(run), fmt, str(out), calibration], capture_output=True, text=True, cwd=ROOT)
+    if done.returncode != 0:
+        raise SystemExit(f"exporting {run.name} to {fmt} failed:\n{done.stderr[-2000:]}")
+    return export.ExportReport(**json.loads(done.stdout.strip().splitlines()[-1]))
+
+
 def lscpu() -> tuple[str, str]:
     """(model name, flags) as lscpu prints them."""
     try:
@@ -116,9 +137,7 @@ def main(argv: list[str] | None = None) -> None:
         with tempfile.TemporaryDirectory() as folder:
             for fmt, count in [(f, c) for f in args.formats.split(",") for c in (args.calibration.split(",") if f == "onnx-int8" else ["-"])]:
                 started = time.perf_counter()
-                if count != "-":
-                    exporters.CALIBRATION_IMAGES = int(count)
-                report = export.export(record.path, fmt, Path(folder) / f"{model}-{count}{export.FORMATS[fmt]}")
+                report = in_own_process(record.path, fmt, Path(folder) / f"{model}-{count}{export.FORMATS[fmt]}", count)
                 rows.append(row(report))
                 print(rows[-1], f"({time.perf_counter() - started:.0f} s)", flush=True)
     write(rows, used, load_before, argv)
