@@ -71,9 +71,8 @@ def train(runs: Path, model: str, epochs: int | None) -> RunRecord:
     return found
 
 
-# One export per process, as `mnist-tui export` makes it: in a process that had run ONNX
-# Runtime sessions (or the ONNX exporter) before, the pt2 file's latency at batch 1 measured
-# 10 to 200 times its own (1 ms for v2 alone, 14 to 300 ms after), on this shared machine.
+# One export per process, as `mnist-tui export` makes it, so that no figure depends on what
+# ran before it in the same process (the ONNX exporter, ONNX Runtime's sessions).
 EXPORT_ONE = """
 import json, sys
 from pathlib import Path
