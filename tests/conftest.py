@@ -54,6 +54,26 @@ def fixture_runs(tmp_path, monkeypatch):
     return "runs"
 
 
+@pytest.fixture
+def kernels():
+    """The fused CPU kernels, built and checked. Skipped only where there is no C compiler
+    (or MNIST_TUI_FUSED=0 turned them off); where a compiler is, kernels that do not build or
+    fail their start-up check fail the test, so that CI cannot go green with them untested."""
+    from mnist_tui.core import fused, kernel_cache
+
+    try:
+        kernel_cache.compiler()
+    except kernel_cache.KernelError as exc:
+        pytest.skip(f"needs a C compiler: {exc}")
+    if os.environ.get(fused.ENV_SWITCH) == "0":
+        pytest.skip(f"the fused kernels are turned off by {fused.ENV_SWITCH}=0")
+    status = fused.status()
+    assert status == "fused", f"a C compiler is here, but the fused kernels are not usable: {status}"
+
+
+needs_kernels = pytest.mark.usefixtures("kernels")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def one_thread_per_parallel_worker():
     """Under pytest-xdist (`-n 2`) the workers share the cores: each trains on one thread,

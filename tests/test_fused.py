@@ -1,22 +1,45 @@
-"""The fused CPU kernels (core/fused.py): PyTorch's results, a build cached across runs, and
-PyTorch's own operations wherever the kernels cannot be built or are wrong."""
+"""The fused CPU kernels (core/fused.py) through the operators the networks call (core/ops):
+PyTorch's results, a build cached across runs, and PyTorch's own operations wherever the
+kernels cannot be built or are wrong."""
 
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
-from mnist_tui.core import fused, kernel_cache
+from mnist_tui.core import fused, kernel_cache, ops
 from mnist_tui.core.events import RunStarted
 from mnist_tui.core.train import train
+from tests.conftest import needs_kernels
 
 CL = torch.channels_last
-needs_kernels = pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C compiler (cc)")
+
+
+class FusedCalls(TorchDispatchMode):
+    """Records each call of a mnist_tui operator: (its name, the weight tensor's address)."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func.namespace == "mnist_tui":
+            weight = args[1] if func.name().endswith("relu") else args[-1]
+            self.calls.append((func.name(), weight.data_ptr()))
+        return func(*args, **(kwargs or {}))
+
+
+def _bn_relu(bn, x):
+    return ops.batch_norm_relu(bn, x)
+
+
+def _bn_pool_relu(bn, x):
+    return ops.batch_norm_pool_relu(bn, x, nn.MaxPool2d(2, 2))
 
 
 @pytest.fixture
@@ -73,7 +96,7 @@ def test_batch_norm_and_relu_give_pytorchs_outputs_gradients_and_statistics(shap
     x = (torch.randn(shape) * 2 + 0.5).contiguous(memory_format=CL)
     ours, theirs = _pair(shape[1], weight)
     assert fused.applies(ours, x)
-    _assert_same_training_pass(ours, theirs, x, fused.bn_relu, lambda bn, t: F.relu(bn(t)))
+    _assert_same_training_pass(ours, theirs, x, _bn_relu, lambda bn, t: F.relu(bn(t)))
 
 
 @needs_kernels
@@ -89,7 +112,7 @@ def test_batch_norm_pooling_and_relu_give_pytorchs_results_ties_and_negative_sca
     ours, theirs = _pair(shape[1], weight)
     pool = nn.MaxPool2d(2, 2)
     assert fused.applies(ours, x, pool)
-    _assert_same_training_pass(ours, theirs, x, fused.bn_pool_relu, lambda bn, t: F.relu(pool(bn(t))))
+    _assert_same_training_pass(ours, theirs, x, _bn_pool_relu, lambda bn, t: F.relu(pool(bn(t))))
 
 
 @needs_kernels
@@ -120,7 +143,7 @@ def test_a_nan_spoils_the_statistics_as_it_does_pytorchs(pooled):
     x[1, 2, 3, 3] = float("nan")
     ours, theirs = _pair(8, (0.5, 1.5))
     pool = nn.MaxPool2d(2, 2)
-    out = fused.bn_pool_relu(ours, x) if pooled else fused.bn_relu(ours, x)
+    out = _bn_pool_relu(ours, x) if pooled else _bn_relu(ours, x)
     ref = F.relu(pool(theirs(x.double()))) if pooled else F.relu(theirs(x.double()))
     assert torch.equal(torch.isnan(out), torch.isnan(ref)) and torch.isnan(out).any()
     assert torch.equal(torch.isnan(ours.running_mean), torch.isnan(theirs.running_mean))
@@ -185,23 +208,22 @@ def test_an_fp32_cpu_run_without_the_kernels_says_why(fresh, monkeypatch, small_
     assert saved["fused_batch_norms"] == [] and saved["nchw_batch_norms"] == ["bn1"]  # as before the kernels
 
 
-def test_v5_trains_in_pytorchs_operations_as_its_record_says(monkeypatch):
+def test_v5_trains_in_pytorchs_operations_as_its_record_says():
     from mnist_tui.core.nets import fused_batch_norms
     from mnist_tui.core.versions import get_version
 
     model = get_version("v5").build().to(memory_format=CL).train()
-    calls = []
-    for kernel in ("bn_relu", "bn_pool_relu"):
-        monkeypatch.setattr(fused, kernel, lambda bn, t: calls.append(bn))
-    model(torch.randn(4, 1, 28, 28).contiguous(memory_format=CL))
-    assert fused_batch_norms(model) == [] and calls == []
+    with FusedCalls() as seen:
+        model(torch.randn(4, 1, 28, 28).contiguous(memory_format=CL))
+    assert fused_batch_norms(model) == [] and seen.calls == []
 
 
 @needs_kernels
 @pytest.mark.parametrize("name", ["v1", "v2", "v3", "v4"])
-def test_a_training_pass_through_the_kernels_is_pytorchs(name, monkeypatch):
-    # Every batch norm fused_batch_norms names goes through the kernels, and the loss, every
-    # gradient and the batch-norm statistics are those of PyTorch's operations (in float64).
+def test_a_training_pass_through_the_kernels_is_pytorchs(name):
+    # Every batch norm fused_batch_norms names goes through the fused operators, forward and
+    # backward, and the loss, every gradient and the batch-norm statistics are those of
+    # PyTorch's operations (in float64).
     from mnist_tui.core.nets import fused_batch_norms
     from mnist_tui.core.versions import get_version
 
@@ -211,16 +233,16 @@ def test_a_training_pass_through_the_kernels_is_pytorchs(name, monkeypatch):
     ours, theirs = ours.to(memory_format=CL).train(), theirs.to(memory_format=CL).train()
     x = torch.randn(16, 1, 28, 28).contiguous(memory_format=CL)
     y = torch.randint(0, 10, (16,))
-    calls = []
-    for kernel in ("bn_relu", "bn_pool_relu"):
-        real = getattr(fused, kernel)
-        monkeypatch.setattr(fused, kernel, lambda bn, t, real=real: calls.append(bn) or real(bn, t))
-    loss = F.cross_entropy(ours(x), y)
-    assert {id(m) for m in calls} == {id(ours.get_submodule(n)) for n in fused_batch_norms(ours)} and len(calls) >= 5
-    calls.clear()
-    reference = F.cross_entropy(theirs(x.double()), y)
-    assert not calls  # float64 is PyTorch's
-    loss.backward()
+    with FusedCalls() as seen:
+        loss = F.cross_entropy(ours(x), y)
+        loss.backward()
+    weights = {ours.get_submodule(n).weight.data_ptr() for n in fused_batch_norms(ours)}
+    forward = {ptr for op, ptr in seen.calls if not op.endswith("_backward")}
+    backward = {ptr for op, ptr in seen.calls if op.endswith("_backward")}
+    assert forward == weights == backward and len(weights) >= 5
+    with FusedCalls() as seen:
+        reference = F.cross_entropy(theirs(x.double()), y)
+    assert not seen.calls  # float64 is PyTorch's
     reference.backward()
     assert loss.item() == pytest.approx(reference.item(), rel=1e-5)
     for (key, p), q in zip(ours.named_parameters(), theirs.parameters()):

@@ -1,4 +1,5 @@
-"""Batch norm, ReLU and 2x2 max pooling fused into one kernel each way, for fp32 CPU training.
+"""The compiled batch norm, ReLU and 2x2 max pooling kernels, for fp32 CPU training: built,
+loaded, checked, and called on tensors.
 
 In v2's fp32 training step on the CPU, a third of the time went to batch norm, ReLU, max
 pooling and their backward passes (benchmarks/results/whole_epoch.md): PyTorch runs each as
@@ -11,12 +12,14 @@ source, the compiler and the CPU; later runs load it, only if it is exactly what
 results on a small check, or it is not used. `MNIST_TUI_FUSED=rebuild` builds it anew,
 whatever the cache holds (a failed build is otherwise not retried for a day).
 
-The networks call it for their training passes (core/nets.py: v1 to v4; the test pass and
-the Layers screen's trace run PyTorch's modules). Wherever it cannot be used (no compiler,
-another platform, a failed check, bf16, CUDA, channels other than innermost,
-`MNIST_TUI_FUSED=0`), they run PyTorch's own operations as before: the fused path computes
-the same function, only faster. Its threads are OpenMP's, which in a PyTorch process on Linux
-are PyTorch's own (the same libgomp), so the two never compete for the cores.
+This module is the library and nothing else: the operators autograd, FakeTensor and
+torch.compile see are core/ops/ (`mnist_tui::bn_relu`, `mnist_tui::bn_pool_relu` and their
+backward passes), which call the functions here where applies() says the kernels take the
+tensors, and PyTorch's own operations elsewhere (no compiler, another platform, a failed
+check, bf16, CUDA, channels other than innermost, `MNIST_TUI_FUSED=0`): the same function,
+only slower. The kernels' threads are OpenMP's, which in a PyTorch process on Linux are
+PyTorch's own (the same libgomp), as many as torch.get_num_threads(), so the two never
+compete for the cores.
 """
 
 from __future__ import annotations
@@ -121,11 +124,9 @@ def _tensors_ok(bn: nn.Module, x: torch.Tensor) -> bool:
         and bn.affine
         and bn.track_running_stats
         and isinstance(bn.momentum, float)
-        and x.device.type == "cpu"
-        and x.dtype == torch.float32
-        and x.dim() == 4
-        and x.is_contiguous(memory_format=CHANNELS_LAST)
-        and all(_plain(t, x.shape[1]) for t in (bn.weight, bn.bias, bn.running_mean, bn.running_var))
+        and bn.running_mean is not None
+        and bn.running_var is not None
+        and takes(x, bn.weight, bn.bias, bn.running_mean, bn.running_var)
         and not _autocast_on()
     )
 
@@ -149,74 +150,60 @@ def _threads() -> int:
     return max(1, torch.get_num_threads())
 
 
+def takes(x: torch.Tensor, *vectors: torch.Tensor) -> bool:
+    """Whether the kernels compute on these tensors as they are: x an fp32 channels_last CPU
+    tensor of 4 dimensions, the vectors (weight, bias, running statistics) contiguous fp32
+    CPU vectors of its channels. Says nothing of whether the library is built (available())."""
+    ok = x.device.type == "cpu" and x.dtype == torch.float32 and x.dim() == 4 and x.is_contiguous(memory_format=CHANNELS_LAST)
+    return ok and all(_plain(t, x.shape[1]) for t in vectors)
+
+
+def bn_relu_forward(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, mean: torch.Tensor, var: torch.Tensor, momentum: float, eps: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """relu(batch_norm(x)) in training mode, the running mean and variance updated in place:
+    (the output, the 4 x C statistics the backward pass reads). Only where takes(x, ...)."""
+    n, c, h, w = x.shape
+    out = torch.empty_like(x, memory_format=CHANNELS_LAST)
+    st = torch.empty(4, c, dtype=torch.float32)
+    _call("bn_relu_forward", x, n * h * w, c, weight, bias, mean, var, momentum, eps, out, st, _threads())
+    return out, st
+
+
+def bn_relu_backward(grad: torch.Tensor, x: torch.Tensor, st: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The gradients of x, the weight and the bias, from the output's gradient (channels_last)."""
+    n, c, h, w = x.shape
+    gx, gw, gb = _gradients_of(x)
+    _call("bn_relu_backward", x, grad, st, weight, n * h * w, c, gx, gw, gb, _threads())
+    return gx, gw, gb
+
+
+def bn_pool_relu_forward(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, mean: torch.Tensor, var: torch.Tensor, momentum: float, eps: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """relu(max_pool2d(batch_norm(x), 2, 2)), H and W even: (the output, the input value each
+    window picked, the statistics)."""
+    n, c, h, w = x.shape
+    out = torch.empty((n, c, h // 2, w // 2), dtype=torch.float32, memory_format=CHANNELS_LAST)
+    picked = torch.empty_like(out)
+    st = torch.empty(4, c, dtype=torch.float32)
+    _call("bn_pool_relu_forward", x, n, h, w, c, weight, bias, mean, var, momentum, eps, out, picked, st, _threads())
+    return out, picked, st
+
+
+def bn_pool_relu_backward(
+    grad: torch.Tensor, x: torch.Tensor, picked: torch.Tensor, st: torch.Tensor, weight: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The gradients of x, the weight and the bias through the pooled forward pass."""
+    n, c, h, w = x.shape
+    gx, gw, gb = _gradients_of(x)
+    _call("bn_pool_relu_backward", x, grad, picked, st, weight, n, h, w, c, gx, gw, gb, _threads())
+    return gx, gw, gb
+
+
 def _gradients_of(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Empty tensors for the gradients of x, the weight and the bias."""
     return torch.empty_like(x, memory_format=CHANNELS_LAST), torch.empty(x.shape[1], dtype=torch.float32), torch.empty(x.shape[1], dtype=torch.float32)
-
-
-class _BatchNormReLU(torch.autograd.Function):
-    # ctx is Any, as in torch.autograd.Function itself
-    @staticmethod
-    def forward(
-        ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, mean: torch.Tensor, var: torch.Tensor, momentum: float, eps: float
-    ) -> torch.Tensor:
-        n, c, h, w = x.shape
-        out = torch.empty_like(x, memory_format=CHANNELS_LAST)
-        st = torch.empty(4, c, dtype=torch.float32)
-        _call("bn_relu_forward", x, n * h * w, c, weight, bias, mean, var, momentum, eps, out, st, _threads())
-        ctx.save_for_backward(x, st, weight)
-        return out
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        x, st, weight = ctx.saved_tensors
-        n, c, h, w = x.shape
-        gx, gw, gb = _gradients_of(x)
-        _call("bn_relu_backward", x, grad.contiguous(memory_format=CHANNELS_LAST), st, weight, n * h * w, c, gx, gw, gb, _threads())
-        return gx, gw, gb, None, None, None, None
-
-
-class _BatchNormPoolReLU(torch.autograd.Function):
-    @staticmethod
-    def forward(
-        ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, mean: torch.Tensor, var: torch.Tensor, momentum: float, eps: float
-    ) -> torch.Tensor:
-        n, c, h, w = x.shape
-        out = torch.empty((n, c, h // 2, w // 2), dtype=torch.float32, memory_format=CHANNELS_LAST)
-        picked = torch.empty_like(out)
-        st = torch.empty(4, c, dtype=torch.float32)
-        _call("bn_pool_relu_forward", x, n, h, w, c, weight, bias, mean, var, momentum, eps, out, picked, st, _threads())
-        ctx.save_for_backward(x, picked, st, weight)
-        return out
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        x, picked, st, weight = ctx.saved_tensors
-        n, c, h, w = x.shape
-        gx, gw, gb = _gradients_of(x)
-        grad = grad.contiguous(memory_format=CHANNELS_LAST)
-        _call("bn_pool_relu_backward", x, grad, picked, st, weight, n, h, w, c, gx, gw, gb, _threads())
-        return gx, gw, gb, None, None, None, None
-
-
-def _apply(function: type[torch.autograd.Function], bn: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
-    assert bn.num_batches_tracked is not None and bn.running_mean is not None and bn.running_var is not None and isinstance(bn.momentum, float)
-    out = function.apply(x, bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.momentum, bn.eps)
-    with torch.no_grad():
-        bn.num_batches_tracked.add_(1)  # as nn.BatchNorm2d counts its training batches
-    return out  # type: ignore[no-any-return]  # Function.apply is typed Any
-
-
-def bn_relu(bn: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
-    """relu(bn(x)) in one pass each way; only where applies(bn, x)."""
-    return _apply(_BatchNormReLU, bn, x)
-
-
-def bn_pool_relu(bn: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
-    """relu(max_pool2d(bn(x), 2, 2)); only where applies(bn, x, pool)."""
-    return _apply(_BatchNormPoolReLU, bn, x)
 
 
 def _check() -> None:
@@ -240,15 +227,20 @@ def _check_one(x: torch.Tensor, pooled: bool, generator: torch.Generator) -> Non
         ours.weight.copy_(torch.linspace(-1.5, 2.0, c))
         ours.bias.copy_(torch.linspace(0.5, -0.5, c))
     theirs.load_state_dict(ours.state_dict())
-    a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
-    grad = torch.randn(n, c, h // 2 if pooled else h, w // 2 if pooled else w, generator=generator)
-    function = _BatchNormPoolReLU if pooled else _BatchNormReLU
-    out = function.apply(a, ours.weight, ours.bias, ours.running_mean, ours.running_var, 0.1, 1e-5)
+    b = x.clone().requires_grad_()
+    grad = torch.randn(n, c, h // 2 if pooled else h, w // 2 if pooled else w, generator=generator).contiguous(memory_format=CHANNELS_LAST)
+    assert ours.running_mean is not None and ours.running_var is not None
+    args = (ours.weight.detach(), ours.bias.detach(), ours.running_mean, ours.running_var, 0.1, 1e-5)
+    if pooled:
+        out, picked, st = bn_pool_relu_forward(x, *args)
+        gx, gw, gb = bn_pool_relu_backward(grad, x, picked, st, ours.weight.detach())
+    else:
+        out, st = bn_relu_forward(x, *args)
+        gx, gw, gb = bn_relu_backward(grad, x, st, ours.weight.detach())
     ref = F.relu(F.max_pool2d(theirs(b), 2, 2)) if pooled else F.relu(theirs(b))
-    out.backward(grad)
     ref.backward(grad)
     pairs = [
-        (out, ref), (a.grad, b.grad), (ours.weight.grad, theirs.weight.grad), (ours.bias.grad, theirs.bias.grad),
+        (out, ref), (gx, b.grad), (gw, theirs.weight.grad), (gb, theirs.bias.grad),
         (ours.running_mean, theirs.running_mean), (ours.running_var, theirs.running_var),
     ]  # fmt: skip
     for got, want in pairs:

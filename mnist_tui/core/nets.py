@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mnist_tui.core import fused
+from mnist_tui.core import ops
 
 
 def dropout_or_nothing(p: float) -> nn.Module:
@@ -40,17 +40,17 @@ def relu_and_pool(pool: nn.Module, relu: nn.Module, x: torch.Tensor, quicker: bo
 
 
 def norm_relu(bn: nn.BatchNorm2d, relu: nn.Module, x: torch.Tensor, quicker: bool) -> torch.Tensor:
-    """relu(bn(x)); in the quicker order, one fused kernel each way where core/fused.py applies."""
-    if quicker and fused.applies(bn, x):
-        return fused.bn_relu(bn, x)
+    """relu(bn(x)); in the quicker order through core/ops (one fused operator where it applies)."""
+    if quicker:
+        return ops.batch_norm_relu(bn, x, relu)
     return cast(torch.Tensor, relu(bn(x)))  # nn.Module calls are typed Any
 
 
 def norm_relu_pool(bn: nn.BatchNorm2d, relu: nn.Module, pool: nn.Module, x: torch.Tensor, quicker: bool) -> torch.Tensor:
-    """pool(relu(bn(x))), in the quicker order pooled before ReLU (relu_and_pool), and there
-    one fused kernel each way where core/fused.py applies."""
-    if quicker and fused.applies(bn, x, pool):
-        return fused.bn_pool_relu(bn, x)
+    """pool(relu(bn(x))); in the quicker order pooled before ReLU (relu_and_pool), through
+    core/ops (one fused operator where it applies)."""
+    if quicker:
+        return ops.batch_norm_pool_relu(bn, x, pool, relu)
     return relu_and_pool(pool, relu, bn(x), quicker)
 
 
@@ -129,7 +129,7 @@ class SeedNet(nn.Module):
 
 
 def fused_batch_norms(net: nn.Module) -> list[str]:
-    """The batch norms whose training passes go to core/fused.py's kernels where they apply
+    """The batch norms whose training passes go to core/ops' fused operators where they apply
     (fp32 channels_last on the CPU): all of v1's and v2's, and those of v3's and v4's conv
     blocks. v5 runs PyTorch's operations (SeparableNet is not fused)."""
     names = []
@@ -227,8 +227,8 @@ class PooledNet(nn.Module):
 
 
 def fused_features(features: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
-    """features(x) for a training pass, with each conv_block's batch norm and ReLU (and a 2x2
-    max pool right after one) in core/fused.py's kernels wherever they apply; elsewhere the
+    """features(x) for a training pass, each conv_block's batch norm and ReLU (and a 2x2 max
+    pool right after one) through core/ops, which fuses them wherever it can; elsewhere the
     modules as they are. Same function: ReLU and max pooling commute (relu_and_pool)."""
     blocks = list(features)
     i = 0
@@ -238,10 +238,10 @@ def fused_features(features: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
         if is_conv_block(block):
             conv, bn, relu = block[0], cast(nn.BatchNorm2d, block[1]), block[2]
             x = conv(x)
-            if pool is not None and fused.applies(bn, x, pool):
-                x, i = fused.bn_pool_relu(bn, x), i + 2
+            if pool is not None:
+                x, i = ops.batch_norm_pool_relu(bn, x, pool, relu), i + 2
                 continue
-            x = fused.bn_relu(bn, x) if fused.applies(bn, x) else relu(bn(x))
+            x = ops.batch_norm_relu(bn, x, relu)
         else:
             x = block(x)
         i += 1

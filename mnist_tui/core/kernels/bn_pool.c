@@ -130,12 +130,9 @@ static void repeat(const float *src, int count, int64_t C, int64_t L, float *dst
 
 /*
  * Per channel, into sums: the sum of dy and of dy (x - mean) over x (rows, C), where dy is 0
- * where a x + b <= 0 (ReLU held it back; NaN passes, as in PyTorch) and g elsewhere. With
- * g = x, a = 0, b = 1 and mean = 0, the sums of x and of x squared: the batch statistics
- * (a NaN or an infinity gets through, and spoils them as it does PyTorch's). The variance is
- * then E[x^2] - mean^2, in double: its relative error grows with (mean / std)^2 times float's
- * 1e-7 from the partial sums, negligible for convolution outputs (mean / std of a few). The pooled backward pass
- * calls it on the values each window picked, the only ones its gradient reaches.
+ * where a x + b <= 0 (ReLU held it back; NaN passes, as in PyTorch) and g elsewhere. The
+ * pooled backward pass calls it on the values each window picked, the only ones its gradient
+ * reaches.
  */
 static int pair_sums(const float *x, const float *g, int64_t rows, int64_t C, const float *mean, const float *a, const float *b, double *sums,
                      int threads) {
@@ -158,18 +155,92 @@ static int pair_sums(const float *x, const float *g, int64_t rows, int64_t C, co
     return 0;
 }
 
+/*
+ * The batch statistics in one pass, robust to a mean large against the spread. Each part
+ * walks its blocks in chunks of FLUSH; a chunk's float sums are of d = x - k, k being the
+ * chunk's first block, so that they never hold the mean itself (E[x^2] - mean^2 loses
+ * (mean / std)^2 times float's 1e-7: all of the variance at mean 1e3, std 1). Each chunk's
+ * count, mean and squared deviations are then merged in double (Chan, Golub and LeVeque's
+ * pairwise update), and the parts' and the lanes' the same way in fold_moments. The error
+ * then depends on the spread within 64 rows of a channel, not on the mean; the cost is that of
+ * the one-pass sums it replaces (a subtraction an element, a few doubles a chunk). A NaN
+ * spoils the mean and the variance, as it does PyTorch's; an infinity too (as NaN).
+ */
+typedef struct {
+    const float *x;
+    int64_t L;
+    double *partial; /* per part: L means, L sums of squared deviations, then 2 L floats of scratch */
+    int64_t count[MAX_PARTS];
+} Moments;
+
+/* (n, mean, m2) merged with (nb, mb, m2b), n > 0 or not */
+static void merge(double *n, double *mean, double *m2, double nb, double mb, double m2b) {
+    if (nb <= 0.0) return;
+    const double total = *n + nb, delta = mb - *mean;
+    *mean += delta * (nb / total);
+    *m2 += m2b + delta * delta * (*n * nb / total);
+    *n = total;
+}
+
+static void moments_part(void *vctx, int part, int64_t begin, int64_t end) {
+    Moments *s = vctx;
+    const int64_t L = s->L;
+    double *restrict mean = s->partial + (int64_t)part * 3 * L, *restrict m2 = mean + L;
+    float *restrict f1 = (float *)(m2 + L), *restrict f2 = f1 + L;
+    double n = 0.0;
+    for (int64_t j = 0; j < L; j++) mean[j] = m2[j] = 0.0;
+    for (int64_t b0 = begin; b0 < end; b0 += FLUSH) {
+        const int64_t b1 = b0 + FLUSH < end ? b0 + FLUSH : end;
+        const float *restrict k = s->x + b0 * L;
+        for (int64_t j = 0; j < L; j++) f1[j] = f2[j] = 0.0f;
+        for (int64_t blk = b0; blk < b1; blk++) {
+            const float *restrict x = s->x + blk * L;
+#pragma omp simd
+            for (int64_t j = 0; j < L; j++) {
+                const float d = x[j] - k[j];
+                f1[j] += d;
+                f2[j] += d * d;
+            }
+        }
+        const double cnt = (double)(b1 - b0);
+        for (int64_t j = 0; j < L; j++) {
+            double nj = n, mj = mean[j], m2j = m2[j];
+            merge(&nj, &mj, &m2j, cnt, (double)k[j] + f1[j] / cnt, f2[j] - (double)f1[j] * f1[j] / cnt);
+            mean[j] = mj;
+            m2[j] = m2j;
+        }
+        n += cnt;
+    }
+    s->count[part] = end - begin;
+}
+
+/* The parts' L lanes merged to C channels: mean[c] and m2[c] (squared deviations' sum). */
+static int fold_moments(const Moments *s, int parts, int64_t C, double *mean, double *m2) {
+    double *n = calloc((size_t)C, sizeof(double));
+    if (!n) return -2;
+    for (int64_t c = 0; c < C; c++) mean[c] = m2[c] = 0.0;
+    for (int t = 0; t < parts; t++)
+        for (int64_t j = 0; j < s->L; j++) {
+            const double *p = s->partial + (int64_t)t * 3 * s->L;
+            merge(&n[j % C], &mean[j % C], &m2[j % C], (double)s->count[t], p[j], p[s->L + j]);
+        }
+    free(n);
+    return 0;
+}
+
 /* Batch statistics of x (rows, C) into st; running statistics updated. */
 static int batch_stats(const float *x, int64_t rows, int64_t C, const float *weight, const float *bias, float *running_mean,
                        float *running_var, double momentum, double eps, float *st, int threads) {
-    double *sums = malloc((size_t)(2 * C) * sizeof(double));
-    float *constants = calloc((size_t)(2 * C), sizeof(float)); /* zeros: the mean and a; then b = 1 */
-    int rc = !sums || !constants ? -2 : 0;
+    const int64_t L = block_length(rows, C), blocks = rows * C / L;
+    const int parts = clamp_parts(threads, blocks);
+    double *sums = malloc((size_t)(2 * C) * sizeof(double)), *partial = malloc((size_t)(parts * 3 * L) * sizeof(double));
+    int rc = !sums || !partial ? -2 : 0;
     if (rc == 0) {
-        for (int64_t c = 0; c < C; c++) constants[C + c] = 1.0f;
-        rc = pair_sums(x, x, rows, C, constants, constants, constants + C, sums, threads);
+        Moments s = {x, L, partial, {0}};
+        rc = fold_moments(&s, parallel(moments_part, &s, blocks, parts), C, sums, sums + C);
     }
     for (int64_t c = 0; rc == 0 && c < C; c++) {
-        const double m = sums[c] / (double)rows, var0 = sums[C + c] / (double)rows - m * m, var = var0 < 0.0 ? 0.0 : var0;
+        const double m = sums[c], var0 = sums[C + c] / (double)rows, var = var0 < 0.0 ? 0.0 : var0;
         const double inv = 1.0 / sqrt(var + eps), a = inv * (weight ? weight[c] : 1.0);
         st[c] = (float)m;
         st[C + c] = (float)inv;
@@ -179,7 +250,7 @@ static int batch_stats(const float *x, int64_t rows, int64_t C, const float *wei
         running_var[c] = (float)((1.0 - momentum) * running_var[c] + momentum * var * (double)rows / (double)(rows - 1));
     }
     free(sums);
-    free(constants);
+    free(partial);
     return rc;
 }
 
