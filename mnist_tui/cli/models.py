@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from mnist_tui.cli.common import absolute, find
+from mnist_tui.cli.exported import eval_file, names_file, predict_file
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -21,6 +22,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from mnist_tui.headless import eval_record, print_eval
     from mnist_tui.present.text import printable
 
+    if names_file(args.run):
+        return eval_file(args)
     run_dir = find(args, "eval")
     try:
         outputs = run_outputs(run_dir, absolute(args.data), args.precision)
@@ -44,7 +47,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from mnist_tui.core.store import CheckpointError
     from mnist_tui.present.text import printable
 
-    run_dir = find(args, "predict")
+    run_dir = None if names_file(args.run) else find(args, "predict")
     image = printable(args.image, one_line=True)  # a name a shell glob may have taken from a folder
     try:
         digit = to_mnist(read_picture(Path(args.image)))
@@ -54,6 +57,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if not digit.any():
         print(f"mnist-tui predict: {image} holds no ink (a blank picture): no digit to read", file=sys.stderr)
         return 1
+    if run_dir is None:
+        return predict_file(args, digit)
     try:
         net = network(run_dir)
     except (CheckpointError, OSError) as exc:

@@ -163,11 +163,11 @@ def _study_parsers(sub, p: dict[str, argparse.ArgumentParser]) -> None:
     r.add_argument("--filter", default="", metavar="QUERY", help="as the Runs screen's filter: words, model:v2, device:cpu, acc>99.4, epochs>=10, lr<0.01")
     u = sub.add_parser("tui", parents=[p["runs"], p["data"]], help="open the app (the default when no command is given)")
     u.add_argument("--open", choices=SCREENS, default="train", help="the screen to open on")
-    ev = sub.add_parser("eval", parents=[p["run"], p["runs"], p["data"]], help="a run's test accuracy, per-digit precision and recall, and confusion matrix")
+    ev = sub.add_parser("eval", parents=[p["run"], p["runs"], p["data"]], help="accuracy, per-digit figures, confusion of a run or exported file")
     ev.add_argument("--precision", choices=PRECISIONS, default="auto", help="auto: the run's own (bf16 only where this CPU has it natively)")
     ev.add_argument("--json", action="store_true", help="print JSON instead of tables")
     pr = sub.add_parser(
-        "predict", parents=[p["run"], p["runs"]], help="classify a picture of a digit (PNG or PGM, any size, dark or light background) with a run's model"
+        "predict", parents=[p["run"], p["runs"]], help="classify a digit's picture (PNG or PGM, any size or background) by a run or an exported file"
     )
     pr.add_argument("image", help="the picture's file")
     ex = sub.add_parser("export", parents=[p["run"], p["runs"], p["data"]], help="save a run's last checkpoint as ONNX, int8 ONNX or pt2, checked")
