@@ -1102,7 +1102,23 @@ def test_every_option_of_every_command_exits_0_1_or_2_in_a_few_lines(template, t
     very long, JSON deep enough to break a parser): an exit status of 0, 1 or 2 (130: stopped
     after TRAIN_BOUND_S), never a traceback, and an error is one line after argparse's usage."""
     every = options()
-    assert {c for c, _ in every} >= {None, "train", "resume", "stop", "follow", "delete", "runs", "tui", "eval", "predict", "layers"}
+    assert {c for c, _ in every} >= {
+        None,
+        "train",
+        "resume",
+        "stop",
+        "follow",
+        "delete",
+        "runs",
+        "tui",
+        "eval",
+        "predict",
+        "layers",
+        "export",
+        "queue",
+        "note",
+        "tag",
+    }
 
     @_every_reader_settings(80)
     @given(st.sampled_from(every).flatmap(lambda pair: st.tuples(st.just(pair), argument_values(pair[1]))))
@@ -1117,13 +1133,15 @@ def test_every_option_of_every_command_exits_0_1_or_2_in_a_few_lines(template, t
             None: [],
             "train": ["train", "--limit", "64", "--test-limit", "64", "--epochs", "1", "--batch-size", "16", "--device", "cpu", "--runs", "runs"],
             "predict": ["predict", "b0b0b0", str(digit_png), "--runs", "runs"],
+            "note": ["note", "b0b0b0", "a note", "--runs", "runs"],
+            "tag": ["tag", "b0b0b0", "best", "--runs", "runs"],
             "runs": ["runs", "--runs", "runs"],
             "layers": ["layers"],
             "tui": ["tui"],
         }.get(command, [command, "b0b0b0", "--runs", "runs"])
         argv = list(base)
         if not action.option_strings:  # a positional: this value in its place
-            at = {"run": 1, "image": 2, "model": 1}[action.dest]
+            at = {"run": 1, "image": 2, "model": 1, "text": 2, "tags": 2}[action.dest]
             argv[at : at + 1] = [value] if at < len(argv) else []
             argv += [value] if at >= len(argv) else []
         elif action.nargs == 0:

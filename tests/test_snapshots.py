@@ -25,9 +25,13 @@ def test_layers_screen(snap_compare, tmp_path):
 async def _columns_sized(pilot) -> None:
     """DataTable sizes its columns to new rows lazily, at its next update: on a loaded machine
     a snapshot taken right after the rows arrive caught the header still at its own width."""
+    from rich.cells import cell_len
+
+    def sized(table) -> bool:
+        return all(column.content_width >= max((cell_len(str(cell)) for cell in table.get_column(column.key)), default=0) for column in table.ordered_columns)
+
     screen = pilot.app.screen
-    longest = max(len(row.name) for row in screen.breakdown.rows)
-    await wait_until(pilot, lambda: screen.query_one("#layer-table").ordered_columns[0].content_width >= longest)
+    await wait_until(pilot, lambda: sized(screen.query_one("#layer-table")) and sized(screen.query_one("#compare-table")))
 
 
 def test_layers_screen_fits_80x24(snap_compare, tmp_path):

@@ -78,11 +78,24 @@ async def type_into(pilot, selector: str, text: str) -> None:
     await press(pilot, "end", "ctrl+u", *text)
 
 
+async def _workers_done(pilot) -> None:
+    """Every worker finished. One cancelled on the way (an exclusive group's older reading,
+    replaced by a newer one) is done too; one that failed fails the test."""
+    import asyncio
+
+    from textual.worker import WorkerFailed
+
+    ended = await asyncio.gather(*[worker.wait() for worker in list(pilot.app.workers)], return_exceptions=True)
+    for outcome in ended:
+        if isinstance(outcome, WorkerFailed):
+            raise outcome
+
+
 async def settle(pilot) -> None:
     """Wait for every worker to finish and the messages they posted to be handled."""
-    await pilot.app.workers.wait_for_complete()
+    await _workers_done(pilot)
     await drained(pilot)
-    await pilot.app.workers.wait_for_complete()
+    await _workers_done(pilot)
     await drained(pilot)
 
 
