@@ -21,6 +21,7 @@ from mnist_tui.present.kept import notes_lines, stamp_lines
 from mnist_tui.present.runs import run_cell
 from mnist_tui.present.text import printable
 from mnist_tui.present.training import epoch_cost
+from mnist_tui.ui.screens.export import export_run
 from mnist_tui.ui.screens.notes import edit_notes
 from mnist_tui.ui.widgets.charts import COLOURS, RICH_COLOURS, MetricChart
 from mnist_tui.ui.widgets.epoch_table import EpochTable
@@ -34,6 +35,7 @@ class RunDetailScreen(Screen):
         ("r", "reload", "Reload"),
         ("n", "note", "Note"),
         ("t", "tags", "Tags"),
+        ("x", "export_model", "Export"),
     ]
 
     def __init__(self, records: list):
@@ -50,8 +52,8 @@ class RunDetailScreen(Screen):
         return "Compare" if self.comparing else "Run detail"
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Predictions, the note and the tags are of one run: not offered (footer, `?`) while comparing."""
-        return not (action in ("predictions", "note", "tags") and self.comparing)
+        """Predictions, the note, the tags and the export are of one run: not offered (footer, `?`) while comparing."""
+        return not (action in ("predictions", "note", "tags", "export_model") and self.comparing)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -169,6 +171,10 @@ class RunDetailScreen(Screen):
     def action_tags(self) -> None:
         if not self.comparing:
             edit_notes(self, self.records[0], "tags", self.action_reload)
+
+    def action_export_model(self) -> None:
+        if not self.comparing:
+            export_run(self, self.records[0])
 
     def action_predictions(self) -> None:
         if self.comparing:

@@ -24,6 +24,7 @@ from mnist_tui.present.runs import RUN_HEADERS, run_texts
 from mnist_tui.present.text import printable
 from mnist_tui.ui.screens.base import AppScreen
 from mnist_tui.ui.screens.confirm import ConfirmScreen
+from mnist_tui.ui.screens.export import export_run
 from mnist_tui.ui.screens.notes import edit_notes
 from mnist_tui.ui.watcher import RunsChanged
 from mnist_tui.ui.widgets.field import Field
@@ -54,6 +55,7 @@ class RunsScreen(AppScreen):
         ("D", "delete_marked", "Delete marked"),
         ("n", "note", "Note"),
         ("t", "tags", "Tags"),
+        ("x", "export_model", "Export model"),
     ]
 
     def __init__(self):
@@ -373,6 +375,10 @@ class RunsScreen(AppScreen):
     def action_tags(self) -> None:
         if (row := self.current_row) is not None:
             edit_notes(self, row.record, "tags", self.reload)
+
+    def action_export_model(self) -> None:
+        if (row := self.current_row) is not None:
+            export_run(self, row.record)
 
     def action_export(self) -> None:
         if not self.rows:
