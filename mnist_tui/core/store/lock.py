@@ -24,6 +24,22 @@ LOCK = "lock"
 LAUNCH_ENV = "MNIST_TUI_LAUNCH"
 
 
+def flock_within(fd: int, wait_s: float, pause_s: float = 0.02) -> bool:
+    """Take an exclusive flock on fd, retrying for up to wait_s (a reader's shared test of it
+    lasts a moment); False when it stayed held. Errors other than "held" are raised."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except OSError as exc:
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(pause_s)
+
+
 class RunBusy(RuntimeError):
     """Another process holds the run's lock; the message names it."""
 
@@ -85,19 +101,14 @@ class RunLock:
         refused: retry for up to wait_s before deciding someone else owns the run.
         """
         fd = os.open(run_dir / LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o644)
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                    os.close(fd)
-                    raise
-                if time.monotonic() >= deadline:
-                    os.close(fd)
-                    raise RunBusy(f"{run_dir.name} is being trained by {holder(run_dir)}") from None
-                time.sleep(0.02)
+        try:
+            taken = flock_within(fd, wait_s)
+        except OSError:
+            os.close(fd)
+            raise
+        if not taken:
+            os.close(fd)
+            raise RunBusy(f"{run_dir.name} is being trained by {holder(run_dir)}")
         try:
             os.ftruncate(fd, 0)
             launch = {"launch": os.environ[LAUNCH_ENV]} if os.environ.get(LAUNCH_ENV) else {}

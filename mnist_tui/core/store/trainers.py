@@ -25,13 +25,13 @@ import json
 import os
 import secrets
 import socket
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from mnist_tui.core.paths import cache_dir
 from mnist_tui.core.store import files
+from mnist_tui.core.store.lock import flock_within
 
 QUEUE_LOCK = "queue.lock"
 SLOTS = "slots"
@@ -59,17 +59,8 @@ def queue_lock(runs_dir: Path, wait_s: float = LOCK_WAIT_S) -> Iterator[None]:
     folder.mkdir(parents=True, exist_ok=True)
     fd = os.open(folder / QUEUE_LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
     try:
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                    raise
-                if time.monotonic() >= deadline:
-                    raise QueueBusy(f"the queue of {runs_dir} stayed locked for {wait_s:.0f} s") from None
-                time.sleep(0.01)
+        if not flock_within(fd, wait_s, pause_s=0.01):
+            raise QueueBusy(f"the queue of {runs_dir} stayed locked for {wait_s:.0f} s")
         yield
     finally:
         os.close(fd)
