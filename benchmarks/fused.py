@@ -6,7 +6,12 @@ alternated in one process (medians of ROUNDS rounds of STEPS steps); then the se
 process takes to make the kernels ready, with an empty cache (compile, load, check) and with
 the cache a first run left (load, check).
 
-    python benchmarks/fused.py [--versions v1 v2 v3 v4] [--rounds 8]
+With --against OLD.c, it compares instead the fused step built from kernels/bn_pool.c with
+the one built from OLD.c (say, `git show HEAD~1:mnist_tui/core/kernels/bn_pool.c > old.c`):
+each version's fused step in fresh processes, PAIRS pairs alternated (this source first in
+odd pairs, OLD.c first in even ones), each the median of ROUNDS rounds of STEPS steps.
+
+    python benchmarks/fused.py [--versions v1 v2 v3 v4] [--rounds 8] [--against OLD.c [--pairs 3]]
 """
 
 from __future__ import annotations
@@ -74,6 +79,77 @@ def steps(name: str, rounds: int) -> tuple[float, float]:
     return statistics.median(times[True]), statistics.median(times[False])
 
 
+def fused_step_ms(name: str, rounds: int) -> float:
+    """The median step ms of version `name` through the fused kernels, in this process."""
+    import torch
+    import torch.nn.functional as F
+
+    from mnist_tui.core import memory_format, nets
+    from mnist_tui.core.device import keep_freed_memory
+    from mnist_tui.core.optim import make_optimizer
+    from mnist_tui.core.versions import get_version
+
+    keep_freed_memory()
+    torch.manual_seed(0)
+    x = torch.randn(BATCH, 1, 28, 28).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (BATCH,))
+    version = get_version(name)
+    model = version.build().to(memory_format=torch.channels_last).train()
+    memory_format.nchw_batch_norms(model, torch.device("cpu"), "fp32", nets.fused_batch_norms(model))
+    optimizer = make_optimizer(version.config(), model.parameters())
+    times = []
+    for i in range(rounds + 1):  # the first round warms up
+        start = time.perf_counter()
+        for _ in range(STEPS):
+            optimizer.zero_grad(set_to_none=True)
+            F.cross_entropy(model(x), y).backward()
+            optimizer.step()
+        if i:
+            times.append((time.perf_counter() - start) / STEPS * 1e3)
+    return statistics.median(times)
+
+
+ONE_SOURCE = """
+import sys
+from pathlib import Path
+sys.path.insert(0, {root!r})
+from mnist_tui.core import fused
+fused.SOURCE = Path({source!r})
+assert fused.status() == "fused", fused.status()
+from benchmarks.fused import fused_step_ms
+print(fused_step_ms({name!r}, {rounds}))
+"""
+
+
+def compare_sources(against: Path, versions: list[str], rounds: int, pairs: int) -> None:
+    """The fused step with kernels/bn_pool.c and with `against`, alternated in fresh processes."""
+    from mnist_tui.core import fused
+
+    sources = {"this": fused.SOURCE, "against": against.resolve()}
+    print(f"\nfused fp32 training step, batch {BATCH}, {pairs} alternated pairs of fresh processes (median of {rounds} x {STEPS} steps each):\n")
+    print(f"| version | {fused.SOURCE.name} (ms) | {against.name} (ms) | median ratio |")
+    print("|---|---|---|---:|")
+    for name in versions:
+        got: dict[str, list[float]] = {"this": [], "against": []}
+        for pair in range(pairs):
+            for which in ("this", "against") if pair % 2 == 0 else ("against", "this"):
+                code = ONE_SOURCE.format(root=str(ROOT), source=str(sources[which]), name=name, rounds=rounds)
+                out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+                got[which].append(float(out.strip().splitlines()[-1]))
+        ratio = statistics.median(got["this"]) / statistics.median(got["against"])
+        cells = [", ".join(f"{t:.1f}" for t in got[k]) for k in ("this", "against")]
+        print(f"| {name} | {cells[0]} | {cells[1]} | {ratio:.3f} |", flush=True)
+
+
+def cpu_flags() -> str:
+    """The vector extensions the kernels' -march=native build can use, as /proc/cpuinfo lists them."""
+    try:
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")).split()
+    except (OSError, StopIteration):
+        return "flags unknown"
+    return " ".join(f for f in ("avx2", "fma", "avx512f", "avx512bw", "avx512_bf16", "amx_tile") if f in flags)
+
+
 def ready_seconds() -> tuple[str, str]:
     """fused.status()'s seconds in a fresh process: with an empty cache, then with its result."""
     with tempfile.TemporaryDirectory() as cache:
@@ -87,6 +163,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--versions", nargs="+", default=["v1", "v2", "v3", "v4"])
     parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--against", type=Path, help="another bn_pool.c to compare the fused step with")
+    parser.add_argument("--pairs", type=int, default=3)
     args = parser.parse_args()
 
     import torch
@@ -96,11 +174,14 @@ def main() -> int:
     from mnist_tui.core.hardware import cpu_bf16_native
 
     print(
-        f"machine: {cpu_model()} (native bf16: {'yes' if cpu_bf16_native() else 'no'}), {torch.get_num_threads()} threads, "
+        f"machine: {cpu_model()} ({cpu_flags()}; native bf16: {'yes' if cpu_bf16_native() else 'no'}), {torch.get_num_threads()} threads, "
         f"torch {torch.__version__}, python {platform.python_version()}; kernels: {fused.status()}"
     )
     if not fused.available():
         return 1
+    if args.against is not None:
+        compare_sources(args.against, args.versions, args.rounds, args.pairs)
+        return 0
     print(f"\nfp32 training step, batch {BATCH}, medians of {args.rounds} rounds of {STEPS} steps, alternated:\n")
     print("| version | fused kernels | PyTorch's operations | PyTorch / fused |")
     print("|---|---:|---:|---:|")

@@ -156,3 +156,18 @@ def _assert_backward_in_float64(x, grad, out, gx, bn):
     _close(bn.weight.grad, gw, rtol=1e-4, atol=1e-3)
     _close(bn.bias.grad, gb, rtol=1e-4, atol=1e-3)
     _close(gx, want, rtol=0, atol=2e-4)
+
+
+@needs_kernels
+def test_a_backward_operator_given_wrong_shapes_refuses_them_instead_of_reading_past_them():
+    # The operators are public (torch.ops.mnist_tui): the kernels trust the shapes they are
+    # given, so the operators hand anything else to PyTorch's operations, which refuse it.
+    x, weight, bias, mean, var = _inputs((4, 16, 8, 8), grad=False)
+    out, picked, stats, _, _ = OPS.bn_pool_relu(x, weight, bias, mean, var, MOMENTUM, EPS)
+    grad = torch.randn_like(out)
+    with pytest.raises(RuntimeError):
+        OPS.bn_pool_relu_backward(grad, x, picked[:, :, :2], stats, weight)
+    with pytest.raises(RuntimeError):
+        OPS.bn_relu_backward(torch.randn_like(x), x, stats[:, :8].contiguous(), weight)
+    with pytest.raises(RuntimeError):
+        OPS.bn_relu_backward(grad, x, stats, weight)  # the pooled output's gradient

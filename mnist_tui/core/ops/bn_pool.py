@@ -29,6 +29,16 @@ def _kernels_take(x: Tensor, *vectors: Tensor) -> bool:
     return fused.takes(x, *vectors) and fused.available()
 
 
+def _backward_takes(grad: Tensor, x: Tensor, stats: Tensor, weight: Tensor, *pooled: Tensor) -> bool:
+    """Whether the backward kernels can run on these: every shape what the forward pass gave
+    (the kernels trust them: a wrong one would read past a tensor's end), fp32 channels_last."""
+    n, c, h, w = x.shape if x.dim() == 4 else (0, 0, 0, 0)
+    out = (n, c, h // 2, w // 2) if pooled else (n, c, h, w)
+    shapes = grad.shape == out and all(t.shape == out and fused.takes(t) for t in pooled)
+    plain = stats.shape == (4, c) and stats.dtype == torch.float32 and stats.device.type == "cpu" and stats.is_contiguous()
+    return shapes and plain and fused.takes(grad) and _kernels_take(x, weight)
+
+
 @torch.library.custom_op("mnist_tui::bn_relu", mutates_args=())
 def bn_relu(
     x: Tensor, weight: Tensor, bias: Tensor, running_mean: Tensor, running_var: Tensor, momentum: float, eps: float
@@ -45,7 +55,7 @@ def bn_relu(
 def bn_relu_backward(grad: Tensor, x: Tensor, stats: Tensor, weight: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """The gradients of x, the weight and the bias through bn_relu."""
     grad = grad.contiguous(memory_format=CL)
-    if _kernels_take(x, weight) and fused.takes(grad) and stats.dtype == torch.float32 and stats.is_contiguous():
+    if _backward_takes(grad, x, stats, weight):
         return fused.bn_relu_backward(grad, x, stats, weight)
     return reference.bn_relu_backward(grad, x, stats, weight)
 
@@ -68,8 +78,7 @@ def bn_pool_relu(
 def bn_pool_relu_backward(grad: Tensor, x: Tensor, picked: Tensor, stats: Tensor, weight: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """The gradients of x, the weight and the bias through bn_pool_relu."""
     grad = grad.contiguous(memory_format=CL)
-    plain = fused.takes(grad) and fused.takes(picked) and stats.dtype == torch.float32 and stats.is_contiguous()
-    if plain and _kernels_take(x, weight):
+    if _backward_takes(grad, x, stats, weight, picked):
         return fused.bn_pool_relu_backward(grad, x, picked, stats, weight)
     return reference.bn_pool_relu_backward(grad, x, picked, stats, weight)
 
