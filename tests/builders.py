@@ -104,3 +104,16 @@ def untrained_v2_run(runs_dir, precision: str | None = None):
     writer.save_checkpoint(stub_checkpoint(1, model.state_dict(), {"model": "v2"}))
     writer.close("stopped")
     return writer.path
+
+
+def trained_run(runs_dir, model: str, limit: int, test_limit: int, epochs: int = 1):
+    """A run really trained on the CPU on the first `limit` images: its record."""
+    from mnist_tui.core.store import list_runs
+    from mnist_tui.core.train import train
+    from mnist_tui.core.versions import get_version
+
+    config = get_version(model).config(device="cpu", runs_dir=str(runs_dir), epochs=epochs, limit=limit, test_limit=test_limit)
+    for _event in train(config):
+        pass
+    [record] = list_runs(runs_dir)
+    return record

@@ -20,23 +20,14 @@ import torch
 
 from mnist_tui.core import data, export, exporters
 from mnist_tui.core.store import RunWriter
-from mnist_tui.core.versions import get_version
-from tests.builders import written_run
+from tests.builders import trained_run, written_run
 
 pytest.importorskip("onnxruntime", reason="the export extra is not installed (pip install 'mnist-tui[export]')")
 
 
 @pytest.fixture(scope="module")
 def v2_run(tmp_path_factory):
-    from mnist_tui.core.store import list_runs
-    from mnist_tui.core.train import train
-
-    runs = tmp_path_factory.mktemp("export") / "runs"
-    config = get_version("v2").config(device="cpu", runs_dir=str(runs), epochs=1, limit=3000, test_limit=1000)
-    for _event in train(config):
-        pass
-    [record] = list_runs(runs)
-    return record
+    return trained_run(tmp_path_factory.mktemp("export") / "runs", "v2", limit=3000, test_limit=1000)
 
 
 @pytest.fixture(autouse=True)

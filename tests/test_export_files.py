@@ -20,7 +20,7 @@ import torch
 
 from mnist_tui import cli
 from mnist_tui.core import data, export, exported, exporters
-from mnist_tui.core.versions import get_version
+from tests.builders import trained_run
 
 pytest.importorskip("onnxruntime", reason="the export extra is not installed (pip install 'mnist-tui[export]')")
 
@@ -28,14 +28,7 @@ pytest.importorskip("onnxruntime", reason="the export extra is not installed (pi
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory):
     """A small v4 run exported in the three formats: {format: path}, and the run's folder."""
-    from mnist_tui.core.store import list_runs
-    from mnist_tui.core.train import train
-
-    runs = tmp_path_factory.mktemp("files") / "runs"
-    config = get_version("v4").config(device="cpu", runs_dir=str(runs), epochs=1, limit=256, test_limit=256)
-    for _event in train(config):
-        pass
-    [record] = list_runs(runs)
+    record = trained_run(tmp_path_factory.mktemp("files") / "runs", "v4", limit=256, test_limit=256)
     folder = tmp_path_factory.mktemp("exported")
     paths = {}
     with pytest.MonkeyPatch.context() as patch:

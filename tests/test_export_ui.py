@@ -15,27 +15,19 @@ import pytest
 from textual.widgets import DataTable, Static
 
 from mnist_tui.core import export, exporters
-from mnist_tui.core.versions import get_version
 from mnist_tui.ui.app import MnistTuiApp
 from mnist_tui.ui.screens.export import ExportScreen
 from mnist_tui.ui.screens.help import screen_keys
 from mnist_tui.ui.screens.run_detail import RunDetailScreen
 from mnist_tui.ui.screens.runs import RunsScreen
+from tests.builders import trained_run
 from tests.ui_helpers import drained, press, settle, wait_until, write_run
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A small trained v4 run's folder, copied into each test's runs folder."""
-    from mnist_tui.core.store import list_runs
-    from mnist_tui.core.train import train
-
-    runs = tmp_path_factory.mktemp("trained") / "runs"
-    config = get_version("v4").config(device="cpu", runs_dir=str(runs), epochs=1, limit=256, test_limit=256)
-    for _event in train(config):
-        pass
-    [record] = list_runs(runs)
-    return record.path
+    return trained_run(tmp_path_factory.mktemp("trained") / "runs", "v4", limit=256, test_limit=256).path
 
 
 @pytest.fixture
