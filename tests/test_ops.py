@@ -171,3 +171,40 @@ def test_a_backward_operator_given_wrong_shapes_refuses_them_instead_of_reading_
         OPS.bn_relu_backward(torch.randn_like(x), x, stats[:, :8].contiguous(), weight)
     with pytest.raises(RuntimeError):
         OPS.bn_relu_backward(grad, x, stats, weight)  # the pooled output's gradient
+
+
+@needs_kernels
+def test_torch_compile_sees_the_operators_and_gives_eagers_numbers():
+    # What registering them buys: a compiled v4 training pass holds the four operators in its
+    # forward and backward graphs (no graph break on the kernels' build), and its loss,
+    # gradients and running statistics are the eager pass's.
+    from functorch.compile import make_boxed_func
+    from torch._dynamo.backends.common import aot_autograd
+
+    from mnist_tui.core.versions import get_version
+
+    torch.manual_seed(0)
+    compiled_model, eager = get_version("v4").build(), get_version("v4").build()
+    eager.load_state_dict(compiled_model.state_dict())
+    compiled_model, eager = compiled_model.to(memory_format=CL).train(), eager.to(memory_format=CL).train()
+    x = torch.randn(16, 1, 28, 28).contiguous(memory_format=CL)
+    y = torch.randint(0, 10, (16,))
+    in_graphs = set()
+
+    def keep(gm, inputs):
+        in_graphs.update(str(node.target) for node in gm.graph.nodes if str(node.target).startswith("mnist_tui."))
+        return make_boxed_func(gm.forward)  # run as traced: what the graphs hold is the point
+
+    torch._dynamo.reset()
+    compiled = torch.compile(compiled_model, backend=aot_autograd(fw_compiler=keep, bw_compiler=keep))
+    loss = F.cross_entropy(compiled(x), y)
+    loss.backward()
+    reference = F.cross_entropy(eager(x), y)
+    reference.backward()
+    torch._dynamo.reset()
+    assert in_graphs == {f"mnist_tui.{op}.default" for op in ("bn_relu", "bn_relu_backward", "bn_pool_relu", "bn_pool_relu_backward")}
+    assert loss.item() == pytest.approx(reference.item(), rel=1e-6)
+    for (key, p), q in zip(compiled_model.named_parameters(), eager.parameters()):
+        _close(p.grad, q.grad, rtol=1e-4, atol=1e-6, msg=key)
+    for (key, value), other in zip(compiled_model.state_dict().items(), eager.state_dict().values()):
+        _close(value, other, rtol=1e-6, atol=1e-7, msg=key)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -93,9 +94,14 @@ def status() -> str:
     return "fused"
 
 
-def available() -> bool:
+def _built_and_checked() -> bool:
     """Whether the fused kernels are built, loaded and checked (builds them if needed)."""
     return status() == "fused"
+
+
+# available(): _built_and_checked, which torch.compile calls once and takes as a constant (it
+# is one for the process) instead of tracing the build into each graph.
+available: Callable[[], bool] = torch.compiler.assume_constant_result(_built_and_checked)  # type: ignore[no-untyped-call]  # torch leaves it untyped
 
 
 def _call(name: str, *args: Any) -> None:
