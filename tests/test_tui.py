@@ -478,8 +478,10 @@ async def test_palette_train_trains_that_version_with_its_own_recipe(tmp_path):
     started = []
 
     class Recorder:
-        def train(self, config, runs_dir):
+        def start(self, config, runs_dir, name, place=None, slot=None):
             started.append(config)
+            if slot is not None:
+                slot.release()  # no trainer holds it
             return Launch(run_dir=tmp_path / "never", error="not started: a test")
 
     app = MnistTuiApp(runs_dir=tmp_path, launcher=Recorder())

@@ -81,8 +81,9 @@ class SmallLauncher(InProcessLauncher):
     """Trains what the form asks for, for real, but on 256 images for at most 2 epochs and
     500 test images, so that a walk can start and stop runs in seconds."""
 
-    def train(self, config, runs_dir):
-        return super().train(config.replace(epochs=min(2, config.recipe.epochs), limit=256, test_limit=500, holdout=0, target=None), runs_dir)
+    def start(self, config, runs_dir, name, place=None, slot=None):
+        small = config.replace(epochs=min(2, config.recipe.epochs), limit=256, test_limit=500, holdout=0, target=None)
+        return super().start(small, runs_dir, name, place, slot)
 
     def stop_all(self) -> None:
         for launch in self.launches:

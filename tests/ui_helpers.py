@@ -217,11 +217,23 @@ class InProcessLauncher:
         return launch
 
     def train(self, config: TrainConfig, runs_dir: Path) -> Launch:
+        return self.start(config, runs_dir, reserve_name(config.model))
+
+    def start(self, config: TrainConfig, runs_dir: Path, name: str, place=None, slot=None) -> Launch:
+        """Train the run `name` in a thread; its slot (schedule.admit's) is let go when it
+        ends, as a trainer's is. Its place is not applied: the tests' threads are their own."""
         from mnist_tui.core.train import train
 
-        name = reserve_name(config.model)
         config = config.replace(runs_dir=str(runs_dir))
-        return self._start(Path(runs_dir) / name, lambda stop: train(config, stop, run_name=name))
+
+        def events(stop: threading.Event) -> Iterable:
+            try:
+                yield from train(config, stop, run_name=name)
+            finally:
+                if slot is not None:
+                    slot.release()
+
+        return self._start(Path(runs_dir) / name, events)
 
     def resume(self, run_dir: Path, data_dir: str | None, force: bool = False) -> Launch:
         from mnist_tui.core.train import resume

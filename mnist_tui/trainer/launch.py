@@ -192,6 +192,10 @@ class Launcher(Protocol):
 
     def train(self, config: TrainConfig, runs_dir: Path) -> Launch: ...
 
+    def start(self, config: TrainConfig, runs_dir: Path, name: str, place: Placement | None = None, slot: Slot | None = None) -> Launch:
+        """Start the new run `name`, admitted already (schedule.admit: its place and slot)."""
+        ...
+
     def resume(self, run_dir: Path, data_dir: str | None, force: bool = False) -> Launch: ...
 
 
@@ -222,7 +226,10 @@ class ProcessLauncher:
 
         name = reserve_name(config.model)
         admitted = admit(runs_dir, config, name, "now")
-        return start_new(config, runs_dir, name, admitted.placement, admitted.slot)
+        return self.start(config, runs_dir, name, admitted.placement, admitted.slot)
+
+    def start(self, config: TrainConfig, runs_dir: Path, name: str, place: Placement | None = None, slot: Slot | None = None) -> Launch:
+        return start_new(config, runs_dir, name, place, slot)
 
     def resume(self, run_dir: Path, data_dir: str | None, force: bool = False, processes: int | None = None) -> Launch:
         """Continue a run on `processes` processes (default: as many as it started with)."""

@@ -4,7 +4,10 @@ thread never reads a run folder (toolong's watcher does the same for log files).
 
 Screens subscribe: the Train screen follows one run (`follow`) and hears of new runs; the
 Runs screen hears that the folder changed (`RunsChanged`, merged in the queue when several
-wait) and reloads in a worker of its own.
+wait) and reloads in a worker of its own. At each look at the folder it also counts the live
+trainers (the dashboard redraws less often beside them) and starts the queued runs whose
+device is free (trainer/schedule.py), so that a trainer killed with -9 never strands the queue
+while the app is open.
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ from textual.message_pump import MessagePump
 from mnist_tui.core.events import BatchPoint, Event, RunFailed
 from mnist_tui.core.store import changed_since
 from mnist_tui.core.store.follow import Follower
+from mnist_tui.core.store.queue import pending
+from mnist_tui.core.store.trainers import live_trainers
 from mnist_tui.trainer import Launch
+from mnist_tui.trainer.schedule import start_next
 
 POLL_S = 0.5  # how often a followed run is looked at: a progress bar needs no more
 FOLDER_S = 1.0  # how often the runs folder is looked at (a stat of each run's few files)
@@ -35,11 +41,13 @@ class RunsChanged(Message):
 
 class RunNews(Message):
     """What a followed run wrote since the last look: its events, and the per-batch curve's
-    new points (`restarted`: a resume rewrote the curve; drop the points had so far)."""
+    new points (`restarted`: a resume rewrote the curve; drop the points had so far), and
+    how many trainers are live in the runs folder (`trainers`, as last counted)."""
 
-    def __init__(self, follower: Follower, events: list[Event], points: list[BatchPoint], restarted: bool) -> None:
+    def __init__(self, follower: Follower, events: list[Event], points: list[BatchPoint], restarted: bool, trainers: int = 0) -> None:
         super().__init__()
         self.follower, self.events, self.points, self.restarted = follower, events, points, restarted
+        self.trainers = trainers
 
 
 class Watcher:
@@ -52,6 +60,7 @@ class Watcher:
         self._subscribers: list[MessagePump] = []
         self._wake = threading.Event()
         self._stopped = threading.Event()
+        self.trainers = 0  # live trainers of the runs folder at the last look
 
     def follow(self, follower: Follower, target: MessagePump, launch: Launch | None = None) -> None:
         """Post `follower`'s news to `target` until the run ends; `launch`: the trainer just
@@ -77,6 +86,7 @@ class Watcher:
     def run(self, cancelled: Callable[[], bool] = lambda: False) -> None:
         """The watching loop, in a thread of its own until stop() or `cancelled()`."""
         stamp = changed_since(self.runs_dir, 0.0) or 0.0
+        self._look_at_queue()
         next_look = time.monotonic() + FOLDER_S
         while not (self._stopped.is_set() or cancelled()):
             self._poll_followed()
@@ -86,7 +96,15 @@ class Watcher:
             self._wake.wait(POLL_S)
             self._wake.clear()
 
+    def _look_at_queue(self) -> None:
+        """Count the live trainers, and start the queued runs whose device is free (a cheap
+        look first: most runs folders have no queue)."""
+        if pending(self.runs_dir):
+            start_next(self.runs_dir)  # never raises: a locked or unwritable queue waits
+        self.trainers = len(live_trainers(self.runs_dir))
+
     def _look_at_folder(self, stamp: float) -> float:
+        self._look_at_queue()
         try:
             changed = changed_since(self.runs_dir, stamp)
         except OSError:
@@ -104,17 +122,17 @@ class Watcher:
             followed = list(self._followed.items())
         for follower, (target, launch) in followed:
             try:
-                news = _news(follower, launch)
+                news = _news(follower, launch, self.trainers)
             except Exception as exc:  # a reader that raised: the run cannot be followed, the app goes on
                 follower.done = True
-                news = RunNews(follower, [RunFailed(f"cannot follow {follower.run_dir.name}: {exc}", None)], [], False)
+                news = RunNews(follower, [RunFailed(f"cannot follow {follower.run_dir.name}: {exc}", None)], [], False, self.trainers)
             if news.events or news.points or news.restarted:
                 target.post_message(news)
             if follower.done:
                 self.unfollow(follower)
 
 
-def _news(follower: Follower, launch: Launch | None) -> RunNews:
+def _news(follower: Follower, launch: Launch | None, trainers: int) -> RunNews:
     """A followed run's news; a launched trainer that ended before its run said so failed."""
     events = follower.poll()
     points, restarted = follower.new_points() if follower.started else ([], False)
@@ -128,4 +146,4 @@ def _news(follower: Follower, launch: Launch | None) -> RunNews:
     if follower.done:  # the curve's last points, written just before the end
         more, again = follower.new_points()
         points, restarted = points + more, restarted or again
-    return RunNews(follower, events, points, restarted)
+    return RunNews(follower, events, points, restarted, trainers)

@@ -20,26 +20,20 @@ from mnist_tui.core.store import (
     delete_run,
     list_runs,
 )
-from mnist_tui.present.runs import RUN_HEADERS, run_texts
+from mnist_tui.present.runs import RUN_HEADERS
 from mnist_tui.present.text import printable
 from mnist_tui.ui.screens.base import AppScreen
 from mnist_tui.ui.screens.confirm import ConfirmScreen
 from mnist_tui.ui.screens.export import export_run
 from mnist_tui.ui.screens.notes import edit_notes
+from mnist_tui.ui.screens.queue_keys import QueueKeys, prepared
 from mnist_tui.ui.watcher import RunsChanged
 from mnist_tui.ui.widgets.field import Field
 from mnist_tui.ui.widgets.footer import KeyFooter
 from mnist_tui.ui.widgets.runs_table import RunsTable
 
 
-def prepared(records: list[RunRecord]) -> tuple[list[history.RunRow], dict[str, dict[str, str]]]:
-    """Each run's row and the text of its cells, worked out once per reading of the store
-    (sorting and filtering then only reorder them)."""
-    rows = [history.row_of(r) for r in records]
-    return rows, {row.run: run_texts(row) for row in rows}
-
-
-class RunsScreen(AppScreen):
+class RunsScreen(QueueKeys, AppScreen):
     # In order of importance: the footer keeps the first ones when the terminal is narrow.
     BINDINGS = [
         ("slash", "focus_filter", "Filter"),
@@ -56,6 +50,9 @@ class RunsScreen(AppScreen):
         ("n", "note", "Note"),
         ("t", "tags", "Tags"),
         ("x", "export_model", "Export model"),
+        ("K", "queue_earlier", "Earlier"),
+        ("J", "queue_later", "Later"),
+        ("C", "cancel_queued", "Cancel queued"),
     ]
 
     def __init__(self):

@@ -21,9 +21,11 @@ from textual.widgets import Button, Header, Label, OptionList, Static
 from mnist_tui.core.events import BatchProgress, EpochFinished, Event, RunFailed, RunFinished, RunStarted
 from mnist_tui.core.store import list_runs, request_stop
 from mnist_tui.core.store.follow import Follower
+from mnist_tui.core.store.queue import read_order
 from mnist_tui.core.versions import PRESETS, VERSIONS
 from mnist_tui.present.text import command_name
-from mnist_tui.trainer import Launch
+from mnist_tui.trainer import Launch, reserve_name
+from mnist_tui.trainer.schedule import admit
 from mnist_tui.ui.bell import ring_at_end
 from mnist_tui.ui.screens.base import AppScreen
 from mnist_tui.ui.watcher import RunNews, RunsChanged
@@ -129,13 +131,32 @@ class TrainScreen(AppScreen):
         if config is None:
             self.notify("Fix the recipe first: " + "; ".join(self.query_one(RecipeForm).problems.values()), severity="error")
             return
-        config = config.replace(data_dir=self.tui.data_dir)
+        config, name = config.replace(data_dir=self.tui.data_dir), reserve_name(config.model)
         try:
-            self.launch = self.tui.launcher.train(config, self.tui.runs_dir)
+            # The form's When: queue the run, or start it now, or queue it only while another
+            # run trains on its device (auto); queued runs whose device is free start first.
+            admission = admit(self.tui.runs_dir, config, name, self.query_one(RecipeForm).when)
+            if admission.queued is not None:
+                self._say_queued(admission.queued)
+                return
+            self.launch = self.tui.launcher.start(config, self.tui.runs_dir, name, admission.placement, admission.slot)
         except OSError as exc:  # trainer.LaunchError: a read-only runs folder, a file in its place
             self.notify(f"Cannot start: {exc.strerror or exc}", severity="error", markup=False, timeout=10)
             return
         self.attach(self.launch.run_dir, f"Starting a trainer: loading MNIST and building {config.model}…")
+
+    def _say_queued(self, run_dir: Path) -> None:
+        """A run just queued: where it stands and how to cancel it (it is not followed until
+        it starts: the screen attaches to it then, as to any run that starts training)."""
+        self.tui.prefetched_runs = None  # read before it was queued: Runs must read again
+        order = read_order(self.tui.runs_dir)
+        place = f"number {order.index(run_dir.name) + 1} in line" if run_dir.name in order else "in line"
+        self.notify(
+            f"Queued {run_dir.name}, {place}: it starts once its device is free. Runs (F4) lists it; K and J move it, C cancels it.",
+            title="Queued",
+            markup=False,
+            timeout=10,
+        )
 
     def resume_run(self, record) -> None:
         """Continue a stopped or interrupted run in a trainer of its own, its finished epochs
@@ -175,6 +196,7 @@ class TrainScreen(AppScreen):
         for event in news.events:
             self.show_event(event)
         ending = self.follower is not None and self.follower.done  # its last points: drawn at once
+        self.query_one(Dashboard).trainers = news.trainers
         self.query_one(Dashboard).show_points(news.points, news.restarted, ending)
         if any(isinstance(event, (RunFinished, RunFailed)) for event in news.events):
             self._run_over = True

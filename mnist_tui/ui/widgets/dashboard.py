@@ -11,13 +11,14 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, ProgressBar, Static
 
 from mnist_tui.core.events import BatchProgress, EpochFinished, RunFailed, RunFinished, RunStarted
+from mnist_tui.core.hardware import redraw_seconds
 from mnist_tui.core.store.records import BATCHES
 from mnist_tui.present.times import clock, time_left
 from mnist_tui.present.training import epoch_cost, started_line, target_words, usage_line
 from mnist_tui.ui.widgets.charts import MetricChart
 from mnist_tui.ui.widgets.epoch_table import EpochTable
 
-CHARTS_S = 3.0  # how often the per-batch curves are redrawn while a run trains
+CHARTS_S = 3.0  # how often the per-batch curves are redrawn while a run trains (alone)
 
 
 def end_words(ev: RunFinished) -> str:
@@ -38,6 +39,7 @@ class Dashboard(Vertical):
         self._train_size = 0
         self._per_batch = False  # the followed run records a per-batch curve
         self._charts_drawn = 0.0  # when the per-batch curves were last redrawn (monotonic)
+        self.trainers = 0  # trainers live in the runs folder, as the app's watcher last saw
 
     def compose(self) -> ComposeResult:
         yield Static("Pick a version and press Start (ctrl+s).", id="device-line")
@@ -94,12 +96,17 @@ class Dashboard(Vertical):
             acc.add_points("train", [(p.x, p.acc) for p in points], dense=True)
         # A chart's redraw is the costliest thing the screen does while a run trains: at most
         # once every CHARTS_S, at once after an epoch (which replots with its point) and at
-        # the end (`ending`: the run's last points).
-        due = time.monotonic() - self._charts_drawn >= CHARTS_S or ending
+        # the end (`ending`: the run's last points); less often still where the redraws
+        # would take cores the trainers need (hardware.redraw_seconds).
+        due = time.monotonic() - self._charts_drawn >= self.charts_every() or ending
         if (points or restarted) and due:
             self._charts_drawn = time.monotonic()
             loss.replot()
             acc.replot()
+
+    def charts_every(self) -> float:
+        """Seconds between redraws of the per-batch curves, beside the trainers live now."""
+        return redraw_seconds(CHARTS_S, self.trainers)
 
     def show_started(self, ev: RunStarted) -> None:
         self.reset()

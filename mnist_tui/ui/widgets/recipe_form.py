@@ -39,6 +39,9 @@ FIELDS = (
     ("target", "Stop at test acc % (blank: never)", float),
     ("processes", "Processes (DDP; batch split between them)", int),
 )
+# When Start trains the run (schedule.admit's modes): auto queues it while another run trains
+# on the same device, else starts it now; queue always waits its turn; now shares the device.
+WHEN = ("auto", "queue", "now")
 
 
 class RecipeForm(Vertical):
@@ -68,6 +71,14 @@ class RecipeForm(Vertical):
             # Why the field is invalid, right under it (hidden while it is valid); the field
             # itself keeps its size, so what is being typed stays in sight.
             yield Static("", id=f"error-{name}", classes="field-error")
+        yield Label("When (auto: queue while another run trains on the device)", classes="field-label", id="label-when")
+        yield Select([(w, w) for w in WHEN], allow_blank=False, id="field-when", compact=True)
+
+    @property
+    def when(self) -> str:
+        """When Start trains the run: auto, queue or now."""
+        value = self.query_one("#field-when", Select).value
+        return value if isinstance(value, str) and value in WHEN else WHEN[0]
 
     def load(self, model: str, base: TrainConfig | None = None, recipe: Recipe | None = None) -> None:
         """Fill every field from a recipe (the version's own unless given), keeping seed,

@@ -14,6 +14,7 @@ from mnist_tui.present.runs import RUN_HEADERS, cell_widths, fit_run_columns
 STATUS_STYLE = {
     "finished": "green",
     "running": "bold cyan",
+    "queued": "blue",
     "stopped": "yellow",
     "interrupted": "yellow",
     "stale": "yellow",
