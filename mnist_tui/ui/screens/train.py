@@ -123,7 +123,7 @@ class TrainScreen(AppScreen):
         config = self.query_one(RecipeForm).config
         if self.running:
             self.notify(
-                f"A run is training here: stop it first (ctrl+t), or quit and keep it training; `{command_name()} train --detach` starts more runs side by side.",
+                f"A run is training here: stop it first (ctrl+t), or quit and keep it training; `{command_name()} train --detach` queues more runs behind it (--now: beside it).",
                 severity="warning",
                 timeout=8,
             )
