@@ -92,3 +92,19 @@ def test_every_reliability_promise_names_tests_that_exist():
             if name not in where:
                 problems.append(f"{fault}: no test {name} in {last_file or 'tests/'}")
     assert not problems, "\n".join(problems)
+
+
+def test_the_readme_networks_table_shows_the_measured_figures():
+    """The README's accuracies are the shipped measurements (core/measured.json, written by
+    benchmarks/accuracy.py), not numbers typed once and left behind."""
+    import json
+    import statistics
+
+    from mnist_tui.core import measured
+
+    figures = json.loads(measured.SHIPPED.read_text(encoding="utf-8"))["versions"]
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| (v\d) \|.*\| (\d+\.\d+)%[^|]*\|$", readme, re.M)}
+    assert set(rows) == set(figures) == {"v1", "v2", "v3", "v4", "v5"}
+    for version, shown in rows.items():
+        assert shown == f"{statistics.mean(figures[version]['accuracy']):.2f}", version
