@@ -582,3 +582,18 @@ def test_a_pid_must_be_below_2_to_the_31(tmp_path, pid, status):
     _status(run, pid=pid)
     record = read_run(run)
     assert record.status == status and (status != "damaged" or "pid is out of range (2147483648)" in record.reason)
+
+
+def test_a_refused_resume_is_named_by_its_own_words_in_a_log_the_holding_trainer_writes_too(tmp_path):
+    """A resume refused because another trainer holds the run says so in the run's shared
+    trainer.log, where the holder writes its epochs; the holder's line may not have ended
+    yet when the refusal follows it (found by CI: the refusal was reported as an epoch line)."""
+    from mnist_tui.trainer.launch import Launch
+
+    run = tmp_path / "20261101T100000Z-v4-aaaaaa"
+    run.mkdir()
+    (run / "trainer.log").write_text(
+        "mnist-tui: epoch 10/1000  train loss 2.2\n"
+        f"mnist-tui: epoch 11/1000  train loss 2.1656  4,392 img/smnist-tui: cannot resume: {run.name} is being trained by pid 7 on host vm\n"
+    )
+    assert Launch(run).failure() == f"cannot resume: {run.name} is being trained by pid 7 on host vm"

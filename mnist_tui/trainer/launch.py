@@ -75,10 +75,15 @@ class Launch:
             return self.error
         for log in (self.log, self.run_dir / LOG):
             lines = [line for line in _tail(log, self.log_offset).splitlines() if line.strip()] if log else []
-            said = [line for line in lines if line.startswith("mnist-tui: ")] or lines
+            # A trainer that holds the run appends to the same log, and its line may still lack
+            # its end when this one's last words follow: what counts is after the last prefix.
+            said = [line.rpartition(SAYS)[2] for line in lines if SAYS in line] or lines
             if said:
-                return said[-1].removeprefix("mnist-tui: ")[:500]
+                return said[-1][:500]
         return f"the trainer ended without saying why{_no_space(self.log or self.run_dir / LOG)}"
+
+
+SAYS = "mnist-tui: "  # how a trainer's own words begin in its log
 
 
 def _no_space(log: Path) -> str:
