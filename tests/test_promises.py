@@ -497,7 +497,13 @@ def test_ctrl_c_before_a_command_has_its_handlers_is_one_line_and_exit_130(monke
 @pytest.mark.slow
 @pytest.mark.parametrize("after_s", [0.1, 0.2, 0.4, 1.0])
 def test_ctrl_c_early_in_a_train_prints_no_traceback_and_exits_130(tmp_path, after_s):
-    process = subprocess.Popen(_cli("train", *TINY, "--runs", str(tmp_path / "runs")), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Started as from a terminal, where Ctrl+C is not ignored: a suite run as a background job
+    # of a script (`make test-slow &`) hands its processes an ignored SIGINT, which Python keeps
+    # ignored until the command installs its own handlers.
+    as_from_a_terminal = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
+    process = subprocess.Popen(
+        _cli("train", *TINY, "--runs", str(tmp_path / "runs")), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=as_from_a_terminal
+    )
     time.sleep(after_s)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=240)
