@@ -603,3 +603,16 @@ def test_a_refused_resume_is_named_by_its_own_words_in_a_log_the_holding_trainer
         f"mnist-tui: epoch 11/1000  train loss 2.1656  4,392 img/smnist-tui: cannot resume: {run.name} is being trained by pid 7 on host vm\n"
     )
     assert Launch(run).failure() == f"cannot resume: {run.name} is being trained by pid 7 on host vm"
+
+
+def test_the_first_use_line_names_a_data_folder_without_its_control_characters(tmp_path, capsys):
+    """`train --data DIR` extracts MNIST into a folder the user named; the line saying so
+    names it without escapes (found by the slow Hypothesis profile: `--data $'\\x1f'`)."""
+    from mnist_tui.trainer.start import Start
+
+    folder = tmp_path / "\x1b]0;pwned\x07\x1f"
+    config = get_version("v4").config(device="cpu", data_dir=str(folder), runs_dir=str(tmp_path / "runs"))
+    assert Start(config).prepare_data()
+    said = capsys.readouterr().err
+    assert "extracting 4 MNIST files" in said and str(tmp_path) in said
+    assert not set(said) & ({chr(c) for c in range(0x20)} - {"\n"}), repr(said)

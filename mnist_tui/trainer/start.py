@@ -87,9 +87,10 @@ class Start:
         """Find MNIST (downloading and extracting it if it must), saying what it does on
         stderr; False once a failed start is recorded."""
         from mnist_tui.core import data
+        from mnist_tui.present.text import printable
 
-        try:
-            data.prepare(data.find_root(self.config.data_dir), log=lambda msg: print(msg, file=sys.stderr))
+        try:  # the message names folders the user chose: no escapes reach the terminal
+            data.prepare(data.find_root(self.config.data_dir), log=lambda msg: print(printable(msg, one_line=True), file=sys.stderr))
         except data.DataError as exc:
             self.failed(str(exc))
             return False
