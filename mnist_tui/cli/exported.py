@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 
@@ -22,15 +21,9 @@ def names_file(argument: str) -> bool:
 
 def eval_file(args: argparse.Namespace) -> int:
     """The file on the test set, printed as a run's evaluation is."""
-    from dataclasses import replace
-
-    from rich.console import Console
 
     from mnist_tui.core.data import DataError
     from mnist_tui.core.exported import ExportedError, load
-    from mnist_tui.core.insight import confusion
-    from mnist_tui.headless import eval_record, print_eval
-    from mnist_tui.present.text import printable
 
     if args.precision != "auto":
         say("--precision applies to runs; an exported file runs in the precision it was exported in", "eval", error=True)
@@ -40,14 +33,9 @@ def eval_file(args: argparse.Namespace) -> int:
     except (ExportedError, DataError) as exc:
         say(f"cannot evaluate {exc}" if isinstance(exc, DataError) else str(exc), "eval")
         return 1
-    matrix = confusion(outputs)
-    if args.json:
-        print(json.dumps(eval_record(outputs, matrix), indent=1))  # JSON escapes control characters itself
-    else:
-        # The file's name and its report's model are printed as they are, never read as markup.
-        shown = replace(outputs, run_id=printable(outputs.run_id, one_line=True), model=printable(outputs.model, one_line=True))
-        print_eval(shown, matrix, Console(highlight=False, markup=False))
-    return 0
+    from mnist_tui.cli.models import show_eval
+
+    return show_eval(outputs, args.json)
 
 
 def predict_file(args: argparse.Namespace, digit) -> int:  # digit: uint8 (28, 28), torch imported by the caller

@@ -12,14 +12,10 @@ from mnist_tui.cli.exported import eval_file, names_file, predict_file
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
-    from rich.console import Console
 
     from mnist_tui.core.data import DataError
-    from mnist_tui.core.insight import confusion, run_outputs
+    from mnist_tui.core.insight import run_outputs
     from mnist_tui.core.store import CheckpointError
-    from mnist_tui.headless import eval_record, print_eval
     from mnist_tui.present.text import printable
 
     if names_file(args.run):
@@ -31,8 +27,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
         reason = printable(f"{run_dir.name}: {getattr(exc, 'strerror', None) or exc}", one_line=True)
         print(f"mnist-tui eval: cannot evaluate {reason}", file=sys.stderr)
         return 1
+    return show_eval(outputs, args.json)
+
+
+def show_eval(outputs, as_json: bool) -> int:
+    """Print an evaluation (a run's or an exported file's) as JSON or as tables; 0."""
+    from dataclasses import replace
+
+    from rich.console import Console
+
+    from mnist_tui.core.insight import confusion
+    from mnist_tui.headless import eval_record, print_eval
+    from mnist_tui.present.text import printable
+
     matrix = confusion(outputs)
-    if args.json:
+    if as_json:
         print(json.dumps(eval_record(outputs, matrix), indent=1))  # JSON escapes control characters itself
     else:
         # The run's id and model come from its files: printed as they are, never read as markup.
