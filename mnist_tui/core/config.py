@@ -17,6 +17,7 @@ MAX_EPOCHS = 1_000_000  # epochs (and step_size, in epochs)
 MAX_BATCH_SIZE = MNIST_TRAIN_SIZE  # a batch holds at most the training images (validate names how many)
 MAX_IMAGES = 1_000_000_000  # --limit and --test-limit; images and batches a run records
 MAX_SEED = 2**62 - 1  # seed + 2 seeds a torch generator too (engine._build)
+MAX_TRIAL = 1_000_000_000  # a sweep's trial numbers (core/sweep)
 MAX_PROCESSES = 64  # processes of one machine a run may be launched on with --nproc
 SCHEDULERS = ("none", "cosine", "step", "onecycle")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -80,6 +81,10 @@ class TrainConfig:
     # CPU threads the trainer computes with: the cores split between the trainers live when it
     # started (hardware.thread_share), set by whoever starts it. None: as many as torch picks.
     threads: int | None = None
+    # A trial of a sweep (core/sweep): the Optuna study's name and the trial's number in it.
+    # None for a run started by hand.
+    study: str | None = None
+    trial: int | None = None
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with top-level or recipe fields changed (recipe fields by their own name)."""
@@ -105,6 +110,10 @@ class TrainConfig:
         return cls(**top, recipe=Recipe(**recipe))
 
 
+# Optional settings whose type the default (None) cannot tell.
+_OPTIONAL_TYPES: dict[str, type] = {"study": str, "trial": int}
+
+
 def _checked_fields(kind: type[Recipe | TrainConfig], data: dict[str, Any]) -> dict[str, Any]:
     """data's keys must be fields of the dataclass `kind`, each value of its default's type."""
     fields = {f.name: f for f in dataclasses.fields(kind) if f.name != "recipe"}
@@ -119,6 +128,8 @@ def _checked_fields(kind: type[Recipe | TrainConfig], data: dict[str, Any]) -> d
             allowed = (int, float)
         if name in ("limit", "test_limit", "data_dir", "runs_dir", "target") or default is None:
             allowed = allowed + (type(None),)
+        if name in _OPTIONAL_TYPES:
+            allowed = (_OPTIONAL_TYPES[name], type(None))
         if isinstance(value, bool) and bool not in allowed or not isinstance(value, allowed):
             raise ConfigError(f"setting {name} has the wrong type ({type(value).__name__})")
     if "model" in fields and "model" not in data:

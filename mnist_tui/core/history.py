@@ -86,12 +86,15 @@ class RunRow:
 
     def kept(self, key: str, wanted: str) -> bool:
         """Whether what is kept beside the figures matches (NOTE_KEYS): a whole tag, text
-        within the note, or the start of the commit the run's code came from."""
+        within the note, the start of the commit the run's code came from, or the whole name
+        of the sweep's study the run is a trial of."""
         notes = self.record.notes
         if key == "tag":
             return wanted in notes.tags
         if key == "note":
             return wanted in notes.note.lower()
+        if key == "study":
+            return (self.record.study or "").lower() == wanted
         stamp, _problem = stamp_of(self.record.config)
         return stamp is not None and stamp.git is not None and stamp.git.commit.startswith(wanted)
 
@@ -129,8 +132,9 @@ NUMERIC_KEYS = {
 }
 TEXT_COLUMNS = ("model", "status", "device", "run", "started", "precision")
 # Filter keys about what is kept beside the figures: `tag:best` (a whole tag), `note:word`
-# (within the note), `commit:abc123` (the start of the commit the run's code came from).
-NOTE_KEYS = ("tag", "note", "commit")
+# (within the note), `commit:abc123` (the start of the commit the run's code came from),
+# `study:NAME` (the trials of a sweep, by the study's whole name).
+NOTE_KEYS = ("tag", "note", "commit", "study")
 COMPARISONS = (">=", "<=", "!=", ">", "<", "=")
 OPERATOR_CHARACTERS = "<>=!"
 
@@ -207,7 +211,8 @@ def _compare(value: float | None, op: str, target: float) -> bool:
 
 def matches(row: RunRow, terms: Sequence[Term]) -> bool:
     """Every term must match: `model:v2`, `device:cpu` match within that column, `tag:best` a
-    whole tag, `note:word` within the note, `commit:abc123` a commit's start; `acc>99.4`,
+    whole tag, `note:word` within the note, `commit:abc123` a commit's start, `study:NAME` a
+    sweep's trials; `acc>99.4`,
     `epochs>=10`, `lr<0.01`, `batch=64` compare numbers; other words match anywhere in the row."""
     for term in terms:
         if term.kind == "text" and term.key in NOTE_KEYS:

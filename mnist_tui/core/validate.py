@@ -12,6 +12,7 @@ from mnist_tui.core.config import (
     MAX_IMAGES,
     MAX_PROCESSES,
     MAX_SEED,
+    MAX_TRIAL,
     MNIST_TRAIN_SIZE,
     OPTIMIZERS,
     PRECISIONS,
@@ -19,6 +20,7 @@ from mnist_tui.core.config import (
     ConfigError,
     TrainConfig,
 )
+from mnist_tui.core.sweep.study import NAME_RULE
 from mnist_tui.core.versions import VERSIONS
 
 # The recipe's whole-number settings and their highest values (config.py says why each; the
@@ -76,6 +78,10 @@ def config_problems(config: TrainConfig) -> dict[str, str]:
         problems["test_limit"] = f"test subset must be a number of images from 1 to {MAX_IMAGES:,}, got {config.test_limit!r}"
     if config.target is not None and (isinstance(config.target, bool) or not isinstance(config.target, (int, float)) or not 0 < config.target <= 100):
         problems["target"] = f"target test accuracy must be a percentage above 0 and at most 100, got {config.target!r}"
+    if config.study is not None and (not isinstance(config.study, str) or not NAME_RULE.fullmatch(config.study)):
+        problems["study"] = f"a study name is 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit, got {config.study!r:.80}"
+    if config.trial is not None and not _whole(config.trial, 0, MAX_TRIAL):
+        problems["trial"] = f"trial must be a whole number from 0 to {MAX_TRIAL:,}, got {config.trial!r}"
     if not _whole(config.processes, 1, MAX_PROCESSES):
         problems["processes"] = f"processes must be a whole number from 1 to {MAX_PROCESSES}, got {config.processes!r}"
     elif "batch_size" not in problems and (uneven := split_problem(r.batch_size, config.processes)):

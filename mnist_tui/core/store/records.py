@@ -92,6 +92,8 @@ class RunRecord:
     precision: str = ""
     train_size: int | None = None  # training images per epoch
     target: float | None = None  # the test accuracy it was to stop at (--target)
+    study: str | None = None  # a sweep's trial: its study's name and its number there
+    trial: int | None = None
     reason: str = ""
     host: str = ""
     heartbeat_age: float | None = None  # seconds since status.json was last written (None: unknown)
@@ -285,6 +287,8 @@ def record_of(path: Path, found: RunFiles, holding_lock: bool = False) -> RunRec
         precision=cfg["precision"],
         train_size=cfg["train_size"],
         target=cfg["target"],
+        study=cfg["study"],
+        trial=cfg["trial"],
         reason=reason,
         host=found.state["host"],
         heartbeat_age=age,

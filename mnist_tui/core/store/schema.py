@@ -11,9 +11,10 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal, TypeVar, get_args
 
-from mnist_tui.core.config import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_IMAGES, MAX_SEED
+from mnist_tui.core.config import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_IMAGES, MAX_SEED, MAX_TRIAL
 from mnist_tui.core.events import BatchPoint, EpochFinished
 from mnist_tui.core.store.files import FileProblem, parse_json
+from mnist_tui.core.sweep.study import NAME_RULE
 
 FORMAT_VERSION = 1
 # What status.json may say (queued: waiting in the run queue, store/queue.py); readers add
@@ -99,7 +100,17 @@ def check_config_record(cfg: dict[str, Any]) -> dict[str, Any]:
         "precision": optional(cfg, "precision", text, 20, default=""),
         "train_size": optional(cfg, "train_size", lambda v, w: int(number(v, w, 0, MAX_IMAGES, whole=True))),
         "target": optional(train, "target", number, 0, 100),  # stop at this test accuracy
+        # A sweep's trial: its study and number (absent in runs started by hand).
+        "study": optional(train, "study", study_name),
+        "trial": optional(train, "trial", lambda v, w: int(number(v, w, 0, MAX_TRIAL, whole=True))),
     }
+
+
+def study_name(value: Any, what: str) -> str:
+    """A study's name as config.json holds it (the rule its files are named by)."""
+    if not isinstance(value, str) or not NAME_RULE.fullmatch(value):
+        raise SchemaError(f"{what} is not a study name")
+    return value
 
 
 def check_status_record(status: dict[str, Any]) -> dict[str, Any]:
