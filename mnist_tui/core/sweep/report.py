@@ -100,6 +100,7 @@ class SweepSummary:
     done: int = 0
     target: int | None = None
     best: float | None = None
+    metric: str = ""
     state: str = "damaged"
     reason: str = ""
 
@@ -277,6 +278,7 @@ def _summary(runs_dir: Path, name: str, url: str | None) -> SweepSummary:
         done=report.done,
         target=report.target,
         best=report.best.value if report.best else None,
+        metric=report.metric,
         state=report.state,
     )
 
@@ -295,6 +297,22 @@ def study_of_config(config: object) -> tuple[str, int | None] | None:
     if not isinstance(inner, dict) or not isinstance(name, str) or not studies.NAME_RULE.fullmatch(name):
         return None
     return name, _count(inner.get("trial"))
+
+
+def shown_url(url: str | None) -> str | None:
+    """A storage URL fit to print: its password, if any, replaced by '***'."""
+    if not url:
+        return url
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        host = parts.netloc.rsplit("@", 1)[1]
+        return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+    except ValueError:
+        return "(a storage URL that cannot be read)"
 
 
 def plain(value: object) -> Any:
@@ -327,7 +345,7 @@ def report_json(report: SweepReport) -> dict[str, Any]:
     test = report.best_test
     return {
         "name": report.name,
-        "storage": report.storage,
+        "storage": shown_url(report.storage),
         "state": report.state,
         "direction": report.direction,
         "metric": report.metric,
