@@ -53,17 +53,31 @@ def bf16_native(device: torch.device) -> bool:
     return False
 
 
-def resolve_precision(requested: str, device: torch.device) -> str:
-    """`auto` means bf16 autocast where the hardware has it natively, fp32 elsewhere.
+def resolve_precision(requested: str, device: torch.device, version: str | None = None) -> str:
+    """The numeric mode a run of `version` trains in on `device` (see choose_precision)."""
+    return choose_precision(requested, device, version)[0]
 
-    An explicit bf16 is honoured wherever autocast supports it (slowly where emulated); MPS
-    always trains in fp32.
+
+def choose_precision(requested: str, device: torch.device, version: str | None = None) -> tuple[str, str]:
+    """(the numeric mode, why: "" unless measured speed chose it). `auto` means bf16 autocast
+    where the hardware has it natively, fp32 elsewhere; except on a CPU with native bf16 whose
+    class the measured table (hardware.measured_faster) has timed `version` on: there the
+    faster of the two, and fp32 only where the fused CPU kernels it was timed with are
+    available here. An explicit bf16 is honoured wherever autocast supports it (slowly where
+    emulated); MPS always trains in fp32.
     """
     if device.type == "mps":
-        return "fp32"
-    if requested == "auto":
-        return "bf16" if bf16_native(device) else "fp32"
-    return requested
+        return "fp32", ""
+    if requested != "auto":
+        return requested, ""
+    native = bf16_native(device)
+    if device.type == "cpu" and native and version is not None:
+        from mnist_tui.core import fused, hardware
+
+        faster = hardware.measured_faster(version)
+        if faster is not None and (faster[0] == "bf16" or fused.available()):
+            return faster[0], f"faster than {faster[1]} for {version} on this CPU, measured"
+    return ("bf16" if native else "fp32"), ""
 
 
 def device_name(device: torch.device) -> str:

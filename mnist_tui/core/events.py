@@ -9,6 +9,8 @@ from typing import Any
 
 from mnist_tui.core.config import TrainConfig
 
+REASON_CAP = 200  # characters of config.json's precision_reason shown (the file is untrusted)
+
 
 @dataclass(frozen=True)
 class RunStarted:
@@ -22,6 +24,7 @@ class RunStarted:
     test_size: int
     batches_per_epoch: int
     precision: str = "fp32"  # the numeric mode in use: "fp32" or "bf16" (autocast)
+    precision_reason: str = ""  # why `--precision auto` chose it, where measured speed did
     evaluated_on: str = "test"  # "test", or "holdout" when tuning on held-out training images
     cuda_graph: bool = False  # training steps replayed from a CUDA graph (see core/step.py)
     warning: str | None = None  # something the user should know, e.g. a fallback to eager steps
@@ -39,7 +42,7 @@ def run_started(run_dir: Path, record: Mapping[str, Any]) -> RunStarted:
     if not isinstance(batches, int) or isinstance(batches, bool) or batches < 1:
         batches = -(-train_size // max(1, config.recipe.batch_size))
     world = record.get("world_size")
-    warning = record.get("warning")
+    warning, reason = record.get("warning"), record.get("precision_reason")
     return RunStarted(
         run_id=run_dir.name,
         run_dir=run_dir,
@@ -51,6 +54,7 @@ def run_started(run_dir: Path, record: Mapping[str, Any]) -> RunStarted:
         test_size=test_size,
         batches_per_epoch=batches,
         precision=str(record.get("precision") or ""),
+        precision_reason=reason[:REASON_CAP] if isinstance(reason, str) else "",
         evaluated_on=str(record.get("evaluated_on") or "test"),
         cuda_graph=record.get("cuda_graph") is True,
         warning=warning if isinstance(warning, str) and warning else None,

@@ -6,16 +6,57 @@ import functools
 import os
 from pathlib import Path
 
+# /proc/cpuinfo's names for the fields cpu_info() keeps (x86, then ARM and s390 spellings).
+_CPUINFO_KEYS = {"model name": "model", "Model": "model", "cpu model": "model", "vendor_id": "vendor", "cpu family": "family", "model": "number"}
+_FLAG_KEYS = ("flags", "Features")
+KEY_CAP = 200  # characters of a CPU key: a model name is short; /proc/cpuinfo is not trusted
+
 
 @functools.lru_cache(maxsize=1)
+def cpu_info() -> dict[str, str]:
+    """The first processor's vendor, model name, family and model number, and flags, as
+    Linux's /proc/cpuinfo gives them ({} elsewhere or when it cannot be read)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return {}
+    info: dict[str, str] = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        field = "flags" if key in _FLAG_KEYS else _CPUINFO_KEYS.get(key)
+        if field is not None and field not in info:
+            info[field] = value.strip()
+    return info
+
+
+def isa_class(flags: str) -> str:
+    """The vector class that decides fp32 against bf16 speed on a CPU: "amx" (AMX tiles with
+    bf16), "avx512_bf16", "avx512", "avx2", or "other"."""
+    have = set(flags.split())
+    if {"amx_bf16", "amx_tile"} <= have:
+        return "amx"
+    for name, flag in (("avx512_bf16", "avx512_bf16"), ("avx512", "avx512f"), ("avx2", "avx2")):
+        if flag in have:
+            return name
+    return "other"
+
+
+def cpu_key(info: dict[str, str] | None = None) -> str:
+    """A stable name for this CPU's class, which the measured precision table is keyed by:
+    'Intel(R) Xeon(R) Processor · family 6 model 167 · amx' (the family and model number
+    tell apart the generations that virtual machines all call by one model name)."""
+    info = cpu_info() if info is None else info
+    name = " ".join(info.get("model", "").split()) or "unknown CPU"
+    number = f"family {info['family']} model {info['number']}" if info.get("family") and info.get("number") else ""
+    return " · ".join(p for p in (name, number, isa_class(info.get("flags", ""))) if p)[:KEY_CAP]
+
+
 def cpu_bf16_native() -> bool:
     """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX): what `--precision auto`
     picks bf16 for. Linux only; elsewhere False (the estimate then assumes fp32)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text(errors="replace")
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags or "amx_tile" in flags
+    flags = set(cpu_info().get("flags", "").split())
+    return bool(flags & {"avx512_bf16", "amx_bf16", "amx_tile"})
 
 
 def gpu_count() -> int:
@@ -32,9 +73,28 @@ def several_processes_pay() -> bool:
     return (os.cpu_count() or 1) > 2 or gpu_count() > 1
 
 
-def auto_precision(requested: str) -> str:
-    """The numeric mode a CPU run will use for a requested precision."""
-    return ("bf16" if cpu_bf16_native() else "fp32") if requested == "auto" else requested
+def measured_faster(version: str, cpu: str | None = None) -> tuple[str, str] | None:
+    """(the faster mode, the slower) of fp32 and bf16 for `version`'s training step on the CPU
+    class `cpu` (this one's by default), as measured.json's precision table says
+    (benchmarks/precision.py writes it); None where it has no whole entry for them."""
+    from mnist_tui.core import measured
+
+    ms = measured.step_ms(cpu_key() if cpu is None else cpu, version)
+    if set(ms) != {"fp32", "bf16"} or ms["fp32"] == ms["bf16"]:
+        return None
+    return ("fp32", "bf16") if ms["fp32"] < ms["bf16"] else ("bf16", "fp32")
+
+
+def auto_precision(requested: str, version: str | None = None) -> str:
+    """The numeric mode a CPU run of `version` will use for a requested precision, for the
+    estimates shown before a run (core/device.py decides the run's own, which also asks
+    whether the fused kernels it measured fp32 with are there)."""
+    if requested != "auto":
+        return requested
+    if not cpu_bf16_native():
+        return "fp32"
+    faster = measured_faster(version) if version is not None else None
+    return faster[0] if faster is not None else "bf16"
 
 
 def cpu_cores() -> int:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mnist_tui import __version__
+from mnist_tui.core import hardware
 from mnist_tui.core.store import files
 from mnist_tui.core.store.provenance import CODE_DIFF
 
@@ -73,19 +74,8 @@ def git_state(source: Path = SOURCE) -> tuple[dict[str, Any] | None, str, bytes]
 
 def cpu_model() -> tuple[str, str]:
     """The CPU's model name and flags (Linux's /proc/cpuinfo; elsewhere what platform says)."""
-    try:
-        info = Path("/proc/cpuinfo").read_text(errors="replace")
-    except OSError:
-        return platform.processor() or platform.machine(), ""
-    model = flags = ""
-    for line in info.splitlines():
-        key, _, value = line.partition(":")
-        key = key.strip()
-        if key in ("model name", "Model", "cpu model") and not model:
-            model = value.strip()
-        elif key in ("flags", "Features") and not flags:
-            flags = value.strip()
-    return model or platform.processor() or platform.machine(), flags[:FLAGS_CAP]
+    info = hardware.cpu_info()
+    return info.get("model") or platform.processor() or platform.machine(), info.get("flags", "")[:FLAGS_CAP]
 
 
 def machine() -> dict[str, str | None]:

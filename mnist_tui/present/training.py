@@ -106,7 +106,7 @@ def _fact_parts(e: RunStarted) -> list[str]:
     parts = [
         f"{e.params:,} params",
         f"{e.device_name}{world}",
-        e.precision,
+        f"{e.precision} ({e.precision_reason})" if e.precision and e.precision_reason else e.precision,
         "CUDA graph" if e.cuda_graph else "",
         f"{e.train_size:,} train / {e.test_size:,} {images}",
     ]

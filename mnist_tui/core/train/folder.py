@@ -25,6 +25,7 @@ def record(s: Session, devices: list[str] | None = None) -> dict[str, object]:
         "device": s.device.type,
         "device_name": device_name(s.device),
         "precision": s.precision,
+        "precision_reason": s.precision_reason or None,
         "cuda_graph": s.step.graph,
         "cudnn_search": s.step.searched,
         "nchw_batch_norms": s.nchw,

@@ -10,7 +10,7 @@ import torch
 
 from mnist_tui.core import data, fused, memory_format, nets
 from mnist_tui.core.config import ConfigError, TrainConfig
-from mnist_tui.core.device import DeviceError, keep_freed_memory, resolve_precision
+from mnist_tui.core.device import DeviceError, choose_precision, keep_freed_memory
 from mnist_tui.core.distributed import World, globalise
 from mnist_tui.core.optim import make_optimizer, make_scheduler
 from mnist_tui.core.resources import Meter
@@ -36,6 +36,7 @@ class Session:
     config: TrainConfig
     device: torch.device
     precision: str
+    precision_reason: str  # why `auto` chose it, where measured speed did (else "")
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler | None
@@ -99,7 +100,7 @@ def build_session(config: TrainConfig, world: World | None = None) -> Session:
         evaluated_on = "holdout"
     r = config.recipe
     torch.manual_seed(config.seed)
-    precision = resolve_precision(config.precision, device)
+    precision, precision_reason = choose_precision(config.precision, device, config.model)
     # channels_last lets the CPU (oneDNN) and CUDA (cuDNN) convolutions skip layout reorders.
     # Module.to takes a device and a memory_format together at run time, but torch's typed
     # overloads accept memory_format only on its own: hence the ignore.
@@ -125,6 +126,7 @@ def build_session(config: TrainConfig, world: World | None = None) -> Session:
         config=config,
         device=device,
         precision=precision,
+        precision_reason=precision_reason,
         model=model,
         optimizer=optimizer,
         scheduler=scheduler,

@@ -26,7 +26,7 @@ def version_label(name: str) -> str:
     else:
         acc = v.measured_mean if v.measured_mean is not None else v.seed_accuracy
     params = f"{v.params / 1000:.0f}k" if v.params >= 100_000 else f"{v.params / 1000:.1f}k"
-    took = pick.expected_seconds(pick.recipe.epochs, auto_precision("auto"))
+    took = pick.expected_seconds(pick.recipe.epochs, auto_precision("auto", v.name))
     return f"{name:<5} {params:>5} {'-' if acc is None else f'{acc:.2f}%':>6} {'?' if took is None else duration(took, 'compact'):>4}"
 
 
@@ -47,7 +47,7 @@ def version_title(name: str, config: TrainConfig | None) -> str:
         if v.seed_accuracy is not None:
             facts.append(f"seed reported {v.seed_accuracy:.2f}%")
     if config is not None:
-        mode = auto_precision(config.precision)
+        mode = auto_precision(config.precision, config.model)
         images = min(config.limit or 60_000, 60_000 - config.holdout)
         took = (preset or v).expected_seconds(config.recipe.epochs, mode, images, config.test_limit or 10_000)
         facts.append(f"about {duration(took)} on a 2-core CPU ({mode})" if took else f"time not measured in {mode}")
