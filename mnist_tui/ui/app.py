@@ -38,6 +38,7 @@ class MnistCommands(Provider):
             ("Stop training", partial(app.run_on_train_screen, "action_stop"), "Stop after the current batch; finished epochs are kept"),
             ("Predictions of the current run", app.action_predictions, "Test digits classified by the model being trained"),
             ("Draw a digit", app.action_draw, "Draw a digit and see a saved run read it, live"),
+            ("Open Sweep", app.action_sweep, "A sweep's trials, best recipe, objective and parameter importances"),
             ("Mistakes of the current run", app.action_mistakes, "Confusion matrix, per-digit precision and recall, the digits it gets wrong"),
             (
                 "Show the Processes field",
@@ -105,6 +106,7 @@ class MnistTuiApp(App):
         ("f4", "open('runs')", "Runs"),
         ("f5", "predictions", "Predict"),
         ("f6", "draw", "Draw"),
+        ("f7", "sweep", "Sweep"),
     ]
 
     def __init__(self, runs_dir: Path | None = None, data_dir: str | None = None, start_mode: str = "train", launcher: Launcher | None = None):
@@ -216,6 +218,20 @@ class MnistTuiApp(App):
 
         if not isinstance(self.screen, DrawScreen):
             self.push_screen(DrawScreen())
+
+    def action_sweep(self, name: str | None = None) -> None:
+        """The Sweep screen: study `name`, else the newest in the runs folder."""
+        from mnist_tui.ui.screens.sweep import SweepScreen
+
+        def showing(screen: object) -> bool:
+            return isinstance(screen, SweepScreen) and (name is None or screen.wanted == name or (screen.report is not None and screen.report.name == name))
+
+        if showing(self.screen):
+            return
+        if len(self.screen_stack) > 1 and showing(self.screen_stack[-2]):
+            self.pop_screen()  # a trial opened from that sweep: back to it, not a second one
+            return
+        self.push_screen(SweepScreen(name))
 
     def action_mistakes(self) -> None:
         from mnist_tui.ui.screens.mistakes import MistakesScreen

@@ -103,6 +103,7 @@ class SweepSummary:
     metric: str = ""
     state: str = "damaged"
     reason: str = ""
+    modified: float = 0.0  # when its files in the runs folder last changed: the newest is shown first
 
 
 def _finite(value: object) -> float | None:
@@ -269,7 +270,7 @@ def _summary(runs_dir: Path, name: str, url: str | None) -> SweepSummary:
         direction = _direction(study, setup)
     except Exception as exc:  # any failure of one storage costs its line only
         why = str(exc) if isinstance(exc, studies.SweepError) else f"{type(exc).__name__}: {exc}"
-        return SweepSummary(name=name, storage=url, reason=why[:_TEXT_CAP])
+        return SweepSummary(name=name, storage=url, reason=why[:_TEXT_CAP], modified=_modified(runs_dir, name))
     report = SweepReport(name, url, setup, direction, rows, best_of(rows, direction), (), (), "", None)
     return SweepSummary(
         name=name,
@@ -280,6 +281,7 @@ def _summary(runs_dir: Path, name: str, url: str | None) -> SweepSummary:
         best=report.best.value if report.best else None,
         metric=report.metric,
         state=report.state,
+        modified=_modified(runs_dir, name),
     )
 
 
@@ -289,14 +291,23 @@ def list_sweeps(runs_dir: Path) -> list[SweepSummary]:
     return [_summary(runs_dir, name, url) for name, url in studies.known_studies(runs_dir)]
 
 
-def study_of_config(config: object) -> tuple[str, int | None] | None:
-    """(study, trial) a run's config.json names, if the run is a sweep's trial (its
-    `config` holds `study`; untrusted: a name that cannot name a study is none)."""
-    inner = config.get("config") if isinstance(config, dict) else None
-    name = inner.get("study") if isinstance(inner, dict) else None
-    if not isinstance(inner, dict) or not isinstance(name, str) or not studies.NAME_RULE.fullmatch(name):
+def run_folder(runs_dir: Path, run: str) -> Path | None:
+    """The folder of a trial's run in the runs folder, or None when the recorded name
+    cannot name one there (a path, '..', a hidden name: the study is untrusted)."""
+    if not run or run.startswith(".") or Path(run).name != run or "\\" in run:
         return None
-    return name, _count(inner.get("trial"))
+    return Path(runs_dir) / run
+
+
+def _modified(runs_dir: Path, name: str) -> float:
+    """When the study's files in the runs folder last changed (0 when it has none there)."""
+    times = []
+    for suffix in (".journal", ".json"):
+        try:
+            times.append((studies.sweeps_dir(runs_dir) / f"{name}{suffix}").stat().st_mtime)
+        except OSError:
+            pass
+    return max(times, default=0.0)
 
 
 def shown_url(url: str | None) -> str | None:

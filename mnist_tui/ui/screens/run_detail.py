@@ -36,6 +36,7 @@ class RunDetailScreen(Screen):
         ("n", "note", "Note"),
         ("t", "tags", "Tags"),
         ("x", "export_model", "Export"),
+        ("S", "sweep", "Sweep"),
     ]
 
     def __init__(self, records: list):
@@ -53,6 +54,8 @@ class RunDetailScreen(Screen):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Predictions, the note, the tags and the export are of one run: not offered (footer, `?`) while comparing."""
+        if action == "sweep":  # a sweep's trial only
+            return not self.comparing and self.records[0].study is not None
         return not (action in ("predictions", "note", "tags", "export_model") and self.comparing)
 
     def compose(self) -> ComposeResult:
@@ -175,6 +178,13 @@ class RunDetailScreen(Screen):
     def action_export_model(self) -> None:
         if not self.comparing:
             export_run(self, self.records[0])
+
+    def action_sweep(self) -> None:
+        study = None if self.comparing else self.records[0].study
+        from mnist_tui.ui.app import MnistTuiApp
+
+        if study is not None and isinstance(self.app, MnistTuiApp):
+            self.app.action_sweep(study)
 
     def action_predictions(self) -> None:
         if self.comparing:
