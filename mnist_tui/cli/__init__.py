@@ -8,6 +8,7 @@ runs.py      runs, stop, follow, delete
 queueing.py  queue (list, --move), a queued run's start line, stop of a queued run
 models.py    eval, predict, layers
 notes.py     note and tag; --notify
+sweeping.py  sweep: an Optuna study over a recipe, each trial a run
 exporting.py export
 app.py       the app as a command, and its crash log
 
@@ -28,6 +29,7 @@ from mnist_tui.cli.notes import cmd_note, cmd_tag
 from mnist_tui.cli.parser import build_parser
 from mnist_tui.cli.queueing import cmd_queue
 from mnist_tui.cli.runs import cmd_delete, cmd_follow, cmd_runs, cmd_stop
+from mnist_tui.cli.sweeping import cmd_sweep
 from mnist_tui.cli.training import cmd_resume, cmd_train, config_of
 
 __all__ = ["build_parser", "config_of", "crash_log_dir", "main", "run", "run_app"]
@@ -89,6 +91,7 @@ def _command(argv: list[str] | None) -> int:
         "note": cmd_note,
         "tag": cmd_tag,
         "queue": cmd_queue,
+        "sweep": cmd_sweep,
     }
     if args.command in commands:
         return commands[args.command](args)

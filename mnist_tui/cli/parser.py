@@ -179,6 +179,39 @@ def _study_parsers(sub, p: dict[str, argparse.ArgumentParser]) -> None:
     lay.add_argument("--classic", action="store_true", help="print the classic torchsummary table")
 
 
+def _sweep_parser(sub, parents: dict[str, argparse.ArgumentParser]) -> None:
+    from mnist_tui.core.config import DEVICES, PRECISIONS
+    from mnist_tui.core.versions import VERSIONS
+
+    sw = sub.add_parser(
+        "sweep",
+        parents=[parents["data"], parents["runs"]],
+        help="search a version's recipe with Optuna, each trial an ordinary run",
+        description="An Optuna study over a version's recipe, scored on held-out training images; with --study NAME alone, resume it.",
+    )
+    sw.add_argument("--model", choices=list(VERSIONS), help="the version whose recipe is searched (needed to create a study)")
+    sw.add_argument("--trials", type=positive_int, help="trials to reach (default 20; on resume, a new target)")
+    sw.add_argument("--epochs", type=positive_int, help="epochs of each trial (default: the recipe's)")
+    sw.add_argument("--limit", type=positive_int, help="train on the first N training images only")
+    sw.add_argument(
+        "--test-limit", type=positive_int, metavar="N", help="score on the first N held-out images only; the best's test check on the first N test images"
+    )
+    sw.add_argument("--space", metavar="FILE.toml", help="the search space (default: one around the version's recipe)")
+    sw.add_argument("--metric", choices=("holdout_acc", "holdout_loss"), default="holdout_acc", help="the final epoch's figure on the held-out images")
+    sw.add_argument("--holdout", type=non_negative_int, default=10_000, metavar="N", help="training images held out to score trials on (default 10,000)")
+    sw.add_argument("--prune", nargs="?", const="median", choices=("median", "hyperband"), help="end poor trials early (median, or hyperband)")
+    sw.add_argument("--study", metavar="NAME", help="the study's name (default: MODEL-TIME); an existing one is resumed")
+    sw.add_argument("--storage", metavar="URL", help="an Optuna storage URL or journal file (default: a journal in the runs folder's .sweeps/)")
+    sw.add_argument("--jobs", type=positive_int, default=1, metavar="N", help="trials at once on this machine (they share its cores)")
+    sw.add_argument("--seed", type=non_negative_int, default=0, help="the sampler's and every trial's seed")
+    sw.add_argument("--precision", choices=PRECISIONS, default="auto")
+    sw.add_argument("--device", choices=DEVICES, default="auto")
+    sw.add_argument("--detach", action="store_true", help="work the sweep in a background process; return once the study exists")
+    sw.add_argument("--show", metavar="NAME", help="print a study's trials and best, and exit")
+    sw.add_argument("--json", action="store_true", help="with --show: print JSON")
+    sw.set_defaults(refuse=sw.error)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="mnist-tui", description="Train and study MNIST convolutional networks. With no command, opens the app.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -191,5 +224,6 @@ def build_parser() -> argparse.ArgumentParser:
     _train_parser(sub, parents)
     _run_parsers(sub, parents)
     _study_parsers(sub, parents)
+    _sweep_parser(sub, parents)
     add_notes_parsers(sub, parents)
     return parser
