@@ -159,7 +159,7 @@ async def test_the_sweep_screen_shows_the_finished_study(runs_dir):
         importance = str(screen.query_one("#sweep-importance", Static).render())
         assert all(name in importance for name in ("lr", "batch_size", "dropout"))
         objective = screen.query_one("#sweep-objective", SweepChart)
-        assert objective.plotted[0][2] == [97.1, 98.4, 96.2, 98.9] and objective.plotted[1][2] == [97.1, 98.4, 98.4, 98.9]
+        assert objective.plotted[0][2] == [97.1, 98.4, 96.2, 98.9] and objective.plotted[1][2] == [97.1, 97.1, 98.4, 98.4, 98.4, 98.4, 98.9]
         # Enter opens the trial's run, escape comes back.
         await press(pilot, "enter")
         await settle(pilot)

@@ -15,9 +15,21 @@ from mnist_tui.core.sweep.study import SweepError
 from mnist_tui.present import sweeps as words
 from mnist_tui.ui.screens.base import AppScreen
 from mnist_tui.ui.widgets.footer import KeyFooter
-from mnist_tui.ui.widgets.sweep_charts import SweepChart, scatter_of
+from mnist_tui.ui.widgets.sweep_charts import SweepChart, scatter_of, whole_ticks
 
 REFRESH_S = 3.0  # how often a running study is read again
+
+
+def _steps(xs: list[float], ys: list[float]) -> tuple[list[float], list[float]]:
+    """A staircase through the points: the best so far holds until a trial beats it."""
+    sx, sy = [], []
+    for i, (x, y) in enumerate(zip(xs, ys)):
+        if i:
+            sx.append(x)
+            sy.append(ys[i - 1])
+        sx.append(x)
+        sy.append(y)
+    return sx, sy
 
 
 class SweepScreen(AppScreen):
@@ -167,13 +179,14 @@ class SweepScreen(AppScreen):
             objective.show("objective", ([], []))
             scatter.show("parameter", ([], []))
             return
-        history = report.history
+        numbers = [float(n) for n, _, _ in report.history]
         metric = words.safe(report.metric)
         objective.show(
             f"{metric} by trial · best so far",
-            ([float(n) for n, _, _ in history], [v for _, v, _ in history]),
-            ([float(n) for n, _, _ in history], [b for _, _, b in history]),
+            (numbers, [v for _, v, _ in report.history]),
+            _steps(numbers, [b for _, _, b in report.history]),
             xlabel="trial",
+            ticks=whole_ticks(numbers),
         )
         names = words.param_names(report)
         if not names:

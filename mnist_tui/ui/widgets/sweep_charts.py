@@ -50,6 +50,16 @@ def scatter_of(report: SweepReport, name: str) -> Scatter:
     return Scatter(name, xs, [y for _, y in pairs], "categories", ([float(i) for i in range(len(shown))], shown))
 
 
+def whole_ticks(xs: list[float], most: int = MOST_TICKS) -> tuple[list[float], list[str]] | None:
+    """Whole-number ticks (trial numbers) over xs, at most `most`, evenly stepped."""
+    if not xs:
+        return None
+    lo, hi = math.floor(min(xs)), math.ceil(max(xs))
+    step = max(1, math.ceil((hi - lo) / max(1, most - 1)))
+    ticks = [float(x) for x in range(lo, hi + 1, step)]
+    return ticks, [str(int(x)) for x in ticks]
+
+
 class SweepChart(PlotextPlot):
     """A scatter of points with, optionally, a line through others; empty says so."""
 
@@ -90,10 +100,11 @@ class SweepChart(PlotextPlot):
         self.border_title = Text(safe(self.title if xs else f"{self.title}: {self.empty_note}"), style="bold")
         self.plotted = []
         if xs:
+            if self.line[0]:  # first, so that the points are drawn over it
+                plt.plot(*self.line, marker="braille", color="orange")
             plt.scatter(xs, ys, marker="dot", color="cyan")
             self.plotted.append(("points", list(xs), list(ys)))
             if self.line[0]:
-                plt.plot(*self.line, marker="braille", color="orange")
                 self.plotted.append(("line", list(self.line[0]), list(self.line[1])))
             every_x = xs + self.line[0]
             every_y = ys + self.line[1]
