@@ -58,8 +58,8 @@ def engine_step(name: str, mode: str, runs: str) -> Callable[[int], None]:
     return step
 
 
-def timed(name: str, steps: int, rounds: int, runs: str) -> dict[str, float]:
-    """Median milliseconds per training step of version `name` in each mode, alternated."""
+def timed(name: str, steps: int, rounds: int, runs: str) -> dict[str, list[float]]:
+    """Each round's milliseconds per training step of version `name` in each mode, alternated."""
     run = {mode: engine_step(name, mode, runs) for mode in MODES}
     for mode in MODES:
         for i in range(WARMUP):
@@ -71,7 +71,7 @@ def timed(name: str, steps: int, rounds: int, runs: str) -> dict[str, float]:
             for i in range(steps):
                 run[mode](i)
             times[mode].append((time.perf_counter() - start) / steps * 1e3)
-    return {mode: statistics.median(times[mode]) for mode in MODES}
+    return times
 
 
 def machine() -> str:
@@ -107,15 +107,17 @@ def main() -> int:
 
     print(machine())
     print(f"\ntraining step, the recipe's batch, median of {args.rounds} alternated rounds of {args.steps} steps:\n")
-    print("| version | batch | fp32 (ms/step) | bf16 (ms/step) | bf16 / fp32 | faster |")
+    print("| version | batch | fp32 ms/step (rounds' range) | bf16 ms/step (rounds' range) | bf16 / fp32 | faster |")
     print("|---|---:|---:|---:|---:|---|")
     command = "benchmarks/precision.py " + " ".join(sys.argv[1:])
     with tempfile.TemporaryDirectory() as runs:
         for name in args.versions:
-            ms = timed(name, args.steps, args.rounds, runs)
+            rounds = timed(name, args.steps, args.rounds, runs)
+            ms = {mode: statistics.median(rounds[mode]) for mode in MODES}
+            cells = [f"{ms[mode]:.1f} ({min(rounds[mode]):.1f}-{max(rounds[mode]):.1f})" for mode in MODES]
             batch = get_version(name).recipe.batch_size
             faster = "fp32" if ms["fp32"] < ms["bf16"] else "bf16"
-            print(f"| {name} | {batch} | {ms['fp32']:.1f} | {ms['bf16']:.1f} | {ms['bf16'] / ms['fp32']:.2f} | {faster} |", flush=True)
+            print(f"| {name} | {batch} | {cells[0]} | {cells[1]} | {ms['bf16'] / ms['fp32']:.2f} | {faster} |", flush=True)
             if args.record:
                 about = {"batch": batch, "threads": torch.get_num_threads(), "date": str(datetime.date.today()), "command": command, "note": args.note}
                 measured.record_step_ms(hardware.cpu_key(), name, ms, about=about)
