@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from mnist_tui.core.config import TrainConfig
 from mnist_tui.core.store.lock import flock_within
 from mnist_tui.core.sweep import study as st
-from mnist_tui.core.sweep.space import Space, space_json, space_of
+from mnist_tui.core.sweep.space import Space, recipe_point, space_json, space_of
 from mnist_tui.core.sweep.trial import USER_STOP, Context, TrialEnd, adopt, start_trial, tell
 
 if TYPE_CHECKING:
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 METRICS = {"holdout_acc": ("test_acc", "maximize"), "holdout_loss": ("test_loss", "minimize")}
 LOCK_WAIT_S = 60.0
+RECIPE = "recipe"  # a trial's user attribute: it is the version's own recipe, tried first
 UNNAMED_S = 60.0  # a trial that names no host this long after it was asked lost its worker
 # The settings a resumed sweep takes from its study, not from the command line.
 FIXED = ("model", "epochs", "limit", "holdout", "test_limit", "metric", "precision", "seed", "pruner", "space")
@@ -94,6 +95,9 @@ def open_sweep(runs_dir: Path, name: str, url: str | None, wanted: dict[str, Any
         if not setup and wanted is not None and not found.trials:
             found.set_user_attr(st.SETUP, wanted)
             setup, created = wanted, True
+            point = recipe_point(space_of(wanted.get("space"), base), base)
+            if point is not None:
+                found.enqueue_trial(point, user_attrs={RECIPE: True})
         if not setup:
             raise st.SweepError(f"the study {name} was not made by mnist-tui sweep (it records no settings)")
         if trials is not None and trials != setup.get("trials"):

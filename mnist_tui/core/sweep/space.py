@@ -186,3 +186,18 @@ def suggest(trial: optuna.Trial, space: Space) -> dict[str, Any]:
             assert p.low is not None and p.high is not None
             drawn[name] = trial.suggest_float(name, float(p.low), float(p.high), log=p.log)
     return drawn
+
+
+def recipe_point(space: Space, base: TrainConfig) -> dict[str, Any] | None:
+    """The recipe's own values of the space's fields, when every one lies in the space (a
+    sweep tries it first, so its table shows whether the search beat the recipe); else None."""
+    point: dict[str, Any] = {}
+    for name, param in space.items():
+        value = getattr(base.recipe, name)
+        if param.choices:
+            if value not in param.choices:
+                return None
+        elif param.low is None or param.high is None or not param.low <= value <= param.high:
+            return None
+        point[name] = value
+    return point
