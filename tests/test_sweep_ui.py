@@ -239,4 +239,7 @@ async def test_the_screen_with_no_sweeps_says_how_to_start_one(runs_dir):
         await settle(pilot)
         assert "mnist-tui sweep" in str(_screen(app).query_one("#sweep-title", Static).render())
         await press(pilot, "space", "c", "p", "enter")
-        assert app.is_running
+        # The random walk's seeds 11, 15, 16, 17: a click where the empty table's header was.
+        await pilot.click(offset=(1, 5))
+        await settle(pilot)
+        assert app.is_running and app.return_code is None

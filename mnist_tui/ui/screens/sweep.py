@@ -156,6 +156,8 @@ class SweepScreen(AppScreen):
         at = table.cursor_row
         table.clear(columns=True)
         report = self.report
+        # No study, no table: a click on a header with no columns fails in Textual's DataTable.
+        table.display = report is not None
         if report is None:
             return
         table.add_column(" ", key="mark")
