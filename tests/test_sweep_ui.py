@@ -243,3 +243,16 @@ async def test_the_screen_with_no_sweeps_says_how_to_start_one(runs_dir):
         await pilot.click(offset=(1, 5))
         await settle(pilot)
         assert app.is_running and app.return_code is None
+
+
+async def test_every_theme_draws_the_sweep_screen(runs_dir, tmp_path):
+    finished_study(runs_dir)
+    app = MnistTuiApp(runs_dir=runs_dir, start_mode="runs")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await press(pilot, "f7")
+        await settle(pilot)
+        for theme in sorted(app.available_themes):
+            app.theme = theme
+            await settle(pilot)
+            app.save_screenshot(str(tmp_path / "shot.svg"))  # every widget of the screen rendered
+            assert app.is_running and isinstance(app.screen, SweepScreen), theme
