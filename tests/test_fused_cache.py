@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -48,6 +50,7 @@ def cache(monkeypatch, tmp_path):
     """An empty kernels folder of our own (made, as fused.py makes it, this user's alone)."""
     monkeypatch.setenv("MNIST_TUI_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv(fused.ENV_SWITCH, raising=False)
+    monkeypatch.delenv(fused.ENV_MARCH, raising=False)
     _restart()
     folder = fused.cache_dir()
     folder.mkdir(parents=True, mode=0o700)
@@ -162,6 +165,55 @@ def test_a_warm_start_runs_no_compiler(cache, tmp_path, monkeypatch):
     _restart()
     assert fused.status() == "fused"
     assert _lines(calls) == built
+
+
+def _has_avx2() -> bool:
+    try:
+        return platform.machine() == "x86_64" and " avx2 " in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+
+
+@needs_cc
+@pytest.mark.skipif(not _has_avx2(), reason="builds for x86-64-v3 (AVX2), which only an x86 CPU with AVX2 can run")
+def test_a_march_override_is_built_for_that_target_and_kept_apart_from_the_native_build(cache, tmp_path, monkeypatch):
+    script, calls = _compiler_script(tmp_path, 'exec cc "$@"')
+    monkeypatch.setenv("CC", str(script))
+    assert fused.status() == "fused"
+    [native] = list(cache.glob("bn_pool-*.so"))
+    monkeypatch.setenv(fused.ENV_MARCH, "x86-64-v3")  # as an AVX2-only CPU would run them
+    _restart()
+    assert fused.status() == "fused"
+    builds = _lines(calls)
+    assert len(builds) == 2 and "-march=native" in builds[0]
+    assert "-march=x86-64-v3" in builds[1] and "native" not in builds[1]
+    libraries = set(cache.glob("bn_pool-*.so"))
+    assert native in libraries and len(libraries) == 2  # another cache entry, the native one kept: switching back builds nothing
+    monkeypatch.delenv(fused.ENV_MARCH)
+    _restart()
+    assert fused.status() == "fused" and len(_lines(calls)) == 2
+
+
+@needs_cc
+@pytest.mark.parametrize("value", ["native -o /tmp/x", "x86-64-v3;true", "$(id)", "Skylake", "a" * 41])
+def test_a_march_override_that_is_not_a_target_is_refused_without_running_the_compiler(value, cache, tmp_path, monkeypatch):
+    script, calls = _compiler_script(tmp_path, 'exec cc "$@"')
+    monkeypatch.setenv("CC", str(script))
+    monkeypatch.setenv(fused.ENV_MARCH, value)
+    status = fused.status()
+    assert status.startswith("PyTorch's operations") and f"{fused.ENV_MARCH}=" in status and "is not a -march target" in status
+    assert _lines(calls) == []
+
+
+@needs_cc
+def test_a_march_target_the_compiler_does_not_know_fails_rather_than_building_another(cache, tmp_path, monkeypatch):
+    script, calls = _compiler_script(tmp_path, 'exec cc "$@"')
+    monkeypatch.setenv("CC", str(script))
+    monkeypatch.setenv(fused.ENV_MARCH, "no-such-cpu")
+    assert fused.status().startswith("PyTorch's operations (")
+    tried = _lines(calls)
+    assert tried and all("-march=no-such-cpu" in call for call in tried)  # never a build without the asked target
+    assert list(cache.glob("bn_pool-*.so")) == []
 
 
 def _gone(pid: int, within: float = 5.0) -> bool:

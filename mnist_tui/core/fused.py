@@ -11,6 +11,8 @@ source, the compiler and the CPU; later runs load it, only if it is exactly what
 (core/kernel_cache.py), and without running the compiler. It must then reproduce PyTorch's
 results on a small check, or it is not used. `MNIST_TUI_FUSED=rebuild` builds it anew,
 whatever the cache holds (a failed build is otherwise not retried for a day).
+`MNIST_TUI_FUSED_MARCH=x86-64-v3` builds for that -march target instead of the CPU's own (here:
+as an AVX2-only CPU would run them), kept apart from the native build in the cache.
 
 This module is the library and nothing else: the operators autograd, FakeTensor and
 torch.compile see are core/ops/ (`mnist_tui::bn_relu`, `mnist_tui::bn_pool_relu` and their
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import sys
 from collections.abc import Callable
 from functools import cache
@@ -49,6 +52,11 @@ FLAG_SETS = (
     ["-O3", "-march=native"],
     ["-O3"],
 )
+# A -march target built instead of native's, say x86-64-v3 (AVX2 and FMA, no AVX-512) to time
+# on this machine what an AVX2-only CPU would run. Only the sets that name it are tried, so a
+# target the compiler does not know fails the build and says so rather than building another.
+ENV_MARCH = "MNIST_TUI_FUSED_MARCH"
+_MARCH_TARGET = re.compile(r"[a-z0-9][a-z0-9._-]{0,39}")  # what GCC and Clang targets look like; nothing a shell or a flag could hide in
 _i64, _ptr, _dbl, _int = ctypes.c_int64, ctypes.c_void_p, ctypes.c_double, ctypes.c_int
 _SIGNATURES = {
     "bn_relu_forward": [_ptr, _i64, _i64, _ptr, _ptr, _ptr, _ptr, _dbl, _dbl, _ptr, _ptr, _int],
@@ -63,6 +71,17 @@ def cache_dir() -> Path:
     return paths.kernel_cache_dir()
 
 
+def flag_sets() -> tuple[list[str], ...]:
+    """The compiler flag sets to try: FLAG_SETS, or with $MNIST_TUI_FUSED_MARCH's target in
+    place of -march=native; KernelError if that is not a target's name."""
+    march = os.environ.get(ENV_MARCH, "")
+    if not march:
+        return FLAG_SETS
+    if not _MARCH_TARGET.fullmatch(march):
+        raise KernelError(f"{ENV_MARCH}={ascii(march[:40])} is not a -march target (lower-case letters, digits, '.', '_', '-')")
+    return tuple([f"-march={march}" if flag == "-march=native" else flag for flag in flags] for flags in FLAG_SETS if "-march=native" in flags)
+
+
 @cache
 def _library() -> ctypes.CDLL:
     """The compiled kernels, built on first use (core/kernel_cache.py); KernelError if they
@@ -72,7 +91,7 @@ def _library() -> ctypes.CDLL:
         raise KernelError(f"turned off by {ENV_SWITCH}=0")
     if not sys.platform.startswith("linux"):
         raise KernelError(f"not built on {sys.platform}")
-    lib = kernel_cache.load(SOURCE, FLAG_SETS, cache_dir(), rebuild=switch == "rebuild", rebuild_hint=f"{ENV_SWITCH}=rebuild")
+    lib = kernel_cache.load(SOURCE, flag_sets(), cache_dir(), rebuild=switch == "rebuild", rebuild_hint=f"{ENV_SWITCH}=rebuild")
     for name, argtypes in _SIGNATURES.items():
         function = getattr(lib, name)
         function.argtypes, function.restype = argtypes, ctypes.c_int

@@ -300,8 +300,11 @@ static void flat_input_grad_part(void *vctx, int part, int64_t begin, int64_t en
         float *restrict d = s->y + blk * L;
 #pragma omp simd
         for (int64_t j = 0; j < L; j++) {
-            const float gj = g[j];
-            d[j] = (x[j] * a[j] + b[j] <= 0.0f ? 0.0f : A[j] * gj) - B[j] * x[j] + K[j];
+            /* ReLU selects the gradient, not A times it: GCC would move a product chosen
+               by a condition into the branch, which only AVX-512's masked arithmetic
+               vectorises, and leave the loop scalar on an AVX2-only CPU */
+            const float dy = x[j] * a[j] + b[j] <= 0.0f ? 0.0f : g[j];
+            d[j] = A[j] * dy - B[j] * x[j] + K[j];
         }
     }
 }
@@ -395,7 +398,7 @@ static void pool_input_grad_part(void *vctx, int part, int64_t begin, int64_t en
         const float *restrict g = p->g + q * C, *restrict sel = p->sel + q * C;
 #pragma omp simd
         for (int64_t c = 0; c < C; c++) {
-            const float s = sel[c], dy = s * a[c] + b[c] <= 0.0f ? 0.0f : A[c] * g[c];
+            const float s = sel[c], dy = A[c] * (s * a[c] + b[c] <= 0.0f ? 0.0f : g[c]); /* ReLU selects g, as above */
             const float v0 = x0[c], v1 = x1[c], v2 = x2[c], v3 = x3[c];
             /* the gradient goes to the first position holding the picked value */
             const int e0 = v0 == s, e1 = (v1 == s) & !e0, e2 = (v2 == s) & !e0 & !e1, e3 = (v3 == s) & !e0 & !e1 & !e2;
