@@ -4,6 +4,7 @@ through the run queue; in the foreground, or detached as a worker of its own."""
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import subprocess
 import sys
@@ -49,7 +50,7 @@ class QueueStarter:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Create or resume a sweep and work it here (or detached) until its count is reached."""
-    if args.show:
+    if args.show is not None:
         from mnist_tui.cli.sweep_show import cmd_show
 
         return cmd_show(args)
@@ -142,7 +143,13 @@ def _work(args: argparse.Namespace, runs_dir: Path, sweep) -> int:
     metric = str(sweep.setup.get("metric", "holdout_acc"))
     _header(sweep, args.storage, target(sweep))
     ctx = Context(
-        sweep.study, runs_dir, sweep.base, METRICS.get(metric, METRICS["holdout_acc"])[0], QueueStarter("auto" if args.jobs == 1 else "now"), stop, _told
+        sweep.study,
+        runs_dir,
+        sweep.base,
+        METRICS.get(metric, METRICS["holdout_acc"])[0],
+        QueueStarter("auto" if args.jobs == 1 else "now"),
+        stop,
+        functools.partial(_told, metric=metric),
     )
     try:
         Worker(sweep, ctx, runs_dir, args.jobs).work()
@@ -163,7 +170,7 @@ def _header(sweep, storage: str | None, trials: int) -> None:
     images = f"{s.get('limit') or 60_000:,} images" if s.get("limit") else "all training images"
     print(
         printable(
-            f"sweep {sweep.study.study_name} · {where} · {s.get('model')} · {trials} trials of {s.get('epochs')} epochs · {images}, "
+            f"sweep {sweep.study.study_name} · {where} · {s.get('model')} · {trials} trial{'s' if trials != 1 else ''} of {s.get('epochs')} epoch{'s' if s.get('epochs') != 1 else ''} · {images}, "
             f"{s.get('holdout'):,} held out · scored by {s.get('metric')}",
             one_line=True,
         ),
@@ -171,17 +178,15 @@ def _header(sweep, storage: str | None, trials: int) -> None:
     )
 
 
-def _told(end) -> None:
+def _told(end, metric: str = "holdout_acc") -> None:
+    """A trial's line as it ends: number, state, score, wall seconds, settings, run."""
+    from mnist_tui.present.sweeps import score_text, settings_text
     from mnist_tui.present.text import printable
 
-    score = "" if end.value is None else f"  {end.value:.4g}"
+    score = "" if end.value is None else f"  {score_text(end.value, metric)}"
     why = f"  ({end.why})" if end.why else ""
-    print(printable(f"trial {end.number:>3}  {end.state:<8}{score}  {end.seconds:.0f}s  {params_text(end.params)}  {end.run}{why}", one_line=True), flush=True)
-
-
-def params_text(params: dict[str, Any]) -> str:
-    """A trial's params in one short line: lr=0.0123 batch_size=64 scheduler=cosine."""
-    return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+    line = f"trial {end.number:>3}  {end.state.lower():<8}{score}  {end.seconds:.0f}s  {settings_text(end.params)}  {end.run}{why}"
+    print(printable(line, one_line=True), flush=True)
 
 
 def _finish(args_sweep, runs_dir: Path, data: str | None) -> int:
@@ -189,6 +194,7 @@ def _finish(args_sweep, runs_dir: Path, data: str | None) -> int:
     once by whichever worker gets here first."""
     from mnist_tui.core.sweep.best import best_trial, evaluate_best, finished
     from mnist_tui.core.sweep.run import counted, study_lock, target
+    from mnist_tui.present.sweeps import score_text, settings_text
     from mnist_tui.present.text import printable
 
     found = args_sweep.study
@@ -199,9 +205,8 @@ def _finish(args_sweep, runs_dir: Path, data: str | None) -> int:
     if best is None:
         print("no trial completed", flush=True)
         return 0
-    line = (
-        f"best: trial {best.number}, held-out {args_sweep.setup.get('metric')} {best.value:.4g}, {params_text(best.params)}, run {best.user_attrs.get('run')}"
-    )
+    metric = str(args_sweep.setup.get("metric", "holdout_acc"))
+    line = f"best: trial {best.number}, {metric} {score_text(best.value, metric)}, {settings_text(best.params)}, run {best.user_attrs.get('run')}"
     if best_test and best_test.get("test_acc") is not None:
         line += f"; test accuracy {best_test['test_acc']:.2f}% on {best_test['test_images']:,} images (the test set is looked at once, at the end)"
     elif best_test:
