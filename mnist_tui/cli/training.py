@@ -10,7 +10,7 @@ from pathlib import Path
 from mnist_tui.cli.common import absolute, find, say
 from mnist_tui.cli.detach import detached
 
-RECIPE_OPTIONS = ("epochs", "batch_size", "lr", "optimizer", "scheduler", "dropout", "weight_decay", "rotate", "translate", "scale")
+RECIPE_OPTIONS = ("epochs", "batch_size", "lr", "optimizer", "scheduler", "dropout", "weight_decay", "momentum", "rotate", "translate", "scale")
 
 
 def config_of(args: argparse.Namespace):
