@@ -11,7 +11,10 @@ the one built from OLD.c (say, `git show HEAD~1:mnist_tui/core/kernels/bn_pool.c
 each version's fused step in fresh processes, PAIRS pairs alternated (this source first in
 odd pairs, OLD.c first in even ones), each the median of ROUNDS rounds of STEPS steps.
 
-    python benchmarks/fused.py [--versions v1 v2 v3 v4] [--rounds 8] [--against OLD.c [--pairs 3]]
+With --isa avx2, all of it runs with the CPU capped at AVX2 and FMA (benchmarks/isa.py:
+PyTorch's kernels, oneDNN's convolutions and the kernels' -march), as an AVX2-only CPU would.
+
+    python benchmarks/fused.py [--versions v1 v2 v3 v4] [--rounds 8] [--against OLD.c [--pairs 3]] [--isa avx2]
 """
 
 from __future__ import annotations
@@ -141,15 +144,6 @@ def compare_sources(against: Path, versions: list[str], rounds: int, pairs: int)
         print(f"| {name} | {cells[0]} | {cells[1]} | {ratio:.3f} |", flush=True)
 
 
-def cpu_flags() -> str:
-    """The vector extensions the kernels' -march=native build can use, as /proc/cpuinfo lists them."""
-    try:
-        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")).split()
-    except (OSError, StopIteration):
-        return "flags unknown"
-    return " ".join(f for f in ("avx2", "fma", "avx512f", "avx512bw", "avx512_bf16", "amx_tile") if f in flags)
-
-
 def ready_seconds() -> tuple[str, str]:
     """fused.status()'s seconds in a fresh process: with an empty cache, then with its result."""
     with tempfile.TemporaryDirectory() as cache:
@@ -165,17 +159,23 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--against", type=Path, help="another bn_pool.c to compare the fused step with")
     parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--isa", choices=("native", "avx2"), default="native", help="cap the vector instructions (avx2: as an AVX2-only CPU)")
     args = parser.parse_args()
+    from benchmarks import isa
+
+    isa.ensure(args.isa)  # read when the libraries load: before torch is imported
 
     import torch
 
     from benchmarks.accuracy import cpu_model
+    from benchmarks.isa import cpu_flags, describe
     from mnist_tui.core import fused
     from mnist_tui.core.hardware import cpu_bf16_native
 
     print(
         f"machine: {cpu_model()} ({cpu_flags()}; native bf16: {'yes' if cpu_bf16_native() else 'no'}), {torch.get_num_threads()} threads, "
-        f"torch {torch.__version__}, python {platform.python_version()}; kernels: {fused.status()}"
+        f"torch {torch.__version__}, python {platform.python_version()}; kernels: {fused.status()}\n"
+        f"instruction set: {describe(args.isa)}; ATen capability {torch.backends.cpu.get_cpu_capability()}"
     )
     if not fused.available():
         return 1

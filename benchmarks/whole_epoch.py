@@ -1,7 +1,7 @@
 """One epoch as a user feels it: from the command starting to its exit, the seed pipeline
 against `mnist-tui train`, alternated in pairs.
 
-    .venv/bin/python benchmarks/whole_epoch.py [--versions v2 v1 v3 v4] [--pairs 3] [--modes fp32 auto]
+    .venv/bin/python benchmarks/whole_epoch.py [--versions v2 v1 v3 v4] [--pairs 3] [--modes fp32 auto] [--isa avx2]
 
 (a) seed: the seed notebooks' pipeline as a script (this file, --seed-side): import torch and
     torchvision, `datasets.MNIST` with `ToTensor()` + `Normalize((0.1307,), (0.3081,))`, a
@@ -20,6 +20,11 @@ call into the engine): the interpreter and imports (and exit), data and model, t
 the test pass (and saving). With --record, each version's training + test pass of its median
 engine run is written to mnist_tui/core/measured.json as its seconds per epoch in that mode
 (how v1 and v4's fp32 figures were measured), which the registry and the app read.
+
+`--isa avx2` runs both sides with the CPU capped at AVX2 and FMA (benchmarks/isa.py: PyTorch's
+kernels, oneDNN's convolutions and the fused kernels' build), so that an AVX-512 machine times
+what an AVX2-only CPU would run; each side reports the ATen capability it ran with, and the
+header names the CPU, its flags and the cap. Not with --record: the figures are not this CPU's.
 """
 
 from __future__ import annotations
@@ -37,6 +42,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
+# The engine's command, with the ATen capability its process runs with written to stderr first
+ENGINE = "import runpy, sys, torch; print('capability:', torch.backends.cpu.get_cpu_capability(), file=sys.stderr); sys.argv[0] = 'mnist_tui'; runpy.run_module('mnist_tui', run_name='__main__', alter_sys=True)"
+KERNELS = "from mnist_tui.core import fused; print(fused.status())"
 
 
 def seed_side(name: str, out: str) -> None:
@@ -76,7 +84,7 @@ def seed_side(name: str, out: str) -> None:
     torch.save(model.state_dict(), out)
     t_save = time.perf_counter()
     parts = {"import": t_import - t0, "setup": t_setup - t_import, "train": t_train - t_setup, "test": t_test - t_train, "save": t_save - t_test}
-    print(json.dumps({**parts, "accuracy": correct / 100}))
+    print(json.dumps({**parts, "accuracy": correct / 100, "capability": torch.backends.cpu.get_cpu_capability()}))
 
 
 def run_seed(name: str, tmp: Path) -> tuple[float, dict]:
@@ -88,11 +96,12 @@ def run_seed(name: str, tmp: Path) -> tuple[float, dict]:
 
 def run_engine(name: str, mode: str, tmp: Path, i: int) -> tuple[float, dict]:
     runs = tmp / f"runs-{name}-{mode}-{i}"
-    cmd = [sys.executable, "-m", "mnist_tui", "train", "--model", name, "--epochs", "1", "--batch-size", "128"]
+    cmd = [sys.executable, "-c", ENGINE, "train", "--model", name, "--epochs", "1", "--batch-size", "128"]
     cmd += ["--rotate", "0", "--translate", "0", "--scale", "0", "--precision", mode, "--runs", str(runs), "--data", str(DATA)]
     t0 = time.perf_counter()
-    subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT)
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT)
     wall = time.perf_counter() - t0
+    capability = next((line.split(":", 1)[1].strip() for line in done.stderr.splitlines() if line.startswith("capability:")), "unknown")
     [run] = [p for p in runs.iterdir() if p.is_dir()]
     epoch = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
     config = json.loads((run / "config.json").read_text())
@@ -104,6 +113,7 @@ def run_engine(name: str, mode: str, tmp: Path, i: int) -> tuple[float, dict]:
         "test": epoch["seconds"] - train,  # the test pass, the metrics line and the checkpoint
         "precision": config["precision"],
         "accuracy": epoch["test_acc"],
+        "capability": capability,
     }
     return wall, parts
 
@@ -122,6 +132,7 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", default=["fp32", "auto"], choices=("fp32", "auto", "bf16"))
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--record", action="store_true", help="write each engine side's seconds per epoch to mnist_tui/core/measured.json")
+    parser.add_argument("--isa", choices=("native", "avx2"), default="native", help="cap both sides' vector instructions (avx2: as an AVX2-only CPU)")
     parser.add_argument("--seed-side", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -129,19 +140,30 @@ def main() -> None:
         seed_side(args.seed_side, args.out)
         return
 
-    whole_epoch_table(args.versions, args.modes, args.pairs, record=args.record)
+    if args.record and args.isa != "native":
+        parser.error("--record writes this CPU's figures: not with --isa capped")
+    sys.path.insert(0, str(ROOT))
+    from benchmarks import isa
+
+    isa.ensure(args.isa)  # the caps are read when the libraries load: this process and its children run under them
+    whole_epoch_table(args.versions, args.modes, args.pairs, record=args.record, cap=args.isa)
 
 
-def whole_epoch_table(versions: list[str], modes: list[str], pairs: int, record: bool = False) -> None:
+def whole_epoch_table(versions: list[str], modes: list[str], pairs: int, record: bool = False, cap: str = "native") -> None:
     """Run the alternated pairs and print each pair, then the table (also called by
     benchmarks/throughput.py, whose default run ends with this table)."""
     sys.path.insert(0, str(ROOT))
     import torch
 
     from benchmarks.accuracy import cpu_model
+    from benchmarks.isa import cpu_flags, describe
     from mnist_tui.core.hardware import cpu_bf16_native
 
-    print(f"machine: {cpu_model()} (native bf16: {'yes' if cpu_bf16_native() else 'no'}), torch {torch.__version__}, python {platform.python_version()}")
+    print(
+        f"machine: {cpu_model()} ({cpu_flags()}; native bf16: {'yes' if cpu_bf16_native() else 'no'}), torch {torch.__version__}, python {platform.python_version()}"
+    )
+    kernels = subprocess.run([sys.executable, "-c", KERNELS], capture_output=True, text=True, check=True, cwd=ROOT).stdout.strip()  # built here, not in a pair
+    print(f"instruction set: {describe(cap)}; fused kernels: {kernels}")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in versions:
@@ -166,13 +188,13 @@ def whole_epoch_table(versions: list[str], modes: list[str], pairs: int, record:
                     f"| {name} | {parts['precision']} | {statistics.median(s[0] for s in seed):.1f} s "
                     f"({seed_parts['import']:.1f} / {seed_parts['setup']:.1f} / {seed_parts['train']:.1f} / {seed_parts['test']:.1f}) | "
                     f"{statistics.median(e[0] for e in engine):.1f} s ({parts['outside']:.1f} / {parts['setup']:.1f} / {parts['train']:.1f} / {parts['test']:.1f}) | "
-                    f"**{statistics.median(ratios):.2f}x** ({', '.join(f'{r:.2f}' for r in ratios)}) |"
+                    f"**{statistics.median(ratios):.2f}x** ({', '.join(f'{r:.2f}' for r in ratios)}) | {seed_parts['capability']} / {parts['capability']} |"
                 )
     print()
     print(
-        "| version | engine mode | seed script, median (import / data+model / train / test) | `mnist-tui train`, median (imports+exit / data+model / train / test+save) | seed / engine, median (pairs) |"
+        "| version | engine mode | seed script, median (import / data+model / train / test) | `mnist-tui train`, median (imports+exit / data+model / train / test+save) | seed / engine, median (pairs) | ATen capability (seed / engine) |"
     )
-    print("|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|")
     print("\n".join(rows))
 
 
