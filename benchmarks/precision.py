@@ -12,7 +12,7 @@ table headed by the CPU (model, family and model number, vector flags, threads);
 them. OpenMP waits passively, as in a trainer (hardware.trainer_environment); still, on a CPU
 shared with other work the figures are that work's as much as the modes'.
 
-    .venv/bin/python benchmarks/precision.py [--versions v1 v2 v3 v4 v5] [--steps N] [--rounds N] [--record] [--note TEXT]
+    .venv/bin/python benchmarks/precision.py [--versions v1 v2 v3 v4 v5] [--steps N] [--rounds N] [--threads N] [--record] [--note TEXT]
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import argparse
 import datetime
 import os
 import platform
+import shlex
 import statistics
 import sys
 import tempfile
@@ -94,12 +95,13 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=8, help="steps per round and mode (default 8)")
     parser.add_argument("--rounds", type=int, default=7, help="alternated rounds (default 7)")
     parser.add_argument("--record", action="store_true", help="write the figures into measured.json's precision table")
+    parser.add_argument("--threads", type=int, help="torch's threads (default: as many as a lone trainer takes, every core)")
     parser.add_argument("--note", default="", help="what to record about the conditions (e.g. 'shared machine')")
     args = parser.parse_args()
 
     from mnist_tui.core.hardware import trainer_environment
 
-    os.environ.update(trainer_environment(None))  # as a trainer runs: OpenMP threads wait passively
+    os.environ.update(trainer_environment(args.threads))  # as a trainer runs: OpenMP threads wait passively
     import torch
 
     from mnist_tui.core import hardware, measured
@@ -109,7 +111,7 @@ def main() -> int:
     print(f"\ntraining step, the recipe's batch, median of {args.rounds} alternated rounds of {args.steps} steps:\n")
     print("| version | batch | fp32 ms/step (rounds' range) | bf16 ms/step (rounds' range) | bf16 / fp32 | faster |")
     print("|---|---:|---:|---:|---:|---|")
-    command = "benchmarks/precision.py " + " ".join(sys.argv[1:])
+    command = shlex.join(["benchmarks/precision.py", *sys.argv[1:]])
     with tempfile.TemporaryDirectory() as runs:
         for name in args.versions:
             rounds = timed(name, args.steps, args.rounds, runs)
