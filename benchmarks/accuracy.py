@@ -226,8 +226,8 @@ def main() -> int:
         print(f"# {cpu_model()} · {platform.python_version()} · commit {git_commit()}", flush=True)
         from mnist_tui.core.device import resolve_device, resolve_precision
 
-        mode = resolve_precision(args.precision, resolve_device("auto"))
         for name, seed in parse_jobs(args.jobs):
+            mode = resolve_precision(args.precision, resolve_device("auto"), name)  # auto: by measured speed per version
             done = {(r["version"], r["seed"], r["precision"]) for r in read_rows(csv_path)}
             if (name, str(seed), mode) in done and not args.again:
                 print(f"  {name} seed {seed} ({mode}) is already in {csv_path.name}; skipped", flush=True)

@@ -60,7 +60,7 @@ def _quick_help() -> str:
     from mnist_tui.core.versions import QUICK
     from mnist_tui.present.times import duration
 
-    mode = auto_precision("auto")
+    mode = auto_precision("auto", QUICK.model)
     took = QUICK.expected_seconds(QUICK.recipe.epochs, mode)
     about = f", about {duration(took)} on a 2-core CPU in {mode} (what --precision auto picks here)" if took is not None else ""
     return f"the quick recipe: {QUICK.model} for {QUICK.recipe.epochs} epochs, {QUICK.recipe.scheduler} schedule{about}; options still override"
