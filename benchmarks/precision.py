@@ -32,6 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.isa import SWITCHES  # noqa: E402  # the environment variables that cap the CPU
+
 MODES = ("fp32", "bf16")
 WARMUP = 3  # steps per mode before timing: oneDNN picks and caches its primitives on the first
 BATCHES = 8  # distinct training batches cycled through (real images, as a run sees them)
@@ -98,13 +100,16 @@ def main() -> int:
     parser.add_argument("--threads", type=int, help="torch's threads (default: as many as a lone trainer takes, every core)")
     parser.add_argument("--note", default="", help="what to record about the conditions (e.g. 'shared machine')")
     args = parser.parse_args()
+    capped = [name for name in SWITCHES if os.environ.get(name)]
+    if args.record and capped:
+        parser.error(f"--record files the figures under this CPU's own key; {', '.join(capped)} cap the CPU, so they would not be its figures")
 
     from mnist_tui.core.hardware import trainer_environment
 
     os.environ.update(trainer_environment(args.threads))  # as a trainer runs: OpenMP threads wait passively
     import torch
 
-    from mnist_tui.core import hardware, measured
+    from mnist_tui.core import fused, hardware, measured
     from mnist_tui.core.versions import get_version
 
     print(machine())
@@ -121,7 +126,7 @@ def main() -> int:
             faster = "fp32" if ms["fp32"] < ms["bf16"] else "bf16"
             print(f"| {name} | {batch} | {cells[0]} | {cells[1]} | {ms['bf16'] / ms['fp32']:.2f} | {faster} |", flush=True)
             if args.record:
-                about = {"batch": batch, "threads": torch.get_num_threads(), "date": str(datetime.date.today()), "command": command, "note": args.note}
+                about = {"fused": fused.status(), "batch": batch, "threads": torch.get_num_threads(), "date": str(datetime.date.today()), "command": command, "note": args.note}
                 measured.record_step_ms(hardware.cpu_key(), name, ms, about=about)
     if args.record:
         print(f"\nrecorded in {measured.path()} under {hardware.cpu_key()!r}")
