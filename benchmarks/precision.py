@@ -126,7 +126,14 @@ def main() -> int:
             faster = "fp32" if ms["fp32"] < ms["bf16"] else "bf16"
             print(f"| {name} | {batch} | {cells[0]} | {cells[1]} | {ms['bf16'] / ms['fp32']:.2f} | {faster} |", flush=True)
             if args.record:
-                about = {"fused": fused.status(), "batch": batch, "threads": torch.get_num_threads(), "date": str(datetime.date.today()), "command": command, "note": args.note}
+                about = {
+                    "fused": fused.status(),
+                    "batch": batch,
+                    "threads": torch.get_num_threads(),
+                    "date": str(datetime.date.today()),
+                    "command": command,
+                    "note": args.note,
+                }
                 measured.record_step_ms(hardware.cpu_key(), name, ms, about=about)
     if args.record:
         print(f"\nrecorded in {measured.path()} under {hardware.cpu_key()!r}")
