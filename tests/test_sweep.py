@@ -112,17 +112,18 @@ class FakeStarter:
     """Writes each trial's run as a trainer would: one epoch of a poor held-out figure, then
     running until a stop is asked for, then stopped."""
 
-    def __init__(self):
+    def __init__(self, epochs=3):
         self.threads = []
+        self.epochs = epochs
 
     def reserve(self, model):
         return f"20260101T000000Z-{model}-{len(self.threads):06x}"
 
     def start(self, config, runs_dir, name):
-        writer = RunWriter.create(runs_dir, config.model, {"config": config.to_dict()}, name=name)
+        writer = RunWriter.create(runs_dir, config.model, {"config": config.to_dict(), "evaluated_on": "holdout"}, name=name)
         row = {
             "epoch": 1,
-            "epochs": 3,
+            "epochs": self.epochs,
             "train_loss": 0.2,
             "train_acc": 90.0,
             "test_loss": 0.3,
@@ -135,9 +136,9 @@ class FakeStarter:
         writer.save_checkpoint(stub_checkpoint(1))
 
         def until_stopped():
-            while not (writer.path / "stop").exists():
+            while self.epochs > 1 and not (writer.path / "stop").exists():
                 time.sleep(0.05)
-            writer.close("stopped")
+            writer.close("stopped" if self.epochs > 1 else "finished")
 
         thread = threading.Thread(target=until_stopped, daemon=True)
         thread.start()
@@ -170,6 +171,8 @@ def test_a_pruned_trial_is_recorded_pruned_and_its_run_tagged(runs_dir):
     record = read_run(runs_dir / trial.user_attrs["run"])
     assert record.status == "stopped" and "pruned" in record.notes.tags
     assert (record.study, record.trial) == ("pr", 0)
+    assert trial.user_attrs["pruned_at"] == 1  # an adopter of the trial would know why its run stopped
+    assert list((runs_dir / ".sweeps").glob("*.trial-*.lock")) == []  # a told trial leaves no lock file
 
 
 # ---------------------------------------------------------------------------------------------
@@ -225,6 +228,10 @@ def test_a_sweep_killed_after_two_trials_resumes_to_four_without_repeating_one(r
     assert len({t.user_attrs["run"] for t in trials}) == 4
     assert len({json.dumps(t.params, sort_keys=True) for t in trials}) == 4
     assert sorted(r.trial for r in _trial_runs(runs_dir, "k")) == [0, 1, 2, 3]
+    # The trial under way when the worker was killed was adopted and completed, not failed,
+    # and no untracked run was made beside it.
+    assert all(t.state.name == "COMPLETE" for t in trials), [(t.number, t.state.name, t.user_attrs.get("failed_why")) for t in trials]
+    assert len([p for p in runs_dir.iterdir() if not p.name.startswith(".")]) == len(trials)
 
 
 @pytest.mark.slow

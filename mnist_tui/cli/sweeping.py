@@ -55,7 +55,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
         return cmd_show(args)
     from mnist_tui.core.store import default_runs_dir
-    from mnist_tui.core.sweep.run import open_sweep
+    from mnist_tui.core.sweep.run import jobs_problem, open_sweep, target
     from mnist_tui.core.sweep.study import SweepError, check_name
 
     runs_dir = default_runs_dir(absolute(args.runs))
@@ -65,29 +65,51 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         check_name(name)
     except SweepError as exc:
         args.refuse(f"--study: {exc}")
+    storage = _storage(args, runs_dir, name)
     try:
-        sweep = open_sweep(runs_dir, name, args.storage, wanted, base, args.trials)
+        sweep = open_sweep(runs_dir, name, storage, wanted, base, args.trials)
     except SweepError as exc:
         say(str(exc), "sweep")
         return 1
+    problem = jobs_problem(args.jobs, target(sweep))
+    if problem:
+        args.refuse(problem)
     if sweep.differs:
         say(f"the study {name} goes on with its stored settings (given options differ in: {', '.join(sweep.differs)})", "sweep")
     if args.detach:
         return _detach(args, runs_dir, name)
-    return _work(args, runs_dir, sweep)
+    return _work(args, runs_dir, sweep, storage)
+
+
+def _storage(args: argparse.Namespace, runs_dir: Path, name: str) -> str | None:
+    """The study's storage: --storage as given (a journal path made absolute; exits 2 on one
+    that is neither a URL nor a path), else the one remembered for the study in the runs
+    folder's 0600 pointer (so a resumed or detached worker never needs it on its command line)."""
+    from mnist_tui.core.sweep.study import SweepError, known_studies, storage_of
+
+    if args.storage:
+        try:
+            return storage_of(args.storage)
+        except SweepError as exc:
+            args.refuse(str(exc))
+    return dict(known_studies(runs_dir)).get(name) if args.model is None else None
 
 
 def _wanted(args: argparse.Namespace):
     """The trials' base config and the settings of a new study (None: the study must exist,
     and its settings are taken as stored); exits 2 naming a bad value."""
-    from mnist_tui.core.sweep.run import setup_for
+    from mnist_tui.core.sweep.run import jobs_problem, setup_for
     from mnist_tui.core.sweep.space import default_space, read_space
-    from mnist_tui.core.sweep.study import SweepError
+    from mnist_tui.core.sweep.study import SweepError, holdout_problem
     from mnist_tui.core.validate import config_problems
     from mnist_tui.core.versions import get_version
 
-    if args.holdout < 1:
-        args.refuse("--holdout must be at least 1: a sweep is scored on held-out training images, never on the test set")
+    problem = holdout_problem(args.holdout)
+    if problem:
+        args.refuse(f"--holdout: {problem}")
+    problem = jobs_problem(args.jobs, args.trials or 10**9)
+    if problem:
+        args.refuse(problem)
     version = get_version(args.model or "v2")
     overrides = {"epochs": args.epochs} if args.epochs else {}
     base = version.config(
@@ -113,7 +135,8 @@ def _detach(args: argparse.Namespace, runs_dir: Path, name: str) -> int:
     from mnist_tui.present.text import command_name, printable
 
     command = [sys.executable, "-m", "mnist_tui", "sweep", "--study", name, "--runs", str(runs_dir), "--jobs", str(args.jobs), "--device", args.device]
-    command += ["--storage", args.storage] if args.storage else []
+    # No --storage: a database URL may hold a password, and a command line is anyone's to read
+    # (ps); the worker finds the storage in the study's 0600 pointer (.sweeps/NAME.json).
     command += ["--data", absolute(args.data) or ""] if args.data else []
     log = sweeps_dir(runs_dir) / f"{name}.log"
     try:
@@ -131,7 +154,7 @@ def _detach(args: argparse.Namespace, runs_dir: Path, name: str) -> int:
     return 0
 
 
-def _work(args: argparse.Namespace, runs_dir: Path, sweep) -> int:
+def _work(args: argparse.Namespace, runs_dir: Path, sweep, storage: str | None) -> int:
     """Drive the trials here, a line as each ends; the best at the end. 130 after Ctrl+C."""
     from mnist_tui.core.sweep.run import METRICS, Worker, target
     from mnist_tui.core.sweep.study import SweepError
@@ -141,7 +164,7 @@ def _work(args: argparse.Namespace, runs_dir: Path, sweep) -> int:
     stop = threading.Event()
     handle_stop_signals(stop)
     metric = str(sweep.setup.get("metric", "holdout_acc"))
-    _header(sweep, args.storage, target(sweep))
+    _header(sweep, storage, target(sweep))
     ctx = Context(
         sweep.study,
         runs_dir,
@@ -193,13 +216,13 @@ def _finish(args_sweep, runs_dir: Path, data: str | None) -> int:
     """Once every counted trial has ended: the best trial, and its test accuracy, measured
     once by whichever worker gets here first."""
     from mnist_tui.core.sweep.best import best_trial, evaluate_best, finished
-    from mnist_tui.core.sweep.run import counted, study_lock, target
+    from mnist_tui.core.sweep.run import study_lock, target
     from mnist_tui.present.sweeps import score_text, settings_text
     from mnist_tui.present.text import printable
 
     found = args_sweep.study
     with study_lock(runs_dir, found.study_name) as held:
-        done = held and finished(found, target(args_sweep), counted)
+        done = held and finished(found, target(args_sweep))
         best_test = evaluate_best(found, runs_dir, absolute(data)) if done else None
     best = best_trial(found)
     if best is None:
@@ -207,6 +230,8 @@ def _finish(args_sweep, runs_dir: Path, data: str | None) -> int:
         return 0
     metric = str(args_sweep.setup.get("metric", "holdout_acc"))
     line = f"best: trial {best.number}, {metric} {score_text(best.value, metric)}, {settings_text(best.params)}, run {best.user_attrs.get('run')}"
+    if best_test and best_test.get("trial") != best.number:
+        best_test = None  # measured for another trial: never printed beside this one
     if best_test and best_test.get("test_acc") is not None:
         line += f"; test accuracy {best_test['test_acc']:.2f}% on {best_test['test_images']:,} images (the test set is looked at once, at the end)"
     elif best_test:

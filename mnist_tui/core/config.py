@@ -4,6 +4,7 @@ live in validate.py, each version's recipe in versions.py)."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,9 @@ MAX_BATCH_SIZE = MNIST_TRAIN_SIZE  # a batch holds at most the training images (
 MAX_IMAGES = 1_000_000_000  # --limit and --test-limit; images and batches a run records
 MAX_SEED = 2**62 - 1  # seed + 2 seeds a torch generator too (engine._build)
 MAX_TRIAL = 1_000_000_000  # a sweep's trial numbers (core/sweep)
+# A sweep's study name: it names its files in .sweeps/ and is marked in each trial's config.
+NAME_RULE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+MIN_SWEEP_HOLDOUT = 1  # a sweep scores on held-out training images, never on the test set
 MAX_PROCESSES = 64  # processes of one machine a run may be launched on with --nproc
 SCHEDULERS = ("none", "cosine", "step", "onecycle")
 DEVICES = ("auto", "cpu", "cuda", "mps")

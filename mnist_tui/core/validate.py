@@ -14,13 +14,13 @@ from mnist_tui.core.config import (
     MAX_SEED,
     MAX_TRIAL,
     MNIST_TRAIN_SIZE,
+    NAME_RULE,
     OPTIMIZERS,
     PRECISIONS,
     SCHEDULERS,
     ConfigError,
     TrainConfig,
 )
-from mnist_tui.core.sweep.study import NAME_RULE
 from mnist_tui.core.versions import VERSIONS
 
 # The recipe's whole-number settings and their highest values (config.py says why each; the

@@ -120,6 +120,8 @@ def summary_cells(summary: SweepSummary) -> list[str]:
     """A study's line in the listing: name, state, model, trials, best (or why it is damaged)."""
     if summary.state == "damaged":
         return [safe(summary.name), "damaged", "", "", safe(summary.reason)]
+    if summary.state == "remote":  # not connected to until asked for
+        return [safe(summary.name), "remote", "", "", safe(shown_url(summary.storage))]
     trials = f"{summary.done}/{summary.target}" if summary.target is not None else str(summary.done)
     best = score_text(summary.best, summary.metric) if summary.best is not None else "-"
     return [safe(summary.name), summary.state, safe(summary.model) or "-", trials, best]

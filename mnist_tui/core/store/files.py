@@ -96,20 +96,21 @@ def read_json_object(path: Path, cap: int = JSON_CAP) -> dict[str, Any]:
 
 
 @overload
-def write_atomic(path: Path, write: Callable[[TextIO], object], binary: Literal[False] = False) -> None: ...
+def write_atomic(path: Path, write: Callable[[TextIO], object], binary: Literal[False] = False, mode: int = 0o644) -> None: ...
 @overload
-def write_atomic(path: Path, write: Callable[[BinaryIO], object], binary: Literal[True]) -> None: ...
+def write_atomic(path: Path, write: Callable[[BinaryIO], object], binary: Literal[True], mode: int = 0o644) -> None: ...
 
 
-def write_atomic(path: Path, write: Callable[[Any], object], binary: bool = False) -> None:
+def write_atomic(path: Path, write: Callable[[Any], object], binary: bool = False, mode: int = 0o644) -> None:
     """Write through `write(fh)` into a unique temporary file beside path, then rename.
 
     mkstemp creates the file exclusively (O_EXCL), so a planted symlink is never followed; a
-    failure removes the temporary file and leaves the old target as it was.
+    failure removes the temporary file and leaves the old target as it was. The file has
+    `mode` before anything is written to it (0o600 for one that may hold a secret).
     """
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, 0o644)  # mkstemp makes 0600; run and data files are for others to read
+        os.fchmod(fd, mode)  # mkstemp makes 0600; run and data files are for others to read
         with os.fdopen(fd, "wb" if binary else "w") as fh:
             write(fh)
             fh.flush()
@@ -123,12 +124,12 @@ def write_atomic(path: Path, write: Callable[[Any], object], binary: bool = Fals
         raise
 
 
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+def write_json_atomic(path: Path, data: dict[str, Any], mode: int = 0o644) -> None:
     def dump(fh: TextIO) -> None:
         json.dump(data, fh, indent=2, allow_nan=False)
         fh.write("\n")
 
-    write_atomic(path, dump)
+    write_atomic(path, dump, mode=mode)
 
 
 def remove_stale_temporaries(folder: Path) -> None:

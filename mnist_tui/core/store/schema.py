@@ -11,10 +11,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal, TypeVar, get_args
 
-from mnist_tui.core.config import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_IMAGES, MAX_SEED, MAX_TRIAL
+from mnist_tui.core.config import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_IMAGES, MAX_SEED, MAX_TRIAL, NAME_RULE
 from mnist_tui.core.events import BatchPoint, EpochFinished
 from mnist_tui.core.store.files import FileProblem, parse_json
-from mnist_tui.core.sweep.study import NAME_RULE
 
 FORMAT_VERSION = 1
 # What status.json may say (queued: waiting in the run queue, store/queue.py); readers add

@@ -14,16 +14,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mnist_tui.core.sweep import study as studies
+from mnist_tui.core.sweep.study import run_folder as run_folder  # the screens' name for it
 
 if TYPE_CHECKING:
     import optuna
 
 STATES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running", "WAITING": "waiting"}
-ENDED = ("complete", "pruned", "failed")  # the states that count towards the trial count
+ENDED = ("complete", "pruned", "failed")  # the states of an ended trial
 MIN_FOR_IMPORTANCE = 2  # fANOVA fits a forest on the complete trials: one says nothing
 _TEXT_CAP = 500  # longest text kept from an attribute (a run name, a reason)
 
 Param = float | int | str | bool | None
+# fANOVA fits a forest (seconds): kept per study and set of complete trials, so a screen that
+# reads a study again refits only when a trial completes.
+_IMPORTANCES: dict[tuple[str, frozenset[Any]], tuple[tuple[tuple[str, float], ...], str]] = {}
+_IMPORTANCES_KEPT = 32
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,7 @@ class TrialRow:
     run: str  # the run folder's name ("" when none was recorded)
     failed_why: str = ""
     host: str = ""
+    counted: bool = True  # toward the sweep's count (study.counted: not stopped by its user)
 
 
 @dataclass(frozen=True)
@@ -76,7 +82,7 @@ class SweepReport:
 
     @property
     def done(self) -> int:
-        return sum(t.state in ENDED for t in self.trials)
+        return sum(t.state in ENDED and t.counted for t in self.trials)
 
     @property
     def state(self) -> str:
@@ -149,6 +155,7 @@ def trial_row(trial: optuna.trial.FrozenTrial) -> TrialRow:
         run=_text(trial.user_attrs.get(studies.RUN)),
         failed_why=_text(trial.user_attrs.get(studies.FAILED_WHY)),
         host=_text(trial.user_attrs.get(studies.HOST)),
+        counted=studies.counted(trial),
     )
 
 
@@ -186,9 +193,18 @@ def best_of(rows: tuple[TrialRow, ...], direction: str) -> TrialRow | None:
 def importances_of(study: optuna.Study, rows: tuple[TrialRow, ...]) -> tuple[tuple[tuple[str, float], ...], str]:
     """Each parameter's share of the objective's variance (fANOVA, seeded so that a
     reading gives the same figures), or none and why."""
-    complete = sum(r.state == "complete" and r.value is not None for r in rows)
-    if complete < MIN_FOR_IMPORTANCE:
-        return (), f"importances need {MIN_FOR_IMPORTANCE} complete trials ({complete} so far)"
+    scored = frozenset((r.number, r.value, tuple(sorted(r.params.items()))) for r in rows if r.state == "complete" and r.value is not None)
+    if len(scored) < MIN_FOR_IMPORTANCE:
+        return (), f"importances need {MIN_FOR_IMPORTANCE} complete trials ({len(scored)} so far)"
+    key = (study.study_name, scored)
+    if key not in _IMPORTANCES:
+        if len(_IMPORTANCES) >= _IMPORTANCES_KEPT:
+            _IMPORTANCES.pop(next(iter(_IMPORTANCES)))
+        _IMPORTANCES[key] = _fanova(study)
+    return _IMPORTANCES[key]
+
+
+def _fanova(study: optuna.Study) -> tuple[tuple[tuple[str, float], ...], str]:
     from optuna.importance import FanovaImportanceEvaluator, get_param_importances
 
     try:
@@ -262,7 +278,10 @@ def read_sweep(runs_dir: Path, name: str, url: str | None = None) -> SweepReport
 
 
 def _summary(runs_dir: Path, name: str, url: str | None) -> SweepSummary:
-    """One study's line; its damage said in it."""
+    """One study's line; its damage said in it. A study in a database or redis is not
+    connected to (a pointer file is anyone's to write): it is read when asked for."""
+    if studies.is_url(url):
+        return SweepSummary(name=name, storage=url, state="remote", reason="in a database: pick it to read it", modified=_modified(runs_dir, name))
     try:
         study = studies.load(runs_dir, name, url)
         setup = studies.setup_of(study)
@@ -289,14 +308,6 @@ def list_sweeps(runs_dir: Path) -> list[SweepSummary]:
     """Every study remembered in the runs folder, by name; a damaged one listed as such."""
     _quiet()
     return [_summary(runs_dir, name, url) for name, url in studies.known_studies(runs_dir)]
-
-
-def run_folder(runs_dir: Path, run: str) -> Path | None:
-    """The folder of a trial's run in the runs folder, or None when the recorded name
-    cannot name one there (a path, '..', a hidden name: the study is untrusted)."""
-    if not run or run.startswith(".") or Path(run).name != run or "\\" in run:
-        return None
-    return Path(runs_dir) / run
 
 
 def _modified(runs_dir: Path, name: str) -> float:

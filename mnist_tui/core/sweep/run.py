@@ -10,6 +10,8 @@ import functools
 import os
 import socket
 import threading
+import time
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,7 +22,8 @@ from mnist_tui.core.config import TrainConfig
 from mnist_tui.core.store.lock import flock_within
 from mnist_tui.core.sweep import study as st
 from mnist_tui.core.sweep.space import Space, recipe_point, space_json, space_of
-from mnist_tui.core.sweep.trial import USER_STOP, Context, TrialEnd, adopt, start_trial, tell
+from mnist_tui.core.sweep.study import counted, holdout_problem
+from mnist_tui.core.sweep.trial import Context, TrialEnd, adopt, start_trial, tell
 
 if TYPE_CHECKING:
     import optuna
@@ -28,6 +31,8 @@ if TYPE_CHECKING:
 METRICS = {"holdout_acc": ("test_acc", "maximize"), "holdout_loss": ("test_loss", "minimize")}
 LOCK_WAIT_S = 60.0
 RECIPE = "recipe"  # a trial's user attribute: it is the version's own recipe, tried first
+SETUP_WAIT_S = 30.0  # how long a worker that found the study made waits for its maker's SETUP
+MAX_JOBS = 16  # trials at once on one machine
 UNNAMED_S = 60.0  # a trial that names no host this long after it was asked lost its worker
 # The settings a resumed sweep takes from its study, not from the command line.
 FIXED = ("model", "epochs", "limit", "holdout", "test_limit", "metric", "precision", "seed", "pruner", "space")
@@ -87,17 +92,11 @@ def open_sweep(runs_dir: Path, name: str, url: str | None, wanted: dict[str, Any
         if not held:
             raise st.SweepError(f"the study {name}'s lock in {st.sweeps_dir(runs_dir)} stayed held for {LOCK_WAIT_S:.0f} s")
         if wanted is None:
-            found = st.load(runs_dir, name, url)
+            found, setup, created = st.load(runs_dir, name, url), {}, False
         else:
-            storage = st.open_storage(runs_dir, name, url)
-            found = _create(storage, name, wanted["direction"])
-        setup, created = st.setup_of(found), False
-        if not setup and wanted is not None and not found.trials:
-            found.set_user_attr(st.SETUP, wanted)
-            setup, created = wanted, True
-            point = recipe_point(space_of(wanted.get("space"), base), base)
-            if point is not None:
-                found.enqueue_trial(point, user_attrs={RECIPE: True})
+            found, created = _create(st.open_storage(runs_dir, name, url), name, wanted["direction"])
+            setup = _settle_setup(found, wanted, created, base)
+        setup = setup or st.setup_of(found)
         if not setup:
             raise st.SweepError(f"the study {name} was not made by mnist-tui sweep (it records no settings)")
         if trials is not None and trials != setup.get("trials"):
@@ -110,12 +109,30 @@ def open_sweep(runs_dir: Path, name: str, url: str | None, wanted: dict[str, Any
     return Sweep(found, setup, stored_base, space_of(setup.get("space"), stored_base), created, differs)
 
 
+def _settle_setup(found: optuna.Study, wanted: dict[str, Any], created: bool, base: TrainConfig) -> dict[str, Any]:
+    """The study's SETUP once settled: `wanted`, set and its recipe trial enqueued, by the
+    worker whose storage made the study; a worker that found it made (on another machine,
+    maybe a moment ago) waits for the maker's SETUP and takes it, enqueuing nothing."""
+    if created:
+        found.set_user_attr(st.SETUP, wanted)
+        point = recipe_point(space_of(wanted.get("space"), base), base)
+        if point is not None:
+            found.enqueue_trial(point, user_attrs={RECIPE: True})
+        return wanted
+    deadline = time.monotonic() + SETUP_WAIT_S
+    while not st.setup_of(found) and not found.get_trials(deepcopy=False) and time.monotonic() < deadline:
+        time.sleep(0.2)  # user_attrs reads the storage each time
+    return st.setup_of(found)
+
+
 def _attach_pruner(found: optuna.Study, pruner: object) -> None:
     """This worker's pruner, as the study's settings say (Optuna keeps none in storage): the
-    median after two trials, from the second epoch on, or Hyperband."""
+    median once two trials completed, from the first epoch on, or Hyperband."""
     import optuna
 
     if pruner == "median":
+        # Epochs are reported as steps 1, 2, ...: n_warmup_steps=1 lets the median prune from
+        # the first epoch on (never at the last: trial.py reports that one without asking).
         found.pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
     elif pruner == "hyperband":
         found.pruner = optuna.pruners.HyperbandPruner(min_resource=1)
@@ -123,12 +140,17 @@ def _attach_pruner(found: optuna.Study, pruner: object) -> None:
         found.pruner = optuna.pruners.NopPruner()
 
 
-def _create(storage: optuna.storages.BaseStorage, name: str, direction: str) -> optuna.Study:
+def _create(storage: optuna.storages.BaseStorage, name: str, direction: str) -> tuple[optuna.Study, bool]:
+    """The study, made here (True) or found made (False): the storage's own check decides,
+    so of several machines on one database exactly one is its maker."""
     import optuna
 
     try:
         way = optuna.study.StudyDirection.MINIMIZE if direction == "minimize" else optuna.study.StudyDirection.MAXIMIZE
-        return optuna.create_study(study_name=name, storage=storage, direction=way, load_if_exists=True)
+        try:
+            return optuna.create_study(study_name=name, storage=storage, direction=way), True
+        except optuna.exceptions.DuplicatedStudyError:
+            return optuna.load_study(study_name=name, storage=storage), False
     except Exception as exc:  # a storage's own errors (a damaged journal, a database's)
         raise st.SweepError(f"cannot open the study {name}: {type(exc).__name__}: {exc}"[:400]) from exc
 
@@ -140,6 +162,10 @@ def _base_of(setup: dict[str, Any], base: TrainConfig) -> TrainConfig:
     from mnist_tui.core.versions import VERSIONS
 
     model = setup.get("model")
+    holdout = setup.get("holdout")
+    problem = holdout_problem(holdout)
+    if problem:
+        raise st.SweepError(f"the study's settings are damaged: {problem}")
     if model not in VERSIONS:
         raise st.SweepError(f"the study's model {str(model)[:40]!r} is not a version of this mnist-tui")
     try:
@@ -160,13 +186,25 @@ def _base_of(setup: dict[str, Any], base: TrainConfig) -> TrainConfig:
     return config
 
 
-def counted(frozen: optuna.trial.FrozenTrial) -> bool:
-    """Whether a trial counts toward the sweep's target: all but those its user stopped."""
-    import optuna
+def jobs_problem(jobs: int, trials: int) -> str | None:
+    """Why `jobs` trials at once are refused (None when they are not): never more than the
+    trials to reach, nor than MAX_JOBS."""
+    if jobs > MAX_JOBS:
+        return f"--jobs {jobs} is more than {MAX_JOBS} trials at once"
+    if jobs > trials:
+        return f"--jobs {jobs} is more than the {trials} trial{'s' if trials != 1 else ''} to reach"
+    return None
 
-    if frozen.state == optuna.trial.TrialState.FAIL:
-        return frozen.user_attrs.get(st.FAILED_WHY) != USER_STOP
-    return frozen.state != optuna.trial.TrialState.WAITING
+
+def sampler_seed(seed: object, existing: int, others_running: bool) -> int:
+    """The sampler's seed for the next trial: the sweep's seed plus the trials already asked
+    (one worker's draws are reproducible), and this host and process mixed in while another
+    worker's trials run (two workers asking at once never draw the same point)."""
+    value = (seed if isinstance(seed, int) and not isinstance(seed, bool) else 0) + existing
+    if others_running:
+        mixed = zlib.crc32(f"{socket.gethostname()}:{os.getpid()}".encode())
+        value += mixed
+    return value % 2**32
 
 
 def target(sweep: Sweep) -> int:
@@ -181,6 +219,7 @@ class Worker:
         self.sweep, self.ctx, self.runs_dir, self.jobs = sweep, ctx, runs_dir, jobs
         self.name = sweep.study.study_name
         self._ask = threading.Lock()
+        self.mine: set[int] = set()  # the trials this worker asked or adopted
         self.errors: list[Exception] = []
 
     def work(self) -> None:
@@ -215,10 +254,11 @@ class Worker:
             trials = self.sweep.study.get_trials(deepcopy=False)
             for frozen in trials:
                 if self._orphan(frozen):
-                    return _holding(self._trial_lock(frozen.number), functools.partial(adopt, self.ctx, frozen))
+                    self.mine.add(frozen.number)
+                    return self._holding(frozen.number, functools.partial(adopt, self.ctx, frozen))
             if sum(counted(t) for t in trials) >= target(self.sweep):
                 return None
-            return self._ask_new(len(trials))
+            return self._ask_new(trials)
 
     def _orphan(self, frozen: optuna.trial.FrozenTrial) -> bool:
         import optuna
@@ -237,12 +277,14 @@ class Worker:
         os.close(lock)
         return taken
 
+    def _trial_path(self, number: int) -> Path:
+        return st.sweeps_dir(self.runs_dir) / f"{self.name}.trial-{number}.lock"
+
     def _trial_lock(self, number: int) -> int:
         """An open descriptor of `.sweeps/NAME.trial-N.lock` (not locked yet)."""
-        path = st.sweeps_dir(self.runs_dir) / f"{self.name}.trial-{number}.lock"
-        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        return os.open(self._trial_path(number), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
 
-    def _ask_new(self, existing: int) -> Callable[[], Any] | None:
+    def _ask_new(self, trials: list[optuna.trial.FrozenTrial]) -> Callable[[], Any] | None:
         """Ask the study for a new trial, its sampler seeded by the trials already there (two
         workers never draw the same first trials); None if another storage's worker took the
         last place first."""
@@ -250,25 +292,38 @@ class Worker:
 
         from mnist_tui.core.sweep.space import suggest
 
-        seed = self.sweep.setup.get("seed")
-        self.sweep.study.sampler = optuna.samplers.TPESampler(seed=(seed if isinstance(seed, int) else 0) + existing)
+        others = any(t.state == optuna.trial.TrialState.RUNNING and t.number not in self.mine for t in trials)
+        self.sweep.study.sampler = optuna.samplers.TPESampler(seed=sampler_seed(self.sweep.setup.get("seed"), len(trials), others))
         trial = self.sweep.study.ask()
+        self.mine.add(trial.number)
         params = suggest(trial, self.sweep.space)
         earlier = [t for t in self.sweep.study.get_trials(deepcopy=False) if t.number < trial.number and counted(t)]
         if len(earlier) >= target(self.sweep):
-            tell(self.ctx, trial, "FAIL", None, 0.0, "", "beyond the sweep's count")
+            tell(self.ctx, trial, "FAIL", None, 0.0, "", st.BEYOND)
             return None
-        return _holding(self._trial_lock(trial.number), lambda: start_trial(self.ctx, trial, params))
+        return self._holding(trial.number, lambda: start_trial(self.ctx, trial, params))
 
+    def _holding(self, number: int, job: Callable[[], TrialEnd]) -> Callable[[], TrialEnd]:
+        """`job`, run while holding trial `number`'s lock (taken now); once the trial is told,
+        its lock file is removed (under the study's lock, while still held) and let go."""
+        path = self._trial_path(number)
+        fd = self._trial_lock(number)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
-def _holding(fd: int, job: Callable[[], TrialEnd]) -> Callable[[], TrialEnd]:
-    """`job`, run while holding the trial lock fd (taken now, let go when it ends)."""
-    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        def run() -> TrialEnd:
+            try:
+                return job()
+            finally:
+                self._drop_trial_lock(path, fd)
 
-    def run() -> TrialEnd:
+        return run
+
+    def _drop_trial_lock(self, path: Path, fd: int) -> None:
         try:
-            return job()
+            with study_lock(self.runs_dir, self.name) as held:
+                if held and os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino:
+                    path.unlink()
+        except OSError:
+            pass  # left in place: the next worker's flock on it works all the same
         finally:
             os.close(fd)
-
-    return run

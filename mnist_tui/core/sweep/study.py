@@ -27,8 +27,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from mnist_tui.core.config import MIN_SWEEP_HOLDOUT, NAME_RULE
 
 if TYPE_CHECKING:
     import optuna
@@ -40,7 +43,9 @@ RUN = "run"
 HOST = "host"
 SECONDS = "seconds"
 FAILED_WHY = "failed_why"
-NAME_RULE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+PRUNED_AT = "pruned_at"  # the epoch at which the pruner stopped the trial's run (set before the stop)
+USER_STOP = "stopped by the user"  # a FAILED_WHY: the trial does not count
+BEYOND = "beyond the sweep's count"  # a FAILED_WHY: asked after the count was reached; does not count
 _POINTER_CAP = 64 * 1024
 
 
@@ -55,6 +60,39 @@ def check_name(name: str) -> str:
     return name
 
 
+def counts_toward(state: str, failed_why: object) -> bool:
+    """Whether a trial in Optuna's `state` (its name: COMPLETE, FAIL...) counts toward the
+    sweep's target: all but waiting ones and failures its user or the count caused. The one
+    rule the worker, the end of a sweep and the report count by."""
+    if state == "FAIL":
+        return failed_why not in (USER_STOP, BEYOND)
+    return state != "WAITING"
+
+
+def counted(frozen: optuna.trial.FrozenTrial) -> bool:
+    return counts_toward(frozen.state.name, frozen.user_attrs.get(FAILED_WHY))
+
+
+def holdout_problem(holdout: object) -> str | None:
+    """Why `holdout` cannot be a sweep's (None when it can): a sweep scores its trials on
+    held-out training images, never on the test set (holdout 0 scores on the test set)."""
+    if isinstance(holdout, bool) or not isinstance(holdout, int) or holdout < MIN_SWEEP_HOLDOUT:
+        return f"a sweep's holdout must be at least {MIN_SWEEP_HOLDOUT}: it is scored on held-out training images, never on the test set"
+    return None
+
+
+def holdout_ok(holdout: object) -> bool:
+    return holdout_problem(holdout) is None
+
+
+def run_folder(runs_dir: Path, run: object) -> Path | None:
+    """The folder of a trial's run in the runs folder, or None when the recorded name
+    cannot name one there (a path, '..', a hidden name: the study is untrusted)."""
+    if not isinstance(run, str) or not run or len(run) > 255 or run.startswith(".") or Path(run).name != run or "\\" in run:
+        return None
+    return Path(runs_dir) / run
+
+
 def sweeps_dir(runs_dir: Path) -> Path:
     return Path(runs_dir) / SWEEPS_DIR
 
@@ -64,26 +102,62 @@ def journal_path(runs_dir: Path, name: str) -> Path:
     return sweeps_dir(runs_dir) / f"{check_name(name)}.journal"
 
 
-def open_storage(runs_dir: Path, name: str, url: str | None = None) -> optuna.storages.BaseStorage:
-    """The storage study `name` lives in: the embedded journal when `url` is None, else what
-    `url` names. SweepError when it cannot be opened."""
-    import optuna
+_URL = re.compile(r"[a-z][a-z0-9+]*://")
+
+
+def is_url(storage: str | None) -> bool:
+    """Whether a storage string is a URL (a database, redis), not a journal file's path."""
+    return storage is not None and _URL.match(storage) is not None
+
+
+def storage_of(given: str) -> str:
+    """The --storage a user gave, as it is stored: a URL as given, a journal path made
+    absolute. A path must look like one (absolute, ./, ~ or *.journal): a mistyped URL is
+    refused in one line, never taken as a file in the current folder."""
+    if is_url(given):
+        return given
+    looks_like_path = given.startswith(("/", "./", "../", "~")) or given.endswith(".journal")
+    if not given or "@" in given or "//" in given or not looks_like_path:
+        raise SweepError(f"--storage {given[:80]!r} is neither a URL (scheme://...) nor a journal file (an absolute path, ./NAME, ~/NAME or NAME.journal)")
+    return str(Path(given).expanduser().absolute())
+
+
+def _journal(path: Path, create: bool) -> optuna.storages.BaseStorage:
+    """A journal file's storage; a reader (`create` False) opens only an existing regular file
+    (a FIFO would block, a missing file would be made)."""
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock, JournalStorage
 
+    if create:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    else:
+        try:
+            if not stat.S_ISREG(os.stat(path).st_mode):
+                raise SweepError(f"the study's journal {path.name} is not a regular file")
+        except FileNotFoundError:
+            raise SweepError(f"the study's journal {path} does not exist") from None
+    return JournalStorage(JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
+
+
+def open_storage(runs_dir: Path, name: str, url: str | None = None, create: bool = True) -> optuna.storages.BaseStorage:
+    """The storage study `name` lives in: the embedded journal when `url` is None, else what
+    `url` names. A reader passes `create` False: nothing is made (no file, no table).
+    SweepError when it cannot be opened."""
+    import optuna
+
     try:
-        if url is None or not re.match(r"[a-z][a-z0-9+]*://", url):
-            path = journal_path(runs_dir, name) if url is None else Path(url).expanduser()
-            path.parent.mkdir(parents=True, exist_ok=True)
-            return JournalStorage(JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
+        if url is None or not is_url(url):
+            return _journal(journal_path(runs_dir, name) if url is None else Path(url).expanduser(), create)
         if url.startswith("redis://"):
-            from optuna.storages.journal import JournalRedisBackend
+            from optuna.storages.journal import JournalRedisBackend, JournalStorage
 
             return JournalStorage(JournalRedisBackend(url))
-        return optuna.storages.RDBStorage(url)
+        return optuna.storages.RDBStorage(url, skip_table_creation=not create)
+    except SweepError:
+        raise
     except (OSError, ImportError, ValueError, RuntimeError) as exc:
-        raise SweepError(f"cannot open the study's storage: {exc}") from exc
+        raise SweepError(f"cannot open the study's storage: {exc}"[:400]) from exc
     except Exception as exc:  # a database driver's own errors (sqlalchemy's)
-        raise SweepError(f"cannot open the study's storage: {type(exc).__name__}: {exc}") from exc
+        raise SweepError(f"cannot open the study's storage: {type(exc).__name__}: {exc}"[:400]) from exc
 
 
 def remember(runs_dir: Path, name: str, url: str | None) -> None:
@@ -92,8 +166,8 @@ def remember(runs_dir: Path, name: str, url: str | None) -> None:
 
     folder = sweeps_dir(runs_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    files.write_json_atomic(folder / f"{check_name(name)}.json", {"name": name, "storage": url})
-    os.chmod(folder / f"{name}.json", 0o600)  # a database URL may hold a password
+    # 0600 from its creation: a database URL may hold a password.
+    files.write_json_atomic(folder / f"{check_name(name)}.json", {"name": name, "storage": url}, mode=0o600)
 
 
 def known_studies(runs_dir: Path) -> list[tuple[str, str | None]]:
@@ -133,7 +207,7 @@ def load(runs_dir: Path, name: str, url: str | None = None) -> optuna.Study:
 
     if url is None and not journal_path(runs_dir, name).is_file():
         raise SweepError(f"no study named {name} in {runs_dir}")
-    storage = open_storage(runs_dir, name, url)
+    storage = open_storage(runs_dir, name, url, create=False)
     try:
         return optuna.load_study(study_name=check_name(name), storage=storage)
     except KeyError as exc:

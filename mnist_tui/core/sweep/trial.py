@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -16,6 +17,7 @@ from mnist_tui.core.config import TrainConfig
 from mnist_tui.core.store import read_run, request_stop
 from mnist_tui.core.store.notes import NotesError, change_notes
 from mnist_tui.core.sweep import study as st
+from mnist_tui.core.sweep.study import holdout_ok
 
 if TYPE_CHECKING:
     import optuna
@@ -23,7 +25,7 @@ if TYPE_CHECKING:
 POLL_S = 0.5
 POKE_S = 2.0  # how often a queued trial's worker asks the queue to start what may start
 START_S = 120.0  # how long a run may take to appear once its trainer was started
-USER_STOP = "stopped by the user"
+USER_STOP = st.USER_STOP
 PRUNED_TAG = "pruned"
 
 
@@ -86,35 +88,96 @@ def start_trial(ctx: Context, trial: optuna.Trial, params: dict[str, Any]) -> Tr
     return follow_trial(ctx, trial, name, failure, time.monotonic())
 
 
-def follow_trial(ctx: Context, trial: optuna.Trial, name: str, failure: Callable[[], str | None], began: float) -> TrialEnd:
-    """Follow run `name` of `trial` until it ends, reporting each epoch; tell the result."""
-    run_dir = ctx.runs_dir / name
-    reported, pruned, last_poke = 0, False, 0.0
+@dataclass
+class _Followed:
+    """What following a trial's run has done so far."""
+
+    reported: set[int] = field(default_factory=set)  # the epochs reported to the study
+    pruned: bool = False  # the pruner asked for its run to stop
+    last_poke: float = 0.0
+
+
+def follow_trial(ctx: Context, trial: optuna.Trial, name: str, failure: Callable[[], str | None], began: float, seen: _Followed | None = None) -> TrialEnd:
+    """Follow run `name` of `trial` until it ends, reporting each epoch; tell the result.
+    The run must say it is this trial's before it is followed, stopped or scored."""
+    run_dir = st.run_folder(ctx.runs_dir, name)
+    if run_dir is None:
+        return tell(ctx, trial, "FAIL", None, 0.0, "", "its recorded run name cannot name a run folder")
+    seen = seen or _Followed()
     with ctx.lock:
         ctx.live.add(run_dir)
     try:
         while True:
             record = read_run(run_dir) if run_dir.is_dir() else None
-            if record is None:
-                why = failure()
-                if why is not None or time.monotonic() - began > START_S:
+            if record is None or record.status == "damaged":
+                why = failure() or (record.reason if record is not None else None)
+                if (why is not None and record is None) or time.monotonic() - began > START_S:
                     return tell(ctx, trial, "FAIL", None, time.monotonic() - began, name, why or "its run was never made")
-            elif record.status == "queued" and time.monotonic() - last_poke > POKE_S:
-                ctx.starter.poke(ctx.runs_dir)
-                last_poke = time.monotonic()
-            elif record.status not in ("queued", "running"):
-                return _ended(ctx, trial, record, pruned, began)
-            for epoch in record.metrics[reported:] if record is not None else []:
-                reported += 1
-                if _report(ctx, trial, epoch) and not pruned:
-                    pruned = True
-                    request_stop(run_dir)
-            if ctx.stop.is_set() and record is not None and _stopped(run_dir, record.status):
-                return tell(ctx, trial, "FAIL", None, time.monotonic() - began, name, USER_STOP)
+            elif not _ours(ctx, trial, record):
+                return tell(
+                    ctx,
+                    trial,
+                    "FAIL",
+                    None,
+                    time.monotonic() - began,
+                    name,
+                    f"run {name} does not record this trial (study {record.study}, trial {record.trial})",
+                )
+            else:
+                ended = _look(ctx, trial, record, run_dir, seen, began)
+                if ended is not None:
+                    return ended
             ctx.stop.wait(POLL_S) if not ctx.stop.is_set() else time.sleep(POLL_S)
     finally:
         with ctx.lock:
             ctx.live.discard(run_dir)
+
+
+def _ours(ctx: Context, trial: optuna.Trial, record: Any) -> bool:
+    """Whether a run's record says it is this trial's (the study's run name is untrusted)."""
+    return bool(record.study == ctx.study.study_name and record.trial == trial.number)
+
+
+def _look(ctx: Context, trial: optuna.Trial, record: Any, run_dir: Path, seen: _Followed, began: float) -> TrialEnd | None:
+    """One look at a trial's run: poke the queue, report new epochs (stopping the run when
+    pruned), or tell how it ended; None while it goes on."""
+    if record.status == "queued" and time.monotonic() - seen.last_poke > POKE_S:
+        ctx.starter.poke(ctx.runs_dir)
+        seen.last_poke = time.monotonic()
+    elif record.status not in ("queued", "running"):
+        _report_new(ctx, trial, record, seen, ask=False)  # the epochs it finished since the last look
+        return _ended(ctx, trial, record, seen.pruned, began)
+    if _report_new(ctx, trial, record, seen, ask=True) and not seen.pruned:
+        seen.pruned = True
+        trial.set_user_attr(st.PRUNED_AT, max(seen.reported))  # before the stop: an adopter knows why it stopped
+        request_stop(run_dir)
+    if ctx.stop.is_set() and _stopped(run_dir, record.status):
+        return tell(ctx, trial, "FAIL", None, time.monotonic() - began, record.run_id, USER_STOP)
+    return None
+
+
+def _report_new(ctx: Context, trial: optuna.Trial, record: Any, seen: _Followed, ask: bool) -> bool:
+    """Report the epochs not reported yet; whether the pruner (asked only when `ask`, and
+    never at the final epoch) says to end the trial."""
+    prune = False
+    if not _on_holdout(record):
+        return False  # figures of the test set are never reported to a study
+    for epoch in record.metrics:
+        if int(epoch.epoch) in seen.reported:
+            continue
+        seen.reported.add(int(epoch.epoch))
+        final = int(epoch.epoch) >= int(epoch.epochs)
+        if _report(ctx, trial, epoch) and ask and not final and trial.should_prune():
+            prune = True
+    return prune
+
+
+def _on_holdout(record: Any) -> bool:
+    """Whether a run's records say it was scored on held-out training images (a run of the
+    test set must never score a trial)."""
+    config = record.config.get("config") if isinstance(record.config, dict) else None
+    holdout = config.get("holdout") if isinstance(config, dict) else None
+    return record.config.get("evaluated_on") == "holdout" and holdout_ok(holdout)
 
 
 def _stopped(run_dir: Path, status: str) -> bool:
@@ -138,19 +201,20 @@ def _stopped(run_dir: Path, status: str) -> bool:
 
 
 def _report(ctx: Context, trial: optuna.Trial, epoch: Any) -> bool:
-    """Report an epoch's held-out figure; whether the pruner says to end the trial."""
+    """Report an epoch's held-out figure; whether it was reported (a finite number)."""
     value = float(getattr(epoch, ctx.metric))
     if not math.isfinite(value):
         return False
     trial.report(value, int(epoch.epoch))
-    return trial.should_prune()
+    return True
 
 
 def _ended(ctx: Context, trial: optuna.Trial, record: Any, pruned: bool, began: float) -> TrialEnd:
     """Tell how the ended run went: its final epoch's figure, pruned, or failed and why."""
     seconds = record.seconds if record.seconds else time.monotonic() - began
     name = record.run_id
-    if pruned and record.status in ("stopped", "finished"):
+    trained_all = record.status == "finished" and bool(record.metrics) and int(record.metrics[-1].epoch) >= int(record.metrics[-1].epochs)
+    if pruned and record.status in ("stopped", "finished") and not trained_all:
         try:
             change_notes(record.path, add=[PRUNED_TAG])
         except NotesError:
@@ -158,6 +222,8 @@ def _ended(ctx: Context, trial: optuna.Trial, record: Any, pruned: bool, began: 
         return tell(ctx, trial, "PRUNED", None, seconds, name)
     if ctx.stop.is_set() and record.status != "finished":
         return tell(ctx, trial, "FAIL", None, seconds, name, USER_STOP)
+    if record.status == "finished" and not _on_holdout(record):
+        return tell(ctx, trial, "FAIL", None, seconds, name, "its run was scored on the test set, not on held-out images")
     if record.status != "finished":
         why = f"its run is {record.status}" + (f": {record.reason}" if record.reason else "")
         return tell(ctx, trial, "FAIL", None, seconds, name, why)
@@ -182,15 +248,17 @@ def tell(ctx: Context, trial: optuna.Trial, state: str, value: float | None, sec
 
 
 def adopt(ctx: Context, frozen: optuna.trial.FrozenTrial) -> TrialEnd:
-    """Drive a RUNNING trial whose worker is gone: follow its run if live or queued, tell its
-    result if it ended (an interrupted run fails)."""
+    """Drive a RUNNING trial whose worker is gone: follow its run (still starting, queued or
+    live) and tell its result, its epochs reported; a run its pruner stopped is pruned."""
     import optuna
 
     trial = optuna.trial.Trial(ctx.study, frozen._trial_id)
     name = frozen.user_attrs.get(st.RUN)
-    if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
+    if not isinstance(name, str) or not name:
         return tell(ctx, trial, "FAIL", None, 0.0, "", "its worker ended before its run was named")
-    run_dir = ctx.runs_dir / name
-    if not run_dir.is_dir():
-        return tell(ctx, trial, "FAIL", None, 0.0, name, "its run was never made")
-    return follow_trial(ctx, trial, name, lambda: "its run folder is gone", time.monotonic())
+    # The run may not exist yet (its trainer still importing): the same grace as a new trial's,
+    # from when the trial was asked.
+    start = frozen.datetime_start
+    age = (datetime.now(start.tzinfo) - start).total_seconds() if start is not None else START_S
+    seen = _Followed(reported=set(frozen.intermediate_values), pruned=frozen.user_attrs.get(st.PRUNED_AT) is not None)
+    return follow_trial(ctx, trial, name, lambda: None, time.monotonic() - max(0.0, age), seen)

@@ -7,6 +7,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
+from textual.timer import Timer
 from textual.widgets import DataTable, Header, OptionList, Static
 from textual.widgets.option_list import Option
 
@@ -17,7 +18,8 @@ from mnist_tui.ui.screens.base import AppScreen
 from mnist_tui.ui.widgets.footer import KeyFooter
 from mnist_tui.ui.widgets.sweep_charts import SweepChart, scatter_of, whole_ticks
 
-REFRESH_S = 3.0  # how often a running study is read again
+REFRESH_S = 3.0  # how soon an unfinished study is read again
+REFRESH_MAX_S = 30.0  # ... growing by half each time nothing changed, up to this
 
 
 def _steps(xs: list[float], ys: list[float]) -> tuple[list[float], list[float]]:
@@ -50,6 +52,8 @@ class SweepScreen(AppScreen):
         self.problem = ""  # why the study asked for cannot be shown
         self.marked: set[int] = set()  # trial numbers
         self.param = 0  # which parameter the scatter shows
+        self.wait_s = REFRESH_S  # until the next refresh
+        self.timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -68,7 +72,6 @@ class SweepScreen(AppScreen):
         self.query_one("#sweep-studies", OptionList).display = False
         self.query_one("#sweep-trials", DataTable).focus()
         self.read(self.wanted)
-        self.set_interval(REFRESH_S, self._tick)
 
     # -- reading, off the UI thread -----------------------------------------------------------
 
@@ -77,20 +80,37 @@ class SweepScreen(AppScreen):
         return any(w.group == "sweep-read" and not w.is_finished for w in self.app.workers if w.node is self)
 
     def _tick(self) -> None:
-        """A running study is read again (its trials end, new ones start)."""
-        if self.report is not None and self.report.state == "running" and self.is_current and not self.reading:
-            self.read(self.report.name)
+        """An unfinished study is read again (its trials end, new ones start, a worker
+        between two trials asks the next), the study alone, not the whole listing."""
+        if self.report is None or self.report.state == "finished":
+            return
+        if self.is_current and not self.reading:
+            self.read(self.report.name, listing=False)
+        else:
+            self._next_tick()
+
+    def _schedule(self, changed: bool) -> None:
+        """The next refresh: soon after a change, later each time nothing changed."""
+        self.wait_s = REFRESH_S if changed else min(REFRESH_MAX_S, self.wait_s * 1.5)
+        if self.report is not None and self.report.state != "finished":
+            self._next_tick()
+
+    def _next_tick(self) -> None:
+        if self.timer is not None:
+            self.timer.stop()  # one refresh pending at a time, whatever read last
+        self.timer = self.set_timer(self.wait_s, self._tick)
 
     def action_reload(self) -> None:
         self.read(self.report.name if self.report else self.wanted)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="sweep-read")
-    def read(self, name: str | None) -> None:
-        """The studies of the runs folder and the one to show (the newest readable when
-        `name` is None), read off the UI thread."""
+    def read(self, name: str | None, listing: bool = True) -> None:
+        """The studies of the runs folder (unless `listing` is False: a refresh) and the one
+        to show (the newest readable when `name` is None), read off the UI thread. A study in
+        a database is connected to only when it is asked for by name."""
         runs_dir = self.tui.runs_dir
-        studies = list_sweeps(runs_dir)
-        readable = [s for s in studies if s.state != "damaged"]
+        studies = list_sweeps(runs_dir) if listing else self.studies
+        readable = [s for s in studies if s.state not in ("damaged", "remote")]
         if name is None and readable:
             name = max(readable, key=lambda s: (s.modified, s.name)).name
         report, problem = None, ""
@@ -110,7 +130,9 @@ class SweepScreen(AppScreen):
         if report is None or self.report is None or report.name != self.report.name:
             self.marked = set()
             self.param = 0
+        changed = report is None or self.report is None or report.trials != self.report.trials
         self.studies, self.report, self.problem = studies, report, problem
+        self._schedule(changed)
         self.show_studies()
         self.show()
 
