@@ -74,7 +74,9 @@ def _torn(runs_dir, name: str = "torn"):
 # Reading a study must not create its storage
 
 
-@pytest.mark.xfail(strict=True, reason="reading a study (--show NAME, --show '', the Sweep picker) creates the storage its untrusted pointer names")
+@pytest.mark.xfail(
+    strict=True, reason="reading a study (--show NAME, --show '', the Sweep picker) whose untrusted pointer names sqlite:///PATH creates that database"
+)
 def test_reading_a_study_never_creates_the_storage_its_pointer_names(runs_dir, tmp_path):
     folder = st.sweeps_dir(runs_dir)
     folder.mkdir(parents=True)
