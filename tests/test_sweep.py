@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import signal
@@ -245,3 +246,252 @@ def test_two_workers_on_one_study_see_distinct_trials(runs_dir):
     assert len({t.user_attrs["run"] for t in trials}) == 4
     told = [line.split()[1] for out, _err in outputs for line in out.splitlines() if line.startswith("trial ")]
     assert sorted(told, key=int) == ["0", "1", "2", "3"]  # each trial driven by one worker
+
+
+# ---------------------------------------------------------------------------------------------
+# The review's regressions (issue 35): trials followed by hand, with runs written here
+
+
+def _base():
+    from mnist_tui.core.versions import get_version
+
+    return get_version("v4").config(epochs=2, limit=2000, test_limit=500, holdout=500, precision="fp32", device="cpu")
+
+
+def _open(runs_dir, name="r", trials=4, pruner=None):
+    from mnist_tui.core.sweep.run import open_sweep, setup_for
+    from mnist_tui.core.sweep.space import default_space
+
+    base = _base()
+    return open_sweep(runs_dir, name, None, setup_for(base, trials, "holdout_acc", default_space(base), pruner), base, None)
+
+
+def _write_trial_run(runs_dir, name, study, trial, accs, epochs, status="finished", evaluated_on="holdout"):
+    config = _base().replace(study=study, trial=trial).to_dict()
+    writer = RunWriter.create(runs_dir, "v4", {"config": config, "evaluated_on": evaluated_on}, name=name)
+    for i, acc in enumerate(accs, 1):
+        writer.append_epoch(
+            {
+                "epoch": i,
+                "epochs": epochs,
+                "train_loss": 0.2,
+                "train_acc": 90.0,
+                "test_loss": 0.3,
+                "test_acc": acc,
+                "lr": 0.01,
+                "seconds": 1.0,
+                "images_per_s": 1.0,
+            }
+        )
+    writer.save_checkpoint(stub_checkpoint(len(accs)))
+    if status != "running":
+        writer.close(status)
+    return writer.path
+
+
+def _ctx(sweep, runs_dir, ends=None):
+    from mnist_tui.core.sweep.trial import Context
+
+    return Context(sweep.study, runs_dir, sweep.base, "test_acc", FakeStarter(), threading.Event(), (ends if ends is not None else []).append)
+
+
+def _follow(sweep, runs_dir, run, **kw):
+    from mnist_tui.core.sweep.trial import follow_trial
+
+    trial = sweep.study.ask()
+    trial.set_user_attr("run", run)
+    return trial, follow_trial(_ctx(sweep, runs_dir), trial, run, lambda: None, time.monotonic(), **kw)
+
+
+def test_a_run_that_ended_between_two_looks_reports_every_epoch_and_completes(runs_dir):
+    sweep = _open(runs_dir)
+    _write_trial_run(runs_dir, "20260101T000000Z-v4-aaaaaa", "r", 0, [91.0, 93.0, 95.0], 3)
+    trial, end = _follow(sweep, runs_dir, "20260101T000000Z-v4-aaaaaa")
+    frozen = sweep.study.get_trials()[0]
+    assert (end.state, end.value) == ("COMPLETE", 95.0) and frozen.intermediate_values == {1: 91.0, 2: 93.0, 3: 95.0}
+
+
+def test_a_run_of_another_trial_or_scored_on_the_test_set_never_scores_a_trial(runs_dir):
+    sweep = _open(runs_dir)
+    _write_trial_run(runs_dir, "20260101T000000Z-v4-bbbbbb", "other", 0, [99.0], 1)
+    _, end = _follow(sweep, runs_dir, "20260101T000000Z-v4-bbbbbb")
+    assert end.state == "FAIL" and "does not record this trial" in end.why
+    _write_trial_run(runs_dir, "20260101T000000Z-v4-cccccc", "r", 1, [99.0], 1, evaluated_on="test")
+    _, end = _follow(sweep, runs_dir, "20260101T000000Z-v4-cccccc")
+    assert end.state == "FAIL" and "test set" in end.why and sweep.study.get_trials()[1].intermediate_values == {}
+    _, end = _follow(sweep, runs_dir, "../escape")
+    assert end.state == "FAIL" and "cannot name" in end.why
+
+
+def test_a_trial_that_trained_every_epoch_is_never_pruned(runs_dir):
+    from mnist_tui.core.sweep.run import Worker
+
+    sweep = _open(runs_dir, "fin", trials=1, pruner="median")
+    sweep.study.pruner = AlwaysPrune()
+    ends = []
+    ctx = _ctx(sweep, runs_dir, ends)
+    ctx.starter = FakeStarter(epochs=1)  # its only epoch is its last
+    Worker(sweep, ctx, runs_dir, 1).work()
+    assert [(e.state, e.value) for e in ends] == [("COMPLETE", 50.0)]
+
+
+def test_an_orphan_whose_run_is_still_starting_is_adopted_and_completes(runs_dir):
+    from mnist_tui.core.sweep.trial import adopt
+
+    sweep = _open(runs_dir, "ad")
+    trial = sweep.study.ask()
+    trial.set_user_attr("run", "20260101T000000Z-v4-dddddd")
+    frozen = sweep.study.get_trials()[-1]
+    later = threading.Timer(1.0, _write_trial_run, (runs_dir, "20260101T000000Z-v4-dddddd", "ad", frozen.number, [97.0], 1))
+    later.start()
+    end = adopt(_ctx(sweep, runs_dir), frozen)
+    later.join()
+    assert (end.state, end.value) == ("COMPLETE", 97.0)
+
+
+def test_an_adopted_trial_whose_run_its_pruner_stopped_is_pruned(runs_dir):
+    from mnist_tui.core.sweep.trial import adopt
+
+    sweep = _open(runs_dir, "ap")
+    trial = sweep.study.ask()
+    trial.set_user_attr("run", "20260101T000000Z-v4-eeeeee")
+    trial.set_user_attr("pruned_at", 1)
+    _write_trial_run(runs_dir, "20260101T000000Z-v4-eeeeee", "ap", trial.number, [40.0], 3, status="stopped")
+    assert adopt(_ctx(sweep, runs_dir), sweep.study.get_trials()[-1]).state == "PRUNED"
+
+
+def test_a_stored_holdout_of_0_is_refused_on_resume(runs_dir):
+    from mnist_tui.core.sweep.run import open_sweep
+    from mnist_tui.core.sweep.study import SETUP, SweepError
+
+    sweep = _open(runs_dir, "h0")
+    sweep.study.set_user_attr(SETUP, {**sweep.setup, "holdout": 0})
+    with pytest.raises(SweepError, match="holdout"):
+        open_sweep(runs_dir, "h0", None, None, _base(), None)
+
+
+def test_best_test_belongs_to_the_current_best_and_a_problem_is_not_stored(runs_dir, monkeypatch):
+    from mnist_tui.core.sweep import best
+
+    sweep = _open(runs_dir, "bt")
+    measured = []
+    monkeypatch.setattr(best, "_test_accuracy", lambda run_dir, data: measured.append(run_dir.name) or {"test_acc": 90.0, "test_images": 500})
+    for number, acc in enumerate([95.0, 97.0]):
+        run = f"20260101T000000Z-v4-bt{number:04d}"
+        trial = sweep.study.ask()
+        _write_trial_run(runs_dir, run, "bt", trial.number, [acc], 1)
+        trial.set_user_attr("run", run)
+        sweep.study.tell(trial, acc)
+        first = best.evaluate_best(sweep.study, runs_dir, None)
+        assert first["trial"] == trial.number and first["test_acc"] == 90.0 and best.evaluate_best(sweep.study, runs_dir, None) == first
+    assert measured == ["20260101T000000Z-v4-bt0000", "20260101T000000Z-v4-bt0001"]  # each best once
+    trial = sweep.study.ask()
+    trial.set_user_attr("run", "20260101T000000Z-v4-bt0000")  # names another trial's run
+    sweep.study.tell(trial, 99.0)
+    result = best.evaluate_best(sweep.study, runs_dir, None)
+    assert result["trial"] == trial.number and "does not record this trial" in result["problem"]
+    assert sweep.study.user_attrs["best_test"]["trial"] == 1  # the problem was not stored
+
+
+def test_stopped_and_beyond_the_count_failures_do_not_count_in_the_report(runs_dir):
+    from mnist_tui.core.sweep.report import read_sweep
+    from mnist_tui.core.sweep.study import BEYOND, USER_STOP
+
+    sweep = _open(runs_dir, "cnt", trials=2)
+    for why in (USER_STOP, BEYOND, "diverged"):
+        trial = sweep.study.ask()
+        trial.set_user_attr("failed_why", why)
+        sweep.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    report = read_sweep(runs_dir, "cnt")
+    assert (report.done, report.state) == (1, "unfinished")
+
+
+def test_a_study_made_on_another_machine_a_moment_ago_keeps_its_makers_setup(runs_dir, tmp_path):
+    from mnist_tui.core.sweep.study import SETUP
+
+    journal = tmp_path / "shared.journal"
+    other = optuna.create_study(study_name="race", storage=optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal))))
+    made = {}
+    opener = threading.Thread(target=lambda: made.update(sweep=_open_at(runs_dir, str(journal))))
+    opener.start()
+    time.sleep(0.5)  # the maker sets its settings and its recipe trial a moment after making the study
+    other.set_user_attr(SETUP, {**_open(tmp_path / "elsewhere", "x").setup, "trials": 7})
+    other.enqueue_trial({"lr": 0.01})
+    opener.join(timeout=60)
+    assert made["sweep"].setup["trials"] == 7 and not made["sweep"].created
+    assert len(other.get_trials()) == 1  # the recipe trial was enqueued once, by its maker
+
+
+def _open_at(runs_dir, storage):
+    from mnist_tui.core.sweep.run import open_sweep, setup_for
+    from mnist_tui.core.sweep.space import default_space
+
+    base = _base()
+    return open_sweep(runs_dir, "race", storage, setup_for(base, 3, "holdout_acc", default_space(base), None), base, None)
+
+
+def test_the_sampler_seed_is_reproducible_alone_and_differs_beside_another_worker():
+    from mnist_tui.core.sweep.run import sampler_seed
+
+    assert sampler_seed(3, 2, False) == sampler_seed(3, 2, False) == 5
+    assert sampler_seed(3, 2, True) != 5
+
+
+def test_detach_keeps_the_storage_off_the_command_line_and_the_pointer_private(runs_dir, tmp_path, monkeypatch):
+    from mnist_tui.cli import sweeping
+    from mnist_tui.core.store import files
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    started, modes = [], []
+    monkeypatch.setattr(sweeping.subprocess, "Popen", lambda command, **kw: started.append(command))
+    real_replace = files.os.replace
+    monkeypatch.setattr(files.os, "replace", lambda a, b: (modes.append((str(b), files.os.stat(a).st_mode & 0o777)), real_replace(a, b)))
+    code, _out, err = _sweep(runs_dir, "--model", "v4", "--study", "d", "--storage", url, "--detach", *SMALL)
+    assert code == 0, err
+    [command] = started
+    assert url not in " ".join(command) and "--storage" not in command
+    assert [m for path, m in modes if path.endswith("d.json")] == [0o600]  # 0600 before it was in place
+    assert sweeping._storage(argparse.Namespace(storage=None, model=None), runs_dir, "d") == url  # the worker finds it
+
+
+@pytest.mark.parametrize("storage", ["mydb", "user:pw@host/db", "postgres:/x//y"])
+def test_a_storage_that_is_neither_a_url_nor_a_path_is_refused_in_one_line(runs_dir, storage):
+    code, _out, err = _sweep(runs_dir, "--model", "v4", "--study", "s", "--storage", storage, *SMALL)
+    _one_line_refusal(code, err, 2, "storage")
+    assert not (runs_dir / ".sweeps").exists() and not (runs_dir.parent / storage).exists()
+
+
+def test_a_journal_path_is_remembered_absolute(runs_dir, tmp_path, monkeypatch):
+    from mnist_tui.cli import sweeping
+    from mnist_tui.core.sweep.study import known_studies
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sweeping.subprocess, "Popen", lambda command, **kw: None)
+    code, _out, err = _sweep(runs_dir, "--model", "v4", "--study", "j", "--storage", "mine.journal", "--detach", *SMALL)
+    assert code == 0, err
+    assert dict(known_studies(runs_dir))["j"] == str(tmp_path / "mine.journal")
+
+
+@pytest.mark.parametrize("argv, words", [(("--jobs", "17", "--trials", "40"), ("16",)), (("--jobs", "5", "--trials", "4"), ("4 trials",))])
+def test_too_many_jobs_are_refused_in_one_line(runs_dir, argv, words):
+    code, _out, err = _sweep(runs_dir, "--model", "v4", "--study", "jb", *argv, *SMALL)
+    _one_line_refusal(code, err, 2, "--jobs", *words)
+
+
+def test_readers_never_create_a_journal_a_database_or_block_on_a_fifo(runs_dir, tmp_path):
+    import os
+
+    from mnist_tui.core.sweep.report import list_sweeps, read_sweep
+    from mnist_tui.core.sweep.study import SweepError
+
+    folder = runs_dir / ".sweeps"
+    folder.mkdir(parents=True)
+    os.mkfifo(tmp_path / "fifo.journal")
+    pointers = {"gone": str(tmp_path / "new" / "x.journal"), "fifo": str(tmp_path / "fifo.journal"), "db": f"sqlite:///{tmp_path / 'db.sqlite'}"}
+    for name, storage in pointers.items():
+        (folder / f"{name}.json").write_text(json.dumps({"name": name, "storage": storage}))
+    listed = {s.name: s.state for s in list_sweeps(runs_dir)}
+    assert listed == {"db": "remote", "fifo": "damaged", "gone": "damaged"}
+    assert not (tmp_path / "new").exists() and not (tmp_path / "db.sqlite").exists()
+    with pytest.raises(SweepError, match="not a regular file"):
+        read_sweep(runs_dir, "fifo", pointers["fifo"])

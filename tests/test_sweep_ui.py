@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import optuna
-import pytest
 from textual.widgets import DataTable, OptionList, Static
 
 from mnist_tui.cli.sweep_show import cmd_show
@@ -252,3 +251,33 @@ async def test_every_theme_draws_the_sweep_screen(runs_dir, tmp_path):
             await settle(pilot)
             app.save_screenshot(str(tmp_path / "shot.svg"))  # every widget of the screen rendered
             assert app.is_running and isinstance(app.screen, SweepScreen), theme
+
+
+async def test_an_unfinished_study_with_no_trial_running_is_read_again(runs_dir, monkeypatch):
+    """Between two trials no trial runs: the screen still follows the study (with backoff),
+    reading that study alone, and fANOVA is not refit while no trial completes."""
+    import asyncio
+
+    from mnist_tui.core.sweep import report as reports
+    from mnist_tui.ui.screens import sweep as screen_module
+
+    finished_study(runs_dir)
+    study = optuna.load_study(study_name="lab", storage=studies.open_storage(runs_dir, "lab"))
+    study.set_user_attr(studies.SETUP, {**studies.setup_of(study), "trials": 8})  # unfinished, nothing running
+    monkeypatch.setattr(screen_module, "REFRESH_S", 0.1)
+    listings, fits = [], []
+    monkeypatch.setattr(screen_module, "list_sweeps", lambda d: listings.append(d) or list_sweeps(d))
+    real_fanova = reports._fanova
+    monkeypatch.setattr(reports, "_fanova", lambda s: fits.append(1) or real_fanova(s))
+    reports._IMPORTANCES.clear()
+    app = MnistTuiApp(runs_dir=runs_dir, start_mode="runs")
+    async with app.run_test(size=(140, 50)) as pilot:
+        await press(pilot, "f7")
+        await settle(pilot)
+        trial = study.ask(SPACE)
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        deadline = asyncio.get_running_loop().time() + 20
+        while len(_cells(app)) < 7 and asyncio.get_running_loop().time() < deadline:
+            await pilot.pause(0.1)
+        assert len(_cells(app)) == 7 and _cells(app)[6][2] == "pruned"
+        assert len(listings) == 1 and len(fits) == 1
