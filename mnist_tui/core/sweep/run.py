@@ -88,6 +88,8 @@ def open_sweep(runs_dir: Path, name: str, url: str | None, wanted: dict[str, Any
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if url is not None and not st.is_url(url):
+        url = str(Path(url).expanduser().absolute())  # remembered so from any folder
     with study_lock(runs_dir, name) as held:
         if not held:
             raise st.SweepError(f"the study {name}'s lock in {st.sweeps_dir(runs_dir)} stayed held for {LOCK_WAIT_S:.0f} s")

@@ -19,6 +19,9 @@ from mnist_tui.present.sweeps import param_text, safe
 from mnist_tui.ui.widgets.chart_values import log_ticks, spread
 
 MOST_TICKS = 6  # category labels under a scatter: more would run together
+# plotext's tick labels overflow to NaN on values near float's limit (1e308): a point past
+# this is left out of the chart (the table still lists it).
+DRAWABLE = 1e15
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,12 @@ def whole_ticks(xs: list[float], most: int = MOST_TICKS) -> tuple[list[float], l
     return ticks, [str(int(x)) for x in ticks]
 
 
+def drawable(xs: list[float], ys: list[float]) -> tuple[list[float], list[float]]:
+    """The (x, y) pairs plotext can draw: both finite and within DRAWABLE."""
+    kept = [(x, y) for x, y in zip(xs, ys) if math.isfinite(x) and math.isfinite(y) and abs(x) <= DRAWABLE and abs(y) <= DRAWABLE]
+    return [x for x, _ in kept], [y for _, y in kept]
+
+
 class SweepChart(PlotextPlot):
     """A scatter of points with, optionally, a line through others; empty says so."""
 
@@ -96,18 +105,19 @@ class SweepChart(PlotextPlot):
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
-        xs, ys = self.points
+        xs, ys = drawable(*self.points)
+        line = drawable(*self.line)
         self.border_title = Text(safe(self.title if xs else f"{self.title}: {self.empty_note}"), style="bold")
         self.plotted = []
         if xs:
-            if self.line[0]:  # first, so that the points are drawn over it
-                plt.plot(*self.line, marker="braille", color="orange")
+            if line[0]:  # first, so that the points are drawn over it
+                plt.plot(*line, marker="braille", color="orange")
             plt.scatter(xs, ys, marker="dot", color="cyan")
             self.plotted.append(("points", list(xs), list(ys)))
-            if self.line[0]:
-                self.plotted.append(("line", list(self.line[0]), list(self.line[1])))
-            every_x = xs + self.line[0]
-            every_y = ys + self.line[1]
+            if line[0]:
+                self.plotted.append(("line", list(line[0]), list(line[1])))
+            every_x = xs + line[0]
+            every_y = ys + line[1]
             plt.xlim(*spread(min(every_x) - self.pad, max(every_x) + self.pad))
             plt.ylim(*spread(min(every_y), max(every_y)))
             if self.ticks and self.ticks[0]:
