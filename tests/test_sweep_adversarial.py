@@ -74,9 +74,6 @@ def _torn(runs_dir, name: str = "torn"):
 # Reading a study must not create its storage
 
 
-@pytest.mark.xfail(
-    strict=True, reason="reading a study (--show NAME, --show '', the Sweep picker) whose untrusted pointer names sqlite:///PATH creates that database"
-)
 def test_reading_a_study_never_creates_the_storage_its_pointer_names(runs_dir, tmp_path):
     folder = st.sweeps_dir(runs_dir)
     folder.mkdir(parents=True)
@@ -106,7 +103,6 @@ def test_a_study_in_a_relative_journal_path_is_found_from_another_folder(runs_di
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="--storage naming a FIFO (or a link to /dev/zero) hangs a new sweep: the create path opens it unchecked")
 def test_a_storage_that_is_a_fifo_is_refused_not_waited_on(runs_dir, tmp_path):
     fifo = tmp_path / "jam.journal"
     os.mkfifo(fifo)
@@ -130,7 +126,6 @@ def test_a_trial_stopped_by_the_user_does_not_count_in_the_report(runs_dir):
     assert (report.done, report.state) == (1, "unfinished")
 
 
-@pytest.mark.xfail(strict=True, reason="shown_url masks only the netloc's password: a libpq ?password= query parameter is printed")
 def test_a_password_in_a_storage_url_query_is_never_printed(runs_dir):
     folder = st.sweeps_dir(runs_dir)
     folder.mkdir(parents=True)
@@ -140,7 +135,6 @@ def test_a_password_in_a_storage_url_query_is_never_printed(runs_dir):
         assert "s3cretPW" not in out + err, argv
 
 
-@pytest.mark.xfail(strict=True, reason="a redis:// storage prints Optuna's two-line ExperimentalWarning (with a source line) before the refusal")
 def test_a_redis_storage_that_cannot_be_used_is_one_line(runs_dir):
     argv = ["sweep", "--runs", str(runs_dir), "--model", "v1", "--trials", "1", *SMALL, "--study", "r", "--storage", "redis://:pw@127.0.0.1:1/0"]
     done = subprocess.run([sys.executable, "-m", "mnist_tui", *argv], capture_output=True, text=True, timeout=120)

@@ -321,18 +321,29 @@ def _modified(runs_dir: Path, name: str) -> float:
     return max(times, default=0.0)
 
 
+_SECRET_KEYS = ("pass", "secret", "token", "key")
+
+
 def shown_url(url: str | None) -> str | None:
-    """A storage URL fit to print: its password, if any, replaced by '***'."""
+    """A storage URL fit to print: its password, and any query value whose key names a
+    secret (?password=, ?sslkey=, ?token=), replaced by '***'."""
     if not url:
         return url
-    from urllib.parse import urlsplit, urlunsplit
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
     try:
         parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        host = parts.netloc.rsplit("@", 1)[1]
-        return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+        secret = any(s in k.lower() for k, _ in parse_qsl(parts.query, keep_blank_values=True) for s in _SECRET_KEYS)
+        if parts.password is None and not secret:
+            return url  # as given: urlunsplit would rewrite sqlite:/// as sqlite:/
+        if parts.password is not None:
+            host = parts.netloc.rsplit("@", 1)[1]
+            parts = parts._replace(netloc=f"{parts.username or ''}:***@{host}")
+        if secret:
+            pairs = parse_qsl(parts.query, keep_blank_values=True)
+            masked = [(k, "***" if any(s in k.lower() for s in _SECRET_KEYS) else v) for k, v in pairs]
+            parts = parts._replace(query=urlencode(masked, safe="*"))
+        return urlunsplit(parts)
     except ValueError:
         return "(a storage URL that cannot be read)"
 

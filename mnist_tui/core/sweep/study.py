@@ -122,20 +122,43 @@ def storage_of(given: str) -> str:
     return str(Path(given).expanduser().absolute())
 
 
+def _regular(path: Path, what: str, missing_ok: bool) -> None:
+    """SweepError unless `path` is a regular file (a FIFO would block, a device never end);
+    a missing one is refused too unless `missing_ok` (it is about to be made)."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise SweepError(f"the study's {what} {path} is not a regular file")
+    except FileNotFoundError:
+        if not missing_ok:
+            raise SweepError(f"the study's {what} {path} does not exist") from None
+
+
 def _journal(path: Path, create: bool) -> optuna.storages.BaseStorage:
     """A journal file's storage; a reader (`create` False) opens only an existing regular file
-    (a FIFO would block, a missing file would be made)."""
+    (a missing one would be made), a maker only a regular file or none."""
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock, JournalStorage
 
+    _regular(path, "journal", missing_ok=create)
     if create:
         path.parent.mkdir(parents=True, exist_ok=True)
-    else:
-        try:
-            if not stat.S_ISREG(os.stat(path).st_mode):
-                raise SweepError(f"the study's journal {path.name} is not a regular file")
-        except FileNotFoundError:
-            raise SweepError(f"the study's journal {path} does not exist") from None
     return JournalStorage(JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """The database file an sqlite URL names (None for an in-memory one)."""
+    rest = url[len("sqlite:///") :].split("?", 1)[0] if url.startswith("sqlite:///") else ""
+    return Path(rest) if rest else None
+
+
+def _redis(url: str) -> optuna.storages.BaseStorage:
+    import warnings
+
+    import optuna
+    from optuna.storages.journal import JournalRedisBackend, JournalStorage
+
+    with warnings.catch_warnings():  # Optuna's ExperimentalWarning: our refusal is the one line
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return JournalStorage(JournalRedisBackend(url))
 
 
 def open_storage(runs_dir: Path, name: str, url: str | None = None, create: bool = True) -> optuna.storages.BaseStorage:
@@ -148,9 +171,10 @@ def open_storage(runs_dir: Path, name: str, url: str | None = None, create: bool
         if url is None or not is_url(url):
             return _journal(journal_path(runs_dir, name) if url is None else Path(url).expanduser(), create)
         if url.startswith("redis://"):
-            from optuna.storages.journal import JournalRedisBackend, JournalStorage
-
-            return JournalStorage(JournalRedisBackend(url))
+            return _redis(url)
+        database = _sqlite_file(url)
+        if database is not None:
+            _regular(database, "database", missing_ok=create)  # SQLite would make a missing one
         return optuna.storages.RDBStorage(url, skip_table_creation=not create)
     except SweepError:
         raise
