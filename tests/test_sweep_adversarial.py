@@ -175,7 +175,6 @@ def test_a_resume_never_glues_a_record_onto_a_torn_one(runs_dir):
     assert code == 0, err
 
 
-@pytest.mark.xfail(strict=True, reason="--show NAME --json into a pipe whose reader has gone (| head) prints a BrokenPipeError traceback")
 def test_show_json_into_a_closed_pipe_is_no_traceback(runs_dir):
     study = _study(runs_dir, "piped", 1)
     _ended_trial(study, 50.0)

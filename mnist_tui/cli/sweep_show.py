@@ -4,7 +4,11 @@ no name (`--show ""`), the studies the runs folder knows."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from mnist_tui.cli.common import absolute, say
@@ -19,7 +23,25 @@ def _storage_of(runs_dir: Path, name: str, given: str | None) -> str | None:
     return dict(known_studies(runs_dir)).get(name)
 
 
+@contextlib.contextmanager
+def _reader_may_go() -> Iterator[None]:
+    """A reader that went away (`| head -c1`) silences the rest of the output, no traceback."""
+    try:
+        yield
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # also spares Python's own flush at exit
+        os.close(devnull)
+
+
 def cmd_show(args: argparse.Namespace) -> int:
+    with _reader_may_go():
+        return _show(args)
+    return 0  # the reader went away: what it read was whole as far as it went
+
+
+def _show(args: argparse.Namespace) -> int:
     from mnist_tui.core.store import default_runs_dir
     from mnist_tui.core.sweep.report import read_sweep, report_json
     from mnist_tui.core.sweep.study import SweepError
