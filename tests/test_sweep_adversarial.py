@@ -206,7 +206,6 @@ def test_a_study_left_without_settings_by_a_killed_maker_can_be_started_again(ru
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="--study '' (an unset variable) starts a new study under a made-up name instead of refusing")
 def test_an_empty_study_name_is_refused(runs_dir):
     code, out, err = _sweep(runs_dir, "--model", "v1", "--trials", "1", *SMALL, "--study", "")
     assert code == 2, out + err

@@ -60,7 +60,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     runs_dir = default_runs_dir(absolute(args.runs))
     base, wanted = _wanted(args)
-    name = args.study or f"{base.model}-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}"
+    # `is None`, not truthiness: --study "" (an unset variable) is refused, never renamed.
+    name = args.study if args.study is not None else f"{base.model}-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}"
     try:
         check_name(name)
     except SweepError as exc:
@@ -87,7 +88,7 @@ def _storage(args: argparse.Namespace, runs_dir: Path, name: str) -> str | None:
     folder's 0600 pointer (so a resumed or detached worker never needs it on its command line)."""
     from mnist_tui.core.sweep.study import SweepError, known_studies, storage_of
 
-    if args.storage:
+    if args.storage is not None:  # --storage "" is refused, never taken as unset
         try:
             return storage_of(args.storage)
         except SweepError as exc:
