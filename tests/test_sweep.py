@@ -495,3 +495,58 @@ def test_readers_never_create_a_journal_a_database_or_block_on_a_fifo(runs_dir, 
     assert not (tmp_path / "new").exists() and not (tmp_path / "db.sqlite").exists()
     with pytest.raises(SweepError, match="not a regular file"):
         read_sweep(runs_dir, "fifo", pointers["fifo"])
+
+
+class EpochByEpoch(FakeStarter):
+    """Writes a trial's run one poor epoch (10%) at a time, each once the trial has reported
+    the one before, until the run is asked to stop (then stopped) or all are written."""
+
+    def __init__(self, study, epochs):
+        super().__init__(epochs)
+        self.study = study
+
+    def start(self, config, runs_dir, name):
+        writer = RunWriter.create(runs_dir, config.model, {"config": config.to_dict(), "evaluated_on": "holdout"}, name=name)
+        number = len(self.study.get_trials(deepcopy=False)) - 1
+
+        def epochs():
+            deadline = time.monotonic() + 30
+            for epoch in range(1, self.epochs + 1):
+                if (writer.path / "stop").exists():
+                    break
+                row = {"epoch": epoch, "epochs": self.epochs, "train_loss": 0.2, "train_acc": 90.0, "test_loss": 0.3, "test_acc": 10.0}
+                writer.append_epoch(row | {"lr": 0.01, "seconds": 1.0, "images_per_s": 1.0})
+                writer.save_checkpoint(stub_checkpoint(epoch))
+                while epoch not in self.study.get_trials()[number].intermediate_values and time.monotonic() < deadline:
+                    time.sleep(0.05)
+            while not (writer.path / "stop").exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            writer.close("stopped")
+
+        thread = threading.Thread(target=epochs, daemon=True)
+        thread.start()
+        self.threads.append(thread)
+        return lambda: None
+
+
+def test_the_median_pruner_never_prunes_in_the_first_half_of_a_trial(runs_dir):
+    """A one-cycle schedule is still warming up in a trial's first epochs: a 5-epoch trial far
+    below the median is pruned at epoch 3, never at 1 or 2."""
+    from mnist_tui.core.sweep.run import Worker, open_sweep, setup_for
+    from mnist_tui.core.sweep.space import default_space
+    from mnist_tui.core.versions import get_version
+
+    base = get_version("v4").config(epochs=5, limit=2000, test_limit=500, holdout=500, precision="fp32", device="cpu")
+    sweep = open_sweep(runs_dir, "half", None, setup_for(base, 3, "holdout_acc", default_space(base), "median"), base, None)
+    for _ in range(2):  # two good trials: the median to fall below
+        trial = sweep.study.ask()
+        for step in range(1, 6):
+            trial.report(99.0, step)
+        sweep.study.tell(trial, 99.0)
+    ends = []
+    ctx = _ctx(sweep, runs_dir, ends)
+    ctx.starter = EpochByEpoch(sweep.study, 5)
+    Worker(sweep, ctx, runs_dir, 1).work()
+    trial = sweep.study.get_trials()[-1]
+    assert [e.state for e in ends] == ["PRUNED"]
+    assert trial.user_attrs["pruned_at"] == 3 and sorted(trial.intermediate_values) == [1, 2, 3]

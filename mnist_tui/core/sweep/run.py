@@ -105,7 +105,7 @@ def open_sweep(runs_dir: Path, name: str, url: str | None, wanted: dict[str, Any
             setup = {**setup, "trials": trials}
             found.set_user_attr(st.SETUP, setup)
         st.remember(runs_dir, name, url)
-    _attach_pruner(found, setup.get("pruner"))
+    _attach_pruner(found, setup.get("pruner"), setup.get("epochs"))
     differs = tuple(k for k in FIXED if wanted is not None and not created and wanted.get(k) != setup.get(k))
     stored_base = _base_of(setup, base)
     return Sweep(found, setup, stored_base, space_of(setup.get("space"), stored_base), created, differs)
@@ -127,15 +127,18 @@ def _settle_setup(found: optuna.Study, wanted: dict[str, Any], created: bool, ba
     return st.setup_of(found)
 
 
-def _attach_pruner(found: optuna.Study, pruner: object) -> None:
+def _attach_pruner(found: optuna.Study, pruner: object, epochs: object = 1) -> None:
     """This worker's pruner, as the study's settings say (Optuna keeps none in storage): the
-    median once two trials completed, from the first epoch on, or Hyperband."""
+    median once two trials completed, in the second half of a trial's `epochs`, or Hyperband."""
     import optuna
 
     if pruner == "median":
-        # Epochs are reported as steps 1, 2, ...: n_warmup_steps=1 lets the median prune from
-        # the first epoch on (never at the last: trial.py reports that one without asking).
-        found.pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+        # Epochs are reported as steps 1, 2, ...; the median asks from step n_warmup_steps on.
+        # A one-cycle schedule is still warming up in a trial's first epochs, where a good
+        # trial can trail: the first half is never pruned (and the last epoch never is:
+        # trial.py reports that one without asking).
+        whole = epochs if isinstance(epochs, int) and not isinstance(epochs, bool) and epochs > 0 else 1
+        found.pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=(whole + 1) // 2)
     elif pruner == "hyperband":
         found.pruner = optuna.pruners.HyperbandPruner(min_resource=1)
     else:
