@@ -189,10 +189,6 @@ def test_show_json_into_a_closed_pipe_is_no_traceback(runs_dir):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="a worker killed between making the study and recording its settings leaves a name that waits 30 s and is then refused for good",
-)
 def test_a_study_left_without_settings_by_a_killed_maker_can_be_started_again(runs_dir):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     optuna.create_study(study_name="bare", storage=st.open_storage(runs_dir, "bare"), direction="maximize")  # kill -9 came here

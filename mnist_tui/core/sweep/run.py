@@ -97,7 +97,8 @@ def open_sweep(runs_dir: Path, name: str, url: str | None, wanted: dict[str, Any
             found, setup, created = st.load(runs_dir, name, url), {}, False
         else:
             found, created = _create(st.open_storage(runs_dir, name, url), name, wanted["direction"])
-            setup = _settle_setup(found, wanted, created, base)
+            # The embedded journal's every maker holds the study lock we hold: none is alive.
+            setup = _settle_setup(found, wanted, created, base, maker_gone=url is None)
         setup = setup or st.setup_of(found)
         if not setup:
             raise st.SweepError(f"the study {name} was not made by mnist-tui sweep (it records no settings)")
@@ -111,20 +112,31 @@ def open_sweep(runs_dir: Path, name: str, url: str | None, wanted: dict[str, Any
     return Sweep(found, setup, stored_base, space_of(setup.get("space"), stored_base), created, differs)
 
 
-def _settle_setup(found: optuna.Study, wanted: dict[str, Any], created: bool, base: TrainConfig) -> dict[str, Any]:
+def _settle_setup(found: optuna.Study, wanted: dict[str, Any], created: bool, base: TrainConfig, maker_gone: bool) -> dict[str, Any]:
     """The study's SETUP once settled: `wanted`, set and its recipe trial enqueued, by the
     worker whose storage made the study; a worker that found it made (on another machine,
-    maybe a moment ago) waits for the maker's SETUP and takes it, enqueuing nothing."""
+    maybe a moment ago) waits for the maker's SETUP and takes it, enqueuing nothing. A study
+    still bare (no SETUP, no trial) once its maker is gone (`maker_gone`: the study lock it
+    held while making is ours; else after SETUP_WAIT_S) is taken over: its maker was killed."""
     if created:
-        found.set_user_attr(st.SETUP, wanted)
-        point = recipe_point(space_of(wanted.get("space"), base), base)
-        if point is not None:
-            found.enqueue_trial(point, user_attrs={RECIPE: True})
-        return wanted
-    deadline = time.monotonic() + SETUP_WAIT_S
+        return _make_setup(found, wanted, base)
+    deadline = time.monotonic() + (0.0 if maker_gone else SETUP_WAIT_S)
     while not st.setup_of(found) and not found.get_trials(deepcopy=False) and time.monotonic() < deadline:
         time.sleep(0.2)  # user_attrs reads the storage each time
-    return st.setup_of(found)
+    setup = st.setup_of(found)
+    bare = not setup and not found.get_trials(deepcopy=False)
+    if bare and found.direction.name.lower() == wanted.get("direction"):
+        return _make_setup(found, wanted, base)
+    return setup
+
+
+def _make_setup(found: optuna.Study, wanted: dict[str, Any], base: TrainConfig) -> dict[str, Any]:
+    """Record `wanted` as the study's SETUP and enqueue the version's recipe as its first trial."""
+    found.set_user_attr(st.SETUP, wanted)
+    point = recipe_point(space_of(wanted.get("space"), base), base)
+    if point is not None:
+        found.enqueue_trial(point, user_attrs={RECIPE: True})
+    return wanted
 
 
 def _attach_pruner(found: optuna.Study, pruner: object, epochs: object = 1) -> None:
