@@ -161,10 +161,6 @@ def test_a_new_target_on_a_torn_journal_is_one_line_not_a_traceback(runs_dir):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="a worker appends to a journal whose last record is torn, gluing its record onto the torn line: the study can never be read again",
-)
 def test_a_resume_never_glues_a_record_onto_a_torn_one(runs_dir):
     path = _torn(runs_dir)
     _sweep(runs_dir, "--study", "torn", "--trials", "2")  # refused, or the journal mended and one trial run

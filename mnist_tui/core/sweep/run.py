@@ -93,6 +93,7 @@ def open_sweep(runs_dir: Path, name: str, url: str | None, wanted: dict[str, Any
     with study_lock(runs_dir, name) as held:
         if not held:
             raise st.SweepError(f"the study {name}'s lock in {st.sweeps_dir(runs_dir)} stayed held for {LOCK_WAIT_S:.0f} s")
+        st.refuse_torn(runs_dir, name, url)  # before this worker appends a record to it
         if wanted is None:
             found, setup, created = st.load(runs_dir, name, url), {}, False
         else:

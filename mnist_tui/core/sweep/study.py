@@ -28,6 +28,7 @@ import json
 import os
 import re
 import stat
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +48,7 @@ PRUNED_AT = "pruned_at"  # the epoch at which the pruner stopped the trial's run
 USER_STOP = "stopped by the user"  # a FAILED_WHY: the trial does not count
 BEYOND = "beyond the sweep's count"  # a FAILED_WHY: asked after the count was reached; does not count
 _POINTER_CAP = 64 * 1024
+TORN_LOOKS = 5  # looks, 0.2 s apart, at a journal's end before it is called torn
 
 
 class SweepError(ValueError):
@@ -142,6 +144,34 @@ def _journal(path: Path, create: bool) -> optuna.storages.BaseStorage:
     if create:
         path.parent.mkdir(parents=True, exist_ok=True)
     return JournalStorage(JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
+
+
+def _torn(path: Path) -> bool:
+    """Whether a journal's last record lacks its newline (without blocking on a FIFO)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False  # none yet, or not ours to read: opening it says why
+    try:
+        info = os.fstat(fd)
+        return stat.S_ISREG(info.st_mode) and info.st_size > 0 and os.pread(fd, 1, info.st_size - 1) != b"\n"
+    finally:
+        os.close(fd)
+
+
+def refuse_torn(runs_dir: Path, name: str, url: str | None) -> None:
+    """SweepError when the study's journal file ends in a record cut short (a full disk, a
+    power cut) and stays so for a second (another worker's record being written ends
+    within it): a record appended would be glued onto the torn one, and the study never
+    read again. Nothing to check for a database."""
+    if url is not None and is_url(url):
+        return
+    path = journal_path(runs_dir, name) if url is None else Path(url).expanduser()
+    for _ in range(TORN_LOOKS):
+        if not _torn(path):
+            return
+        time.sleep(0.2)
+    raise SweepError(f"the study's journal {path} is torn at its end (its last record was cut short): remove that last line to work the study again")
 
 
 def _sqlite_file(url: str) -> Path | None:
