@@ -1,6 +1,6 @@
 """Sweeps broken the way users and other processes break them (issue 35): damaged journals,
-untrusted pointer files, storage URLs, odd arguments. Each xfail is a defect found by an
-adversarial pass, kept failing (strict) until it is fixed."""
+untrusted pointer files, storage URLs, odd arguments. Each was a defect found by an
+adversarial pass (a strict xfail until it was fixed), kept as a regression test."""
 
 from __future__ import annotations
 
