@@ -4,37 +4,22 @@ adversarial pass (a strict xfail until it was fixed), kept as a regression test.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
 import sys
 import time
-from contextlib import redirect_stderr, redirect_stdout
 
 import optuna
 import pytest
 
-from mnist_tui import cli
 from mnist_tui.core.sweep import study as st
 from mnist_tui.core.sweep.report import read_sweep
 from mnist_tui.core.sweep.run import open_sweep, setup_for
 from mnist_tui.core.sweep.space import default_space
 from mnist_tui.core.sweep.trial import USER_STOP
 from mnist_tui.core.versions import get_version
-
-SMALL = ("--limit", "2000", "--test-limit", "500", "--holdout", "500", "--epochs", "1", "--precision", "fp32", "--device", "cpu")
-
-
-def _sweep(runs_dir, *argv: str) -> tuple[int, str, str]:
-    """`mnist-tui sweep --runs RUNS ARGV` in this process: (exit status, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        try:
-            code = cli.main(["sweep", "--runs", str(runs_dir), *argv])
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-    return code, out.getvalue(), err.getvalue()
+from tests.test_sweep import SMALL, _sweep  # one way to run the command in-process
 
 
 def _base(runs_dir):
