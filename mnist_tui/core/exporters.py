@@ -118,6 +118,9 @@ def _write_int8(model: nn.Module, path: Path, stage: Path, data_dir: str | None)
         activation_type=quantization.QuantType.QUInt8,
         weight_type=quantization.QuantType.QInt8,
         calibrate_method=quantization.CalibrationMethod.MinMax,
+        # 7-bit weights: x86's u8 x s8 multiply-add (VPMADDUBSW) saturates its 16-bit pairs
+        # with full-range weights; on an Intel Xeon the int8 v2 lost 0.8 points, 0.1 with this.
+        reduce_range=True,
     )
 
 
