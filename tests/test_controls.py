@@ -350,3 +350,23 @@ async def test_page_keys_on_a_picker_not_laid_out_yet_move_to_an_end(tmp_path, k
         versions._lines.clear()
         await press(pilot, key)
         assert app.is_running and versions.highlighted == range(len(PICKS))[lands]
+
+
+async def test_the_palettes_keys_command_opens_the_apps_keys_screen_and_the_app_closes_cleanly(tmp_path):
+    """Found by the UI walk (seed 19): Textual's own "Keys" command showed its help panel, whose
+    bindings asked for a screen while the app was closing, and the app's shutdown raised
+    ScreenStackError. The palette's Keys now opens the app's keys screen."""
+    from mnist_tui.ui.screens.help import HelpScreen
+
+    app = MnistTuiApp(runs_dir=tmp_path, launcher=InProcessLauncher())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await _within(press(pilot, "ctrl+p", *"Keys"))
+        await _within(press(pilot, "enter"))
+        for _ in range(50):
+            if isinstance(app.screen, HelpScreen):
+                break
+            await pilot.pause(0.05)
+        assert isinstance(app.screen, HelpScreen)
+        assert not app.query("HelpPanel")
+    # leaving run_test closed every screen: reaching here is the check that shutdown did not raise

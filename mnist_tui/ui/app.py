@@ -187,6 +187,17 @@ class MnistTuiApp(App):
         if self.use_command_palette and not CommandPalette.is_open(self):
             self.push_screen(Palette(id="--command-palette"))
 
+    def get_system_commands(self, screen):
+        """Textual's palette commands, with "Keys" opening this app's own keys screen: Textual's
+        help panel in its place crashed the app's shutdown (its bindings ask for a screen
+        when none is left; found by the UI walk, seed 19)."""
+        from textual.app import SystemCommand
+
+        for command in super().get_system_commands(screen):
+            if command.title != "Keys":
+                yield command
+        yield SystemCommand("Keys", "Every key of the current screen", self.action_help)
+
     def action_help(self) -> None:
         from mnist_tui.ui.screens.help import HelpScreen, screen_keys
 
