@@ -549,4 +549,6 @@ def test_the_median_pruner_never_prunes_in_the_first_half_of_a_trial(runs_dir):
     Worker(sweep, ctx, runs_dir, 1).work()
     trial = sweep.study.get_trials()[-1]
     assert [e.state for e in ends] == ["PRUNED"]
-    assert trial.user_attrs["pruned_at"] == 3 and sorted(trial.intermediate_values) == [1, 2, 3]
+    # pruned_at is the pruner's first "prune": epochs 1 and 2 passed it by. The run may finish
+    # one more epoch before the stop reaches it; that epoch is reported too.
+    assert trial.user_attrs["pruned_at"] == 3 and sorted(trial.intermediate_values)[:3] == [1, 2, 3]
