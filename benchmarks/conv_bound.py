@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/conv_bound.py [--versions v1 v2 v3 v4] [--seed-seconds v1=88.1 v2=69] [--rate GFLOPS]
     .venv/bin/python benchmarks/conv_bound.py --measure [--versions v2] [--seed-seconds v2=68.6] [--outside v2=5.2]
+    add --isa avx2 to either: as an AVX2-only CPU would (benchmarks/isa.py)
 
 For each version: the multiply-adds of its convolutions per training image (forward, the
 gradient of each input that needs one, the gradient of the weights), counted from the
@@ -160,9 +161,14 @@ def main() -> int:
     parser.add_argument("--rate", type=float, metavar="GFLOPS", help="count at this fp32 rate instead of the matrix product's")
     parser.add_argument("--measure", action="store_true", help="time the engine's fp32 training step and its convolutions")
     parser.add_argument("--outside", nargs="*", default=[], metavar="VERSION=SECONDS", help="the engine's whole epoch outside training")
+    parser.add_argument("--isa", choices=("native", "avx2"), default="native", help="cap the vector instructions (avx2: as an AVX2-only CPU)")
     args = parser.parse_args()
+    from benchmarks import isa
+
+    isa.ensure(args.isa)  # re-executes this script under the caps, read when torch loads
     seed = pairs(parser, args.seed_seconds)
-    print(f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    print(f"{platform.processor() or platform.machine()} ({isa.cpu_flags()}), {torch.get_num_threads()} threads, torch {torch.__version__}")
+    print(f"instruction set: {isa.describe(args.isa)}; ATen capability {torch.backends.cpu.get_cpu_capability()}")
     if args.measure:
         measure(args.versions, seed, pairs(parser, args.outside))
         return 0

@@ -1,9 +1,10 @@
 """The CPU's vector instruction set, capped for a benchmark: `--isa avx2` times on an AVX-512
 machine what an AVX2-only CPU (AVX2 and FMA, the x86-64-v3 class) would run.
 
-Three libraries pick their instructions at run time, each with its own switch, read when it
+Four libraries pick their instructions at run time, each with its own switch, read when it
 starts (so set before torch is imported, and inherited by every process a benchmark starts):
-PyTorch's vectorised kernels (ATEN_CPU_CAPABILITY), oneDNN's convolutions (ONEDNN_MAX_CPU_ISA)
+PyTorch's vectorised kernels (ATEN_CPU_CAPABILITY), oneDNN's convolutions (ONEDNN_MAX_CPU_ISA),
+MKL's matrix products (MKL_ENABLE_INSTRUCTIONS: the linear layers, and conv_bound.py's peak)
 and the fused batch-norm kernels, compiled for a -march target (MNIST_TUI_FUSED_MARCH,
 core/fused.py). Each side of a benchmark records torch.backends.cpu.get_cpu_capability(),
 which proves the first took effect.
@@ -17,9 +18,14 @@ from pathlib import Path
 
 CAPS = {
     "native": {},
-    "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MNIST_TUI_FUSED_MARCH": "x86-64-v3"},
+    "avx2": {
+        "ATEN_CPU_CAPABILITY": "avx2",
+        "ONEDNN_MAX_CPU_ISA": "AVX2",
+        "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+        "MNIST_TUI_FUSED_MARCH": "x86-64-v3",
+    },
 }
-SWITCHES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MNIST_TUI_FUSED_MARCH")
+SWITCHES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "MNIST_TUI_FUSED_MARCH")
 CAPABILITY = "import torch; print(torch.backends.cpu.get_cpu_capability())"
 
 

@@ -226,6 +226,29 @@ def test_seed_recipes_build_the_seed_optimisers():
     assert v2.build().dropout.p == 0.1
 
 
+@pytest.mark.parametrize("name", ["v2", "v4"])  # AdamW, and SGD with momentum
+def test_the_fused_cpu_optimizer_step_trains_as_the_default_one_unless_switched_off(name, monkeypatch):
+    import torch
+    import torch.nn.functional as F
+
+    from mnist_tui.core.optim import make_optimizer
+
+    cpu, version = torch.device("cpu"), VERSIONS[name]
+    x, y = torch.randn(16, 1, 28, 28, generator=torch.Generator().manual_seed(1)), torch.arange(16) % 10
+    weights = []
+    for switch in ("1", "0"):
+        monkeypatch.setenv("MNIST_TUI_FUSED", switch)
+        torch.manual_seed(0)
+        model = version.build()
+        opt = make_optimizer(version.config(), model.parameters(), cpu)
+        assert opt.defaults["fused"] is (True if switch == "1" else None), switch
+        F.cross_entropy(model(x), y).backward()  # one step: Adam's later steps amplify last-digit
+        opt.step()  # differences where a gradient is near 0 (its update is lr * sign(gradient))
+        weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    assert torch.allclose(weights[0], weights[1], rtol=1e-5, atol=1e-7)
+    assert not torch.equal(weights[0], torch.cat([p.detach().flatten() for p in version.build().parameters()]))
+
+
 def test_compact_versions_stay_under_their_budgets():
     for name, budget in (("v3", 20_000), ("v4", 8_000), ("v5", 6_000)):
         b = breakdown(name)

@@ -18,7 +18,10 @@ vector widths decide the order in which floats are summed:
 - MNIST_TUI_FUSED=0: the fused batch-norm kernels (core/fused.py) are compiled with
   -march=native, so their vector width, FMA contraction and hence their rounding follow the
   CPU that built them. They are left out: no reference could be exact on every CPU. Their
-  arithmetic is checked against PyTorch's by tests/test_fused.py instead.
+  arithmetic is checked against PyTorch's by tests/test_fused.py instead. The same switch
+  keeps the optimizer's step PyTorch's default (foreach) one, as it was when the reference
+  was recorded: the fused CPU step (core/optim.py) rounds Adam(W)'s update differently in the
+  last digit; tests/test_models.py checks it against the default.
 
 One part still follows the CPU's maker: MKL's sgemm. With MKL_CBWR=COMPATIBLE, v2 (whose
 Linear layers go through it) still differs in the 7th digit between the AMD EPYC the reference

@@ -82,12 +82,18 @@ def flag_sets() -> tuple[list[str], ...]:
     return tuple([f"-march={march}" if flag == "-march=native" else flag for flag in flags] for flags in FLAG_SETS if "-march=native" in flags)
 
 
+def switched_on() -> bool:
+    """False where `MNIST_TUI_FUSED=0` turns the fused fast paths off: these kernels and the
+    fused optimizer step on the CPU (core/optim.py), PyTorch's plain paths in their place."""
+    return os.environ.get(ENV_SWITCH, "1") != "0"
+
+
 @cache
 def _library() -> ctypes.CDLL:
     """The compiled kernels, built on first use (core/kernel_cache.py); KernelError if they
     cannot be."""
     switch = os.environ.get(ENV_SWITCH, "1")
-    if switch == "0":
+    if not switched_on():
         raise KernelError(f"turned off by {ENV_SWITCH}=0")
     if not sys.platform.startswith("linux"):
         raise KernelError(f"not built on {sys.platform}")
