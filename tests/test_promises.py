@@ -450,7 +450,9 @@ def test_two_resume_detach_at_once_one_resumes_and_the_other_exits_1_saying_the_
     runs = tmp_path / "runs"
     run = _stopped_after_one_epoch(runs, epochs=1000)  # the resumed trainer is still training when stop comes
     # Which of the two wins is the machine's choice (on a loaded CI the later one won): exactly one must.
-    both = [subprocess.Popen(_cli("resume", run.name, "--runs", str(runs), "--detach"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    both = [
+        subprocess.Popen(_cli("resume", run.name, "--runs", str(runs), "--detach"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
+    ]
     done = sorted(((p.wait(timeout=240), *p.communicate(timeout=240)) for p in both), key=lambda r: r[0])
     (won, won_out, won_err), (lost, lost_out, lost_err) = done
     assert won == 0 and won_out.startswith(f"run {run.name}: resuming in the background"), won_err
