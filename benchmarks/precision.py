@@ -9,7 +9,8 @@ going first alternating; the median round gives the milliseconds per step. Print
 table headed by the CPU (model, family and model number, vector flags, threads); with
 --record, writes each version's figures into measured.json's precision table
 (core/measured.py) under this CPU's key (core/hardware.cpu_key), where core/device.py reads
-them. OpenMP waits passively, as in a trainer (hardware.trainer_environment); still, on a CPU
+them. OpenMP waits as in a trainer alone on the CPU (hardware.trainer_environment: libgomp's
+default; figures recorded before 2026-12-07's evening were taken waiting passively); on a CPU
 shared with other work the figures are that work's as much as the modes'.
 
     .venv/bin/python benchmarks/precision.py [--versions v1 v2 v3 v4 v5] [--steps N] [--rounds N] [--threads N] [--record] [--note TEXT]
@@ -106,7 +107,7 @@ def main() -> int:
 
     from mnist_tui.core.hardware import trainer_environment
 
-    os.environ.update(trainer_environment(args.threads))  # as a trainer runs: OpenMP threads wait passively
+    os.environ.update(trainer_environment(args.threads, passive=False))  # as a trainer alone on the CPU runs
     import torch
 
     from mnist_tui.core import fused, hardware, measured

@@ -114,18 +114,21 @@ def thread_share(cores: int, live_trainers: int) -> int:
     return max(1, cores // (max(0, live_trainers) + 1))
 
 
-# OpenMP's wait policy for trainers: a thread that finishes its share of a parallel region
-# sleeps instead of spinning for the next one (libgomp spins 300,000 iterations by default;
-# torch's wheels here use libgomp). A spinning thread burns a core another trainer, or the
-# app, needs; alone on the CPU, a trainer loses little by it (benchmarks/concurrency.py).
+# OpenMP's wait policy for trainers that share the CPU: a thread that finishes its share of a
+# parallel region sleeps instead of spinning for the next one (libgomp spins 300,000 iterations
+# by default; torch's wheels here use libgomp). A spinning thread burns a core another trainer
+# needs. A trainer alone keeps libgomp's default: waking its threads for each of a training
+# step's many short parallel regions cost v4 a third of its speed (fp32, batch 128, 2-core
+# Intel Xeon: 5,600 img/s passive, 7,600-7,800 with the default or ACTIVE).
 PASSIVE_WAIT = {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "0"}
 
 
-def trainer_environment(threads: int | None) -> dict[str, str]:
+def trainer_environment(threads: int | None, passive: bool = True) -> dict[str, str]:
     """What a trainer's environment must say before torch loads: its thread count (None: as
-    many as torch picks, every core) and OpenMP's passive wait, unless the user chose a wait
-    policy (OMP_WAIT_POLICY set: theirs is kept, e.g. to measure the difference)."""
-    env = {} if os.environ.get("OMP_WAIT_POLICY") else dict(PASSIVE_WAIT)
+    many as torch picks, every core) and, with `passive` (other trainers share the cores),
+    OpenMP's passive wait, unless the user chose a wait policy (OMP_WAIT_POLICY set: theirs is
+    kept, e.g. to measure the difference)."""
+    env = {} if os.environ.get("OMP_WAIT_POLICY") or not passive else dict(PASSIVE_WAIT)
     if threads is not None:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     return env

@@ -39,15 +39,16 @@ MAX_ORDER = 100_000  # names kept from the order file; a longer list is someone 
 
 @dataclass(frozen=True)
 class Placement:
-    """Where a trainer starts: its share of the CPU's threads, and its GPUs (none: no GPU is
-    assigned, e.g. a CPU run)."""
+    """Where a trainer starts: its share of the CPU's threads, its GPUs (none: no GPU is
+    assigned, e.g. a CPU run), and whether other trainers live on this machine as it starts."""
 
     threads: int | None
     gpus: tuple[str, ...] = ()
+    shared: bool = False
 
     def environment(self) -> dict[str, str]:
         """What the trainer's environment must say before torch loads."""
-        env = hardware.trainer_environment(self.threads)
+        env = hardware.trainer_environment(self.threads, passive=self.shared)
         if self.gpus:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(self.gpus)
         return env
@@ -61,20 +62,21 @@ def place(config: TrainConfig, live: list[Live], now: bool, cores: int | None = 
     kind = hardware.device_kind(config.device, None if gpus is None else len(gpus))
     same = [t for t in live if t.device == kind]
     cores = hardware.cpu_cores() if cores is None else cores
+    shared = bool(live)  # other trainers' threads on these cores: wait passively, never spin
     if kind == "cpu":
         if same and not now:
             return None
-        return Placement(hardware.thread_share(cores, len(same)))
+        return Placement(hardware.thread_share(cores, len(same)), shared=shared)
     if kind == "mps":
-        return None if same and not now else Placement(None)
+        return None if same and not now else Placement(None, shared=shared)
     visible = hardware.visible_gpus() if gpus is None else gpus
     if not visible:
-        return Placement(None)  # nothing to wait for: the trainer says there is no GPU
+        return Placement(None, shared=shared)  # nothing to wait for: the trainer says there is no GPU
     busy = [g for t in same for g in t.gpus]
     free = hardware.free_gpus(visible, busy, config.processes)
     if free is None and not now:
         return None
-    return Placement(None, tuple(free or hardware.least_used_gpus(visible, busy, config.processes)))
+    return Placement(None, tuple(free or hardware.least_used_gpus(visible, busy, config.processes)), shared)
 
 
 # --- the queue's order ---------------------------------------------------------------------
