@@ -10,7 +10,7 @@ in a fresh runs folder, through the `mnist-tui` command as a user would start it
 
   alone     `train` in the foreground, one run
   now       two `train --now` started together: the second takes its share of the cores
-            (threads = cores / live trainers, decided as each starts) and both wait passively
+            (threads = cores / live trainers, decided as each starts) and waits passively
   unshared  two `train` started together in two runs folders, so that neither sees the other:
             each takes every core, as every run did before the queue (the issue's 51.8 s)
   queued    two `train --queue` started together: the first starts at once, the second when
@@ -153,7 +153,7 @@ def write(measured: list[Measured], args: argparse.Namespace, load_before: tuple
     sequential = 2 * alone.wall if alone else None
     name, flags = lscpu()
     command = " ".join(["benchmarks/concurrency.py", *(sys.argv[1:] if argv is None else argv)])
-    wait = os.environ.get("OMP_WAIT_POLICY", "PASSIVE (mnist-tui's default for trainers)")
+    wait = os.environ.get("OMP_WAIT_POLICY", "libgomp's default for a trainer that starts alone, PASSIVE for one that starts beside another (mnist-tui's choice)")
     load_after = os.getloadavg()
     text = "\n".join(
         [
