@@ -153,7 +153,9 @@ def write(measured: list[Measured], args: argparse.Namespace, load_before: tuple
     sequential = 2 * alone.wall if alone else None
     name, flags = lscpu()
     command = " ".join(["benchmarks/concurrency.py", *(sys.argv[1:] if argv is None else argv)])
-    wait = os.environ.get("OMP_WAIT_POLICY", "libgomp's default for a trainer that starts alone, PASSIVE for one that starts beside another (mnist-tui's choice)")
+    wait = os.environ.get(
+        "OMP_WAIT_POLICY", "libgomp's default for a trainer that starts alone, PASSIVE for one that starts beside another (mnist-tui's choice)"
+    )
     load_after = os.getloadavg()
     text = "\n".join(
         [

@@ -246,7 +246,32 @@ def test_the_fused_cpu_optimizer_step_trains_as_the_default_one_unless_switched_
         opt.step()  # differences where a gradient is near 0 (its update is lr * sign(gradient))
         weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
     assert torch.allclose(weights[0], weights[1], rtol=1e-5, atol=1e-7)
-    assert not torch.equal(weights[0], torch.cat([p.detach().flatten() for p in version.build().parameters()]))
+    torch.manual_seed(0)
+    assert not torch.allclose(weights[0], torch.cat([p.detach().flatten() for p in version.build().parameters()]))  # it stepped
+
+
+def test_a_resumed_optimizer_steps_as_this_machine_says_not_as_its_checkpoint_was_saved(monkeypatch):
+    import torch
+
+    from mnist_tui.core.optim import make_optimizer
+    from mnist_tui.core.train.resume import _with_this_step
+
+    cpu, version = torch.device("cpu"), VERSIONS["v2"]
+    model = version.build()
+    monkeypatch.setenv("MNIST_TUI_FUSED", "0")
+    old = make_optimizer(version.config(), model.parameters(), cpu)  # as checkpoints before the fused step were saved
+    model(torch.randn(4, 1, 28, 28)).sum().backward()
+    old.step()
+    monkeypatch.setenv("MNIST_TUI_FUSED", "1")
+    new = make_optimizer(version.config(), model.parameters(), cpu)
+    new.load_state_dict(_with_this_step(old.state_dict(), new))
+    assert new.param_groups[0]["fused"] is True and new.param_groups[0]["foreach"] is None
+    new.step()  # the saved step counts load into the fused step's own kind
+    monkeypatch.setenv("MNIST_TUI_FUSED", "0")  # and the switch back holds for a fused checkpoint too
+    back = make_optimizer(version.config(), model.parameters(), cpu)
+    back.load_state_dict(_with_this_step(new.state_dict(), back))
+    assert back.param_groups[0]["fused"] is None
+    back.step()
 
 
 def test_compact_versions_stay_under_their_budgets():

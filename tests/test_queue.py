@@ -84,9 +84,28 @@ def test_trainers_sharing_the_cpu_never_spin_wait_and_say_their_threads_before_t
     assert env["OMP_NUM_THREADS"] == "3" and "CUDA_VISIBLE_DEVICES" not in env
     # Alone, a trainer keeps OpenMP's default wait: passive waits cost v4 a third of its speed.
     alone = queue.Placement(2).environment()
-    assert "OMP_WAIT_POLICY" not in alone and "GOMP_SPINCOUNT" not in alone and alone["OMP_NUM_THREADS"] == "2"
-    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # the user's own choice is kept
-    assert "OMP_WAIT_POLICY" not in queue.Placement(3, shared=True).environment()
+    assert alone.get("OMP_WAIT_POLICY") is None and alone.get("GOMP_SPINCOUNT") is None and alone["OMP_NUM_THREADS"] == "2"
+    # ... even started by a trainer that waits passively (the queue's next run, when one ends).
+    monkeypatch.setattr(os, "environ", hardware.applied(os.environ, env))
+    inherited = hardware.applied(os.environ, queue.Placement(2).environment())
+    assert not {"OMP_WAIT_POLICY", "GOMP_SPINCOUNT", hardware.OURS} & set(inherited) and inherited["OMP_NUM_THREADS"] == "2"
+    monkeypatch.setattr(os, "environ", {**os.environ, "OMP_WAIT_POLICY": "ACTIVE"})
+    monkeypatch.delitem(os.environ, hardware.OURS)
+    assert "OMP_WAIT_POLICY" not in queue.Placement(3, shared=True).environment()  # the user's own choice is kept
+
+
+def test_a_run_waits_passively_beside_its_own_ranks_a_sweeps_other_jobs_or_unseen_trainers(tmp_path, monkeypatch):
+    config = _config(tmp_path)
+    assert queue.place(_config(tmp_path, processes=2), [], now=False, cores=2) == queue.Placement(2, shared=True)
+    assert queue.place(config, [], now=True, cores=2, sharing=True) == queue.Placement(2, shared=True)
+    assert queue.place(config, [], now=True, cores=2) == queue.Placement(2)  # --now alone: nothing to share
+    from mnist_tui.trainer import schedule
+
+    def unwritable(runs_dir):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(schedule, "queue_lock", unwritable)  # bookkeeping that cannot be written
+    assert schedule.admit(tmp_path, config, "r", "auto").placement == queue.Placement(None, shared=True)
 
 
 def test_gpu_runs_take_the_first_free_gpu_one_run_per_gpu(tmp_path):

@@ -35,7 +35,7 @@ class QueueStarter:
         from mnist_tui.trainer.launch import start_new
         from mnist_tui.trainer.schedule import admit
 
-        admission = admit(runs_dir, config, name, self.mode)
+        admission = admit(runs_dir, config, name, self.mode, sharing=self.mode == "now")  # now: several jobs
         if admission.queued is not None:
             return lambda: None  # its folder exists, queued: the queue starts it
         launch = start_new(config, runs_dir, name, admission.placement, admission.slot)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 # /proc/cpuinfo's names for the fields cpu_info() keeps (x86, then ARM and s390 spellings).
@@ -121,17 +122,33 @@ def thread_share(cores: int, live_trainers: int) -> int:
 # step's many short parallel regions cost v4 a third of its speed (fp32, batch 128, 2-core
 # Intel Xeon: 5,600 img/s passive, 7,600-7,800 with the default or ACTIVE).
 PASSIVE_WAIT = {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "0"}
+# Set beside the passive wait mnist-tui chose, and inherited with it: a trainer that a shared
+# trainer starts later (the queue's next run) tells mnist-tui's choice from the user's own.
+OURS = "MNIST_TUI_PASSIVE_WAIT"
 
 
-def trainer_environment(threads: int | None, passive: bool = True) -> dict[str, str]:
-    """What a trainer's environment must say before torch loads: its thread count (None: as
-    many as torch picks, every core) and, with `passive` (other trainers share the cores),
-    OpenMP's passive wait, unless the user chose a wait policy (OMP_WAIT_POLICY set: theirs is
-    kept, e.g. to measure the difference)."""
-    env = {} if os.environ.get("OMP_WAIT_POLICY") or not passive else dict(PASSIVE_WAIT)
+def trainer_environment(threads: int | None, passive: bool = True) -> dict[str, str | None]:
+    """What a trainer's environment must say before torch loads (None: remove the variable):
+    its thread count (None: as many as torch picks, every core) and, with `passive` (other
+    trainers share the cores), OpenMP's passive wait, or without it the default wait, even
+    where the process starting it inherited mnist-tui's passive one. A wait policy the user
+    set (OMP_WAIT_POLICY, not mnist-tui's) is kept, e.g. to measure the difference."""
+    users = bool(os.environ.get("OMP_WAIT_POLICY")) and not os.environ.get(OURS)
+    env: dict[str, str | None] = {}
+    if passive and not users:
+        env.update(PASSIVE_WAIT, **{OURS: "1"})
+    elif not passive and os.environ.get(OURS):
+        env.update(dict.fromkeys([*PASSIVE_WAIT, OURS]))
     if threads is not None:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     return env
+
+
+def applied(base: Mapping[str, str], changes: Mapping[str, str | None]) -> dict[str, str]:
+    """`base` (an environment) with `changes` made: a None value removes its variable."""
+    out = {k: v for k, v in base.items() if k not in changes}
+    out.update({k: v for k, v in changes.items() if v is not None})
+    return out
 
 
 def device_kind(device: str, gpus: int | None = None) -> str:

@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol
 
+from mnist_tui.core import hardware
 from mnist_tui.core.config import MAX_PROCESSES, TrainConfig
 from mnist_tui.core.store.files import FileProblem, open_regular, write_json_atomic
 from mnist_tui.core.store.lock import LAUNCH_ENV
@@ -157,7 +158,7 @@ def _spawn(args: list[str], run_dir: Path, log_path: Path, place: Placement | No
             start_new_session=True,  # its own session: no controlling terminal, no SIGHUP, no Ctrl+C
             close_fds=True,
             pass_fds=(slot.fd,) if slot is not None and slot.fd is not None else (),
-            env={**os.environ, LAUNCH_ENV: launch.token, **(place.environment() if place else {}), **(slot.handed() if slot else {})},
+            env={**hardware.applied(os.environ, place.environment() if place else {}), LAUNCH_ENV: launch.token, **(slot.handed() if slot else {})},
         )
         return launch
     except BaseException:

@@ -34,7 +34,11 @@ class Admission:
         import sys
 
         assert self.placement is not None
-        os.environ.update(self.placement.environment())
+        for key, value in self.placement.environment().items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
         if "torch" in sys.modules and self.placement.threads:
             import torch
 
@@ -88,16 +92,17 @@ def start_next(runs_dir: Path) -> list[str]:
         return []
 
 
-def admit(runs_dir: Path, config: TrainConfig, name: str, mode: str) -> Admission:
+def admit(runs_dir: Path, config: TrainConfig, name: str, mode: str, sharing: bool = False) -> Admission:
     """A new run `name` about to train: mode `now` starts it at once (sharing the cores),
-    `queue` queues it, `auto` queues it only if its device is taken. Queued runs whose
-    device is free start first. OSError only where queueing was asked for and cannot be done."""
+    `queue` queues it, `auto` queues it only if its device is taken; `sharing`: its starter
+    starts others beside it (queue.place). Queued runs whose device is free start first.
+    OSError only where queueing was asked for and cannot be done."""
     runs_dir = Path(runs_dir)
     try:
         with queue_lock(runs_dir):
             live = live_trainers(runs_dir, prune=True)
             _start_queued_locked(runs_dir, live)
-            placement = queue.place(config, live, now=mode == "now")
+            placement = queue.place(config, live, now=mode == "now", sharing=sharing)
             if placement is None or mode == "queue":
                 return Admission(queued=queue.enqueue(runs_dir, config, name))
             return Admission(placement, Slot.take(runs_dir, _live_for(name, config, placement)))
@@ -105,8 +110,9 @@ def admit(runs_dir: Path, config: TrainConfig, name: str, mode: str) -> Admissio
         if mode == "queue":
             raise
         # The bookkeeping cannot be written (a full or read-only disk): train uncounted, as
-        # before there was a queue; the trainer says what its own writes meet.
-        return Admission(queue.Placement(None))
+        # before there was a queue, waiting passively (others may train unseen); the trainer
+        # says what its own writes meet.
+        return Admission(queue.Placement(None, shared=True))
 
 
 def own_slot(runs_dir: Path, config: TrainConfig | None, run: str) -> Admission | None:

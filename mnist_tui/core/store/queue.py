@@ -46,23 +46,26 @@ class Placement:
     gpus: tuple[str, ...] = ()
     shared: bool = False
 
-    def environment(self) -> dict[str, str]:
-        """What the trainer's environment must say before torch loads."""
+    def environment(self) -> dict[str, str | None]:
+        """What the trainer's environment must say before torch loads (None: remove the
+        variable; hardware.applied makes the changes)."""
         env = hardware.trainer_environment(self.threads, passive=self.shared)
         if self.gpus:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(self.gpus)
         return env
 
 
-def place(config: TrainConfig, live: list[Live], now: bool, cores: int | None = None, gpus: list[str] | None = None) -> Placement | None:
+def place(config: TrainConfig, live: list[Live], now: bool, cores: int | None = None, gpus: list[str] | None = None, sharing: bool = False) -> Placement | None:
     """Where a run of `config` starts beside the `live` trainers, or None if it must wait
     (`now`: never waits). A CPU run waits while another trains on the CPU, and with `now`
     takes its share of the cores; a GPU run takes free GPUs, one run per GPU (with `now` and
-    none free, the least loaded ones); an MPS run waits for the other."""
+    none free, the least loaded ones); an MPS run waits for the other. It waits passively on
+    the CPU where others share it: live trainers, its own ranks, or (`sharing`) the runs its
+    starter starts beside it (a sweep's jobs)."""
     kind = hardware.device_kind(config.device, None if gpus is None else len(gpus))
     same = [t for t in live if t.device == kind]
     cores = hardware.cpu_cores() if cores is None else cores
-    shared = bool(live)  # other trainers' threads on these cores: wait passively, never spin
+    shared = bool(live) or config.processes > 1 or sharing  # others' threads on these cores: never spin
     if kind == "cpu":
         if same and not now:
             return None

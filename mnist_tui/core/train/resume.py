@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -119,6 +120,19 @@ def resume_plan(run_dir: Path, force: bool) -> Plan:
     return stored, ckpt, epoch, record.metrics[:epoch]
 
 
+def _with_this_step(saved: Any, optimizer: torch.optim.Optimizer) -> Any:
+    """The saved optimizer state with this session's kind of step (fused or foreach, from
+    core/optim.py: the device, MNIST_TUI_FUSED), which load_state_dict would otherwise take
+    from the checkpoint with its groups; anything malformed is left for it to refuse."""
+    if not isinstance(saved, dict) or not isinstance(saved.get("param_groups"), list):
+        return saved
+    groups = [
+        {**group, **{key: mine.get(key) for key in ("fused", "foreach")}} if isinstance(group, dict) else group
+        for group, mine in zip(saved["param_groups"], optimizer.param_groups)
+    ]
+    return {**saved, "param_groups": groups + saved["param_groups"][len(groups) :]}
+
+
 def restore(s: Session, ckpt: Checkpoint) -> None:
     """Copy a checkpoint into the session: the weights, optimizer, schedule and random streams."""
     try:
@@ -126,7 +140,7 @@ def restore(s: Session, ckpt: Checkpoint) -> None:
     except Exception:  # wrong shapes, names or value types: all mean another network
         raise CheckpointError(f"its checkpoint does not fit {s.config.model}: made by another version or an older {s.config.model}") from None
     try:
-        s.optimizer.load_state_dict(ckpt.optimizer)
+        s.optimizer.load_state_dict(_with_this_step(ckpt.optimizer, s.optimizer))
         if s.scheduler is not None:
             s.scheduler.load_state_dict(ckpt.scheduler)
         torch.set_rng_state(ckpt.rng["torch"])
