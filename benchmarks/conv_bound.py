@@ -41,7 +41,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mnist_tui.core import memory_format  # noqa: E402
+from mnist_tui.core import memory_format, nets  # noqa: E402
 from mnist_tui.core.device import keep_freed_memory  # noqa: E402
 from mnist_tui.core.optim import make_optimizer  # noqa: E402
 from mnist_tui.core.versions import get_version  # noqa: E402
@@ -92,8 +92,10 @@ def measured_step(name: str, rounds: int = 7, steps: int = 10) -> tuple[float, f
     torch.manual_seed(0)
     version = get_version(name)
     model = version.build().to(memory_format=torch.channels_last).train()
-    memory_format.nchw_batch_norms(model, torch.device("cpu"), "fp32")
-    optimizer = make_optimizer(version.config(), model.parameters())
+    cpu = torch.device("cpu")
+    # As the engine builds a run: the fused batch-norm layers, the CPU's fused optimizer step.
+    memory_format.nchw_batch_norms(model, cpu, "fp32", nets.fused_batch_norms(model))
+    optimizer = make_optimizer(version.config(), model.parameters(), cpu)
     x = torch.randn(BATCH, 1, 28, 28).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (BATCH,))
 

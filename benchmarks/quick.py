@@ -45,8 +45,9 @@ CANDIDATES = [
 EPOCH = re.compile(r"^epoch (\d+)/(\d+) .* test loss \S+ acc ([\d.]+)%")
 
 
-def one_run(args: list[str], runs: Path) -> tuple[float, float, str]:
-    """(final-epoch accuracy %, wall seconds, the run's start line) of one process."""
+def one_run(args: list[str], runs: Path, whole: bool = False) -> tuple[float, float, str]:
+    """(final-epoch accuracy %, wall seconds, the run's start line, or with `whole` all it
+    printed) of one process."""
     t0 = time.perf_counter()
     out = subprocess.run([sys.executable, "-m", "mnist_tui", "train", *args, "--device", "cpu", "--runs", str(runs)], capture_output=True, text=True, cwd=ROOT)
     wall = time.perf_counter() - t0
@@ -55,7 +56,7 @@ def one_run(args: list[str], runs: Path) -> tuple[float, float, str]:
     lines = out.stdout.splitlines()
     epochs = [EPOCH.match(line) for line in lines]
     last = [m for m in epochs if m][-1]
-    return float(last.group(3)), wall, lines[0]
+    return float(last.group(3)), wall, out.stdout if whole else lines[0]
 
 
 def cpu_model() -> str:
