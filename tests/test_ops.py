@@ -5,9 +5,6 @@ and 4 threads, on convolution-like inputs and on a mean large against the spread
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -211,25 +208,3 @@ def test_torch_compile_sees_the_operators_and_gives_eagers_numbers():
         _close(p.grad, q.grad, rtol=1e-4, atol=1e-6, msg=key)
     for (key, value), other in zip(compiled_model.state_dict().items(), eager.state_dict().values()):
         _close(value, other, rtol=1e-6, atol=1e-7, msg=key)
-
-
-@needs_kernels
-def test_startup_does_not_load_torch_dynamo_and_a_compiled_pass_still_takes_the_kernels_as_built():
-    # Importing torch._dynamo to mark available() cost every command a second of start-up; the
-    # mark is set without it, and a compile that comes later must still see it (fullgraph: no
-    # graph break into the kernels' build), in a process where dynamo loaded after the kernels.
-    script = """
-import sys
-import torch
-import torch.nn.functional as F
-import mnist_tui.cli, mnist_tui.core.train.loop, mnist_tui.core.train.session
-assert "torch._dynamo" not in sys.modules, "the training path imported torch._dynamo"
-from mnist_tui.core.versions import get_version
-model = get_version("v4").build().to(memory_format=torch.channels_last).train()
-x = torch.randn(16, 1, 28, 28).contiguous(memory_format=torch.channels_last)
-compiled = torch.compile(model, backend="aot_eager", fullgraph=True)
-F.cross_entropy(compiled(x), torch.arange(16) % 10).backward()
-print("compiled")
-"""
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0 and done.stdout.strip() == "compiled", done.stderr[-2000:]

@@ -33,7 +33,7 @@ import sys
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -124,22 +124,9 @@ def _built_and_checked() -> bool:
     return status() == "fused"
 
 
-def _constant_for_compile(fn: Callable[[], bool]) -> Callable[[], bool]:
-    """`fn` marked as torch.compiler.assume_constant_result marks it, without importing
-    torch._dynamo to do so: that import took a second of every command that builds a model,
-    while nothing but torch.compile reads the mark (`mnist-tui eval RUN`: 2.8 -> 1.7 s on the
-    Intel Xeon; training still pays it, when torch.optim builds the optimizer). Where dynamo is
-    loaded already, its own decorator marks it. tests/test_ops.py compiles a training pass
-    with fullgraph=True in a process that loaded dynamo later: it fails if the mark is lost."""
-    if "torch._dynamo" in sys.modules:
-        return cast(Callable[[], bool], torch.compiler.assume_constant_result(fn))  # type: ignore[no-untyped-call]  # torch leaves it untyped
-    fn._dynamo_marked_constant = True  # type: ignore[attr-defined]  # what torch._dynamo.assume_constant_result sets
-    return fn
-
-
 # available(): _built_and_checked, which torch.compile calls once and takes as a constant (it
 # is one for the process) instead of tracing the build into each graph.
-available: Callable[[], bool] = _constant_for_compile(_built_and_checked)
+available: Callable[[], bool] = torch.compiler.assume_constant_result(_built_and_checked)  # type: ignore[no-untyped-call]  # torch leaves it untyped
 
 
 def _call(name: str, *args: Any) -> None:
