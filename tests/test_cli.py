@@ -174,3 +174,16 @@ def test_copy_paste_hints_name_a_runs_folder_that_is_not_the_default(tmp_path):
     us = command_name()  # `mnist-tui` where that is this install on PATH (tests/test_cli_promises.py)
     assert run_hint(tmp_path / "20261128T000000Z-v4-abcdef") == f"follow it: {us} follow abcdef --runs {tmp_path} · stop it: {us} stop abcdef --runs {tmp_path}"
     assert "--runs" not in run_hint(default_runs_dir() / "20261128T000000Z-v4-abcdef")
+
+
+@pytest.mark.parametrize("args", [["--where"], ["runs"]], ids=["without-torch", "runs"])
+def test_a_reader_that_went_away_ends_the_output_without_a_traceback(args, reference_run):
+    """`mnist-tui runs | head -1`: the reader's end is closed before the command writes."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run([sys.executable, "-m", "mnist_tui", *args, "--runs", str(reference_run[1])], stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert done.returncode == 1, done.stderr  # as rich's console ends the tables' output
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr and "Exception ignored" not in done.stderr

@@ -23,6 +23,7 @@ from typing import NoReturn
 # The rest of mnist-tui is imported where it is used: until main() runs, a Ctrl+C can only
 # end the process with Python's traceback, so the package imports as little as it can.
 from mnist_tui.cli.app import cmd_tui, crash_log_dir, run_app
+from mnist_tui.cli.common import silence_stdout
 from mnist_tui.cli.exporting import cmd_export
 from mnist_tui.cli.models import cmd_eval, cmd_layers, cmd_predict
 from mnist_tui.cli.notes import cmd_note, cmd_tag
@@ -39,6 +40,10 @@ def run() -> NoReturn:
     """The `mnist-tui` command (and `python -m mnist_tui`): main(), then the end of the
     process (trainer.end_process says why it may skip Python's teardown)."""
     code = main()  # first: until main() has set its handlers, a Ctrl+C must find its except
+    try:
+        sys.stdout.flush()  # what is still buffered, while a reader that went away can be answered quietly
+    except BrokenPipeError:
+        silence_stdout()
     from mnist_tui.trainer.process import end_process
 
     end_process(code)
@@ -47,9 +52,15 @@ def run() -> NoReturn:
 def main(argv: list[str] | None = None) -> int:
     """The command's exit status. A Ctrl+C that comes before the command has set its own
     handlers (while Python imports what it needs: a train's handlers come within a second)
-    or in a command that has none ends it with one line and status 130, as a stop would."""
+    or in a command that has none ends it with one line and status 130, as a stop would.
+    A reader that goes away (`mnist-tui runs | head -1`) ends the output quietly, not with a
+    traceback, and the status is 1, as rich's console (the tables) and Python's own recipe
+    end it (a foreground train trains on: headless._say)."""
     try:
         return _command(argv)
+    except BrokenPipeError:
+        silence_stdout()
+        return 1
     except KeyboardInterrupt:
         # CPython remembers a KeyboardInterrupt that left code run from a string (an import's
         # namedtuple runs eval) and ends the process by SIGINT however it exits; running a

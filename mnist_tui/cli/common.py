@@ -4,6 +4,7 @@ line, and waiting until something is true."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
 import time
@@ -23,6 +24,14 @@ def say(message: str, command: str | None = None, error: bool = False) -> None:
 
     where = f"mnist-tui {command}" if command else "mnist-tui"
     print(f"{where}: {'error: ' if error else ''}{printable(message, one_line=True)}", file=sys.stderr)
+
+
+def silence_stdout() -> None:
+    """A reader that went away (`| head -1`): the rest of the output goes nowhere, and Python's
+    own flush at exit has nothing to complain of."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def find(args: argparse.Namespace, command: str, starting: bool = False) -> Path:

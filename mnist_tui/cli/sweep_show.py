@@ -6,12 +6,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from mnist_tui.cli.common import absolute, say
+from mnist_tui.cli.common import absolute, say, silence_stdout
 
 
 def _storage_of(runs_dir: Path, name: str, given: str | None) -> str | None:
@@ -30,9 +29,7 @@ def _reader_may_go() -> Iterator[None]:
         yield
         sys.stdout.flush()
     except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())  # also spares Python's own flush at exit
-        os.close(devnull)
+        silence_stdout()
 
 
 def cmd_show(args: argparse.Namespace) -> int:
