@@ -182,7 +182,9 @@ def test_a_reader_that_went_away_ends_the_output_without_a_traceback(args, refer
     read_end, write_end = os.pipe()
     os.close(read_end)
     try:
-        done = subprocess.run([sys.executable, "-m", "mnist_tui", *args, "--runs", str(reference_run[1])], stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-m", "mnist_tui", *args, "--runs", str(reference_run[1])], stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120
+        )
     finally:
         os.close(write_end)
     assert done.returncode == 1, done.stderr  # as rich's console ends the tables' output
