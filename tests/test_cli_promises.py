@@ -17,6 +17,7 @@ from textual.app import App
 from mnist_tui import cli
 from mnist_tui.cli import detach
 from mnist_tui.core.store import read_run
+from tests.builders import written_run
 
 
 class _Crashes(App):
@@ -282,3 +283,17 @@ async def test_every_versions_layer_table_fits_the_layers_screen_at_80x24_share_
             assert [str(c.label) for c in table.ordered_columns] == ["layer", "output", "params", "share", "MACs"]
             assert table.max_scroll_x == 0, f"{model}'s table scrolls sideways at 80 columns"
             assert "█" in "".join(str(table.get_cell_at((r, 3))) for r in range(table.row_count))  # the share bars
+
+
+@pytest.mark.parametrize(
+    "stdin, deleted, said",
+    [("n\n", False, "kept"), ("y\n", True, "deleted"), ("", False, "no answer was given (--yes deletes without asking)")],
+    ids=["piped-no", "piped-yes", "no-input"],
+)
+def test_delete_asks_even_when_its_answer_is_piped(tmp_path, stdin, deleted, said):
+    """`echo n | mnist-tui delete RUN` keeps the run (it deleted it unasked when stdin was no
+    terminal); a script that gives no answer keeps it too, and is told of --yes."""
+    run = written_run(tmp_path / "runs")
+    done = subprocess.run(_cli("delete", run.name, "--runs", str(tmp_path / "runs")), input=stdin, capture_output=True, text=True, timeout=60)
+    assert "Delete run" in done.stdout and said in done.stdout + done.stderr
+    assert done.returncode == (0 if deleted else 1) and run.exists() != deleted

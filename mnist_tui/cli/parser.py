@@ -151,7 +151,7 @@ def _run_parsers(sub, p: dict[str, argparse.ArgumentParser]) -> None:
     notify_option(fo, by_default=True)
     de = sub.add_parser("delete", parents=[p["run"], p["runs"]], help="delete a run that is not training")
     de.add_argument("--force", action="store_true", help="also delete a run last seen training on another host that has been silent for 10 minutes")
-    de.add_argument("--yes", "-y", action="store_true", help="do not ask (asked only on a terminal)")
+    de.add_argument("--yes", "-y", action="store_true", help="do not ask (otherwise the answer is read from stdin, terminal or not)")
 
 
 def _study_parsers(sub, p: dict[str, argparse.ArgumentParser]) -> None:

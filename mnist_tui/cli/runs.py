@@ -73,6 +73,22 @@ def cmd_follow(args: argparse.Namespace) -> int:
     return exit_code(status)
 
 
+def _confirmed(name: str) -> bool:
+    """Whether the user answers yes to deleting run `name`. The answer is read from stdin
+    whatever it is, as `rm -i` reads it: `echo n | mnist-tui delete RUN` keeps the run, and
+    a script with nothing to say (stdin empty or closed) keeps it too, naming --yes."""
+    try:
+        answer = input(f"Delete run {name} and all its files? [y/N] ")
+    except (EOFError, OSError):  # no input at all: end of file, or a stdin that cannot be read
+        print()
+        say("kept: no answer was given (--yes deletes without asking)", "delete")
+        return False
+    if answer.strip().lower() in ("y", "yes"):
+        return True
+    print("kept")
+    return False
+
+
 def cmd_delete(args: argparse.Namespace) -> int:
     from mnist_tui.core.store import RunBusy, delete_run, deletion_problem
     from mnist_tui.present.text import printable
@@ -83,11 +99,8 @@ def cmd_delete(args: argparse.Namespace) -> int:
     if problem:
         say(problem, "delete")
         return 1
-    if sys.stdin.isatty() and not args.yes:
-        answer = input(f"Delete run {name} and all its files? [y/N] ")
-        if answer.strip().lower() not in ("y", "yes"):
-            print("kept")
-            return 1
+    if not args.yes and not _confirmed(name):
+        return 1
     try:
         delete_run(run_dir, force=args.force)
     except (RunBusy, OSError) as exc:
