@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/conv_bound.py [--versions v1 v2 v3 v4] [--seed-seconds v1=88.1 v2=69] [--rate GFLOPS]
     .venv/bin/python benchmarks/conv_bound.py --measure [--versions v2] [--seed-seconds v2=68.6] [--outside v2=5.2]
+    .venv/bin/python benchmarks/conv_bound.py --primitives [--versions v2]
     add --isa avx2 to either: as an AVX2-only CPU would (benchmarks/isa.py)
 
 For each version: the multiply-adds of its convolutions per training image (forward, the
@@ -24,15 +25,24 @@ ReLU, pooling, the loss, the optimizer, Python). With --seed-seconds and --outsi
 engine's seconds outside training in `whole_epoch.py`: imports and exit, data and model, test
 pass and saving) it prints what a 2.0x epoch leaves for everything but the convolutions, at
 the speed they were measured.
+
+--primitives splits the convolutions further, as oneDNN itself times them (its verbose mode,
+over steps of the same training loop): for each layer, the forward pass, the gradient of its
+input and the gradient of its weights (with the bias), the implementation oneDNN chose for
+each and its milliseconds a step and GFLOP/s.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
+import re
 import statistics
 import sys
+import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import torch
@@ -86,8 +96,8 @@ def matmul_gflops(size: int = 2048, repeats: int = 8) -> float:
     return 2 * size**3 / best / 1e9
 
 
-def measured_step(name: str, rounds: int = 7, steps: int = 10) -> tuple[float, float]:
-    """(median step seconds, of which convolutions) of the engine's fp32 training step."""
+def engine_step(name: str):
+    """The engine's fp32 training step for `name`, as it trains (a function of no arguments)."""
     keep_freed_memory()
     torch.manual_seed(0)
     version = get_version(name)
@@ -104,6 +114,12 @@ def measured_step(name: str, rounds: int = 7, steps: int = 10) -> tuple[float, f
         F.cross_entropy(model(x), y).backward()
         optimizer.step()
 
+    return step
+
+
+def measured_step(name: str, rounds: int = 7, steps: int = 10) -> tuple[float, float]:
+    """(median step seconds, of which convolutions) of the engine's fp32 training step."""
+    step = engine_step(name)
     for _ in range(steps):
         step()
     times = []
@@ -144,6 +160,51 @@ def measure(versions: list[str], seed: dict[str, float], outside: dict[str, floa
         )
 
 
+# onednn_verbose,v1,primitive,exec,cpu,convolution,IMPLEMENTATION,PROP_KIND,...,PROBLEM,MILLISECONDS
+VERBOSE = re.compile(r"^onednn_verbose,.*,exec,cpu,convolution,([^,]+),([a-z_]+),.*,(mb\S+?),([0-9.]+)$")
+PROBLEM = re.compile(r"mb(\d+)_ic(\d+)oc(\d+)_ih(\d+)oh(\d+)kh(\d+)")
+PASSES = {"forward_training": "forward", "backward_data": "input gradient", "backward_weights": "weight gradient"}
+
+
+def verbose_lines(step, steps: int) -> list[str]:
+    """oneDNN's verbose lines over `steps` calls of `step`: it prints them on file descriptor 1,
+    which is pointed at a file meanwhile."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with tempfile.TemporaryFile(mode="w+") as out:
+        os.dup2(out.fileno(), 1)
+        try:
+            with torch.backends.mkldnn.verbose(torch.backends.mkldnn.VERBOSE_ON):
+                for _ in range(steps):
+                    step()
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+        out.seek(0)
+        return out.read().splitlines()
+
+
+def primitives(versions: list[str], steps: int = 10) -> None:
+    """Each convolution's three passes as oneDNN runs them in the engine's step."""
+    for name in versions:
+        step = engine_step(name)
+        for _ in range(steps):
+            step()
+        seconds: dict[tuple[str, str, str], float] = defaultdict(float)
+        for line in verbose_lines(step, steps):
+            found = VERBOSE.match(line)
+            if found:
+                implementation, kind, problem, ms = found.groups()
+                seconds[(problem, PASSES.get(kind, kind), implementation)] += float(ms) / steps
+        print(f"\n{name}: oneDNN's convolutions in the fp32 training step, ms a step (mean of {steps} steps)\n")
+        print("| layer | pass | implementation | ms | GFLOP/s |\n|---|---|---|---:|---:|")
+        for (problem, kind, implementation), ms in sorted(seconds.items(), key=lambda kv: -kv[1]):
+            n, ci, co, _, h, k = (int(v) for v in PROBLEM.search(problem).groups())  # type: ignore[union-attr]
+            flops = 2 * n * h * h * ci * co * k * k
+            print(f"| {ci}->{co}, {h}x{h} | {kind} | {implementation} | {ms:.2f} | {flops / ms / 1e6:.0f} |")
+        print(f"| all | | | {sum(seconds.values()):.2f} | |")
+
+
 def pairs(parser: argparse.ArgumentParser, items: list[str]) -> dict[str, float]:
     """VERSION=SECONDS items as a dict; a malformed one ends the script with a usage message."""
     out = {}
@@ -162,6 +223,7 @@ def main() -> int:
     parser.add_argument("--seed-seconds", nargs="*", default=[], metavar="VERSION=SECONDS", help="the seed pipeline's whole epoch")
     parser.add_argument("--rate", type=float, metavar="GFLOPS", help="count at this fp32 rate instead of the matrix product's")
     parser.add_argument("--measure", action="store_true", help="time the engine's fp32 training step and its convolutions")
+    parser.add_argument("--primitives", action="store_true", help="each convolution's passes as oneDNN times them")
     parser.add_argument("--outside", nargs="*", default=[], metavar="VERSION=SECONDS", help="the engine's whole epoch outside training")
     parser.add_argument("--isa", choices=("native", "avx2"), default="native", help="cap the vector instructions (avx2: as an AVX2-only CPU)")
     args = parser.parse_args()
@@ -173,6 +235,9 @@ def main() -> int:
     print(f"instruction set: {isa.describe(args.isa)}; ATen capability {torch.backends.cpu.get_cpu_capability()}")
     if args.measure:
         measure(args.versions, seed, pairs(parser, args.outside))
+        return 0
+    if args.primitives:
+        primitives(args.versions)
         return 0
     peak = matmul_gflops()
     print(f"fp32 matrix product (2048x2048): {peak:.0f} GFLOP/s")
