@@ -303,6 +303,48 @@ def test_onecycle_runs_its_full_cycle_over_the_planned_batches():
     assert isinstance(sched, torch.optim.lr_scheduler.OneCycleLR)
 
 
+def _momenta_over_a_cycle(config, key="momentum"):
+    from mnist_tui.core.optim import make_optimizer, make_scheduler
+
+    opt = make_optimizer(config, VERSIONS[config.model].build().parameters())
+    sched = make_scheduler(config, opt, batches=10)
+    seen = []
+    for _ in range(config.recipe.epochs * 10):
+        group = opt.param_groups[0]
+        seen.append(group["betas"][0] if key == "betas" else group[key])
+        opt.step()
+        sched.step()
+    return seen
+
+
+@pytest.mark.parametrize("momentum, low, high", [(0.9, 0.85, 0.95), (0.95, 0.9, 0.999), (0.5, 0.45, 0.55), (0.0, 0.0, 0.05), (0.99, 0.94, 0.999)])
+def test_onecycle_cycles_sgds_momentum_around_the_recipes(momentum, low, high):
+    """--momentum (or a sweep's) under one-cycle used to change nothing: the schedule took
+    PyTorch's 0.85-0.95 whatever the recipe said. Now it swings 0.05 either side of it, below 1."""
+    seen = _momenta_over_a_cycle(VERSIONS["v4"].config(epochs=2, momentum=momentum))
+    assert seen[0] == pytest.approx(high) and min(seen) == pytest.approx(low) and max(seen) == pytest.approx(high)
+    assert seen[-1] > seen[len(seen) // 5]  # low at the peak learning rate (20% in), back up as it anneals
+
+
+def test_the_measured_onecycle_recipes_keep_pytorchs_momenta():
+    """The recipes' momentum 0.9 (SGD) and Adam's beta1 cycle exactly as PyTorch's defaults
+    did when the recipes' accuracies were measured."""
+    import torch
+
+    from mnist_tui.core.optim import make_optimizer
+
+    for config, key in ((VERSIONS["v4"].config(epochs=2), "momentum"), (VERSIONS["v2"].config(epochs=2, scheduler="onecycle"), "betas")):
+        opt = make_optimizer(config, VERSIONS[config.model].build().parameters())
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.recipe.lr, total_steps=20, pct_start=0.2)
+        defaults = []
+        for _ in range(20):
+            group = opt.param_groups[0]
+            defaults.append(group["betas"][0] if key == "betas" else group[key])
+            opt.step()
+            sched.step()
+        assert _momenta_over_a_cycle(config, key) == defaults
+
+
 def test_precision_auto_falls_back_to_fp32_without_native_bf16(monkeypatch):
     import torch
 
