@@ -287,13 +287,15 @@ async def test_every_versions_layer_table_fits_the_layers_screen_at_80x24_share_
 
 @pytest.mark.parametrize(
     "stdin, deleted, said",
-    [("n\n", False, "kept"), ("y\n", True, "deleted"), ("", False, "no answer was given (--yes deletes without asking)")],
-    ids=["piped-no", "piped-yes", "no-input"],
+    [("n\n", False, "kept"), ("y\n", True, "deleted"), ("", False, "no answer was given (--yes deletes without asking)"), (None, False, "no answer was given")],
+    ids=["piped-no", "piped-yes", "no-input", "stdin-closed"],
 )
 def test_delete_asks_even_when_its_answer_is_piped(tmp_path, stdin, deleted, said):
     """`echo n | mnist-tui delete RUN` keeps the run (it deleted it unasked when stdin was no
-    terminal); a script that gives no answer keeps it too, and is told of --yes."""
+    terminal); a script that gives no answer keeps it too, and is told of --yes; so does one
+    started with stdin closed (`<&-`), where input() has no stdin at all."""
     run = written_run(tmp_path / "runs")
-    done = subprocess.run(_cli("delete", run.name, "--runs", str(tmp_path / "runs")), input=stdin, capture_output=True, text=True, timeout=60)
-    assert "Delete run" in done.stdout and said in done.stdout + done.stderr
+    how = {"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL, "preexec_fn": lambda: os.close(0)}
+    done = subprocess.run(_cli("delete", run.name, "--runs", str(tmp_path / "runs")), capture_output=True, text=True, timeout=60, **how)
+    assert ("Delete run" in done.stdout or stdin is None) and said in done.stdout + done.stderr
     assert done.returncode == (0 if deleted else 1) and run.exists() != deleted

@@ -79,7 +79,7 @@ def _confirmed(name: str) -> bool:
     a script with nothing to say (stdin empty or closed) keeps it too, naming --yes."""
     try:
         answer = input(f"Delete run {name} and all its files? [y/N] ")
-    except (EOFError, OSError):  # no input at all: end of file, or a stdin that cannot be read
+    except (EOFError, OSError, RuntimeError):  # no input: end of file, a stdin that cannot be read, none (<&-)
         print()
         say("kept: no answer was given (--yes deletes without asking)", "delete")
         return False
