@@ -154,6 +154,8 @@ def test_runs_folder_problems_and_a_pipe_for_the_app_are_named(tmp_path, capsys)
     assert "is not a folder" in capsys.readouterr().err
     piped = _run("--runs", str(tmp_path))  # the app with its output into a pipe
     assert piped.returncode == 2 and "needs a terminal" in piped.stderr and piped.stdout == ""
+    closed = _run("--runs", str(tmp_path), stdin=subprocess.DEVNULL, preexec_fn=lambda: os.close(0))  # mnist-tui <&-
+    assert closed.returncode == 2 and "needs a terminal (its input is not one)" in closed.stderr and "Traceback" not in closed.stderr
 
 
 def test_time_left_counts_down_in_every_epoch_and_for_the_run():

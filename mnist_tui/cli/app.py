@@ -6,17 +6,24 @@ import os
 import sys
 import traceback
 from pathlib import Path
+from typing import TextIO
 
 from mnist_tui import __version__
 from mnist_tui.cli.common import absolute
 
 
+def _terminal(stream: TextIO | None) -> bool:
+    """Whether `stream` is a terminal; a closed one (`mnist-tui <&-`: Python's is None) is not."""
+    return stream is not None and stream.isatty()
+
+
 def cmd_tui(runs: str | None, data_dir: str | None, screen: str) -> int:
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+    if not (_terminal(sys.stdin) and _terminal(sys.stdout)):
         from mnist_tui.present.text import command_name
 
+        which = "output" if _terminal(sys.stdin) else "input"
         print(
-            f"mnist-tui: error: the app needs a terminal (its output is not one); for scripts and pipes use the headless commands: {command_name()} --help",
+            f"mnist-tui: error: the app needs a terminal (its {which} is not one); for scripts and pipes use the headless commands: {command_name()} --help",
             file=sys.stderr,
         )
         return 2
