@@ -191,3 +191,16 @@ def test_a_reader_that_went_away_ends_the_output_without_a_traceback(args, refer
         os.close(write_end)
     assert done.returncode == 1, done.stderr  # as rich's console ends the tables' output
     assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr and "Exception ignored" not in done.stderr
+
+
+@pytest.mark.parametrize("args", [["--where"], ["runs"]], ids=["without-torch", "runs"])
+def test_closed_output_and_errors_are_as_dev_null(args, reference_run):
+    """`mnist-tui runs >&- 2>&-`: nothing to show and nowhere to show it, and no crash (Python
+    starts such a process with sys.stdout and sys.stderr None)."""
+
+    def close_output_and_errors():
+        os.close(1)
+        os.close(2)
+
+    done = subprocess.run([sys.executable, "-m", "mnist_tui", *args, "--runs", str(reference_run[1])], preexec_fn=close_output_and_errors, timeout=120)
+    assert done.returncode == 0

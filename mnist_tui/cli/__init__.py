@@ -23,7 +23,7 @@ from typing import NoReturn
 # The rest of mnist-tui is imported where it is used: until main() runs, a Ctrl+C can only
 # end the process with Python's traceback, so the package imports as little as it can.
 from mnist_tui.cli.app import cmd_tui, crash_log_dir, run_app
-from mnist_tui.cli.common import silence_stdout
+from mnist_tui.cli.common import closed_streams_to_devnull, silence_stdout
 from mnist_tui.cli.exporting import cmd_export
 from mnist_tui.cli.models import cmd_eval, cmd_layers, cmd_predict
 from mnist_tui.cli.notes import cmd_note, cmd_tag
@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     A reader that goes away (`mnist-tui runs | head -1`) ends the output quietly, not with a
     traceback, and the status is 1, as rich's console (the tables) and Python's own recipe
     end it (a foreground train trains on: headless._say)."""
+    closed_streams_to_devnull()
     try:
         return _command(argv)
     except BrokenPipeError:

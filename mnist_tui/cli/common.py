@@ -34,6 +34,15 @@ def silence_stdout() -> None:
     os.close(devnull)
 
 
+def closed_streams_to_devnull() -> None:
+    """A process started with its output or errors closed (`mnist-tui runs >&-`) has None for
+    sys.stdout or sys.stderr, and anything that asks them isatty() fails: they go to
+    /dev/null instead, as the user asked nothing to be seen."""
+    for name in ("stdout", "stderr"):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, "w"))  # noqa: SIM115  # open for the process's life
+
+
 def find(args: argparse.Namespace, command: str, starting: bool = False) -> Path:
     """The run an argument names, or exit 2 saying why none (or several) match."""
     from mnist_tui.core.store import default_runs_dir, find_run
