@@ -317,10 +317,11 @@ def _momenta_over_a_cycle(config, key="momentum"):
     return seen
 
 
-@pytest.mark.parametrize("momentum, low, high", [(0.9, 0.85, 0.95), (0.95, 0.9, 0.999), (0.5, 0.45, 0.55), (0.0, 0.0, 0.05), (0.99, 0.94, 0.999)])
+@pytest.mark.parametrize("momentum, low, high", [(0.9, 0.85, 0.95), (0.95, 0.9, 0.975), (0.5, 0.45, 0.55), (0.0, 0.0, 0.05), (0.99, 0.94, 0.995)])
 def test_onecycle_cycles_sgds_momentum_around_the_recipes(momentum, low, high):
     """--momentum (or a sweep's) under one-cycle used to change nothing: the schedule took
-    PyTorch's 0.85-0.95 whatever the recipe said. Now it swings 0.05 either side of it, below 1."""
+    PyTorch's 0.85-0.95 whatever the recipe said. Now it swings 0.05 below it and as much
+    above, or halfway to 1 where that is nearer."""
     seen = _momenta_over_a_cycle(VERSIONS["v4"].config(epochs=2, momentum=momentum))
     assert seen[0] == pytest.approx(high) and min(seen) == pytest.approx(low) and max(seen) == pytest.approx(high)
     assert seen[-1] > seen[len(seen) // 5]  # low at the peak learning rate (20% in), back up as it anneals

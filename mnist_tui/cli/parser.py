@@ -88,7 +88,7 @@ def _recipe_options(t: argparse.ArgumentParser) -> None:
     t.add_argument("--scheduler", choices=SCHEDULERS)
     t.add_argument("--dropout", type=float)
     t.add_argument("--weight-decay", type=float)
-    t.add_argument("--momentum", type=float, help="SGD's momentum; under onecycle the middle of its cycle (0.05 either side, below 1)")
+    t.add_argument("--momentum", type=float, help="SGD's momentum; under onecycle its cycle runs from 0.05 below it to 0.05 above (at most halfway to 1)")
     t.add_argument("--rotate", type=float, metavar="DEG", help="augment: rotate each image by up to ± DEG degrees")
     t.add_argument("--translate", type=float, metavar="F", help="augment: shift each image by up to ± F of its size")
     t.add_argument("--scale", type=float, metavar="F", help="augment: zoom each image by 1 ± up to F")
