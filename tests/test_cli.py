@@ -204,3 +204,36 @@ def test_closed_output_and_errors_are_as_dev_null(args, reference_run):
 
     done = subprocess.run([sys.executable, "-m", "mnist_tui", *args, "--runs", str(reference_run[1])], preexec_fn=close_output_and_errors, timeout=120)
     assert done.returncode == 0
+
+
+@pytest.mark.parametrize("args", [["--where"], ["runs"]], ids=["without-torch", "runs"])
+def test_a_full_disk_for_the_output_is_one_line_and_status_1(args, reference_run):
+    """`mnist-tui runs > /dev/full`: ENOSPC on the output, said in one line."""
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "mnist_tui", *args, "--runs", str(reference_run[1])], stdout=full, stderr=subprocess.PIPE, text=True, timeout=120
+        )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip() == "mnist-tui: cannot write: No space left on device"
+
+
+def test_files_opened_with_the_standard_streams_closed_do_not_take_their_numbers(tmp_path):
+    """With 0, 1 and 2 closed (`<&- >&- 2>&-`), the next file opened would take descriptor 0, 1
+    or 2, and anything written to the terminal's would land in it (a run's lock, the data)."""
+    out = tmp_path / "fd"
+    code = f"from mnist_tui.cli.common import closed_streams_to_devnull; closed_streams_to_devnull(); f = open({str(out)!r}, 'w'); f.write(str(f.fileno()))"
+
+    def close_all():
+        for fd in (0, 1, 2):
+            os.close(fd)
+
+    subprocess.run([sys.executable, "-c", code], preexec_fn=close_all, timeout=60, check=True)
+    assert int(out.read_text()) > 2
+
+
+@pytest.mark.parametrize("args", [["runs", "--runs", ""], ["delete", "abcdef", "--yes", "--runs", " "], ["train", "--data", ""], ["--runs", ""]])
+def test_an_empty_folder_path_is_refused_not_taken_for_the_default(args, capsys):
+    """`mnist-tui delete ID --yes --runs "$UNSET"` must not act on the default runs folder."""
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(args)
+    assert exit_info.value.code == 2 and "an empty path names no folder" in capsys.readouterr().err

@@ -297,5 +297,28 @@ def test_delete_asks_even_when_its_answer_is_piped(tmp_path, stdin, deleted, sai
     run = written_run(tmp_path / "runs")
     how = {"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL, "preexec_fn": lambda: os.close(0)}
     done = subprocess.run(_cli("delete", run.name, "--runs", str(tmp_path / "runs")), capture_output=True, text=True, timeout=60, **how)
-    assert ("Delete run" in done.stdout or stdin is None) and said in done.stdout + done.stderr
+    assert "Delete run" in done.stderr and said in done.stdout + done.stderr  # asked on stderr, as rm -i asks
     assert done.returncode == (0 if deleted else 1) and run.exists() != deleted
+
+
+@pytest.mark.parametrize(
+    "answer, env",
+    [(b"\xff\xfe\n", {"PYTHONIOENCODING": "utf-8:strict"}), (b"y" * 3_000_000, {}), (b" yes\x00\n", {})],
+    ids=["bytes-that-are-no-text", "an-endless-line", "a-nul"],
+)
+def test_an_answer_that_is_no_plain_yes_keeps_the_run_without_a_traceback(tmp_path, answer, env):
+    run = written_run(tmp_path / "runs")
+    done = subprocess.run(_cli("delete", run.name, "--runs", str(tmp_path / "runs")), input=answer, capture_output=True, timeout=60, env={**os.environ, **env})
+    assert done.returncode == 1 and run.exists() and b"Traceback" not in done.stderr and b"kept" in done.stdout
+
+
+def test_delete_says_a_run_is_training_before_asking(tmp_path):
+    """A run that trains cannot be deleted: that is said at once, not after a `y`."""
+    from mnist_tui.core.store import RunWriter
+
+    writer = RunWriter.create(tmp_path / "runs", "v2", {"config": {"model": "v2", "recipe": {"epochs": 2}}})
+    try:
+        done = subprocess.run(_cli("delete", writer.path.name, "--runs", str(tmp_path / "runs")), input="y\n", capture_output=True, text=True, timeout=60)
+        assert done.returncode == 1 and "is still training" in done.stderr and "Delete run" not in done.stdout + done.stderr and writer.path.exists()
+    finally:
+        writer.close("stopped")

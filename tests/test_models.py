@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from mnist_tui.core.layers import breakdown, classic_summary
@@ -325,6 +327,14 @@ def test_onecycle_cycles_sgds_momentum_around_the_recipes(momentum, low, high):
     seen = _momenta_over_a_cycle(VERSIONS["v4"].config(epochs=2, momentum=momentum))
     assert seen[0] == pytest.approx(high) and min(seen) == pytest.approx(low) and max(seen) == pytest.approx(high)
     assert seen[-1] > seen[len(seen) // 5]  # low at the peak learning rate (20% in), back up as it anneals
+
+
+@pytest.mark.parametrize("momentum", [0.999, 0.9999995, 0.9999999, math.nextafter(1.0, 0.0)])
+def test_a_momentum_a_hair_below_1_never_cycles_to_1(momentum):
+    from mnist_tui.core.optim import onecycle_momenta
+
+    low, high = onecycle_momenta(momentum)
+    assert low < momentum <= high < 1.0
 
 
 def test_the_measured_onecycle_recipes_keep_pytorchs_momenta():

@@ -23,7 +23,7 @@ from typing import NoReturn
 # The rest of mnist-tui is imported where it is used: until main() runs, a Ctrl+C can only
 # end the process with Python's traceback, so the package imports as little as it can.
 from mnist_tui.cli.app import cmd_tui, crash_log_dir, run_app
-from mnist_tui.cli.common import closed_streams_to_devnull, silence_stdout
+from mnist_tui.cli.common import WRITE_ERRORS, cannot_write, closed_streams_to_devnull, silence_stdout
 from mnist_tui.cli.exporting import cmd_export
 from mnist_tui.cli.models import cmd_eval, cmd_layers, cmd_predict
 from mnist_tui.cli.notes import cmd_note, cmd_tag
@@ -44,6 +44,9 @@ def run() -> NoReturn:
         sys.stdout.flush()  # what is still buffered, while a reader that went away can be answered quietly
     except BrokenPipeError:
         silence_stdout()
+    except OSError as exc:  # a full disk (> /dev/full): the output is lost, and the status says so
+        cannot_write(exc)
+        code = code or 1
     from mnist_tui.trainer.process import end_process
 
     end_process(code)
@@ -55,12 +58,18 @@ def main(argv: list[str] | None = None) -> int:
     or in a command that has none ends it with one line and status 130, as a stop would.
     A reader that goes away (`mnist-tui runs | head -1`) ends the output quietly, not with a
     traceback, and the status is 1, as rich's console (the tables) and Python's own recipe
-    end it (a foreground train trains on: headless._say)."""
+    end it (a foreground train trains on: headless._say); a full disk (`> /dev/full`) says so
+    in one line, with status 1."""
     closed_streams_to_devnull()
     try:
         return _command(argv)
     except BrokenPipeError:
         silence_stdout()
+        return 1
+    except OSError as exc:
+        if exc.errno not in WRITE_ERRORS:
+            raise
+        cannot_write(exc)
         return 1
     except KeyboardInterrupt:
         # CPython remembers a KeyboardInterrupt that left code run from a string (an import's

@@ -4,6 +4,7 @@ line, and waiting until something is true."""
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 import threading
@@ -35,12 +36,34 @@ def silence_stdout() -> None:
 
 
 def closed_streams_to_devnull() -> None:
-    """A process started with its output or errors closed (`mnist-tui runs >&-`) has None for
-    sys.stdout or sys.stderr, and anything that asks them isatty() fails: they go to
-    /dev/null instead, as the user asked nothing to be seen."""
-    for name in ("stdout", "stderr"):
+    """A process started with stdin, its output or its errors closed (`mnist-tui runs >&-`)
+    has None for that stream, and anything that asks it isatty() fails; worse, the next file
+    it opens takes the free descriptor, and text meant for the terminal would land in it. Each
+    closed one of descriptors 0, 1 and 2 is opened on /dev/null instead, in that order (a new
+    descriptor takes the lowest number free), as the user asked nothing to be seen or read."""
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        try:
+            os.fstat(fd)
+        except OSError:
+            opened = os.open(os.devnull, os.O_RDWR)
+            if opened != fd:
+                os.dup2(opened, fd)
+                os.close(opened)
         if getattr(sys, name) is None:
-            setattr(sys, name, open(os.devnull, "w"))  # noqa: SIM115  # open for the process's life
+            setattr(sys, name, open(fd, mode, closefd=False))  # noqa: SIM115  # for the process's life
+
+
+# What writing the output can fail with besides a reader that went away (`> /dev/full`).
+WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)
+
+
+def cannot_write(exc: OSError) -> None:
+    """Say in one line that the output could not be written, and write no more of it."""
+    silence_stdout()
+    try:
+        say(f"cannot write: {exc.strerror}" + (f" ({exc.filename})" if exc.filename else ""))
+    except OSError:
+        pass  # the errors cannot be written either: the status says it
 
 
 def find(args: argparse.Namespace, command: str, starting: bool = False) -> Path:

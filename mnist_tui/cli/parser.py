@@ -54,6 +54,14 @@ def positive_float(text: str) -> float:
     return value
 
 
+def folder(text: str) -> str:
+    """An argparse type: a folder's path, which may not be empty (`--runs "$UNSET"` would
+    otherwise mean the default folder, and `delete --yes` act on it)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path names no folder")
+    return text
+
+
 def _quick_help() -> str:
     """--quick's help, its time read from the registry as the app's picker reads it."""
     from mnist_tui.core.hardware import auto_precision
@@ -69,8 +77,8 @@ def _quick_help() -> str:
 def _parents() -> dict[str, argparse.ArgumentParser]:
     """The options several commands share, declared once."""
     runs, data, run = (argparse.ArgumentParser(add_help=False) for _ in range(3))
-    runs.add_argument("--runs", metavar="DIR", help=RUNS_HELP)
-    data.add_argument("--data", metavar="DIR", help=DATA_HELP)
+    runs.add_argument("--runs", type=folder, metavar="DIR", help=RUNS_HELP)
+    data.add_argument("--data", type=folder, metavar="DIR", help=DATA_HELP)
     run.add_argument("run", help=RUN_HELP)
     return {"runs": runs, "data": data, "run": run}
 
@@ -137,7 +145,7 @@ def _train_parser(sub, parents: dict[str, argparse.ArgumentParser]) -> None:
 def _run_parsers(sub, p: dict[str, argparse.ArgumentParser]) -> None:
     """The commands about one saved or live run."""
     res = sub.add_parser("resume", parents=[p["run"], p["runs"]], help="continue a stopped or interrupted run from its last checkpoint")
-    res.add_argument("--data", metavar="DIR", help=DATA_HELP + "; never the folder stored in the run")
+    res.add_argument("--data", type=folder, metavar="DIR", help=DATA_HELP + "; never the folder stored in the run")
     res.add_argument("--force", action="store_true", help="resume a run last seen training on another host that has been silent for 10 minutes")
     res.add_argument("--nproc", type=positive_int, metavar="N", help="continue on N processes (default: as many as it started with)")
     res.add_argument("--detach", action="store_true", help="continue in a background process of its own; return once it has taken the run over")
@@ -216,8 +224,8 @@ def _sweep_parser(sub, parents: dict[str, argparse.ArgumentParser]) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="mnist-tui", description="Train and study MNIST convolutional networks. With no command, opens the app.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--runs", dest="app_runs", metavar="DIR", help=RUNS_HELP + " for the app")
-    parser.add_argument("--data", dest="app_data", metavar="DIR", help=DATA_HELP + " for the app")
+    parser.add_argument("--runs", dest="app_runs", type=folder, metavar="DIR", help=RUNS_HELP + " for the app")
+    parser.add_argument("--data", dest="app_data", type=folder, metavar="DIR", help=DATA_HELP + " for the app")
     parser.add_argument("--open", dest="app_open", choices=SCREENS, default="train", help="the screen the app opens on")
     parser.add_argument("--where", action="store_true", help="print every folder mnist-tui uses (runs, data, caches, logs) and what chose it, then exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -73,14 +73,22 @@ def cmd_follow(args: argparse.Namespace) -> int:
     return exit_code(status)
 
 
+# An answer is a word: a line longer than this (`< /dev/zero`) is read no further.
+ANSWER_CHARS = 1024
+
+
 def _confirmed(name: str) -> bool:
-    """Whether the user answers yes to deleting run `name`. The answer is read from stdin
-    whatever it is, as `rm -i` reads it: `echo n | mnist-tui delete RUN` keeps the run, and
-    a script with nothing to say (stdin empty or closed) keeps it too, naming --yes."""
+    """Whether the user answers yes to deleting run `name`. The question goes to stderr and the
+    answer is read from stdin whatever it is, as `rm -i` does: `echo n | mnist-tui delete RUN`
+    keeps the run, and a script with nothing to say (stdin empty or closed) keeps it too,
+    naming --yes; an answer that is no text (bytes the locale cannot decode) is no yes."""
+    print(f"Delete run {name} and all its files? [y/N] ", end="", file=sys.stderr, flush=True)
     try:
-        answer = input(f"Delete run {name} and all its files? [y/N] ")
-    except (EOFError, OSError, RuntimeError):  # no input: end of file, a stdin that cannot be read, none (<&-)
-        print()
+        answer = sys.stdin.readline(ANSWER_CHARS) if sys.stdin is not None else ""
+    except (OSError, ValueError):  # a stdin that cannot be read, or bytes that are no text
+        answer = "?"
+    if not answer:  # end of file at once: no answer at all
+        print(file=sys.stderr)
         say("kept: no answer was given (--yes deletes without asking)", "delete")
         return False
     if answer.strip().lower() in ("y", "yes"):
@@ -90,12 +98,13 @@ def _confirmed(name: str) -> bool:
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
-    from mnist_tui.core.store import RunBusy, delete_run, deletion_problem
+    from mnist_tui.core.store import RunBusy, busy_problem, delete_run, deletion_problem
     from mnist_tui.present.text import printable
 
     run_dir = find(args, "delete")
     name = printable(run_dir.name, one_line=True)
-    problem = deletion_problem(run_dir)  # asked again under the run's lock; here before asking
+    # Asked again under the run's lock; here before asking, so that no answer is asked for nothing.
+    problem = deletion_problem(run_dir) or busy_problem(run_dir, args.force)
     if problem:
         say(problem, "delete")
         return 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import torch
@@ -46,7 +47,10 @@ def onecycle_momenta(momentum: float) -> tuple[float, float]:
     0.05 below it (not under 0) and 0.05 above, or halfway to 1 where that is nearer (a
     momentum of 1 never forgets)."""
     low = max(0.0, round(momentum - MOMENTUM_SWING, 6))
-    high = round(momentum + min(MOMENTUM_SWING, (1.0 - momentum) / 2), 6)
+    top = momentum + min(MOMENTUM_SWING, (1.0 - momentum) / 2)
+    high = round(top, 6)  # 0.9 + 0.05 is 0.95 exactly, as PyTorch's default
+    if high >= 1.0:  # rounding (or the sum itself, a hair from 1) reached 1: stay below it
+        high = max(momentum, min(top, math.nextafter(1.0, 0.0)))
     return low, high
 
 

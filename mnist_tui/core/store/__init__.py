@@ -8,7 +8,7 @@ folder again only when its files change.
 """
 
 from mnist_tui.core.store.checkpoint import Checkpoint, CheckpointError
-from mnist_tui.core.store.control import NotARun, delete_run, deletion_problem, request_stop, taken_over
+from mnist_tui.core.store.control import NotARun, busy_problem, delete_run, deletion_problem, request_stop, taken_over
 from mnist_tui.core.store.index import list_runs
 from mnist_tui.core.store.lock import RunBusy, RunLock, is_locked
 from mnist_tui.core.store.records import (
@@ -51,6 +51,7 @@ __all__ = [
     "changed_since",
     "default_runs_dir",
     "delete_run",
+    "busy_problem",
     "deletion_problem",
     "find_run",
     "is_locked",

@@ -93,16 +93,25 @@ def deletion_problem(path: Path) -> str | None:
     return None
 
 
+def busy_problem(path: Path, force: bool = False) -> str | None:
+    """Why the run at `path` may not be deleted now: it trains, or (unless `force`) it was last
+    seen training on another host; None if neither."""
+    record = read_run(Path(path))
+    if record.status == "running":
+        return f"{record.run_id} is still training ({record.reason or 'its trainer holds the lock'}); stop it first"
+    if record.status == "stale" and not force:
+        return f"{record.run_id} was last seen training {record.reason.split(';')[0]}; add --force to delete it anyway"
+    return None
+
+
 def delete_run(path: Path, force: bool = False) -> None:
     """Remove a run folder: refused while it trains (a remote run only when stale and
     forced), and for a folder that is not provably a run (NotARun, see deletion_problem).
     Only the run's own files are removed, under its lock, then the folder itself."""
     path = Path(path)
-    record = read_run(path)
-    if record.status == "running":
-        raise RunBusy(f"{record.run_id} is still training ({record.reason or 'its trainer holds the lock'}); stop it first")
-    if record.status == "stale" and not force:
-        raise RunBusy(f"{record.run_id} was last seen training {record.reason.split(';')[0]}; add --force to delete it anyway")
+    busy = busy_problem(path, force)
+    if busy:
+        raise RunBusy(busy)
     problem = deletion_problem(path)
     if problem:
         raise NotARun(problem)
