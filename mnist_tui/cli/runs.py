@@ -52,6 +52,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
 def cmd_follow(args: argparse.Namespace) -> int:
     import time
 
+    from mnist_tui.core.store import read_run
     from mnist_tui.core.store.follow import Follower
     from mnist_tui.headless import report
     from mnist_tui.present.text import printable
@@ -59,6 +60,8 @@ def cmd_follow(args: argparse.Namespace) -> int:
 
     run_dir = find(args, "follow", starting=True)
     follower = Follower(run_dir)
+    if read_run(run_dir).status == "queued":
+        print(f"{printable(run_dir.name, one_line=True)} is queued: followed from when it starts (Ctrl+C stops following)", file=sys.stderr)
 
     def events():
         while not follower.done:
