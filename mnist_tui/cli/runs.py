@@ -88,9 +88,11 @@ def _confirmed(name: str) -> bool:
     print(f"Delete run {name} and all its files? [y/N] ", end="", file=sys.stderr, flush=True)
     try:
         answer = sys.stdin.readline(ANSWER_CHARS) if sys.stdin is not None else ""
-    except (OSError, ValueError):  # a stdin that cannot be read, or bytes that are no text
+    except ValueError:  # bytes that are no text (UnicodeDecodeError): no yes
         answer = "?"
-    if not answer:  # end of file at once: no answer at all
+    except OSError:  # a stdin that cannot be read: no answer
+        answer = ""
+    if not answer:  # end of file at once, or nothing to read: no answer at all
         print(file=sys.stderr)
         say("kept: no answer was given (--yes deletes without asking)", "delete")
         return False
