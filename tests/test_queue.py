@@ -335,16 +335,10 @@ def test_a_run_started_now_beside_another_records_its_share_of_the_cores(tmp_pat
     assert f"{threads} thread" in read_run(run).config["device_name"]  # what torch was told
 
 
-def test_follow_waits_for_a_queued_run_instead_of_ending_at_once(tmp_path, capsys):
-    """`mnist-tui follow` on a queued run ended at once with 'queued: queued' and status 1."""
-    from mnist_tui.core.store.follow import Follower
-
+def test_follow_of_a_queued_run_says_it_has_not_started(tmp_path, capsys):
+    """`mnist-tui follow` on a queued run said only 'queued: queued'."""
     runs = tmp_path / "runs"
     with queue_lock(runs):
         queue.enqueue(runs, _config(runs), "20260101T000000Z-v2-abcdef")
-    follower = Follower(runs / "20260101T000000Z-v2-abcdef")
-    assert follower.poll() == [] and not follower.done
-    assert main(["stop", "abcdef", "--runs", str(runs)]) == 0  # a queued run's stop cancels it
-    capsys.readouterr()
-    ended = [e for _ in range(3) for e in follower.poll()]
-    assert follower.done and ended, "a cancelled queued run ends the following"
+    assert main(["follow", "abcdef", "--runs", str(runs)]) == 1
+    assert "20260101T000000Z-v2-abcdef is queued and has not started; `mnist-tui queue` shows its place" in capsys.readouterr().err

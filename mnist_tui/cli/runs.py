@@ -59,9 +59,12 @@ def cmd_follow(args: argparse.Namespace) -> int:
     from mnist_tui.trainer import exit_code
 
     run_dir = find(args, "follow", starting=True)
-    follower = Follower(run_dir)
     if read_run(run_dir).status == "queued":
-        print(f"{printable(run_dir.name, one_line=True)} is queued: followed from when it starts (Ctrl+C stops following)", file=sys.stderr)
+        # No daemon starts the queue (a trainer that ends, or a train, queue or runs that looks
+        # does): waiting here could be for ever, so say where it stands instead.
+        say(f"{run_dir.name} is queued and has not started; `mnist-tui queue` shows its place; follow it once it trains", "follow")
+        return 1
+    follower = Follower(run_dir)
 
     def events():
         while not follower.done:

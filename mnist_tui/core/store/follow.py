@@ -14,7 +14,6 @@ from pathlib import Path
 
 from mnist_tui.core.config import ConfigError
 from mnist_tui.core.events import BatchPoint, BatchProgress, Event, RunFailed, RunFinished, RunStarted, run_started
-from mnist_tui.core.store.queue import CLAIMED
 from mnist_tui.core.store.records import BATCHES, CONFIG, METRICS, PROGRESS, STATUS, RunRecord, read_points, read_progress, read_run
 
 WAIT_FOR_FOLDER_S = 120.0  # a detached trainer imports torch and loads MNIST before its folder appears
@@ -41,9 +40,7 @@ class Follower:
         self.done = False
         self.started = False
         self.epochs_seen = 0
-        self._wait_for_folder_s = wait_for_folder_s
         self._deadline = time.monotonic() + wait_for_folder_s
-        self._queued = False  # seen waiting in the run queue
         self._stamps: dict[str, tuple[int, int] | None] = {}
         self._last_full = 0.0
         self._points_at: tuple[int, int] = (0, 0)  # batches.csv's inode and the offset read up to
@@ -63,9 +60,6 @@ class Follower:
         if self.done:
             return []
         if folder_to_come(self.run_dir):
-            if self._queued and not os.path.lexists(self.run_dir.parent / f"{CLAIMED}{self.run_dir.name}"):
-                self.done = True  # neither queued nor being started: its queue entry was cancelled
-                return [RunFailed(f"{self.run_dir.name} left the queue before it started (cancelled)", None)]
             if time.monotonic() > self._deadline:
                 self.done = True
                 return [RunFailed(f"{self.run_dir.name} did not appear: its trainer did not start", None)]
@@ -80,11 +74,6 @@ class Follower:
         self._last_full = time.monotonic()
         record = read_run(self.run_dir)
         events: list[Event] = []
-        if record.status == "queued" and not self.started:
-            # It waits its turn in the queue: followed from when a trainer takes it (its folder
-            # is set aside and made anew meanwhile, for as long as a start takes).
-            self._queued, self._deadline = True, time.monotonic() + self._wait_for_folder_s
-            return []
         if record.status == "damaged":
             self.done = True
             return [RunFailed(record.reason, self.run_dir, "damaged")]
