@@ -322,3 +322,18 @@ def test_delete_says_a_run_is_training_before_asking(tmp_path):
         assert done.returncode == 1 and "is still training" in done.stderr and "Delete run" not in done.stdout + done.stderr and writer.path.exists()
     finally:
         writer.close("stopped")
+
+
+def test_ctrl_c_at_the_delete_question_keeps_the_run_and_says_so_on_a_line_of_its_own(tmp_path):
+    import signal
+
+    run = written_run(tmp_path / "runs")
+    proc = subprocess.Popen(_cli("delete", run.name, "--runs", str(tmp_path / "runs")), stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    asked = b""
+    while b"[y/N]" not in asked:  # the question has no newline: read it byte by byte
+        byte = proc.stderr.read(1)
+        assert byte, asked
+        asked += byte
+    proc.send_signal(signal.SIGINT)
+    err = asked + proc.stderr.read()
+    assert proc.wait(timeout=60) == 130 and b"\nmnist-tui: interrupted" in err and run.exists()

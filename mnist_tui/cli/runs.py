@@ -88,13 +88,16 @@ def _confirmed(name: str) -> bool:
     answer is read from stdin whatever it is, as `rm -i` does: `echo n | mnist-tui delete RUN`
     keeps the run, and a script with nothing to say (stdin empty or closed) keeps it too,
     naming --yes; an answer that is no text (bytes the locale cannot decode) is no yes."""
-    print(f"Delete run {name} and all its files? [y/N] ", end="", file=sys.stderr, flush=True)
     try:
+        print(f"Delete run {name} and all its files? [y/N] ", end="", file=sys.stderr, flush=True)
         answer = sys.stdin.readline(ANSWER_CHARS) if sys.stdin is not None else ""
     except ValueError:  # bytes that are no text (UnicodeDecodeError): no yes
         answer = "?"
     except OSError:  # a stdin that cannot be read: no answer
         answer = ""
+    except KeyboardInterrupt:
+        print(file=sys.stderr)  # the line main() says it on starts after the question
+        raise
     if not answer:  # end of file at once, or nothing to read: no answer at all
         print(file=sys.stderr)
         say("kept: no answer was given (--yes deletes without asking)", "delete")
